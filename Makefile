@@ -1,0 +1,42 @@
+# The two commands: `make run` and `make test`. Both set up whatever is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test up down setup runtime unit integration
+
+## run: set up what is missing, start the stack, run the round trip, stop what it started
+run: setup
+	$(PY) scripts/stack.py run
+
+## test: set up what is missing, then every tier (unit, api, integration with real daprd)
+test: setup
+	$(PY) -m pytest tests/unit tests/api
+	$(PY) -m pytest tests/integration
+
+## up: start infra and the whole stack in the background; returns once every service is ready
+up: setup
+	$(PY) scripts/stack.py up
+
+## down: stop everything `make up` started
+down: $(VENV)/.installed
+	$(PY) scripts/stack.py down
+
+setup: $(VENV)/.installed runtime
+
+# The Dapr runtime and CLI, built from their Go modules once per machine (seconds after that).
+runtime:
+	scripts/install-dapr
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit tests/api
+
+integration: setup
+	$(PY) -m pytest tests/integration

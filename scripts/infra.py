@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Local infrastructure for the stack: Redis (state and pub/sub), placement and scheduler.
+
+    scripts/infra.py up       start what is not running yet (installs redis-server if missing)
+    scripts/infra.py down     stop what this script started, nothing else
+    scripts/infra.py status   what runs where
+
+Ports come from the files the sidecars read (components/local/statestore.yaml, dapr.yaml),
+so the two can never disagree. Everything binds to 127.0.0.1; data lives in .data/.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from proc import DATA, ROOT, SetupError, port_open, read_env_file, read_pid, require_free, start, stop, tail, wait_until
+
+PIDS = DATA / "infra"
+LOGS = DATA / "logs"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+    argv: list[str]
+
+    @property
+    def pidfile(self) -> Path:
+        return PIDS / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+
+def _port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def servers() -> list[Server]:
+    state = yaml.safe_load((ROOT / "components/local/statestore.yaml").read_text())
+    redis_host = next(m["value"] for m in state["spec"]["metadata"] if m["name"] == "redisHost")
+    common = yaml.safe_load((ROOT / "dapr.yaml").read_text())["common"]
+    redis, placement, scheduler = (_port_of(redis_host), _port_of(common["placementHostAddress"]),
+                                   _port_of(common["schedulerHostAddress"]))
+    env = read_env_file(DATA / "dapr.env")
+    # Each server's side ports (health, metrics, raft, etcd) sit next to its main port, so
+    # that nothing lands on the usual defaults (8080, 9090, 2379) other tools use.
+    return [
+        Server("redis", redis, [
+            "redis-server", "--port", str(redis), "--bind", "127.0.0.1", "--appendonly", "yes",
+            "--dir", str(DATA / "redis"), "--save", "", "--protected-mode", "yes"]),
+        Server("placement", placement, [
+            env["DAPRML_PLACEMENT"], "--port", str(placement), "--listen-address", "127.0.0.1",
+            "--healthz-port", str(placement + 10), "--healthz-listen-address", "127.0.0.1",
+            "--metrics-port", str(placement + 20), "--metrics-listen-address", "127.0.0.1",
+            "--initial-cluster", f"dapr-placement-0=127.0.0.1:{placement + 2}"]),
+        Server("scheduler", scheduler, [
+            env["DAPRML_SCHEDULER"], "--port", str(scheduler), "--listen-address", "127.0.0.1",
+            "--healthz-port", str(scheduler + 10), "--healthz-listen-address", "127.0.0.1",
+            "--metrics-port", str(scheduler + 20), "--metrics-listen-address", "127.0.0.1",
+            "--etcd-data-dir", str(DATA / "scheduler"), "--etcd-client-port", str(scheduler + 2),
+            "--etcd-client-listen-address", "127.0.0.1",
+            "--etcd-initial-cluster", f"dapr-scheduler-server-0=http://127.0.0.1:{scheduler + 3}",
+            "--override-broadcast-host-port", f"127.0.0.1:{scheduler}"]),
+    ]
+
+
+def ensure_redis_server() -> None:
+    if shutil.which("redis-server"):
+        return
+    if os.geteuid() != 0:
+        raise SetupError("redis-server is not installed; install it with: sudo apt-get install -y redis-server")
+    print("infra: installing redis-server from Debian packages", flush=True)
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        done = subprocess.run(argv, capture_output=True, text=True,
+                              env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"})
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SetupError(f"'{' '.join(argv)}' failed: {last[0]}")
+
+
+def _redis_answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def up() -> list[str]:
+    """Starts what is not running; returns the names of the servers it started."""
+    started = []
+    for server in servers():
+        if read_pid(server.pidfile):
+            print(f"infra: {server.name} already running on 127.0.0.1:{server.port}")
+            continue
+        if server.name == "redis":
+            if _redis_answers(server.port):
+                print(f"infra: using the Redis already answering on 127.0.0.1:{server.port} (not ours: left running)")
+                continue
+            ensure_redis_server()
+        require_free(server.port, server.name)
+        for data in ("redis", "scheduler"):
+            (DATA / data).mkdir(parents=True, exist_ok=True)
+        start(server.argv, server.log, server.pidfile)
+        if not wait_until(lambda: port_open(server.port) or not read_pid(server.pidfile), 30) \
+                or not read_pid(server.pidfile):
+            stop(server.pidfile)
+            raise SetupError(f"{server.name} did not start listening on 127.0.0.1:{server.port}; "
+                             f"its log ({server.log}):\n{tail(server.log)}")
+        print(f"infra: started {server.name} on 127.0.0.1:{server.port}")
+        started.append(server.name)
+    return started
+
+
+def down(names: list[str] | None = None) -> None:
+    for server in servers():
+        if names is not None and server.name not in names:
+            continue
+        if stop(server.pidfile):
+            print(f"infra: stopped {server.name}")
+
+
+def status() -> None:
+    for server in servers():
+        pid = read_pid(server.pidfile)
+        where = f"127.0.0.1:{server.port}"
+        if pid:
+            print(f"{server.name:10} running (pid {pid}) on {where}")
+        elif port_open(server.port):
+            print(f"{server.name:10} something else listens on {where}")
+        else:
+            print(f"{server.name:10} stopped")
+
+
+def main(argv: list[str]) -> int:
+    commands = {"up": up, "down": down, "status": status}
+    if len(argv) != 1 or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    try:
+        commands[argv[0]]()
+    except SetupError as exc:
+        print(f"infra: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

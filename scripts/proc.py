@@ -1,0 +1,164 @@
+"""Process and port helpers for the project's scripts (infra.py, stack.py) and test fixtures."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+
+
+class SetupError(RuntimeError):
+    """A failure to report in one clear line, without a stack trace."""
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def who_listens(port: int) -> str:
+    """'pid 123 (redis-server)' for the process listening on the port, as far as /proc tells."""
+    inodes = _listening_inodes(port)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    name = Path(f"/proc/{pid}/comm").read_text().strip()
+                    return f"pid {pid} ({name})"
+        except OSError:
+            continue
+    return "another process"
+
+
+def require_free(port: int, what: str) -> None:
+    if port_open(port):
+        raise SetupError(f"port {port} ({what}) is taken by {who_listens(port)}; stop it or free the port")
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(f"    {line}" for line in text[-lines:])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def start(argv: list[str], log: Path, pidfile: Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> int:
+    """Starts a process in its own session (so it outlives the caller and can be stopped as a
+    group), output to a log, pid to a pidfile."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    pidfile.write_text(str(proc.pid))
+    return proc.pid
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+def stop(pidfile: Path, grace_s: float = 15.0) -> bool:
+    """Stops the process group a pidfile names: SIGTERM, then SIGKILL after the grace period.
+    Returns whether something was running."""
+    pid = read_pid(pidfile)
+    pidfile.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    if not wait_until(lambda: not _group_alive(pid), grace_s):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_until(lambda: not _group_alive(pid), 5)
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child, as in tests
+    except ChildProcessError:
+        pass
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group; zombies are dead and do not count (where PID 1 does
+    not reap orphans, as in some containers, they linger)."""
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(pid))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        raise SetupError(f"{path.relative_to(ROOT)} is missing; run scripts/install-dapr first (make does)")
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""The five services, each with its own daprd, started by the real dapr CLI from dapr.yaml.
+
+    scripts/stack.py up         start infra and the stack in the background; return when ready
+    scripts/stack.py down       stop everything `up` started; report any port left in use
+    scripts/stack.py status     ask the gateway which services answer through Dapr
+    scripts/stack.py roundtrip  run the round trip check through the gateway and print it
+    scripts/stack.py run        the main job: up (if needed), round trip, then down again
+
+Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
+and a working folder of its own, so a test run never meets a developer's running stack.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+import infra
+from proc import DATA, ROOT, SetupError, free_port, port_open, read_env_file, read_pid, require_free, start, stop, tail, wait_until
+
+RUN_FILE = ROOT / "dapr.yaml"
+SECRETS_EXAMPLE = ROOT / "dapr" / "secrets.example.json"
+
+
+@dataclass(frozen=True)
+class App:
+    app_id: str
+    app_port: int
+    http_port: int
+    grpc_port: int
+
+    @property
+    def service(self) -> str:
+        # The service's module is the last part of its command: python -m services.<name>
+        return self.app_id.split("-", 1)[0]
+
+
+class Stack:
+    def __init__(self, run_file: Path, workdir: Path):
+        self.run_file, self.workdir = run_file, workdir
+        spec = yaml.safe_load(run_file.read_text())
+        self.apps = [App(a["appID"], a["appPort"], a["daprHTTPPort"], a["daprGRPCPort"]) for a in spec["apps"]]
+        self.pidfile = workdir / ".data" / "stack.pid"
+        self.log = workdir / ".data" / "logs" / "dapr-run.log"
+
+    @classmethod
+    def repo(cls) -> "Stack":
+        return cls(RUN_FILE, ROOT)
+
+    @classmethod
+    def isolated(cls, workdir: Path, run_id: str) -> "Stack":
+        """The project's run file with free ports, app ids '<service>-<run_id>' and its own
+        working folder (logs, blobs, secrets file); same components, config and commands."""
+        spec = yaml.safe_load(RUN_FILE.read_text())
+        common = spec["common"]
+        common["resourcesPaths"] = [str((ROOT / p).resolve()) for p in common["resourcesPaths"]]
+        common["configFilePath"] = str((ROOT / common["configFilePath"]).resolve())
+        for app in spec["apps"]:
+            service = app["appID"]
+            app.update(appID=f"{service}-{run_id}", appDirPath=str(workdir), appPort=free_port(),
+                       daprHTTPPort=free_port(), daprGRPCPort=free_port())
+            common.setdefault("env", {})[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
+        workdir.mkdir(parents=True, exist_ok=True)
+        run_file = workdir / "dapr.yaml"
+        run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return cls(run_file, workdir)
+
+    def app(self, service: str) -> App:
+        return next(a for a in self.apps if a.service == service)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.app('gateway').app_port}"
+
+    def running(self) -> bool:
+        return read_pid(self.pidfile) is not None
+
+    def _env(self) -> dict[str, str]:
+        env = os.environ | read_env_file(DATA / "dapr.env")
+        # The run file's commands say `python`: make that this project's interpreter.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["DAPR_HOST_IP"] = "127.0.0.1"
+        return env
+
+    def _ready(self, app: App) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{app.app_port}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start(self, timeout_s: float = 90) -> None:
+        if self.running():
+            print(f"stack: already running (pid {read_pid(self.pidfile)}); `make down` stops it")
+            return
+        for app in self.apps:
+            require_free(app.app_port, f"{app.app_id} app")
+            require_free(app.http_port, f"{app.app_id} sidecar HTTP")
+            require_free(app.grpc_port, f"{app.app_id} sidecar gRPC")
+        secrets = self.workdir / ".data" / "secrets.json"
+        if not secrets.exists():
+            secrets.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(SECRETS_EXAMPLE, secrets)
+        env = self._env()
+        t0 = time.monotonic()
+        start([env["DAPRML_DAPR_CLI"], "run", "-f", str(self.run_file)], self.log, self.pidfile,
+              cwd=self.workdir, env=env)
+        pending = list(self.apps)
+
+        def progress() -> bool:
+            pending[:] = [a for a in pending if not self._ready(a)]
+            return not pending or not self.running()
+
+        wait_until(progress, timeout_s, interval_s=0.5)
+        if pending:
+            report = self._failure_report(pending, timeout_s)
+            self.stop()
+            raise SetupError(report)
+        print(f"stack: {len(self.apps)} services ready in {time.monotonic() - t0:.1f}s "
+              f"(logs in {self.workdir / '.dapr' / 'logs'})")
+
+    def _failure_report(self, pending: list[App], timeout_s: float) -> str:
+        why = "the dapr CLI exited" if not self.running() else f"not ready within {timeout_s:.0f}s"
+        parts = [f"{', '.join(a.app_id for a in pending)}: {why}", f"  dapr CLI ({self.log}):\n{tail(self.log, 15)}"]
+        for app in pending:
+            for kind in ("daprd", "app"):
+                logs = sorted((self.workdir / ".dapr" / "logs").glob(f"{app.app_id}_{kind}_*.log"))
+                if logs:
+                    parts.append(f"  {app.app_id} {kind} ({logs[-1]}):\n{tail(logs[-1], 15)}")
+        return "\n".join(parts)
+
+    def stop(self) -> list[str]:
+        """Stops the CLI and everything it started; returns the ports still in use after."""
+        stopped = stop(self.pidfile)
+        ports = [(p, a.app_id) for a in self.apps for p in (a.app_port, a.http_port, a.grpc_port)]
+        wait_until(lambda: not any(port_open(p) for p, _ in ports), 10)
+        left = [f"{p} ({app_id})" for p, app_id in ports if port_open(p)]
+        if stopped:
+            print("stack: stopped" + (f"; ports still in use: {', '.join(left)}" if left else ""))
+        return left
+
+    def status(self) -> dict:
+        reply = httpx.get(f"{self.gateway_url}/api/status", timeout=15)
+        reply.raise_for_status()
+        return reply.json()
+
+    def roundtrip(self) -> dict:
+        reply = httpx.post(f"{self.gateway_url}/api/roundtrip", timeout=60)
+        reply.raise_for_status()
+        return reply.json()
+
+
+def print_status(report: dict) -> None:
+    for s in report["services"]:
+        mark = "ok  " if s["reachable"] else "DOWN"
+        print(f"  {mark} {s['service']:10} app id {s['app_id']:12} daprd {s['runtime_version'] or '-':8} "
+              f"{s['error'] or ''}")
+
+
+def print_roundtrip(report: dict) -> None:
+    print(f"round trip {report['run_id']}:")
+    for s in report["steps"]:
+        print(f"  {'ok  ' if s['ok'] else 'FAIL'} {s['name']:13} {s['detail']}")
+    print("round trip: " + ("every building block answered" if report["ok"] else "FAILED (see above)"))
+
+
+def up(stack: Stack) -> None:
+    infra.up()
+    stack.start()
+    print_status(stack.status())
+    print(f"stack: gateway at {stack.gateway_url} (API docs at {stack.gateway_url}/docs); `make down` stops it")
+
+
+def down(stack: Stack) -> int:
+    left = stack.stop()
+    infra.down()
+    if left:
+        print(f"stack: ports still in use after stop: {', '.join(left)}", file=sys.stderr)
+        return 1
+    print("stack: nothing left running")
+    return 0
+
+
+def run(stack: Stack) -> int:
+    was_running = stack.running()
+    started = infra.up()
+    try:
+        stack.start()
+        print_status(stack.status())
+        report = stack.roundtrip()
+        print_roundtrip(report)
+    finally:
+        if not was_running:
+            stack.stop()
+            infra.down(started)
+    if not was_running:
+        print("Run `make up` to keep the stack running, then open http://127.0.0.1:8000/docs.")
+    return 0 if report["ok"] else 1
+
+
+def main(argv: list[str]) -> int:
+    stack = Stack.repo()
+    commands = {
+        "up": lambda: up(stack),
+        "down": lambda: down(stack),
+        "status": lambda: print_status(stack.status()),
+        "roundtrip": lambda: print_roundtrip(stack.roundtrip()),
+        "run": lambda: run(stack),
+    }
+    if len(argv) != 1 or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    try:
+        return commands[argv[0]]() or 0
+    except SetupError as exc:
+        print(f"stack: error: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"stack: error: the gateway did not answer ({exc}); is the stack up? (make up)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""daprml services: each one a FastAPI app behind its own Dapr sidecar."""

@@ -1,0 +1,101 @@
+"""Every event daprml sends: topic names, CloudEvent types and payload models, in one place.
+
+Events travel as structured CloudEvents (application/cloudevents+json), so Dapr passes them
+through as they are and a subscriber in any language reads the same envelope.
+"""
+
+import json
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from cloudevents.core.bindings.http import to_structured_event
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import BaseModel, Field, ValidationError
+
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+
+
+class Topic(StrEnum):
+    DATASET_VERSIONS = "dataset-versions"
+    ROUNDTRIP = "roundtrip"
+
+
+class EventType(StrEnum):
+    DATASET_VERSION_COMMITTED = "io.daprml.dataset.version.committed.v1"
+    ROUNDTRIP_PING = "io.daprml.roundtrip.ping.v1"
+
+
+class DatasetVersionCommitted(BaseModel):
+    """A dataset version was committed: its rows and manifest are stored and will not change."""
+
+    dataset: str
+    version: int = Field(ge=1)
+    row_count: int = Field(ge=0)
+    schema_hash: str
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+class RoundtripPing(BaseModel):
+    """Sent by the round trip check: the receiver reads the blob the sender wrote."""
+
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    blob_key: str = Field(min_length=1)
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+# One topic and one payload model per event type.
+ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
+    EventType.DATASET_VERSION_COMMITTED: (Topic.DATASET_VERSIONS, DatasetVersionCommitted),
+    EventType.ROUNDTRIP_PING: (Topic.ROUNDTRIP, RoundtripPing),
+}
+
+
+class InvalidEvent(ValueError):
+    """An event that no retry can make valid: wrong type, malformed envelope or payload."""
+
+
+def topic_of(event_type: EventType) -> Topic:
+    return ROUTES[event_type][0]
+
+
+def encode(event_type: EventType, source: str, payload: BaseModel, subject: str | None = None) -> bytes:
+    """Builds the structured CloudEvent for a payload; its model must match the event type."""
+    model = ROUTES[event_type][1]
+    if not isinstance(payload, model):
+        raise TypeError(f"{event_type} carries {model.__name__}, not {type(payload).__name__}")
+    attributes: dict[str, Any] = {
+        "type": str(event_type),
+        "source": source,
+        "datacontenttype": "application/json",
+    }
+    if subject:
+        attributes["subject"] = subject
+    event = CloudEvent(attributes=attributes, data=payload.model_dump(mode="json"))
+    return to_structured_event(event).body
+
+
+def decode(envelope: bytes | dict[str, Any], expected: EventType) -> tuple[dict[str, Any], BaseModel]:
+    """Reads a delivered CloudEvent envelope: its attributes and the validated payload."""
+    if isinstance(envelope, (bytes, bytearray)):
+        try:
+            envelope = json.loads(envelope)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidEvent(f"event body is not JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise InvalidEvent("event body is not a JSON object")
+    if envelope.get("type") != str(expected):
+        raise InvalidEvent(f"expected event type {expected}, got {envelope.get('type')!r}")
+    data = envelope.get("data")
+    if isinstance(data, str):
+        # Some publishers send the payload as a JSON string rather than an object.
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError:
+            raise InvalidEvent("event data is a string that is not JSON") from None
+    try:
+        payload = ROUTES[expected][1].model_validate(data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid {expected} payload: {exc.errors(include_url=False)}") from None
+    attributes = {k: v for k, v in envelope.items() if k not in ("data", "data_base64")}
+    return attributes, payload

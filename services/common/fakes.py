@@ -1,0 +1,105 @@
+"""In-memory fakes of our own ports, for unit and API tests. Not an imitation of Dapr: they
+implement services.common.ports and nothing else."""
+
+import itertools
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.common.events import EventType
+from services.common.ports import (
+    ConcurrencyConflict,
+    NotFound,
+    Ports,
+    Reply,
+    SidecarInfo,
+    Versioned,
+)
+
+
+class FakeProbe:
+    def __init__(self, healthy: bool = True, runtime_version: str = "1.18.2"):
+        self.is_healthy, self.runtime_version = healthy, runtime_version
+
+    async def healthy(self) -> bool:
+        return self.is_healthy
+
+    async def info(self) -> SidecarInfo:
+        return SidecarInfo(app_id="fake", runtime_version=self.runtime_version,
+                           components=[{"name": "state", "type": "state.fake"}])
+
+
+class FakeStateStore:
+    def __init__(self) -> None:
+        self.items: dict[str, Versioned] = {}
+        self._etags = itertools.count(1)
+
+    async def get(self, key: str) -> Versioned | None:
+        return self.items.get(key)
+
+    def _check(self, key: str, etag: str | None) -> None:
+        if etag is not None and (key not in self.items or self.items[key].etag != etag):
+            raise ConcurrencyConflict(f"stale ETag for {key!r}")
+
+    async def save(self, key: str, value: bytes, etag: str | None = None) -> None:
+        self._check(key, etag)
+        self.items[key] = Versioned(value, str(next(self._etags)))
+
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        self._check(key, etag)
+        self.items.pop(key, None)
+
+
+class FakeBlobStore:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    async def put(self, key: str, data: bytes) -> None:
+        self.blobs[key] = data
+
+    async def get(self, key: str) -> bytes:
+        if key not in self.blobs:
+            raise NotFound(f"no blob {key!r}")
+        return self.blobs[key]
+
+    async def delete(self, key: str) -> None:
+        self.blobs.pop(key, None)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[EventType, BaseModel, str | None]] = []
+
+    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None) -> None:
+        self.sent.append((event_type, payload, subject))
+
+
+class FakeSecretStore:
+    def __init__(self, secrets: dict[str, dict[str, str]] | None = None):
+        self.secrets = secrets or {}
+
+    async def get(self, name: str) -> dict[str, str]:
+        if name not in self.secrets:
+            raise NotFound(f"no secret {name!r}")
+        return self.secrets[name]
+
+
+class FakeInvoker:
+    """Answers calls from a table of (app_id, method) -> Reply, or with a callable."""
+
+    def __init__(self, replies: dict[tuple[str, str], Any] | None = None):
+        self.replies = replies or {}
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
+                   headers: dict[str, str] | None = None) -> Reply:
+        self.calls.append((app_id, method, http_verb))
+        reply = self.replies.get((app_id, method), Reply(404, b'{"detail": "no such method"}'))
+        return await reply(body) if callable(reply) else reply
+
+
+def fake_ports(**overrides: Any) -> Ports:
+    parts: dict[str, Any] = dict(probe=FakeProbe(), state=FakeStateStore(), blobs=FakeBlobStore(),
+                                 publisher=FakePublisher(), secrets=FakeSecretStore(), invoker=FakeInvoker())
+    parts.update(overrides)
+    return Ports(**parts)

@@ -1,0 +1,97 @@
+"""The ports through which services reach infrastructure. Dapr implements them in
+dapr_adapters; unit and API tests use the in-memory fakes in services.common.fakes."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from services.common.events import EventType
+
+
+class ConcurrencyConflict(Exception):
+    """A write named an ETag that is no longer current: someone else wrote first."""
+
+
+class NotFound(LookupError):
+    """The key, blob or secret does not exist."""
+
+
+class SidecarUnavailable(RuntimeError):
+    """The sidecar did not answer, or answered with an error that is not the caller's fault."""
+
+
+@dataclass(frozen=True)
+class Versioned:
+    value: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class SidecarInfo:
+    app_id: str
+    runtime_version: str
+    components: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StateStore(Protocol):
+    async def get(self, key: str) -> Versioned | None: ...
+
+    async def save(self, key: str, value: bytes, etag: str | None = None) -> None:
+        """Without an ETag the last write wins; with one, a stale ETag raises ConcurrencyConflict."""
+
+    async def delete(self, key: str, etag: str | None = None) -> None: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None) -> None: ...
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes:
+        """Raises NotFound when there is no blob under the key."""
+
+    async def delete(self, key: str) -> None: ...
+
+
+class SecretStore(Protocol):
+    async def get(self, name: str) -> dict[str, str]:
+        """Raises NotFound when the secret does not exist."""
+
+
+class ServiceInvoker(Protocol):
+    async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
+                   headers: dict[str, str] | None = None) -> Reply: ...
+
+
+class SidecarProbe(Protocol):
+    async def healthy(self) -> bool: ...
+
+    async def info(self) -> SidecarInfo: ...
+
+
+async def _nothing_to_close() -> None:
+    return None
+
+
+@dataclass
+class Ports:
+    """Everything a service reaches outside itself, handed to its handlers."""
+
+    probe: SidecarProbe
+    state: StateStore
+    blobs: BlobStore
+    publisher: EventPublisher
+    secrets: SecretStore
+    invoker: ServiceInvoker
+    close: Callable[[], Awaitable[None]] = _nothing_to_close

@@ -1,0 +1,37 @@
+"""The settings every service shares; each service subclasses it with its own fields."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def env(name: str, *fallbacks: str) -> AliasChoices:
+    """Reads DAPRML_<NAME> first, then the given fallbacks (e.g. variables the dapr CLI sets)."""
+    return AliasChoices(f"DAPRML_{name.upper()}", *fallbacks)
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DAPRML_", extra="ignore", populate_by_name=True)
+
+    app_id: str = Field("service", validation_alias=env("app_id", "APP_ID"))
+    """This service's Dapr app id (the dapr CLI passes it as APP_ID)."""
+    host: str = "127.0.0.1"
+    """Address the HTTP server binds to."""
+    port: int = Field(8080, validation_alias=env("port", "APP_PORT"))
+    """Port the HTTP server listens on (the dapr CLI passes it as APP_PORT)."""
+    dapr_host: str = "127.0.0.1"
+    """Address of this service's sidecar."""
+    dapr_http_port: int = Field(3500, validation_alias=env("dapr_http_port", "DAPR_HTTP_PORT"))
+    """The sidecar's HTTP API port (the dapr CLI passes it as DAPR_HTTP_PORT)."""
+    dapr_grpc_port: int = Field(50001, validation_alias=env("dapr_grpc_port", "DAPR_GRPC_PORT"))
+    """The sidecar's gRPC API port (the dapr CLI passes it as DAPR_GRPC_PORT)."""
+    sidecar_timeout_s: float = 5.0
+    """How long one call to the sidecar may take before it counts as failed."""
+
+    statestore: str = "statestore"
+    """Name of the state store component."""
+    pubsub: str = "pubsub"
+    """Name of the pub/sub component."""
+    secretstore: str = "secretstore"
+    """Name of the secret store component."""
+    blobstore: str = "blobstore"
+    """Name of the output binding that stores blobs."""

@@ -1,0 +1,1 @@
+"""Gateway: the public door (authentication, roles, routing) and the stack's status."""

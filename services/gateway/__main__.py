@@ -1,0 +1,5 @@
+from services.common.app import serve
+from services.gateway.app import create_app
+
+app = create_app()
+serve(app, app.state.settings)

@@ -1,0 +1,32 @@
+from pydantic import Field
+
+from services.common.settings import ServiceSettings, env
+
+
+class Settings(ServiceSettings):
+    app_id: str = Field("gateway", validation_alias=env("app_id", "APP_ID"))
+    """This service's Dapr app id (the dapr CLI passes it as APP_ID)."""
+    port: int = Field(8000, validation_alias=env("port", "APP_PORT"))
+    """Port the public API listens on (the dapr CLI passes it as APP_PORT)."""
+    ingestion_app_id: str = "ingestion"
+    """Dapr app id of the ingestion service."""
+    training_app_id: str = "training"
+    """Dapr app id of the training service."""
+    registry_app_id: str = "registry"
+    """Dapr app id of the registry service."""
+    inference_app_id: str = "inference"
+    """Dapr app id of the inference service."""
+    gateway_secret: str = "gateway"
+    """Name of the gateway's secret in the secret store."""
+    roundtrip_timeout_s: float = 20.0
+    """How long the round trip check waits for the subscriber to record the ping."""
+
+    def app_ids(self) -> dict[str, str]:
+        """Service name -> Dapr app id, for every service of the stack, the gateway included."""
+        return {
+            "ingestion": self.ingestion_app_id,
+            "training": self.training_app_id,
+            "registry": self.registry_app_id,
+            "inference": self.inference_app_id,
+            "gateway": self.app_id,
+        }

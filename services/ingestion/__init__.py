@@ -1,0 +1,1 @@
+"""Ingestion: validates datasets and stores immutable dataset versions."""

@@ -1,0 +1,1 @@
+"""Registry: model versions, lineage, aliases, promotion and rollback."""

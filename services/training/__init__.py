@@ -1,0 +1,1 @@
+"""Training: turns a dataset version into a scikit-learn model with metrics."""

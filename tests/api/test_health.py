@@ -1,0 +1,27 @@
+import pytest
+
+from services.common.fakes import FakeProbe
+
+SERVICES = ["ingestion", "training", "registry", "inference", "gateway"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_healthz_is_live_without_a_sidecar(make_client, service):
+    client = make_client(service, probe=FakeProbe(healthy=False))
+    reply = client.get("/healthz")
+    assert reply.status_code == 200 and reply.json()["live"] is True
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_readyz_reports_the_sidecar_version_when_it_answers(make_client, service):
+    reply = make_client(service).get("/readyz")
+    assert reply.status_code == 200
+    assert reply.json()["ready"] is True and reply.json()["runtime_version"] == "1.18.2"
+    assert reply.json()["app_id"] == service
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_readyz_is_503_with_a_reason_when_the_sidecar_does_not_answer(make_client, service):
+    reply = make_client(service, probe=FakeProbe(healthy=False)).get("/readyz")
+    assert reply.status_code == 503
+    assert reply.json()["ready"] is False and "healthz/outbound" in reply.json()["reason"]

@@ -1,0 +1,126 @@
+"""Each Dapr building block daprml uses, through real sidecars."""
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from services.common import events
+from services.common.dapr_adapters import DaprBlobStore, DaprSecretStore, DaprStateStore, Sidecar
+from services.common.events import EventType, RoundtripPing, Topic
+from services.common.ports import ConcurrencyConflict, NotFound
+from tests.integration.conftest import poll, sidecar_settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_gateway_reaches_every_service_through_service_invocation(gateway, stack):
+    body = gateway.get("/api/status").json()
+    assert body["ok"] is True, body
+    assert {s["app_id"] for s in body["services"]} == {a.app_id for a in stack.apps}
+    assert {s["runtime_version"] for s in body["services"]} == {"1.18.2"}
+
+
+def test_daprd_logs_show_runtime_version_1_18_2(stack):
+    logs = list((stack.workdir / ".dapr" / "logs").glob("*_daprd_*.log"))
+    assert len(logs) == len(stack.apps)
+    for log in logs:
+        assert "Starting Dapr Runtime -- version 1.18.2" in log.read_text(), log
+
+
+def test_roundtrip_through_the_gateway_passes_every_step(gateway):
+    report = gateway.post("/api/roundtrip").json()
+    assert report["ok"] is True, report
+    assert [s["name"] for s in report["steps"]] == [
+        "invocation", "secret", "blob write", "state etag", "publish", "subscription", "blob read"]
+
+
+def test_cloudevent_published_by_ingestion_reaches_the_training_subscription(stack):
+    run = f"pubsub-{uuid.uuid4().hex[:8]}"
+    ingestion, training = (f"http://127.0.0.1:{stack.app(s).app_port}" for s in ("ingestion", "training"))
+    steps = httpx.post(f"{ingestion}/internal/roundtrip/{run}", timeout=30).json()["steps"]
+    assert all(s["ok"] for s in steps), steps
+
+    def received():
+        reply = httpx.get(f"{training}/internal/roundtrip/{run}", timeout=5)
+        return reply.json() if reply.status_code == 200 else None
+
+    record = poll(received)
+    assert record is not None, "training never recorded the ping"
+    assert record["event_source"] == f"/daprml/{stack.app('ingestion').app_id}"
+    assert record["blob_ok"] is True
+
+
+def test_an_invalid_event_is_dropped_and_the_subscriber_keeps_working(stack):
+    sidecar = f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/publish/pubsub/{Topic.ROUNDTRIP}"
+    headers = {"content-type": events.CLOUDEVENTS_JSON}
+    junk = b'{"specversion": "1.0", "id": "x", "source": "/test", "type": "io.daprml.roundtrip.ping.v1", "data": {}}'
+    assert httpx.post(sidecar, content=junk, headers=headers).status_code == 204
+
+    run = f"after-junk-{uuid.uuid4().hex[:8]}"
+    good = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id=run, blob_key="roundtrip/none"))
+    assert httpx.post(sidecar, content=good, headers=headers).status_code == 204
+    training = f"http://127.0.0.1:{stack.app('training').app_port}"
+    record = poll(lambda: httpx.get(f"{training}/internal/roundtrip/{run}").status_code == 200)
+    assert record, "the valid event after the invalid one was not processed"
+    log = next((stack.workdir / ".dapr" / "logs").glob(f"{stack.app('training').app_id}_app_*.log")).read_text()
+    assert "dropping an invalid round trip event" in log
+
+
+async def _state_scenario(settings):
+    sidecar = Sidecar(settings)
+    try:
+        store = DaprStateStore(sidecar, settings.statestore)
+        key = f"etag-{uuid.uuid4().hex}"
+        await store.save(key, b'{"v": 1}')
+        first = await store.get(key)
+        await store.save(key, b'{"v": 2}', etag=first.etag)
+        with pytest.raises(ConcurrencyConflict):
+            await store.save(key, b'{"v": 3}', etag=first.etag)
+        current = await store.get(key)
+        assert current.value == b'{"v": 2}' and current.etag != first.etag
+        with pytest.raises(ConcurrencyConflict):
+            await store.delete(key, etag=first.etag)
+        await store.delete(key, etag=current.etag)
+        assert await store.get(key) is None
+    finally:
+        await sidecar.close()
+
+
+def test_state_save_get_delete_with_etag_refuses_a_stale_etag(stack):
+    asyncio.run(_state_scenario(sidecar_settings(stack, "ingestion")))
+
+
+async def _secret_scenario(settings):
+    sidecar = Sidecar(settings)
+    try:
+        store = DaprSecretStore(sidecar, settings.secretstore)
+        assert (await store.get("gateway"))["admin-token"]
+        with pytest.raises(NotFound):
+            await store.get("no-such-secret")
+    finally:
+        await sidecar.close()
+
+
+def test_secret_is_read_from_the_secret_store(stack):
+    asyncio.run(_secret_scenario(sidecar_settings(stack, "gateway")))
+
+
+async def _blob_scenario(writer_settings, reader_settings):
+    writer, reader = Sidecar(writer_settings), Sidecar(reader_settings)
+    try:
+        key = f"tests/{uuid.uuid4().hex}.bin"
+        data = bytes(range(256)) * 64
+        await DaprBlobStore(writer, writer_settings.blobstore).put(key, data)
+        assert await DaprBlobStore(reader, reader_settings.blobstore).get(key) == data
+        await DaprBlobStore(reader, reader_settings.blobstore).delete(key)
+        with pytest.raises(NotFound):
+            await DaprBlobStore(writer, writer_settings.blobstore).get(key)
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+def test_blob_written_by_one_service_is_read_by_another(stack):
+    asyncio.run(_blob_scenario(sidecar_settings(stack, "ingestion"), sidecar_settings(stack, "training")))

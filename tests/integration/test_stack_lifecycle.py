@@ -1,0 +1,85 @@
+"""Starting and stopping through the project's scripts: clear failures, nothing left behind."""
+
+import os
+import socket
+import sys
+
+import pytest
+import yaml
+
+from proc import SetupError, alive, free_port, group_members, port_open, read_pid, require_free
+from stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def one_app_stack(stack: Stack, tmp_path):
+    """Makes stacks from a run file like the session stack's, cut down to one app running a
+    given command; stops each at the end of the test, whatever happened."""
+    made: list[Stack] = []
+
+    def make(command: list[str]) -> Stack:
+        made.append(_one_app(stack, tmp_path / str(len(made)), command))
+        return made[-1]
+
+    yield make
+    for solo in made:
+        solo.stop()
+
+
+def _one_app(stack: Stack, workdir, command: list[str]) -> Stack:
+    spec = yaml.safe_load(stack.run_file.read_text())
+    app = spec["apps"][0]
+    app.update(appID=f"solo-{free_port()}", appDirPath=str(workdir), appPort=free_port(),
+               daprHTTPPort=free_port(), daprGRPCPort=free_port(), command=command)
+    spec["apps"] = [app]
+    workdir.mkdir()
+    run_file = workdir / "dapr.yaml"
+    run_file.write_text(yaml.safe_dump(spec))
+    return Stack(run_file, workdir)
+
+
+def test_an_app_that_never_gets_ready_fails_with_the_tail_of_its_logs(one_app_stack):
+    broken = one_app_stack([sys.executable, "-c", "print('model file missing'); raise SystemExit(3)"])
+    with pytest.raises(SetupError) as failure:
+        broken.start(timeout_s=15)
+    message = str(failure.value)
+    assert broken.apps[0].app_id in message
+    assert "model file missing" in message, message
+    assert "daprd" in message
+    assert not broken.running()
+    assert not any(port_open(p) for p in (broken.apps[0].http_port, broken.apps[0].grpc_port))
+
+
+def test_stop_leaves_no_process_and_no_port_behind(one_app_stack):
+    solo = one_app_stack(["python", "-m", "services.registry"])
+    solo.start(timeout_s=60)
+    pid = read_pid(solo.pidfile)
+    app = solo.apps[0]
+    assert pid and port_open(app.app_port) and port_open(app.http_port)
+    assert solo.stop() == []
+    assert not alive(pid)
+    assert not any(port_open(p) for p in (app.app_port, app.http_port, app.grpc_port))
+    assert group_members(pid) == []
+
+
+def test_a_taken_port_is_reported_by_number_and_owner():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(SetupError) as failure:
+            require_free(port, "gateway app")
+    assert str(failure.value) == (f"port {port} (gateway app) is taken by pid {os.getpid()} "
+                                  f"({open('/proc/self/comm').read().strip()}); stop it or free the port")
+
+
+def test_starting_on_a_taken_port_says_which_before_starting_anything(one_app_stack):
+    solo = one_app_stack(["python", "-m", "services.registry"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", solo.apps[0].http_port))
+        s.listen()
+        with pytest.raises(SetupError, match=rf"port {solo.apps[0].http_port} \(solo-\d+ sidecar HTTP\) is taken"):
+            solo.start(timeout_s=10)
+    assert not solo.running()
