@@ -1,6 +1,7 @@
 """What every service's create_app shares: health routes, error mapping, lifespan, serving."""
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -8,6 +9,7 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.common.errors import ClientError
 from services.common.ports import ConcurrencyConflict, NotFound, SidecarProbe, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
@@ -54,13 +56,23 @@ def _error(status: int):
     return handle
 
 
-def build_app(title: str, settings: ServiceSettings, ports: Any, routers: Iterable[APIRouter] = ()) -> FastAPI:
+async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), **exc.details}, status_code=exc.status)
+
+
+def build_app(title: str, settings: ServiceSettings, ports: Any, routers: Iterable[APIRouter] = (),
+              background: Iterable[Callable[[], Awaitable[None]]] = ()) -> FastAPI:
     """The FastAPI app of one service. `ports` carries the service's adapters (Dapr-backed in
-    production, in-memory fakes in tests); its optional close() runs at shutdown."""
+    production, in-memory fakes in tests); its optional close() runs at shutdown. Each of
+    `background` runs as a task for the app's lifetime."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(job()) for job in background]
         yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         close = getattr(ports, "close", None)
         if close is not None:
             await close()
@@ -71,6 +83,7 @@ def build_app(title: str, settings: ServiceSettings, ports: Any, routers: Iterab
     app.include_router(health)
     for router in routers:
         app.include_router(router)
+    app.add_exception_handler(ClientError, _client_error)
     app.add_exception_handler(NotFound, _error(404))
     app.add_exception_handler(ConcurrencyConflict, _error(409))
     app.add_exception_handler(SidecarUnavailable, _error(503))

@@ -7,7 +7,7 @@ content type intact.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import dapr.conf
 import httpx
@@ -27,6 +27,7 @@ from services.common.ports import (
     Reply,
     SidecarInfo,
     SidecarUnavailable,
+    StreamedReply,
     Versioned,
 )
 from services.common.settings import ServiceSettings
@@ -80,7 +81,8 @@ class Sidecar:
                 if not await self.healthy():
                     raise SidecarUnavailable(f"sidecar at {self.http_url} is not ready")
                 dapr.conf.settings.DAPR_HTTP_ENDPOINT = self.http_url
-                self._client = DaprClient(address=self.grpc_address)
+                self._client = DaprClient(address=self.grpc_address,
+                                          max_grpc_message_length=self.settings.max_message_bytes)
             return self._client
 
     async def invoke(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
@@ -91,6 +93,17 @@ class Sidecar:
         except httpx.HTTPError as exc:
             raise SidecarUnavailable(f"invoking {app_id}/{method} through {self.http_url} failed: {exc}") from exc
         return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
+
+    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
+                      body: AsyncIterator[bytes]) -> StreamedReply:
+        url = f"/v1.0/invoke/{app_id}/method/{method.lstrip('/')}"
+        request = self._http.build_request(http_verb, url, headers=headers,
+                                           content=body if http_verb in ("POST", "PUT", "PATCH") else None)
+        try:
+            reply = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise SidecarUnavailable(f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}") from exc
+        return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -121,6 +134,17 @@ class DaprStateStore:
         except _SDK_ERRORS as exc:
             raise _state_error(exc, f"saving {key!r} to {self.store}") from exc
 
+    async def create(self, key: str, value: bytes) -> None:
+        client = await self.sidecar.client()
+        try:
+            await client.save_state(self.store, key, value,
+                                    options=StateOptions(concurrency=Concurrency.first_write))
+        except _SDK_ERRORS as exc:
+            # Stores word "already exists" differently; whether the key is there now says it.
+            if await self.get(key) is not None:
+                raise ConcurrencyConflict(f"{key!r} already exists in {self.store}") from exc
+            raise SidecarUnavailable(f"creating {key!r} in {self.store}: {_message(exc)}") from exc
+
     async def delete(self, key: str, etag: str | None = None) -> None:
         client = await self.sidecar.client()
         options = StateOptions(concurrency=Concurrency.first_write) if etag is not None else None
@@ -141,8 +165,9 @@ class DaprPublisher:
     def __init__(self, sidecar: Sidecar, pubsub: str, source: str):
         self.sidecar, self.pubsub, self.source = sidecar, pubsub, source
 
-    async def publish(self, event_type: events.EventType, payload: BaseModel, subject: str | None = None) -> None:
-        body = events.encode(event_type, self.source, payload, subject)
+    async def publish(self, event_type: events.EventType, payload: BaseModel, subject: str | None = None,
+                      event_id: str | None = None) -> None:
+        body = events.encode(event_type, self.source, payload, subject, event_id)
         client = await self.sidecar.client()
         try:
             await client.publish_event(self.pubsub, events.topic_of(event_type), body,
@@ -203,6 +228,10 @@ class DaprInvoker:
     async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
                    headers: dict[str, str] | None = None) -> Reply:
         return await self.sidecar.invoke(app_id, method, http_verb, body, headers)
+
+    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
+                      body: AsyncIterator[bytes]) -> StreamedReply:
+        return await self.sidecar.forward(app_id, method, http_verb, headers, body)
 
 
 def dapr_ports(settings: ServiceSettings) -> Ports:

@@ -14,6 +14,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, Field, ValidationError
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+DATASET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # lower-case letters, digits, '-' and '_'; safe in keys and paths
 
 
 class Topic(StrEnum):
@@ -29,7 +30,7 @@ class EventType(StrEnum):
 class DatasetVersionCommitted(BaseModel):
     """A dataset version was committed: its rows and manifest are stored and will not change."""
 
-    dataset: str
+    dataset: str = Field(pattern=DATASET_NAME)
     version: int = Field(ge=1)
     row_count: int = Field(ge=0)
     schema_hash: str
@@ -59,7 +60,8 @@ def topic_of(event_type: EventType) -> Topic:
     return ROUTES[event_type][0]
 
 
-def encode(event_type: EventType, source: str, payload: BaseModel, subject: str | None = None) -> bytes:
+def encode(event_type: EventType, source: str, payload: BaseModel, subject: str | None = None,
+           event_id: str | None = None) -> bytes:
     """Builds the structured CloudEvent for a payload; its model must match the event type."""
     model = ROUTES[event_type][1]
     if not isinstance(payload, model):
@@ -71,6 +73,8 @@ def encode(event_type: EventType, source: str, payload: BaseModel, subject: str 
     }
     if subject:
         attributes["subject"] = subject
+    if event_id:
+        attributes["id"] = event_id
     event = CloudEvent(attributes=attributes, data=payload.model_dump(mode="json"))
     return to_structured_event(event).body
 

@@ -2,6 +2,7 @@
 implement services.common.ports and nothing else."""
 
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -13,6 +14,7 @@ from services.common.ports import (
     Ports,
     Reply,
     SidecarInfo,
+    StreamedReply,
     Versioned,
 )
 
@@ -45,6 +47,11 @@ class FakeStateStore:
         self._check(key, etag)
         self.items[key] = Versioned(value, str(next(self._etags)))
 
+    async def create(self, key: str, value: bytes) -> None:
+        if key in self.items:
+            raise ConcurrencyConflict(f"{key!r} already exists")
+        await self.save(key, value)
+
     async def delete(self, key: str, etag: str | None = None) -> None:
         self._check(key, etag)
         self.items.pop(key, None)
@@ -69,9 +76,12 @@ class FakeBlobStore:
 class FakePublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[EventType, BaseModel, str | None]] = []
+        self.ids: list[str | None] = []
 
-    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None) -> None:
+    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None,
+                      event_id: str | None = None) -> None:
         self.sent.append((event_type, payload, subject))
+        self.ids.append(event_id)
 
 
 class FakeSecretStore:
@@ -90,12 +100,27 @@ class FakeInvoker:
     def __init__(self, replies: dict[tuple[str, str], Any] | None = None):
         self.replies = replies or {}
         self.calls: list[tuple[str, str, str]] = []
+        self.forwarded: list[tuple[str, str, str, dict[str, str], bytes]] = []
 
     async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
                    headers: dict[str, str] | None = None) -> Reply:
         self.calls.append((app_id, method, http_verb))
         reply = self.replies.get((app_id, method), Reply(404, b'{"detail": "no such method"}'))
         return await reply(body) if callable(reply) else reply
+
+    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
+                      body: AsyncIterator[bytes]) -> StreamedReply:
+        received = b"".join([chunk async for chunk in body])
+        reply = await self.call(app_id, method, http_verb, received, headers)
+        self.forwarded.append((app_id, method, http_verb, headers, received))
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield reply.body
+
+        async def close() -> None:
+            return None
+
+        return StreamedReply(reply.status, {"content-type": reply.content_type}, stream(), close)
 
 
 def fake_ports(**overrides: Any) -> Ports:

@@ -1,7 +1,7 @@
 """The ports through which services reach infrastructure. Dapr implements them in
 dapr_adapters; unit and API tests use the in-memory fakes in services.common.fakes."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,11 +48,17 @@ class StateStore(Protocol):
     async def save(self, key: str, value: bytes, etag: str | None = None) -> None:
         """Without an ETag the last write wins; with one, a stale ETag raises ConcurrencyConflict."""
 
+    async def create(self, key: str, value: bytes) -> None:
+        """Writes only if the key does not exist yet, else raises ConcurrencyConflict. Keys made
+        this way must afterwards be updated with their ETag."""
+
     async def delete(self, key: str, etag: str | None = None) -> None: ...
 
 
 class EventPublisher(Protocol):
-    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None) -> None: ...
+    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None,
+                      event_id: str | None = None) -> None:
+        """event_id: a stable id lets subscribers drop the copies an at-least-once retry sends."""
 
 
 class BlobStore(Protocol):
@@ -69,9 +75,24 @@ class SecretStore(Protocol):
         """Raises NotFound when the secret does not exist."""
 
 
+@dataclass
+class StreamedReply:
+    """A reply whose body is read as it arrives; close() must be called when done."""
+
+    status: int
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
+
+
 class ServiceInvoker(Protocol):
     async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
                    headers: dict[str, str] | None = None) -> Reply: ...
+
+    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
+                      body: AsyncIterator[bytes]) -> StreamedReply:
+        """Streams a request to another service and its reply back, without holding either whole.
+        `method` may carry a query string."""
 
 
 class SidecarProbe(Protocol):

@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     """The sidecar's gRPC API port (the dapr CLI passes it as DAPR_GRPC_PORT)."""
     sidecar_timeout_s: float = 5.0
     """How long one call to the sidecar may take before it counts as failed."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest gRPC message to and from the sidecar; the sidecar's maxBodySize (dapr.yaml) matches."""
 
     statestore: str = "statestore"
     """Name of the state store component."""

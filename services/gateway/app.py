@@ -4,10 +4,11 @@ from services.common.app import build_app
 from services.common.ports import Ports
 from services.common.dapr_adapters import dapr_ports
 from services.gateway.api import router
+from services.gateway.routing import router as routing
 from services.gateway.settings import Settings
 
 
 def create_app(settings: Settings | None = None, ports: Ports | None = None) -> FastAPI:
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
-    return build_app("daprml gateway", settings, ports or dapr_ports(settings), [router])
+    return build_app("daprml gateway", settings, ports or dapr_ports(settings), [router, routing])

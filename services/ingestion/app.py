@@ -1,16 +1,38 @@
+import asyncio
+import logging
+
 from fastapi import FastAPI
 
 from services.common.app import build_app
+from services.common.dapr_adapters import dapr_ports
 from services.common.ports import Ports
 from services.common.roundtrip import add_sender
-from services.common.dapr_adapters import dapr_ports
+from services.ingestion.api import router
+from services.ingestion.repository import DatasetRepository
+from services.ingestion.service import IngestionService
 from services.ingestion.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, ports: Ports | None = None) -> FastAPI:
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_ports(settings)
-    app = build_app("daprml ingestion", settings, ports)
+    service = IngestionService(DatasetRepository(ports.state, ports.blobs), ports.publisher, settings)
+
+    async def relay() -> None:
+        """Publishes the events of versions committed while the pub/sub was unreachable
+        (or before a restart), so that no committed version goes unannounced."""
+        while True:
+            try:
+                if await ports.probe.healthy():
+                    await service.flush_all()
+            except Exception as exc:
+                log.warning("event relay: %s", exc)
+            await asyncio.sleep(settings.outbox_interval_s)
+
+    app = build_app("daprml ingestion", settings, ports, [router], background=[relay])
+    app.state.ingestion = service
     add_sender(app)
     return app

@@ -3,6 +3,7 @@ from fastapi import FastAPI
 from services.common.app import build_app
 from services.common.ports import Ports
 from services.common.roundtrip import add_receiver
+from services.training.announcements import add_announcements
 from services.common.dapr_adapters import dapr_ports
 from services.training.settings import Settings
 
@@ -13,4 +14,5 @@ def create_app(settings: Settings | None = None, ports: Ports | None = None) -> 
     ports = ports or dapr_ports(settings)
     app = build_app("daprml training", settings, ports)
     add_receiver(app)
+    add_announcements(app)
     return app

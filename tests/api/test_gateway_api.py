@@ -24,3 +24,21 @@ def test_status_is_not_ok_when_one_service_is_down(make_client):
 
 def test_unknown_path_is_404(make_client):
     assert make_client("gateway").get("/api/nope").status_code == 404
+
+
+def test_dataset_paths_are_forwarded_to_ingestion_with_body_query_and_status(make_client):
+    created = Reply(201, b'{"version": 1}')
+    invoker = FakeInvoker({("ingestion", "api/datasets/iris/versions?target=species"): created})
+    client = make_client("gateway", invoker=invoker)
+    reply = client.post("/api/datasets/iris/versions?target=species", content=b"a,species\n1,x\n",
+                        headers={"content-type": "text/csv", "x-private": "not forwarded"})
+    assert reply.status_code == 201 and reply.json() == {"version": 1}
+    (app_id, method, verb, headers, body), = invoker.forwarded
+    assert (app_id, verb, body) == ("ingestion", "POST", b"a,species\n1,x\n")
+    assert headers["content-type"] == "text/csv" and "x-private" not in headers
+
+
+def test_ingestion_errors_come_back_unchanged(make_client):
+    invoker = FakeInvoker({("ingestion", "api/datasets/nope"): Reply(404, b'{"detail": "dataset \'nope\' does not exist"}')})
+    reply = make_client("gateway", invoker=invoker).get("/api/datasets/nope")
+    assert reply.status_code == 404 and "does not exist" in reply.json()["detail"]

@@ -4,10 +4,13 @@ from services.common import events
 from services.common.events import EventType, RoundtripPing
 
 
-def test_training_declares_its_subscription_to_dapr(make_client):
+def test_training_declares_its_subscriptions_to_dapr(make_client):
     subs = make_client("training").get("/dapr/subscribe").json()
-    assert subs == [{"pubsubname": "pubsub", "topic": "roundtrip", "route": "/internal/roundtrip/events",
-                     "metadata": {}}]
+    assert subs == [
+        {"pubsubname": "pubsub", "topic": "roundtrip", "route": "/internal/roundtrip/events", "metadata": {}},
+        {"pubsubname": "pubsub", "topic": "dataset-versions", "route": "/internal/events/dataset-versions",
+         "metadata": {}},
+    ]
 
 
 def test_ingestion_declares_no_subscription(make_client):

@@ -9,9 +9,10 @@ import uuid
 
 import httpx
 import pytest
+import yaml
 
 import infra
-from proc import SetupError, wait_until
+from proc import SetupError, free_port, wait_until
 from services.common.settings import ServiceSettings
 from stack import Stack
 
@@ -61,3 +62,30 @@ def poll(check, timeout_s: float = 20):
     found = []
     wait_until(lambda: bool(found.append(check()) or found[-1]), timeout_s, interval_s=0.2)
     return found[-1] if found else None
+
+
+@pytest.fixture
+def one_app_stack(stack: Stack, tmp_path):
+    """Makes stacks from a run file like the session stack's, cut down to one app running a
+    given command; stops each at the end of the test, whatever happened."""
+    made: list[Stack] = []
+
+    def make(command: list[str]) -> Stack:
+        made.append(_one_app(stack, tmp_path / str(len(made)), command))
+        return made[-1]
+
+    yield make
+    for solo in made:
+        solo.stop()
+
+
+def _one_app(stack: Stack, workdir, command: list[str]) -> Stack:
+    spec = yaml.safe_load(stack.run_file.read_text())
+    app = spec["apps"][0]
+    app.update(appID=f"solo-{free_port()}", appDirPath=str(workdir), appPort=free_port(),
+               daprHTTPPort=free_port(), daprGRPCPort=free_port(), command=command)
+    spec["apps"] = [app]
+    workdir.mkdir()
+    run_file = workdir / "dapr.yaml"
+    run_file.write_text(yaml.safe_dump(spec))
+    return Stack(run_file, workdir)

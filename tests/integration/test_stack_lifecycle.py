@@ -5,39 +5,10 @@ import socket
 import sys
 
 import pytest
-import yaml
 
-from proc import SetupError, alive, free_port, group_members, port_open, read_pid, require_free
-from stack import Stack
+from proc import SetupError, alive, group_members, port_open, read_pid, require_free
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def one_app_stack(stack: Stack, tmp_path):
-    """Makes stacks from a run file like the session stack's, cut down to one app running a
-    given command; stops each at the end of the test, whatever happened."""
-    made: list[Stack] = []
-
-    def make(command: list[str]) -> Stack:
-        made.append(_one_app(stack, tmp_path / str(len(made)), command))
-        return made[-1]
-
-    yield make
-    for solo in made:
-        solo.stop()
-
-
-def _one_app(stack: Stack, workdir, command: list[str]) -> Stack:
-    spec = yaml.safe_load(stack.run_file.read_text())
-    app = spec["apps"][0]
-    app.update(appID=f"solo-{free_port()}", appDirPath=str(workdir), appPort=free_port(),
-               daprHTTPPort=free_port(), daprGRPCPort=free_port(), command=command)
-    spec["apps"] = [app]
-    workdir.mkdir()
-    run_file = workdir / "dapr.yaml"
-    run_file.write_text(yaml.safe_dump(spec))
-    return Stack(run_file, workdir)
 
 
 def test_an_app_that_never_gets_ready_fails_with_the_tail_of_its_logs(one_app_stack):

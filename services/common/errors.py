@@ -1,0 +1,9 @@
+"""Errors a client caused and can fix: each carries the HTTP status it should see."""
+
+
+class ClientError(Exception):
+    status = 400
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details

@@ -1,0 +1,106 @@
+"""Where ingestion keeps things, over the state store and blob ports.
+
+State (small, read often): one record per dataset, the dataset index, upload sessions and
+version manifests. Blobs (big, written once): the rows of each part as Parquet, and the
+part's row fingerprints. Cloud state stores limit item size (DynamoDB: 400 KB), so rows
+never go into state.
+"""
+
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from services.common.ports import BlobStore, ConcurrencyConflict, StateStore
+from services.ingestion.domain.model import DatasetRecord, Manifest, UploadSession
+
+INDEX = "datasets"
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+class DatasetRepository:
+    def __init__(self, state: StateStore, blobs: BlobStore):
+        self.state, self.blobs = state, blobs
+
+    # datasets
+
+    async def dataset(self, name: str) -> tuple[DatasetRecord, str] | None:
+        found = await self.state.get(f"dataset:{name}")
+        return (DatasetRecord.model_validate_json(found.value), found.etag) if found else None
+
+    async def create_dataset(self, record: DatasetRecord) -> None:
+        """Raises ConcurrencyConflict when a dataset of that name exists."""
+        await self.state.create(f"dataset:{record.name}", record.model_dump_json().encode())
+        await self._index(record.name)
+
+    async def save_dataset(self, record: DatasetRecord, etag: str) -> None:
+        """Compare-and-swap: raises ConcurrencyConflict when the record changed since read."""
+        await self.state.save(f"dataset:{record.name}", record.model_dump_json().encode(), etag=etag)
+
+    async def names(self) -> list[str]:
+        found = await self.state.get(INDEX)
+        return json.loads(found.value)["names"] if found else []
+
+    async def _index(self, name: str) -> None:
+        while True:
+            found = await self.state.get(INDEX)
+            names = json.loads(found.value)["names"] if found else []
+            if name in names:
+                return
+            value = json.dumps({"names": sorted(names + [name])}).encode()
+            try:
+                if found:
+                    await self.state.save(INDEX, value, etag=found.etag)
+                else:
+                    await self.state.create(INDEX, value)
+                return
+            except ConcurrencyConflict:
+                continue  # another dataset was indexed at the same moment: read again
+
+    # upload sessions
+
+    async def session(self, upload_id: str) -> tuple[UploadSession, str] | None:
+        found = await self.state.get(f"upload:{upload_id}")
+        return (UploadSession.model_validate_json(found.value), found.etag) if found else None
+
+    async def create_session(self, session: UploadSession) -> None:
+        await self.state.create(f"upload:{session.id}", session.model_dump_json().encode())
+
+    async def save_session(self, session: UploadSession, etag: str) -> None:
+        await self.state.save(f"upload:{session.id}", session.model_dump_json().encode(), etag=etag)
+
+    # manifests: one key per upload, written before the dataset record points at it
+
+    async def manifest(self, key: str) -> Manifest:
+        found = await self.state.get(key)
+        if found is None:
+            raise LookupError(f"manifest {key!r} is referenced but missing")
+        return Manifest.model_validate_json(found.value)
+
+    async def save_manifest(self, manifest: Manifest) -> str:
+        key = f"manifest:{manifest.dataset}:{manifest.upload_id}"
+        await self.state.save(key, manifest.model_dump_json().encode())
+        return key
+
+    # part files
+
+    async def put_part(self, key: str, table: pa.Table, hashes: np.ndarray) -> None:
+        await self.blobs.put(f"{key}.parquet", parquet_bytes(table))
+        await self.blobs.put(f"{key}.hashes", hashes.astype("<u8").tobytes())
+
+    async def part_rows(self, key: str) -> pa.Table:
+        return pq.read_table(io.BytesIO(await self.blobs.get(f"{key}.parquet")))
+
+    async def part_hashes(self, key: str) -> np.ndarray:
+        return np.frombuffer(await self.blobs.get(f"{key}.hashes"), dtype="<u8")
+
+    async def delete_part(self, key: str) -> None:
+        for suffix in (".parquet", ".hashes"):
+            await self.blobs.delete(f"{key}{suffix}")

@@ -1,0 +1,57 @@
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+
+from services.ingestion.domain.schema import Column, ColumnType, Schema, Task, infer_schema
+
+
+def strings(**columns) -> pa.Table:
+    return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
+
+
+def test_inference_picks_the_narrowest_type_per_column():
+    table = strings(i=["1", "2", None, "-3"], f=["1.5", "2", "1e3", None], b=["yes", "No", "TRUE", None],
+                    c=["red", "blue", "red", "red"], t=["a long note", "another", "third one", "fourth"],
+                    y=["a", "b", "a", "b"])
+    s = infer_schema(table, "y")
+    assert {c.name: c.type for c in s.columns} == {
+        "i": ColumnType.INTEGER, "f": ColumnType.NUMBER, "b": ColumnType.BOOLEAN,
+        "c": ColumnType.CATEGORY, "t": ColumnType.TEXT, "y": ColumnType.CATEGORY}
+    assert s.task == Task.CLASSIFICATION
+
+
+def test_zero_one_columns_are_integers_not_booleans():
+    assert infer_schema(strings(z=["0", "1", "1"], y=["a", "b", "a"]), "y").column("z").type == ColumnType.INTEGER
+
+
+def test_task_is_regression_for_a_continuous_target_and_classification_for_few_labels():
+    assert infer_schema(strings(x=["1"] * 3, y=["1.5", "2.5", "3.5"]), "y").task == Task.REGRESSION
+    labels = infer_schema(strings(x=["1"] * 3, y=["0", "1", "2"]), "y")
+    assert labels.task == Task.CLASSIFICATION and labels.column("y").type == ColumnType.CATEGORY
+
+
+def test_asking_for_regression_on_a_text_target_is_refused():
+    with pytest.raises(ValueError, match="regression needs a numeric target"):
+        infer_schema(strings(y=["a", "b"]), "y", Task.REGRESSION)
+
+
+def test_unknown_target_is_refused_naming_the_columns():
+    with pytest.raises(ValueError, match=r"target 'label' is not a column of the data; columns are \['x'\]"):
+        infer_schema(strings(x=["1"]), "label")
+
+
+def test_schema_rules():
+    with pytest.raises(ValidationError, match="not one of the columns"):
+        Schema(task="classification", target="y", columns=[Column(name="x", type="number")])
+    with pytest.raises(ValidationError, match="named more than once"):
+        Schema(task="classification", target="x", columns=[Column(name="x", type="number")] * 2)
+    with pytest.raises(ValidationError, match="needs a fill_value"):
+        Column(name="x", type="number", missing="fill")
+    with pytest.raises(ValidationError, match="regression target must be a number"):
+        Schema(task="regression", target="y", columns=[Column(name="y", type="category")])
+
+
+def test_schema_hash_is_stable_and_changes_with_the_schema():
+    a = Schema(task="classification", target="y", columns=[Column(name="y", type="category")])
+    b = Schema(task="classification", target="y", columns=[Column(name="y", type="category", missing="reject")])
+    assert a.hash() == Schema.model_validate(a.model_dump()).hash() and a.hash() != b.hash()
