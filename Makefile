@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test up down setup runtime unit integration
+.PHONY: run test up down setup runtime unit integration samples bench
 
 ## run: set up what is missing, start the stack, run the round trip, stop what it started
 run: setup
@@ -22,6 +22,14 @@ up: setup
 ## down: stop everything `make up` started
 down: $(VENV)/.installed
 	$(PY) scripts/stack.py down
+
+## samples: load scikit-learn's datasets through the gateway of a running stack (make up)
+samples: $(VENV)/.installed
+	$(PY) -m services.ingestion.samples
+
+## bench: ingestion throughput and memory against pyarrow's ceiling (starts its own stacks)
+bench: setup
+	$(PY) bench/ingest.py
 
 setup: $(VENV)/.installed runtime
 

@@ -5,7 +5,8 @@
     scripts/stack.py down       stop everything `up` started; report any port left in use
     scripts/stack.py status     ask the gateway which services answer through Dapr
     scripts/stack.py roundtrip  run the round trip check through the gateway and print it
-    scripts/stack.py run        the main job: up (if needed), round trip, then down again
+    scripts/stack.py run        the main job: up (if needed), round trip, load the sample
+                                datasets and show a profile, then down again
 
 Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
 and a working folder of its own, so a test run never meets a developer's running stack.
@@ -187,6 +188,21 @@ def down(stack: Stack) -> int:
     return 0
 
 
+def load_samples(stack: Stack) -> None:
+    from services.ingestion import samples
+
+    print("samples: loading scikit-learn's datasets through the gateway")
+    results = samples.load(stack.gateway_url, list(samples.SAMPLES))
+    for result in results:
+        print(f"  {samples.describe(result)}")
+    flowers = next(r for r in results if r["dataset"] == "flowers")
+    print(f"  flowers: the first rejected rows: {flowers.get('upload', {}).get('rejected_rows', [])[:3]}")
+    profile = httpx.get(f"{stack.gateway_url}/api/datasets/flowers/versions/latest", timeout=30).json()["profile"]
+    width = profile["columns"]["sepal_width"]
+    print(f"  flowers profile: sepal_width missing {width['missing']}, mean {width['mean']:.2f}, "
+          f"class balance {profile['class_balance']}")
+
+
 def run(stack: Stack) -> int:
     was_running = stack.running()
     started = infra.up()
@@ -195,6 +211,7 @@ def run(stack: Stack) -> int:
         print_status(stack.status())
         report = stack.roundtrip()
         print_roundtrip(report)
+        load_samples(stack)
     finally:
         if not was_running:
             stack.stop()

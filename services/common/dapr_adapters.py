@@ -6,6 +6,7 @@ content type intact.
 """
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -178,16 +179,22 @@ class DaprPublisher:
 
 class DaprBlobStore:
     """Blobs through an output binding that supports create/get/delete with a fileName
-    (bindings.localstorage locally; S3, Azure Blob or GCS buckets elsewhere use `key`)."""
+    (bindings.localstorage locally; S3, Azure Blob or GCS buckets elsewhere use `key`).
+
+    Data goes out base64-encoded with decodeBase64 set: bindings.localstorage (like the
+    bucket bindings with that flag) decodes whatever parses as base64 or as a quoted string,
+    which would silently alter a binary blob that happens to. Reads come back raw."""
 
     def __init__(self, sidecar: Sidecar, binding: str):
         self.sidecar, self.binding = sidecar, binding
 
     async def _call(self, operation: str, key: str, data: bytes = b"") -> bytes:
         client = await self.sidecar.client()
+        metadata = {"fileName": key, "key": key}
+        if operation == "create":
+            data, metadata = base64.b64encode(data), metadata | {"decodeBase64": "true"}
         try:
-            resp = await client.invoke_binding(self.binding, operation, data,
-                                               binding_metadata={"fileName": key, "key": key})
+            resp = await client.invoke_binding(self.binding, operation, data, binding_metadata=metadata)
         except _SDK_ERRORS as exc:
             message = _message(exc)
             if "not found" in message.lower() or "no such file" in message.lower():

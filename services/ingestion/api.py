@@ -155,7 +155,7 @@ async def _csv(tables: AsyncIterator[pa.Table]) -> AsyncIterator[bytes]:
 
 async def _parquet(tables: AsyncIterator[pa.Table], schema: pa.Schema) -> AsyncIterator[bytes]:
     chunks = _Chunks()
-    with pq.ParquetWriter(pa.PythonFile(chunks, mode="w"), schema, compression="zstd") as writer:
+    with pq.ParquetWriter(pa.PythonFile(chunks, mode="w"), schema) as writer:
         async for table in tables:
             writer.write_table(table)
             yield chunks.take()

@@ -6,6 +6,7 @@ part's row fingerprints. Cloud state stores limit item size (DynamoDB: 400 KB), 
 never go into state.
 """
 
+import asyncio
 import io
 import json
 
@@ -20,8 +21,12 @@ INDEX = "datasets"
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    """Snappy (pyarrow's default codec, fast). Dictionary encoding only for string columns:
+    tried on numbers it costs more than half the write time and rarely pays off. Columns
+    chunked alike write faster, hence combine_chunks."""
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table.combine_chunks(), sink, use_dictionary=strings)
     return sink.getvalue()
 
 
@@ -92,8 +97,10 @@ class DatasetRepository:
     # part files
 
     async def put_part(self, key: str, table: pa.Table, hashes: np.ndarray) -> None:
-        await self.blobs.put(f"{key}.parquet", parquet_bytes(table))
-        await self.blobs.put(f"{key}.hashes", hashes.astype("<u8").tobytes())
+        # Encoding is CPU work: off the event loop, so other requests go on meanwhile.
+        data = await asyncio.to_thread(parquet_bytes, table)
+        await asyncio.gather(self.blobs.put(f"{key}.parquet", data),
+                             self.blobs.put(f"{key}.hashes", hashes.astype("<u8").tobytes()))
 
     async def part_rows(self, key: str) -> pa.Table:
         return pq.read_table(io.BytesIO(await self.blobs.get(f"{key}.parquet")))

@@ -124,7 +124,7 @@ class IngestionService:
         """Parses and validates in a worker thread (CPU work must not stall the event loop)."""
 
         def work() -> tuple[Schema, Validated]:
-            parsed = parse(body, content_type, self.limits)
+            parsed = parse(body, content_type, self.limits, session.schema_)
             schema = session.schema_ or self._infer(parsed.table, session)
             return schema, validate(parsed, schema, self.settings.max_field_chars,
                                     self.settings.max_listed_rejections)
@@ -257,7 +257,7 @@ class IngestionService:
                                             ) -> tuple[list[PartRecord], np.ndarray, int]:
         """Rows equal to a row of an earlier part are dropped; parts that lose rows are rewritten.
         Returns the parts, the fingerprints of the rows kept, and how many were dropped."""
-        hashes = [await self.repo.part_hashes(p.key) for p in parts]
+        hashes = await asyncio.gather(*(self.repo.part_hashes(p.key) for p in parts))
         every = np.concatenate(hashes)
         keep = np.zeros(len(every), dtype=bool)
         keep[first_occurrences(every)] = True

@@ -114,6 +114,10 @@ async def _blob_scenario(writer_settings, reader_settings):
         data = bytes(range(256)) * 64
         await DaprBlobStore(writer, writer_settings.blobstore).put(key, data)
         assert await DaprBlobStore(reader, reader_settings.blobstore).get(key) == data
+        # Bytes that read as base64 or as a quoted string must come back as they were sent.
+        for tricky in (b"QUJD", b'"quoted"', b"", b"\x00\xff"):
+            await DaprBlobStore(writer, writer_settings.blobstore).put(key, tricky)
+            assert await DaprBlobStore(reader, reader_settings.blobstore).get(key) == tricky
         await DaprBlobStore(reader, reader_settings.blobstore).delete(key)
         with pytest.raises(NotFound):
             await DaprBlobStore(writer, writer_settings.blobstore).get(key)

@@ -142,3 +142,17 @@ def test_an_upload_survives_a_restart_of_the_ingestion_service_between_parts(one
     assert httpx.put(f"{api}/uploads/{upload}/parts/2", content=csv_of(iris.iloc[75:]), headers=CSV).status_code == 200
     committed = httpx.post(f"{api}/uploads/{upload}/commit", timeout=30)
     assert committed.status_code == 201 and committed.json()["row_count"] == 149
+
+
+def test_the_samples_load_through_the_gateway_and_again_change_nothing(stack):
+    from services.ingestion import samples
+
+    first = {r["dataset"]: r for r in samples.load(stack.gateway_url, list(samples.SAMPLES))}
+    assert {n: (r["row_count"], r["schema"]["task"]) for n, r in first.items()} == {
+        "iris": (149, "classification"), "wine": (178, "classification"),
+        "breast-cancer": (569, "classification"), "diabetes": (442, "regression"), "flowers": (145, "classification")}
+    flowers = first["flowers"]["upload"]
+    assert flowers["rows_rejected"] == 6 and flowers["duplicates_dropped"] == 4
+    assert first["flowers"]["profile"]["columns"]["sepal_width"]["missing"] == 12
+    again = samples.load(stack.gateway_url, ["iris", "flowers"])
+    assert [(r["version"], r["unchanged"]) for r in again] == [(1, True), (1, True)]

@@ -45,5 +45,5 @@ def row_hashes(table: pa.Table) -> np.ndarray:
 
 def first_occurrences(hashes: np.ndarray) -> np.ndarray:
     """Indices of the rows whose fingerprint was not seen earlier, in order."""
-    _, first = np.unique(hashes, return_index=True)
-    return np.sort(first)
+    # A hash table (pandas) rather than a sort (np.unique): several times faster.
+    return np.flatnonzero(~pd.Series(hashes, copy=False).duplicated(keep="first").to_numpy())

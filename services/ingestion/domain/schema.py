@@ -99,8 +99,12 @@ FALSE = {"false", "f", "no", "n", "0"}
 CATEGORY_MAX_DISTINCT = 50
 
 
-def _all_match(values: pa.ChunkedArray, pattern: str) -> bool:
-    return bool(pc.all(pc.match_substring_regex(values, pattern)).as_py() is not False)
+def _all_read_as(values: pa.ChunkedArray, type_: pa.DataType) -> bool:
+    try:
+        pc.cast(values, type_)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
 
 
 def infer_type(values: pa.ChunkedArray) -> ColumnType:
@@ -110,11 +114,11 @@ def infer_type(values: pa.ChunkedArray) -> ColumnType:
         return ColumnType.TEXT
     lowered = pc.utf8_lower(present)
     if pc.all(pc.is_in(lowered, value_set=pa.array(sorted(TRUE | FALSE)))).as_py() and \
-            not _all_match(present, r"^[01]$"):
+            not pc.all(pc.is_in(present, value_set=pa.array(["0", "1"]))).as_py():
         return ColumnType.BOOLEAN
-    if _all_match(present, r"^[+-]?\d+$"):  # "3.0" reads into an integer column, but says "number"
+    if _all_read_as(present, pa.int64()):  # "3.0" reads into an integer column, but says "number"
         return ColumnType.INTEGER
-    if _all_match(present, NUMBER_RE):
+    if _all_read_as(present, pa.float64()) and pc.all(pc.is_finite(pc.cast(present, pa.float64()))).as_py():
         return ColumnType.NUMBER
     distinct = len(pc.unique(present))
     if distinct <= CATEGORY_MAX_DISTINCT and distinct <= max(2, len(present) // 2):

@@ -64,44 +64,56 @@ def _numpy(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _none(n: int) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(np.zeros(n, dtype=bool))])
+
+
 def _show(value: str | None, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
-def _coerce(raw: pa.ChunkedArray, column: Column, max_chars: int) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-    """(typed values, mask of present values that could not be read as the column's type)."""
+def _coerce(raw: pa.ChunkedArray, column: Column, max_chars: int) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """(typed values, mask of present values that could not be read as the column's type).
+    Columns the CSV reader already typed (see parse) only need the checks types cannot carry."""
     kind = column.type
     if kind == ColumnType.TEXT:
-        return raw, pc.fill_null(pc.greater(pc.utf8_length(raw), max_chars), False)
-    trimmed = pc.utf8_trim_whitespace(raw)
+        return raw, _numpy(pc.greater(pc.utf8_length(raw), max_chars))
     if kind == ColumnType.CATEGORY:
-        return trimmed, pc.fill_null(pc.greater(pc.utf8_length(trimmed), max_chars), False)
-    if kind == ColumnType.BOOLEAN:
-        lowered = pc.utf8_lower(trimmed)
+        trimmed = pc.utf8_trim_whitespace(raw)
+        return trimmed, _numpy(pc.greater(pc.utf8_length(trimmed), max_chars))
+    if raw.type == ARROW_TYPES[kind]:
+        values, invalid = raw, _none(len(raw))
+    elif kind == ColumnType.BOOLEAN:
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(raw))
         is_true, is_false = pc.is_in(lowered, pa.array(sorted(TRUE))), pc.is_in(lowered, pa.array(sorted(FALSE)))
         values = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
-        return values, pc.and_kleene(pc.is_valid(trimmed), pc.invert(pc.or_kleene(is_true, is_false)))
-
-    pattern = NUMBER_RE if kind == ColumnType.NUMBER else INTEGER_RE
-    try:
-        values = pc.cast(trimmed, ARROW_TYPES[kind])  # fast path: every value reads
-        invalid = pc.is_in(values, pa.array([], type=values.type))  # all false
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        invalid = pc.fill_null(pc.invert(pc.match_substring_regex(trimmed, pattern)), False)
-        readable = pc.if_else(invalid, pa.scalar(None, pa.string()), trimmed)
-        if kind == ColumnType.INTEGER:
-            readable = pc.replace_substring_regex(readable, r"\.0*$", "")
-        try:
-            values = pc.cast(readable, ARROW_TYPES[kind])
-        except pa.ArrowInvalid:  # e.g. an integer beyond 64 bits: per value, the slow way
-            values, flags = _coerce_slowly(readable, kind)
-            invalid = pc.or_kleene(invalid, flags)
+        invalid = pc.and_kleene(pc.is_valid(raw), pc.invert(pc.or_kleene(is_true, is_false)))
+    else:
+        values, invalid = _read_numbers(pc.utf8_trim_whitespace(raw), kind)
     if kind == ColumnType.NUMBER:
         # "inf" and "nan" parse as floats but are no numbers a model can learn from.
         invalid = pc.or_kleene(invalid, pc.and_kleene(pc.is_valid(values), pc.invert(pc.is_finite(values))))
         values = pc.if_else(invalid, pa.scalar(None, pa.float64()), values)
-    return values, pc.fill_null(invalid, False)
+    return values, _numpy(invalid)
+
+
+def _read_numbers(trimmed: pa.ChunkedArray, kind: ColumnType) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    try:
+        values = pc.cast(trimmed, ARROW_TYPES[kind])  # every value reads
+        return values, _none(len(values))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    pattern = NUMBER_RE if kind == ColumnType.NUMBER else INTEGER_RE
+    invalid = pc.fill_null(pc.invert(pc.match_substring_regex(trimmed, pattern)), False)
+    readable = pc.if_else(invalid, pa.scalar(None, pa.string()), trimmed)
+    if kind == ColumnType.INTEGER:
+        readable = pc.replace_substring_regex(readable, r"\.0*$", "")
+    try:
+        return pc.cast(readable, ARROW_TYPES[kind]), invalid
+    except pa.ArrowInvalid:  # e.g. an integer beyond 64 bits: per value, the slow way
+        values, flags = _coerce_slowly(readable, kind)
+        return values, pc.or_kleene(invalid, flags)
 
 
 def _coerce_slowly(readable: pa.ChunkedArray, kind: ColumnType) -> tuple[pa.Array, pa.Array]:
@@ -141,8 +153,7 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
     columns = {}
     for column in schema.columns:
         raw = table[column.name] if column.name in present else pa.chunked_array([pa.nulls(n, pa.string())])
-        values, invalid = _coerce(raw, column, max_field_chars)
-        bad = _numpy(invalid)
+        values, bad = _coerce(raw, column, max_field_chars)
         if bad.any():
             raw_values = raw  # bound for the message below
 
@@ -154,7 +165,7 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
                 return f"column {name!r}: {_show(value)} is not {article} {kind}"
 
             checks.append(_Check(bad, why))
-        missing = _numpy(pc.and_kleene(pc.is_null(values), pc.invert(invalid)))
+        missing = _numpy(pc.is_null(values)) & ~bad
         if column.name == schema.target:
             checks.append(_Check(missing, lambda i, name=column.name: f"the target {name!r} is missing"))
         elif column.missing == MissingPolicy.REJECT:

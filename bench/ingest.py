@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Ingestion throughput and memory, against a ceiling measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--rows 100000,1000000] [--part-mb 16]
+
+For each size: a generated CSV (10 columns: 4 floats, 3 integers, a category, a boolean and
+the class label) goes through the gateway in parts, several in flight (gateway -> its daprd
+-> ingestion's daprd -> ingestion -> blob binding and state store), into a dataset whose
+schema was declared, then is committed. Printed: rows/s,
+and the ingestion process's peak RSS (VmHWM), each size on a freshly started stack.
+The ceiling: pyarrow reading the same CSV and writing Parquet to local disk, in one process.
+No thresholds: figures and ratios only.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import infra  # noqa: E402
+from proc import group_members, read_pid  # noqa: E402
+from stack import Stack  # noqa: E402
+
+
+# Declared up front, as a pipeline loading version after version of one dataset would.
+DATASET = {"task": "classification", "target": "label", "columns":
+           [{"name": f"f{i}", "type": "number"} for i in range(4)] + [{"name": f"i{i}", "type": "integer"} for i in range(3)]
+           + [{"name": "color", "type": "category"}, {"name": "flag", "type": "boolean"},
+              {"name": "label", "type": "category"}]}
+
+
+def generate(rows: int, path: Path) -> None:
+    rng = np.random.default_rng(0)
+    with pacsv.CSVWriter(str(path), pa.schema(
+            [(f"f{i}", pa.float64()) for i in range(4)] + [(f"i{i}", pa.int64()) for i in range(3)]
+            + [("color", pa.string()), ("flag", pa.bool_()), ("label", pa.string())])) as writer:
+        for start in range(0, rows, 250_000):
+            n = min(250_000, rows - start)
+            writer.write_table(pa.table(
+                {f"f{i}": rng.normal(size=n).round(6) for i in range(4)}
+                | {f"i{i}": rng.integers(0, 1_000_000, size=n) for i in range(3)}
+                | {"color": rng.choice(["red", "green", "blue", "cyan"], size=n),
+                   "flag": rng.random(n) < 0.5,
+                   "label": rng.choice(["a", "b", "c"], size=n)}))
+
+
+def ceiling(path: Path, workdir: Path) -> float:
+    """Seconds for pyarrow to read the CSV and write it as Parquet, best of two."""
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        pq.write_table(pacsv.read_csv(path), workdir / "ceiling.parquet")
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def parts(path: Path, part_bytes: int):
+    """The CSV cut at line ends into parts of about part_bytes, each starting with the header."""
+    with open(path, "rb") as f:
+        header = f.readline()
+        while True:
+            chunk = f.read(part_bytes)
+            if not chunk:
+                return
+            chunk += f.readline()  # finish the last line
+            yield header + chunk
+
+
+def ingestion_pid(stack: Stack) -> int:
+    for pid in group_members(read_pid(stack.pidfile)):
+        if b"services.ingestion" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise RuntimeError("ingestion process not found")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ingest(stack: Stack, path: Path, part_bytes: int, concurrency: int) -> tuple[float, int, int]:
+    """Seconds from starting the upload to the committed version, rows stored, parts sent."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=stack.gateway_url, timeout=600,
+                      limits=httpx.Limits(max_connections=concurrency)) as client:
+        client.post("/api/datasets", json={"name": name, **DATASET}).raise_for_status()
+        t0 = time.perf_counter()
+        upload = client.post(f"/api/datasets/{name}/uploads").json()["upload_id"]
+
+        def put(numbered: tuple[int, bytes]) -> None:
+            number, body = numbered
+            client.put(f"/api/datasets/{name}/uploads/{upload}/parts/{number}", content=body,
+                       headers={"content-type": "text/csv"}).raise_for_status()
+
+        numbered = list(enumerate(parts(path, part_bytes), start=1))
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(put, numbered))
+        committed = client.post(f"/api/datasets/{name}/uploads/{upload}/commit")
+        committed.raise_for_status()
+        return time.perf_counter() - t0, committed.json()["row_count"], len(numbered)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--part-mb", type=float, default=4)
+    parser.add_argument("--concurrency", type=int, default=4, help="parts in flight at once")
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.rows.split(",")]
+    part_bytes = int(args.part_mb * 1024 * 1024)
+    started = infra.up()
+    print(f"machine: {os.cpu_count()} cores; parts of {args.part_mb:g} MB, {args.concurrency} in flight; "
+          f"Parquet (snappy) on both sides\n")
+    print(f"{'rows':>9} {'CSV MB':>7} {'parts':>5} | {'daprml s':>8} {'rows/s':>9} {'peak RSS MB':>11} | "
+          f"{'pyarrow s':>9} {'rows/s':>9} | {'ratio':>5}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="daprml-bench-") as tmp:
+            workdir = Path(tmp)
+            for rows in sizes:
+                csv_path = workdir / f"data-{rows}.csv"
+                generate(rows, csv_path)
+                ceiling_s = ceiling(csv_path, workdir)
+                stack = Stack.isolated(workdir / f"stack-{rows}", uuid.uuid4().hex[:8])
+                stack.start()
+                try:
+                    seconds, stored, count = ingest(stack, csv_path, part_bytes, args.concurrency)
+                    rss = peak_rss_mb(ingestion_pid(stack))
+                finally:
+                    stack.stop()
+                assert stored == rows, f"stored {stored} of {rows} rows"
+                ours, theirs = rows / seconds, rows / ceiling_s
+                print(f"{rows:>9} {csv_path.stat().st_size / 2**20:>7.1f} {count:>5} | {seconds:>8.2f} "
+                      f"{ours:>9,.0f} {rss:>11.0f} | {ceiling_s:>9.2f} {theirs:>9,.0f} | {ours / theirs:>5.2f}")
+    finally:
+        infra.down(started)
+    print("\nratio: daprml rows/s over pyarrow's; peak RSS: VmHWM of the ingestion process on a fresh stack")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
