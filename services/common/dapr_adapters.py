@@ -9,6 +9,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import dapr.conf
 import httpx
@@ -255,17 +256,33 @@ def dapr_ports(settings: ServiceSettings) -> Ports:
     )
 
 
-Handler = Callable[[bytes], Awaitable[str]]
+Handler = Callable[[dict[str, Any], BaseModel], Awaitable[None]]
 
 
-def subscribe(app: FastAPI, pubsub: str, topic: str, route: str, handler: Handler) -> None:
-    """Declares a subscription on the app's /dapr/subscribe. The handler gets the raw CloudEvent
-    envelope and answers SUCCESS, RETRY or DROP, which Dapr acts on: a body that can never be
-    valid is dropped (Dapr logs it) rather than redelivered forever."""
+async def deliver(envelope: bytes, event_type: events.EventType, handler: Handler) -> str:
+    """What Dapr should do with one delivery. SUCCESS; RETRY when a sidecar or store failed
+    (the resiliency policy backs off and tries again); DROP for an event no retry can make
+    valid, which Dapr logs and discards rather than redelivering it forever."""
+    try:
+        attributes, payload = events.decode(envelope, event_type)
+    except events.InvalidEvent as exc:
+        log.warning("dropping an invalid %s event: %s", event_type, exc)
+        return "DROP"
+    try:
+        await handler(attributes, payload)
+    except SidecarUnavailable as exc:
+        log.warning("%s event %s will be retried: %s", event_type, attributes.get("id"), exc)
+        return "RETRY"
+    return "SUCCESS"
+
+
+def subscribe(app: FastAPI, pubsub: str, event_type: events.EventType, route: str, handler: Handler) -> None:
+    """Subscribes the app to the topic of an event type, declared on its /dapr/subscribe.
+    The handler gets the CloudEvent's attributes and its validated payload."""
     dapr_app = getattr(app.state, "dapr_app", None)
     if dapr_app is None:
         dapr_app = app.state.dapr_app = DaprApp(app)
 
-    @dapr_app.subscribe(pubsub=pubsub, topic=topic, route=route)
+    @dapr_app.subscribe(pubsub=pubsub, topic=events.topic_of(event_type), route=route)
     async def _deliver(request: Request) -> dict[str, str]:
-        return {"status": await handler(await request.body())}
+        return {"status": await deliver(await request.body(), event_type, handler)}

@@ -6,24 +6,20 @@ platform team in one call whether a deployment's components are wired right.
 """
 
 import json
-import logging
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path
 
 from services.common.dapr_adapters import subscribe
-from services.common.events import EventType, InvalidEvent, RoundtripPing, Topic, decode
+from services.common.events import EventType, RoundtripPing, Topic
 from services.common.ports import (
     BlobStore,
     ConcurrencyConflict,
     EventPublisher,
     NotFound,
-    SidecarUnavailable,
     StateStore,
 )
-
-log = logging.getLogger(__name__)
 
 RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 PREFIX = "/internal/roundtrip"
@@ -75,34 +71,25 @@ async def _check_etags(key: str, state: StateStore) -> dict[str, Any]:
                                   f"delete {'done' if gone else 'FAILED'}")
 
 
-async def receive(envelope: bytes, app_id: str, state: StateStore, blobs: BlobStore) -> str:
-    """The receiver's half, as a subscription handler: SUCCESS, RETRY or DROP."""
+async def receive(attributes: dict[str, Any], ping: RoundtripPing, app_id: str, state: StateStore,
+                  blobs: BlobStore) -> None:
+    """The receiver's half: reads the blob the ping names and records what it found."""
     try:
-        attributes, ping = decode(envelope, EventType.ROUNDTRIP_PING)
-    except InvalidEvent as exc:
-        log.warning("dropping an invalid round trip event: %s", exc)
-        return "DROP"
-    try:
-        try:
-            blob = json.loads(await blobs.get(ping.blob_key))
-            blob_ok = blob.get("run_id") == ping.run_id
-            blob_detail = f"read {ping.blob_key} written by {blob.get('written_by')}"
-        except NotFound:
-            blob_ok, blob_detail = False, f"{ping.blob_key} not found"
-        record = {
-            "run_id": ping.run_id,
-            "received_by": app_id,
-            "received_at": datetime.now(timezone.utc).isoformat(),
-            "event_id": attributes.get("id"),
-            "event_source": attributes.get("source"),
-            "blob_ok": blob_ok,
-            "blob_detail": blob_detail,
-        }
-        await state.save(state_key(ping.run_id), json.dumps(record).encode())
-    except SidecarUnavailable as exc:
-        log.warning("round trip event %s will be retried: %s", attributes.get("id"), exc)
-        return "RETRY"
-    return "SUCCESS"
+        blob = json.loads(await blobs.get(ping.blob_key))
+        blob_ok = blob.get("run_id") == ping.run_id
+        blob_detail = f"read {ping.blob_key} written by {blob.get('written_by')}"
+    except NotFound:
+        blob_ok, blob_detail = False, f"{ping.blob_key} not found"
+    record = {
+        "run_id": ping.run_id,
+        "received_by": app_id,
+        "received_at": datetime.now(timezone.utc).isoformat(),
+        "event_id": attributes.get("id"),
+        "event_source": attributes.get("source"),
+        "blob_ok": blob_ok,
+        "blob_detail": blob_detail,
+    }
+    await state.save(state_key(ping.run_id), json.dumps(record).encode())
 
 
 def add_sender(app: FastAPI) -> None:
@@ -125,10 +112,10 @@ def add_receiver(app: FastAPI) -> None:
     """Subscribes the app to round trip pings and serves what it recorded."""
     settings, ports = app.state.settings, app.state.ports
 
-    async def handle(envelope: bytes) -> str:
-        return await receive(envelope, settings.app_id, ports.state, ports.blobs)
+    async def handle(attributes: dict[str, Any], ping: RoundtripPing) -> None:
+        await receive(attributes, ping, settings.app_id, ports.state, ports.blobs)
 
-    subscribe(app, settings.pubsub, Topic.ROUNDTRIP, f"{PREFIX}/events", handle)
+    subscribe(app, settings.pubsub, EventType.ROUNDTRIP_PING, f"{PREFIX}/events", handle)
     router = APIRouter(prefix=PREFIX, tags=["round trip"])
 
     @router.get("/{run_id}")

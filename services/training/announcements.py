@@ -5,54 +5,41 @@ feature. Delivery is at least once, so recording is idempotent.
 """
 
 import json
-import logging
 
 from fastapi import APIRouter, FastAPI, Path
 
 from services.common.dapr_adapters import subscribe
-from services.common.events import DATASET_NAME, EventType, InvalidEvent, Topic, decode
-from services.common.ports import ConcurrencyConflict, SidecarUnavailable, StateStore
-
-log = logging.getLogger(__name__)
-
+from services.common.events import DATASET_NAME, DatasetVersionCommitted, EventType
+from services.common.ports import ConcurrencyConflict, StateStore
 
 def key(dataset: str) -> str:
     return f"announced:{dataset}"
 
 
-async def record(envelope: bytes, state: StateStore) -> str:
-    try:
-        _, event = decode(envelope, EventType.DATASET_VERSION_COMMITTED)
-    except InvalidEvent as exc:
-        log.warning("dropping an invalid dataset-version event: %s", exc)
-        return "DROP"
-    try:
-        while True:
-            found = await state.get(key(event.dataset))
-            seen = json.loads(found.value) if found else {}
-            if str(event.version) in seen:
-                return "SUCCESS"  # a repeated delivery
-            seen[str(event.version)] = event.model_dump(mode="json")
-            try:
-                if found:
-                    await state.save(key(event.dataset), json.dumps(seen).encode(), etag=found.etag)
-                else:
-                    await state.create(key(event.dataset), json.dumps(seen).encode())
-                return "SUCCESS"
-            except ConcurrencyConflict:
-                continue
-    except SidecarUnavailable as exc:
-        log.warning("dataset-version event will be retried: %s", exc)
-        return "RETRY"
+async def record(event: DatasetVersionCommitted, state: StateStore) -> None:
+    while True:
+        found = await state.get(key(event.dataset))
+        seen = json.loads(found.value) if found else {}
+        if str(event.version) in seen:
+            return  # a repeated delivery
+        seen[str(event.version)] = event.model_dump(mode="json")
+        try:
+            if found:
+                await state.save(key(event.dataset), json.dumps(seen).encode(), etag=found.etag)
+            else:
+                await state.create(key(event.dataset), json.dumps(seen).encode())
+            return
+        except ConcurrencyConflict:
+            continue  # two deliveries at once: read again
 
 
 def add_announcements(app: FastAPI) -> None:
     settings, ports = app.state.settings, app.state.ports
 
-    async def handle(envelope: bytes) -> str:
-        return await record(envelope, ports.state)
+    async def handle(_attributes: dict, event: DatasetVersionCommitted) -> None:
+        await record(event, ports.state)
 
-    subscribe(app, settings.pubsub, Topic.DATASET_VERSIONS, "/internal/events/dataset-versions", handle)
+    subscribe(app, settings.pubsub, EventType.DATASET_VERSION_COMMITTED, "/internal/events/dataset-versions", handle)
     router = APIRouter(prefix="/internal/datasets", tags=["announcements"])
 
     @router.get("/{dataset}/announced")

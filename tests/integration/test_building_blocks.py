@@ -65,7 +65,7 @@ def test_an_invalid_event_is_dropped_and_the_subscriber_keeps_working(stack):
     record = poll(lambda: httpx.get(f"{training}/internal/roundtrip/{run}").status_code == 200)
     assert record, "the valid event after the invalid one was not processed"
     log = next((stack.workdir / ".dapr" / "logs").glob(f"{stack.app('training').app_id}_app_*.log")).read_text()
-    assert "dropping an invalid round trip event" in log
+    assert "dropping an invalid io.daprml.roundtrip.ping.v1 event" in log
 
 
 async def _state_scenario(settings):

@@ -1,7 +1,7 @@
 import asyncio
 import json
 
-from services.common import events, roundtrip
+from services.common import roundtrip
 from services.common.events import EventType, RoundtripPing
 from services.common.fakes import FakeBlobStore, FakePublisher, FakeStateStore
 from services.common.ports import Versioned
@@ -35,40 +35,24 @@ def test_etag_check_fails_on_a_store_that_accepts_stale_etags():
     assert not etag["ok"] and "ACCEPTED" in etag["detail"]
 
 
-def ping_envelope(run_id="r1", blob_key="roundtrip/r1.json") -> bytes:
-    return events.encode(EventType.ROUNDTRIP_PING, "/daprml/ingestion", RoundtripPing(run_id=run_id, blob_key=blob_key))
+def ping(run_id="r1", blob_key="roundtrip/r1.json") -> RoundtripPing:
+    return RoundtripPing(run_id=run_id, blob_key=blob_key)
+
+
+ATTRIBUTES = {"id": "e1", "source": "/daprml/ingestion"}
 
 
 def test_receive_reads_the_blob_and_records_the_ping():
     state, blobs = FakeStateStore(), FakeBlobStore()
     blobs.blobs["roundtrip/r1.json"] = b'{"run_id": "r1", "written_by": "ingestion"}'
-    assert run(roundtrip.receive(ping_envelope(), "training", state, blobs)) == "SUCCESS"
+    run(roundtrip.receive(ATTRIBUTES, ping(), "training", state, blobs))
     record = json.loads(state.items["roundtrip-r1"].value)
     assert record["blob_ok"] is True and record["received_by"] == "training"
-    assert record["event_source"] == "/daprml/ingestion"
+    assert record["event_source"] == "/daprml/ingestion" and record["event_id"] == "e1"
 
 
 def test_receive_records_a_missing_blob_as_not_ok():
     state = FakeStateStore()
-    assert run(roundtrip.receive(ping_envelope(), "training", state, FakeBlobStore())) == "SUCCESS"
+    run(roundtrip.receive(ATTRIBUTES, ping(), "training", state, FakeBlobStore()))
     record = json.loads(state.items["roundtrip-r1"].value)
     assert record["blob_ok"] is False and "not found" in record["blob_detail"]
-
-
-def test_receive_drops_an_invalid_event_and_writes_nothing():
-    state = FakeStateStore()
-    assert run(roundtrip.receive(b'{"type": "io.daprml.roundtrip.ping.v1", "data": {}}', "training",
-                                 state, FakeBlobStore())) == "DROP"
-    assert state.items == {}
-
-
-def test_receive_asks_for_a_retry_when_the_sidecar_fails():
-    from services.common.ports import SidecarUnavailable
-
-    class DownStore(FakeStateStore):
-        async def save(self, key, value, etag=None):
-            raise SidecarUnavailable("redis is down")
-
-    blobs = FakeBlobStore()
-    blobs.blobs["roundtrip/r1.json"] = b'{"run_id": "r1"}'
-    assert run(roundtrip.receive(ping_envelope(), "training", DownStore(), blobs)) == "RETRY"
