@@ -10,9 +10,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.ingestion.deps import ServiceDep, SettingsDep
-from services.ingestion.domain.errors import Missing, TooLarge
+from services.ingestion.domain.errors import TooLarge
 from services.ingestion.domain.schema import NAME, Task
-from services.ingestion.service import DatasetSpec, IngestionService
+from services.ingestion.service import DatasetSpec
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -71,30 +71,23 @@ async def start_upload(name: Name, service: ServiceDep, target: Target = None,
     return (await service.start_upload(name, target, task)).public()
 
 
-async def _session_of(service: IngestionService, name: str, upload_id: str):
-    found = await service.repo.session(upload_id)
-    if found is None or found[0].dataset != name:
-        raise Missing(f"dataset {name!r} has no upload {upload_id!r}")
-    return found[0]
-
-
 @router.get("/{name}/uploads/{upload_id}")
 async def get_upload(name: Name, upload_id: UploadId, service: ServiceDep) -> dict[str, Any]:
-    return (await _session_of(service, name, upload_id)).public()
+    return (await service.upload_of(name, upload_id)).public()
 
 
 @router.put("/{name}/uploads/{upload_id}/parts/{number}")
 async def put_part(name: Name, upload_id: UploadId, number: Annotated[int, Path(ge=1)], request: Request,
                    service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
     """One part: a self-contained body (CSV parts each start with the header line)."""
-    await _session_of(service, name, upload_id)
+    await service.upload_of(name, upload_id)
     body = await read_body(request, settings.max_part_bytes)
     return await service.put_part(upload_id, number, body, request.headers.get("content-type"))
 
 
 @router.post("/{name}/uploads/{upload_id}/commit", status_code=201)
 async def commit(name: Name, upload_id: UploadId, response: Response, service: ServiceDep) -> dict[str, Any]:
-    await _session_of(service, name, upload_id)
+    await service.upload_of(name, upload_id)
     result = await service.commit(upload_id)
     if result["unchanged"]:
         response.status_code = 200
@@ -103,7 +96,7 @@ async def commit(name: Name, upload_id: UploadId, response: Response, service: S
 
 @router.delete("/{name}/uploads/{upload_id}", status_code=204)
 async def abort(name: Name, upload_id: UploadId, service: ServiceDep) -> None:
-    await _session_of(service, name, upload_id)
+    await service.upload_of(name, upload_id)
     await service.abort(upload_id)
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from services.common.events import DatasetVersionCommitted, EventType
 from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.errors import BadInput, Conflict, Missing, TooLarge
@@ -21,6 +20,7 @@ from services.ingestion.domain.parse import Limits, parse
 from services.ingestion.domain.rows import first_occurrences
 from services.ingestion.domain.schema import NAME, Column, Schema, Task, infer_schema, is_valid_name
 from services.ingestion.domain.validate import Validated, validate
+from services.ingestion import outbox
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.settings import Settings
 
@@ -91,6 +91,12 @@ class IngestionService:
             raise Conflict(f"dataset {name!r} is for {record.task}, not {task}")
         return UploadSession(id=uuid.uuid4().hex, dataset=name, target=record.target, task=record.task,
                              schema=record.schema_)
+
+    async def upload_of(self, name: str, upload_id: str) -> UploadSession:
+        found = await self.repo.session(upload_id)
+        if found is None or found[0].dataset != name:
+            raise Missing(f"dataset {name!r} has no upload {upload_id!r}")
+        return found[0]
 
     async def _open_session(self, upload_id: str) -> tuple[UploadSession, str]:
         found = await self.repo.session(upload_id)
@@ -319,41 +325,13 @@ class IngestionService:
             raise
         return result | {"upload": {k: v for k, v in report.items() if k not in ("part", "unchanged", "schema")}}
 
-    # events: at least once, through the dataset record's outbox
+    # events: at least once, through the dataset record's outbox (see outbox.py)
 
     async def flush_outbox(self, name: str) -> int:
-        """Publishes the events of committed versions not yet announced; returns how many."""
-        found = await self.repo.dataset(name)
-        if found is None or not found[0].outbox:
-            return 0
-        record = found[0]
-        sent = []
-        for number in record.outbox:
-            ref = record.version(number)
-            manifest = await self.repo.manifest(ref.manifest_key)
-            payload = DatasetVersionCommitted(dataset=name, version=number, row_count=manifest.row_count,
-                                              schema_hash=manifest.schema_hash,
-                                              profile=profiles.summary(manifest.profile))
-            await self.publisher.publish(EventType.DATASET_VERSION_COMMITTED, payload, subject=f"{name}/v{number}",
-                                         event_id=f"{name}-v{number}-{ref.sha256[:12]}")
-            sent.append(number)
-        while True:
-            record, etag = await self.repo.dataset(name)
-            record.outbox = [v for v in record.outbox if v not in sent]
-            try:
-                await self.repo.save_dataset(record, etag)
-                return len(sent)
-            except ConcurrencyConflict:
-                continue
+        return await outbox.flush(self.repo, self.publisher, name)
 
     async def flush_all(self) -> int:
-        sent = 0
-        for name in await self.repo.names():
-            try:
-                sent += await self.flush_outbox(name)
-            except Exception as exc:  # one dataset's trouble must not stop the others' events
-                log.warning("events of dataset %s not published yet: %s", name, exc)
-        return sent
+        return await outbox.flush_all(self.repo, self.publisher)
 
     # read side
 

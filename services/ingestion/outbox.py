@@ -1,0 +1,53 @@
+"""Announcing committed versions, at least once.
+
+A commit appends its version number to the dataset record's outbox in the same
+compare-and-swap that commits the version, so there is no version without a pending event.
+After the commit, and every few seconds from a relay task (also after a restart), pending
+events are published and then removed from the outbox. A crash between the two publishes
+the event again: the event id is stable, so a subscriber can tell.
+"""
+
+import logging
+
+from services.common.events import DatasetVersionCommitted, EventType
+from services.common.ports import ConcurrencyConflict, EventPublisher
+from services.ingestion.domain import profile as profiles
+from services.ingestion.repository import DatasetRepository
+
+log = logging.getLogger(__name__)
+
+
+async def flush(repo: DatasetRepository, publisher: EventPublisher, name: str) -> int:
+    """Publishes the events of committed versions not yet announced; returns how many."""
+    found = await repo.dataset(name)
+    if found is None or not found[0].outbox:
+        return 0
+    record = found[0]
+    sent = []
+    for number in record.outbox:
+        ref = record.version(number)
+        manifest = await repo.manifest(ref.manifest_key)
+        payload = DatasetVersionCommitted(dataset=name, version=number, row_count=manifest.row_count,
+                                          schema_hash=manifest.schema_hash,
+                                          profile=profiles.summary(manifest.profile))
+        await publisher.publish(EventType.DATASET_VERSION_COMMITTED, payload, subject=f"{name}/v{number}",
+                                event_id=f"{name}-v{number}-{ref.sha256[:12]}")
+        sent.append(number)
+    while True:
+        record, etag = await repo.dataset(name)
+        record.outbox = [v for v in record.outbox if v not in sent]
+        try:
+            await repo.save_dataset(record, etag)
+            return len(sent)
+        except ConcurrencyConflict:
+            continue  # a commit landed meanwhile: keep its entry, drop ours
+
+
+async def flush_all(repo: DatasetRepository, publisher: EventPublisher) -> int:
+    sent = 0
+    for name in await repo.names():
+        try:
+            sent += await flush(repo, publisher, name)
+        except Exception as exc:  # one dataset's trouble must not hold up the others' events
+            log.warning("events of dataset %s not published yet: %s", name, exc)
+    return sent
