@@ -10,8 +10,9 @@ PY := $(VENV)/bin/python
 run: setup
 	$(PY) scripts/stack.py run
 
-## test: set up what is missing, then every tier (unit, api, integration with real daprd)
+## test: set up what is missing, then lint and every tier (unit, api, integration with real daprd)
 test: setup
+	$(VENV)/bin/ruff check services scripts tests bench
 	$(PY) -m pytest tests/unit tests/api
 	$(PY) -m pytest tests/integration
 

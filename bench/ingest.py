@@ -34,10 +34,10 @@ import infra  # noqa: E402
 from proc import group_members, read_pid  # noqa: E402
 from stack import Stack  # noqa: E402
 
-
 # Declared up front, as a pipeline loading version after version of one dataset would.
 DATASET = {"task": "classification", "target": "label", "columns":
-           [{"name": f"f{i}", "type": "number"} for i in range(4)] + [{"name": f"i{i}", "type": "integer"} for i in range(3)]
+           [{"name": f"f{i}", "type": "number"} for i in range(4)]
+           + [{"name": f"i{i}", "type": "integer"} for i in range(3)]
            + [{"name": "color", "type": "category"}, {"name": "flag", "type": "boolean"},
               {"name": "label", "type": "category"}]}
 

@@ -113,7 +113,7 @@ def up() -> list[str]:
         for data in ("redis", "scheduler"):
             (DATA / data).mkdir(parents=True, exist_ok=True)
         start(server.argv, server.log, server.pidfile)
-        if not wait_until(lambda: port_open(server.port) or not read_pid(server.pidfile), 30) \
+        if not wait_until(lambda s=server: port_open(s.port) or not read_pid(s.pidfile), 30) \
                 or not read_pid(server.pidfile):
             stop(server.pidfile)
             raise SetupError(f"{server.name} did not start listening on 127.0.0.1:{server.port}; "

@@ -12,7 +12,6 @@ Tests use Stack.isolated(): the same run file with free ports, app ids suffixed 
 and a working folder of its own, so a test run never meets a developer's running stack.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -24,7 +23,20 @@ import httpx
 import yaml
 
 import infra
-from proc import DATA, ROOT, SetupError, free_port, port_open, read_env_file, read_pid, require_free, start, stop, tail, wait_until
+from proc import (
+    DATA,
+    ROOT,
+    SetupError,
+    free_port,
+    port_open,
+    read_env_file,
+    read_pid,
+    require_free,
+    start,
+    stop,
+    tail,
+    wait_until,
+)
 
 RUN_FILE = ROOT / "dapr.yaml"
 SECRETS_EXAMPLE = ROOT / "dapr" / "secrets.example.json"

@@ -5,7 +5,7 @@ through as they are and a subscriber in any language reads the same envelope.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -42,7 +42,7 @@ class RoundtripPing(BaseModel):
 
     run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     blob_key: str = Field(min_length=1)
-    sent_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 # One topic and one payload model per event type.

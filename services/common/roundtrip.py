@@ -6,7 +6,7 @@ platform team in one call whether a deployment's components are wired right.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path
@@ -83,7 +83,7 @@ async def receive(attributes: dict[str, Any], ping: RoundtripPing, app_id: str, 
     record = {
         "run_id": ping.run_id,
         "received_by": app_id,
-        "received_at": datetime.now(timezone.utc).isoformat(),
+        "received_at": datetime.now(UTC).isoformat(),
         "event_id": attributes.get("id"),
         "event_source": attributes.get("source"),
         "blob_ok": blob_ok,

@@ -13,6 +13,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound
+from services.ingestion import outbox
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.errors import BadInput, Conflict, Missing, TooLarge
 from services.ingestion.domain.model import DatasetRecord, Manifest, PartFile, PartRecord, UploadSession, VersionRef
@@ -20,7 +21,6 @@ from services.ingestion.domain.parse import Limits, parse
 from services.ingestion.domain.rows import first_occurrences
 from services.ingestion.domain.schema import NAME, Column, Schema, Task, infer_schema, is_valid_name
 from services.ingestion.domain.validate import Validated, validate
-from services.ingestion import outbox
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.settings import Settings
 
@@ -270,7 +270,7 @@ class IngestionService:
         if keep.all():
             return parts, every, 0
         result, offset, dropped = [], 0, 0
-        for part, part_hashes in zip(parts, hashes):
+        for part, part_hashes in zip(parts, hashes, strict=True):
             mask = keep[offset:offset + len(part_hashes)]
             offset += len(part_hashes)
             if mask.all():

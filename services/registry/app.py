@@ -1,8 +1,8 @@
 from fastapi import FastAPI
 
 from services.common.app import build_app
-from services.common.ports import Ports
 from services.common.dapr_adapters import dapr_ports
+from services.common.ports import Ports
 from services.registry.settings import Settings
 
 

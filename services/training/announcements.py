@@ -12,6 +12,7 @@ from services.common.dapr_adapters import subscribe
 from services.common.events import DATASET_NAME, DatasetVersionCommitted, EventType
 from services.common.ports import ConcurrencyConflict, StateStore
 
+
 def key(dataset: str) -> str:
     return f"announced:{dataset}"
 

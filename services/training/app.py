@@ -1,10 +1,10 @@
 from fastapi import FastAPI
 
 from services.common.app import build_app
+from services.common.dapr_adapters import dapr_ports
 from services.common.ports import Ports
 from services.common.roundtrip import add_receiver
 from services.training.announcements import add_announcements
-from services.common.dapr_adapters import dapr_ports
 from services.training.settings import Settings
 
 

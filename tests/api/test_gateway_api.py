@@ -39,6 +39,7 @@ def test_dataset_paths_are_forwarded_to_ingestion_with_body_query_and_status(mak
 
 
 def test_ingestion_errors_come_back_unchanged(make_client):
-    invoker = FakeInvoker({("ingestion", "api/datasets/nope"): Reply(404, b'{"detail": "dataset \'nope\' does not exist"}')})
+    missing = Reply(404, b'{"detail": "dataset \'nope\' does not exist"}')
+    invoker = FakeInvoker({("ingestion", "api/datasets/nope"): missing})
     reply = make_client("gateway", invoker=invoker).get("/api/datasets/nope")
     assert reply.status_code == 404 and "does not exist" in reply.json()["detail"]

@@ -1,6 +1,5 @@
 """scripts/install-dapr's failures: one clear line and a non-zero exit, never a half-built binary."""
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -1,6 +1,6 @@
 """What ingestion stores: dataset records, version manifests, upload sessions."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,7 +9,7 @@ from services.ingestion.domain.schema import NAME, Schema, Task
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Stored(BaseModel):

@@ -151,8 +151,8 @@ def _parse_csv_slowly(text: str, names: list[str]) -> Parsed:
     except csv.Error as exc:
         raise BadInput(f"the CSV is malformed at line {reader.line_num}: {exc}; fields holding commas, "
                        f"quotes or newlines must be quoted, and quotes inside them doubled") from None
-    columns = list(zip(*rows)) if rows else [[] for _ in names]
-    table = pa.table({n: pa.array(col, type=pa.string()) for n, col in zip(names, columns)})
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    table = pa.table({n: pa.array(col, type=pa.string()) for n, col in zip(names, columns, strict=True)})
     return Parsed(table, row_numbers=numbers, problems=problems)
 
 

@@ -27,8 +27,8 @@ def part_profile(table: pa.Table, schema: Schema) -> dict[str, Any]:
                       "min": minmax["min"], "max": minmax["max"]}
         elif column.type in (ColumnType.CATEGORY, ColumnType.BOOLEAN):
             counts = pc.value_counts(pc.drop_null(values))
-            stats["counts"] = {str(v).lower() if column.type == ColumnType.BOOLEAN else v: c
-                               for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+            pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+            stats["counts"] = {str(v).lower() if column.type == ColumnType.BOOLEAN else v: c for v, c in pairs}
         elif column.type == ColumnType.TEXT and present:
             lengths = pc.min_max(pc.utf8_length(values)).as_py()
             stats |= {"min_length": lengths["min"], "max_length": lengths["max"]}

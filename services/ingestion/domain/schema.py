@@ -70,7 +70,8 @@ class Schema(BaseModel):
         if target is None:
             raise ValueError(f"target {self.target!r} is not one of the columns {names}")
         if self.task == Task.REGRESSION and target.type not in (ColumnType.NUMBER, ColumnType.INTEGER):
-            raise ValueError(f"a regression target must be a number or integer column, {self.target!r} is {target.type}")
+            raise ValueError(f"a regression target must be a number or integer column, "
+                             f"{self.target!r} is {target.type}")
         return self
 
     def column(self, name: str) -> Column | None:

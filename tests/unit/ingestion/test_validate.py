@@ -54,7 +54,8 @@ def test_a_missing_target_rejects_the_row_other_missing_values_are_kept():
 def test_missing_policies_reject_and_fill():
     s = schema(Column(name="a", type="number", missing="reject"),
                Column(name="b", type="integer", missing="fill", fill_value=0),
-               Column(name="c", type="category", missing="fill", fill_value="unknown"), Column(name="y", type="category"))
+               Column(name="c", type="category", missing="fill", fill_value="unknown"),
+               Column(name="y", type="category"))
     v = run(b"a,b,c,y\n1,,,p\n,5,z,q\n", s)
     assert v.table.to_pylist() == [{"a": 1.0, "b": 0, "c": "unknown", "y": "p"}]
     assert [(p.row, p.reason) for p in v.problems] == [(2, "column 'a' is missing")]
