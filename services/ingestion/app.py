@@ -21,18 +21,21 @@ def create_app(settings: Settings | None = None, ports: Ports | None = None) -> 
     ports = ports or dapr_ports(settings)
     service = IngestionService(DatasetRepository(ports.state, ports.blobs), ports.publisher, settings)
 
-    async def relay() -> None:
-        """Publishes the events of versions committed while the pub/sub was unreachable
-        (or before a restart), so that no committed version goes unannounced."""
+    async def housekeeping() -> None:
+        """Publishes the events of versions committed while the pub/sub was unreachable (or
+        before a restart), so that no committed version goes unannounced; aborts uploads left
+        open past their time, so that their parts do not linger."""
         while True:
             try:
                 if await ports.probe.healthy():
                     await service.flush_all()
+                    for upload_id in await service.expire_uploads():
+                        log.info("upload %s expired: aborted and its parts deleted", upload_id)
             except Exception as exc:
-                log.warning("event relay: %s", exc)
+                log.warning("housekeeping: %s", exc)
             await asyncio.sleep(settings.outbox_interval_s)
 
-    app = build_app("daprml ingestion", settings, ports, [router], background=[relay])
+    app = build_app("daprml ingestion", settings, ports, [router], background=[housekeeping])
     app.state.ingestion = service
     add_sender(app)
     return app

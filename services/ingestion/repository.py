@@ -9,6 +9,7 @@ never go into state.
 import asyncio
 import io
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,7 @@ from services.common.ports import BlobStore, ConcurrencyConflict, StateStore
 from services.ingestion.domain.model import DatasetRecord, Manifest, UploadSession
 
 INDEX = "datasets"
+OPEN_UPLOADS = "uploads:open"
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -50,24 +52,32 @@ class DatasetRepository:
         await self.state.save(f"dataset:{record.name}", record.model_dump_json().encode(), etag=etag)
 
     async def names(self) -> list[str]:
-        found = await self.state.get(INDEX)
-        return json.loads(found.value)["names"] if found else []
+        return (await self._read(INDEX)).get("names", [])
 
     async def _index(self, name: str) -> None:
+        await self._update(INDEX, lambda doc: doc | {"names": sorted(set(doc.get("names", [])) | {name})})
+
+    # small JSON documents several writers change: read, change, compare-and-swap, repeat
+
+    async def _read(self, key: str) -> dict:
+        found = await self.state.get(key)
+        return json.loads(found.value) if found else {}
+
+    async def _update(self, key: str, change: Callable[[dict], dict]) -> None:
         while True:
-            found = await self.state.get(INDEX)
-            names = json.loads(found.value)["names"] if found else []
-            if name in names:
+            found = await self.state.get(key)
+            before = json.loads(found.value) if found else {}
+            after = change(dict(before))
+            if after == before:
                 return
-            value = json.dumps({"names": sorted(names + [name])}).encode()
             try:
                 if found:
-                    await self.state.save(INDEX, value, etag=found.etag)
+                    await self.state.save(key, json.dumps(after).encode(), etag=found.etag)
                 else:
-                    await self.state.create(INDEX, value)
+                    await self.state.create(key, json.dumps(after).encode())
                 return
             except ConcurrencyConflict:
-                continue  # another dataset was indexed at the same moment: read again
+                continue  # someone else changed it meanwhile: read again
 
     # upload sessions
 
@@ -77,6 +87,14 @@ class DatasetRepository:
 
     async def create_session(self, session: UploadSession) -> None:
         await self.state.create(f"upload:{session.id}", session.model_dump_json().encode())
+        await self._update(OPEN_UPLOADS, lambda doc: doc | {session.id: session.created_at.isoformat()})
+
+    async def open_uploads(self) -> dict[str, str]:
+        """Upload id -> when it started, for uploads neither committed nor aborted yet."""
+        return await self._read(OPEN_UPLOADS)
+
+    async def forget_upload(self, upload_id: str) -> None:
+        await self._update(OPEN_UPLOADS, lambda doc: {k: v for k, v in doc.items() if k != upload_id})
 
     async def save_session(self, session: UploadSession, etag: str) -> None:
         await self.state.save(f"upload:{session.id}", session.model_dump_json().encode(), etag=etag)

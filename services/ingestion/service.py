@@ -6,6 +6,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -188,8 +189,23 @@ class IngestionService:
                 break
             except ConcurrencyConflict:
                 continue
+        await self.repo.forget_upload(upload_id)
         for part in session.parts.values():
             await self._forget(part.key)
+
+    async def expire_uploads(self, now: datetime | None = None) -> list[str]:
+        """Aborts uploads left open longer than the upload TTL, deleting their parts."""
+        now = now or datetime.now(UTC)
+        expired = []
+        for upload_id, started in (await self.repo.open_uploads()).items():
+            if (now - datetime.fromisoformat(started)).total_seconds() < self.settings.upload_ttl_s:
+                continue
+            try:
+                await self.abort(upload_id)
+            except (Missing, Conflict):
+                await self.repo.forget_upload(upload_id)  # committed or gone already
+            expired.append(upload_id)
+        return expired
 
     async def commit(self, upload_id: str) -> dict[str, Any]:
         session, etag = await self._open_session(upload_id)
@@ -293,6 +309,7 @@ class IngestionService:
                 break
             except ConcurrencyConflict:
                 continue
+        await self.repo.forget_upload(upload_id)
         if forget_parts:  # identical to the latest version: its rows are stored already
             for part in session.parts.values():
                 await self._forget(part.key)

@@ -23,4 +23,7 @@ class Settings(ServiceSettings):
     commit_attempts: int = 20
     """How often a commit retries when another commit to the same dataset wins the race."""
     outbox_interval_s: float = 10.0
-    """How often events that could not be published at commit time are retried."""
+    """How often events that could not be published at commit time are retried (and expired
+    uploads cleaned up)."""
+    upload_ttl_s: float = 24 * 3600
+    """How long a multi-part upload may stay open; after that it is aborted and its parts deleted."""

@@ -4,6 +4,7 @@ import asyncio
 import csv as csvlib
 import io
 import json
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -343,3 +344,19 @@ def test_two_commits_racing_for_one_version_number_do_not_both_get_it():
     record = asyncio.run(service.dataset("iris"))
     assert [v.version for v in record.versions] == [1, 2, 3]
     assert len({v.manifest_key for v in record.versions}) == 3
+
+
+def test_an_upload_left_open_past_its_time_is_aborted_and_its_parts_deleted(client):
+    uid = start(client)
+    put(client, uid, 1, IRIS)
+    done = start(client)
+    put(client, done, 1, IRIS)
+    client.post(f"/api/datasets/iris/uploads/{done}/commit")
+    service = client.app.state.ingestion
+    assert asyncio.run(service.expire_uploads()) == [], "nothing is old yet"
+    later = datetime.now(UTC) + timedelta(seconds=service.settings.upload_ttl_s + 1)
+    assert asyncio.run(service.expire_uploads(later)) == [uid]
+    assert put(client, uid, 2, IRIS).status_code == 409
+    assert client.get(f"/api/datasets/iris/uploads/{uid}").json()["state"] == "aborted"
+    assert all(uid not in key for key in ports(client).blobs.blobs)
+    assert asyncio.run(client.app.state.ingestion.repo.open_uploads()) == {}
