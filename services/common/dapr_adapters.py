@@ -193,7 +193,9 @@ class DaprBlobStore:
         client = await self.sidecar.client()
         metadata = {"fileName": key, "key": key}
         if operation == "create":
-            data, metadata = base64.b64encode(data), metadata | {"decodeBase64": "true"}
+            # Big blobs are encoded in a worker thread, off the event loop.
+            encoded = await asyncio.to_thread(base64.b64encode, data) if len(data) > 1 << 16 else base64.b64encode(data)
+            data, metadata = encoded, metadata | {"decodeBase64": "true"}
         try:
             resp = await client.invoke_binding(self.binding, operation, data, binding_metadata=metadata)
         except _SDK_ERRORS as exc:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.common.ports import BlobStore, ConcurrencyConflict, StateStore
-from services.ingestion.domain.model import DatasetRecord, Manifest, UploadSession
+from services.ingestion.domain.model import DatasetRecord, Manifest, PartRecord, UploadSession
 
 INDEX = "datasets"
 OPEN_UPLOADS = "uploads:open"
@@ -112,13 +112,20 @@ class DatasetRepository:
         await self.state.save(key, manifest.model_dump_json().encode())
         return key
 
-    # part files
+    # parts: rows and fingerprints as blobs, their account in state
 
-    async def put_part(self, key: str, table: pa.Table, hashes: np.ndarray) -> None:
+    async def put_part(self, record: PartRecord, table: pa.Table, hashes: np.ndarray) -> None:
         # Encoding is CPU work: off the event loop, so other requests go on meanwhile.
         data = await asyncio.to_thread(parquet_bytes, table)
-        await asyncio.gather(self.blobs.put(f"{key}.parquet", data),
-                             self.blobs.put(f"{key}.hashes", hashes.astype("<u8").tobytes()))
+        await asyncio.gather(self.blobs.put(f"{record.key}.parquet", data),
+                             self.blobs.put(f"{record.key}.hashes", hashes.astype("<u8").tobytes()),
+                             self.state.save(f"part:{record.key}", record.model_dump_json().encode()))
+
+    async def part_record(self, key: str) -> PartRecord:
+        found = await self.state.get(f"part:{key}")
+        if found is None:
+            raise LookupError(f"part record {key!r} is referenced but missing")
+        return PartRecord.model_validate_json(found.value)
 
     async def part_rows(self, key: str) -> pa.Table:
         return pq.read_table(io.BytesIO(await self.blobs.get(f"{key}.parquet")))
@@ -127,5 +134,6 @@ class DatasetRepository:
         return np.frombuffer(await self.blobs.get(f"{key}.hashes"), dtype="<u8")
 
     async def delete_part(self, key: str) -> None:
+        await self.state.delete(f"part:{key}")
         for suffix in (".parquet", ".hashes"):
             await self.blobs.delete(f"{key}{suffix}")

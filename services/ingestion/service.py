@@ -17,7 +17,15 @@ from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound
 from services.ingestion import outbox
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.errors import BadInput, Conflict, Missing, TooLarge
-from services.ingestion.domain.model import DatasetRecord, Manifest, PartFile, PartRecord, UploadSession, VersionRef
+from services.ingestion.domain.model import (
+    DatasetRecord,
+    Manifest,
+    PartFile,
+    PartRecord,
+    PartRef,
+    UploadSession,
+    VersionRef,
+)
 from services.ingestion.domain.parse import Limits, parse
 from services.ingestion.domain.rows import first_occurrences
 from services.ingestion.domain.schema import NAME, Column, Schema, Task, infer_schema, is_valid_name
@@ -121,30 +129,32 @@ class IngestionService:
         if session.state == "committed":
             raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; start a new upload")
         existing = session.parts.get(number)
-        if existing is not None and existing.sha256 == sha:
-            return {"part": number, "unchanged": True, **existing.report}  # a retried part: nothing stored again
-        schema, validated = await self._prepare(body, content_type, session)
-        return await self._store_part(session, number, sha, schema, validated, body, content_type)
+        if existing is not None and existing.sha256 == sha:  # a retried part: nothing stored again
+            return {"part": number, "unchanged": True, **(await self.repo.part_record(existing.key)).report}
+        schema, validated, profile = await self._prepare(body, content_type, session)
+        return await self._store_part(session, number, sha, schema, validated, profile, body, content_type)
 
     async def _prepare(self, body: bytes, content_type: str | None, session: UploadSession
-                       ) -> tuple[Schema, Validated]:
-        """Parses and validates in a worker thread (CPU work must not stall the event loop)."""
+                       ) -> tuple[Schema, Validated, dict[str, Any]]:
+        """Parses, validates and profiles in a worker thread: CPU work must not stall the
+        event loop, which serves the other parts in flight meanwhile."""
 
-        def work() -> tuple[Schema, Validated]:
+        def work() -> tuple[Schema, Validated, dict[str, Any]]:
             parsed = parse(body, content_type, self.limits, session.schema_)
             schema = session.schema_ or self._infer(parsed.table, session)
-            return schema, validate(parsed, schema, self.settings.max_field_chars,
-                                    self.settings.max_listed_rejections)
+            validated = validate(parsed, schema, self.settings.max_field_chars, self.settings.max_listed_rejections)
+            return schema, validated, profiles.part_profile(validated.table, schema)
 
         return await asyncio.to_thread(work)
 
     async def _store_part(self, session: UploadSession, number: int, sha: str, schema: Schema,
-                          validated: Validated, body: bytes, content_type: str | None) -> dict[str, Any]:
+                          validated: Validated, profile: dict[str, Any], body: bytes,
+                          content_type: str | None) -> dict[str, Any]:
         upload_id = session.id
         key = f"datasets/{session.dataset}/uploads/{upload_id}/part-{number:05d}-{sha[:16]}"
-        await self.repo.put_part(key, validated.table, validated.hashes)
         part = PartRecord(number=number, sha256=sha, key=key, rows=validated.accepted, report=validated.report(),
-                          profile=profiles.part_profile(validated.table, schema))
+                          profile=profile)
+        await self.repo.put_part(part, validated.table, validated.hashes)
         while True:
             session, etag = await self._open_session(upload_id)
             if session.state == "committed":
@@ -156,7 +166,7 @@ class IngestionService:
                 return await self.put_part(upload_id, number, body, content_type)
             replaced = session.parts.get(number)
             session.schema_ = schema
-            session.parts[number] = part
+            session.parts[number] = PartRef(sha256=sha, key=key, rows=part.rows)
             try:
                 await self.repo.save_session(session, etag)
                 break
@@ -214,13 +224,17 @@ class IngestionService:
         if not session.parts or session.schema_ is None:
             raise BadInput(f"upload {upload_id!r} has no parts yet; PUT at least one part before committing")
         schema = session.schema_
-        parts, hashes, duplicates = await self._drop_duplicates_across_parts(
-            [session.parts[n] for n in sorted(session.parts)], schema)
-        digest = hashlib.sha256(schema.hash().encode() + hashes.astype("<u8").tobytes()).hexdigest()
-        merged = None
-        for part in parts:
-            merged = profiles.merge(merged, part.profile)
-        profile = profiles.finish(merged, schema)
+        records = await asyncio.gather(*(self.repo.part_record(session.parts[n].key) for n in sorted(session.parts)))
+        parts, hashes, duplicates = await self._drop_duplicates_across_parts(list(records), schema)
+
+        def summarise() -> tuple[str, dict[str, Any]]:
+            digest = hashlib.sha256(schema.hash().encode() + hashes.astype("<u8").tobytes()).hexdigest()
+            merged = None
+            for part in parts:
+                merged = profiles.merge(merged, part.profile)
+            return digest, profiles.finish(merged, schema)
+
+        digest, profile = await asyncio.to_thread(summarise)
         rejected = sum(p.report["rows_rejected"] for p in parts)
         duplicates += sum(p.report["duplicates_dropped"] for p in parts)
 
@@ -282,7 +296,7 @@ class IngestionService:
         hashes = await asyncio.gather(*(self.repo.part_hashes(p.key) for p in parts))
         every = np.concatenate(hashes)
         keep = np.zeros(len(every), dtype=bool)
-        keep[first_occurrences(every)] = True
+        keep[await asyncio.to_thread(first_occurrences, every)] = True
         if keep.all():
             return parts, every, 0
         result, offset, dropped = [], 0, 0
@@ -293,11 +307,11 @@ class IngestionService:
                 result.append(part)
                 continue
             table = (await self.repo.part_rows(part.key)).filter(pa.array(mask))
-            key = f"{part.key}-dedup"
-            await self.repo.put_part(key, table, part_hashes[mask])
+            rewritten = part.model_copy(update={"key": f"{part.key}-dedup", "rows": table.num_rows,
+                                                "profile": profiles.part_profile(table, schema)})
+            await self.repo.put_part(rewritten, table, part_hashes[mask])
             dropped += int((~mask).sum())
-            result.append(part.model_copy(update={"key": key, "rows": table.num_rows,
-                                                  "profile": profiles.part_profile(table, schema)}))
+            result.append(rewritten)
         return result, every[keep], dropped
 
     async def _close_session(self, upload_id: str, version: int, forget_parts: bool) -> None:
@@ -327,12 +341,12 @@ class IngestionService:
         """Validates first and stores only then, so a refused body leaves nothing behind."""
         self._check_size(body)
         session = await self._new_session(name, target, task)
-        schema, validated = await self._prepare(body, content_type, session)
+        schema, validated, profile = await self._prepare(body, content_type, session)
         session.schema_ = schema
         await self.repo.create_session(session)
         try:
             report = await self._store_part(session, 1, hashlib.sha256(body).hexdigest(), schema, validated,
-                                            body, content_type)
+                                            profile, body, content_type)
             result = await self.commit(session.id)
         except Exception:
             try:

@@ -71,11 +71,18 @@ class Manifest(Stored):
     created_at: datetime = Field(default_factory=now)
 
 
-class PartRecord(Stored):
-    number: int
+class PartRef(Stored):
+    """What an upload session keeps of each part: small, so the session stays small."""
+
     sha256: str  # of the body as received: a retried identical part is recognised by it
     key: str     # blob key prefix: <key>.parquet holds the rows, <key>.hashes their fingerprints
     rows: int
+
+
+class PartRecord(PartRef):
+    """The whole account of a part, stored under its own key."""
+
+    number: int
     report: dict[str, Any]
     profile: dict[str, Any]
 
@@ -88,7 +95,7 @@ class UploadSession(Stored):
     schema_: Schema | None = Field(None, alias="schema")
     state: Literal["open", "committed", "aborted"] = "open"
     created_at: datetime = Field(default_factory=now)
-    parts: dict[int, PartRecord] = Field(default_factory=dict)
+    parts: dict[int, PartRef] = Field(default_factory=dict)
     version: int | None = None  # once committed
 
     def public(self) -> dict[str, Any]:
