@@ -243,13 +243,14 @@ class IngestionService:
             done = next((v for v in record.versions if v.upload_id == upload_id), None)
             if done is not None:  # an earlier try of this commit got through
                 version, unchanged = done.version, False
+                kept = {p.key for p in (await self.repo.manifest(done.manifest_key)).parts}
                 break
             if record.schema_ is not None and record.schema_.hash() != schema.hash():
                 raise Conflict(f"dataset {record.name!r} changed its schema while this upload was open; "
                                f"upload again")
             latest = record.latest
             if latest is not None and latest.sha256 == digest:
-                version, unchanged = latest.version, True
+                version, unchanged, kept = latest.version, True, set()  # its rows are stored already
                 break
             version = latest.version + 1 if latest else 1
             manifest = Manifest(dataset=record.name, version=version, upload_id=upload_id, schema=schema,
@@ -264,14 +265,14 @@ class IngestionService:
             record.outbox.append(version)
             try:
                 await self.repo.save_dataset(record, record_etag)  # the commit point
-                unchanged = False
+                unchanged, kept = False, {p.key for p in parts}
                 break
             except ConcurrencyConflict:
                 continue  # another commit to this dataset won the race for this number: try the next
         else:
             raise Conflict(f"dataset {session.dataset!r} is busy: {self.settings.commit_attempts} commits raced "
                            f"this one; commit again")
-        await self._close_session(upload_id, version, forget_parts=unchanged)
+        await self._close_session(upload_id, version, kept)
         try:
             await self.flush_outbox(session.dataset)
         except Exception as exc:  # the version is committed; the relay publishes its event later
@@ -314,7 +315,10 @@ class IngestionService:
             result.append(rewritten)
         return result, every[keep], dropped
 
-    async def _close_session(self, upload_id: str, version: int, forget_parts: bool) -> None:
+    async def _close_session(self, upload_id: str, version: int, kept: set[str]) -> None:
+        """Marks the upload committed and deletes the part files the version does not use:
+        all of them when it matched the latest version, the originals of parts rewritten
+        without cross-part duplicates, and parts that arrived while the commit ran."""
         while True:
             session, etag = await self._open_session(upload_id)
             session.state, session.version = "committed", version
@@ -324,10 +328,10 @@ class IngestionService:
             except ConcurrencyConflict:
                 continue
         await self.repo.forget_upload(upload_id)
-        if forget_parts:  # identical to the latest version: its rows are stored already
-            for part in session.parts.values():
-                await self._forget(part.key)
-                await self._forget(f"{part.key}-dedup")
+        for part in session.parts.values():
+            for key in (part.key, f"{part.key}-dedup"):
+                if key not in kept:
+                    await self._forget(key)
 
     async def _committed(self, name: str, version: int | None, unchanged: bool) -> dict[str, Any]:
         manifest = await self.manifest(name, str(version))

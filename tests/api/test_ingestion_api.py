@@ -360,3 +360,25 @@ def test_an_upload_left_open_past_its_time_is_aborted_and_its_parts_deleted(clie
     assert client.get(f"/api/datasets/iris/uploads/{uid}").json()["state"] == "aborted"
     assert all(uid not in key for key in ports(client).blobs.blobs)
     assert asyncio.run(client.app.state.ingestion.repo.open_uploads()) == {}
+
+
+def test_commit_leaves_only_the_files_the_version_uses(client):
+    repeated = b"sepal,petal,species\n5.1,1.4,setosa\n1,1,new\n"  # its first row repeats part 1's
+    uid = start(client)
+    put(client, uid, 1, IRIS)
+    put(client, uid, 2, repeated)
+    assert client.post(f"/api/datasets/iris/uploads/{uid}/commit").status_code == 201
+    used = {p["key"] for p in client.get("/api/datasets/iris/versions/1").json()["parts"]}
+    assert any(k.endswith("-dedup") for k in used)
+
+    def stored() -> tuple[set[str], set[str]]:
+        blobs = {k.rsplit(".", 1)[0] for k in ports(client).blobs.blobs}
+        records = {k.removeprefix("part:") for k in ports(client).state.items if k.startswith("part:")}
+        return blobs, records
+
+    assert stored() == (used, used)
+    again = start(client, query="")
+    put(client, again, 1, IRIS)
+    put(client, again, 2, repeated)
+    assert client.post(f"/api/datasets/iris/uploads/{again}/commit").json()["unchanged"] is True
+    assert stored() == (used, used), "an unchanged upload leaves nothing of its own behind"
