@@ -382,3 +382,12 @@ def test_commit_leaves_only_the_files_the_version_uses(client):
     put(client, again, 2, repeated)
     assert client.post(f"/api/datasets/iris/uploads/{again}/commit").json()["unchanged"] is True
     assert stored() == (used, used), "an unchanged upload leaves nothing of its own behind"
+
+
+def test_an_oversize_part_is_413_and_stores_nothing(make):
+    client = make(max_part_bytes=64)
+    uid = start(client)
+    reply = put(client, uid, 1, IRIS * 3)
+    assert reply.status_code == 413 and "at most 64 bytes" in reply.json()["detail"]
+    assert ports(client).blobs.blobs == {}
+    assert client.get(f"/api/datasets/iris/uploads/{uid}").json()["parts"] == []
