@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -189,19 +189,7 @@ class IngestionService:
             pass
 
     async def abort(self, upload_id: str) -> None:
-        while True:
-            session, etag = await self._open_session(upload_id)
-            if session.state == "committed":
-                raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; it cannot be aborted")
-            session.state = "aborted"
-            try:
-                await self.repo.save_session(session, etag)
-                break
-            except ConcurrencyConflict:
-                continue
-        await self.repo.forget_upload(upload_id)
-        for part in session.parts.values():
-            await self._forget(part.key)
+        await self._end_session(upload_id, "aborted")
 
     async def expire_uploads(self, now: datetime | None = None) -> list[str]:
         """Aborts uploads left open longer than the upload TTL, deleting their parts."""
@@ -272,7 +260,7 @@ class IngestionService:
         else:
             raise Conflict(f"dataset {session.dataset!r} is busy: {self.settings.commit_attempts} commits raced "
                            f"this one; commit again")
-        await self._close_session(upload_id, version, kept)
+        await self._end_session(upload_id, "committed", version, frozenset(kept))
         try:
             await self.flush_outbox(session.dataset)
         except Exception as exc:  # the version is committed; the relay publishes its event later
@@ -315,13 +303,16 @@ class IngestionService:
             result.append(rewritten)
         return result, every[keep], dropped
 
-    async def _close_session(self, upload_id: str, version: int, kept: set[str]) -> None:
-        """Marks the upload committed and deletes the part files the version does not use:
-        all of them when it matched the latest version, the originals of parts rewritten
-        without cross-part duplicates, and parts that arrived while the commit ran."""
+    async def _end_session(self, upload_id: str, state: Literal["committed", "aborted"], version: int | None = None,
+                           kept: frozenset[str] = frozenset()) -> None:
+        """Closes the upload and deletes the part files no version uses: all of them on abort
+        or when the upload matched the latest version; otherwise the originals of parts
+        rewritten without cross-part duplicates, and parts that arrived while the commit ran."""
         while True:
             session, etag = await self._open_session(upload_id)
-            session.state, session.version = "committed", version
+            if state == "aborted" and session.state == "committed":
+                raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; it cannot be aborted")
+            session.state, session.version = state, version
             try:
                 await self.repo.save_session(session, etag)
                 break
