@@ -14,6 +14,7 @@ No thresholds: figures and ratios only.
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import infra  # noqa: E402
-from proc import group_members, read_pid  # noqa: E402
+from proc import free_port, group_members, port_open, read_pid, wait_until  # noqa: E402
 from stack import Stack  # noqa: E402
 
 # Declared up front, as a pipeline loading version after version of one dataset would.
@@ -77,6 +78,32 @@ def parts(path: Path, part_bytes: int):
                 return
             chunk += f.readline()  # finish the last line
             yield header + chunk
+
+
+FAKE_APP = """
+import uvicorn
+from services.common.fakes import fake_ports
+from services.ingestion.app import create_app
+from services.ingestion.settings import Settings
+uvicorn.run(create_app(Settings(outbox_interval_s=3600), fake_ports()), host="127.0.0.1", port={port},
+            log_level="warning")
+"""
+
+
+class WithoutDapr:
+    """The ingestion app alone, its ports faked in memory: what Dapr and the gateway cost."""
+
+    def __enter__(self):
+        port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-c", FAKE_APP.format(port=port)], cwd=ROOT)
+        if not wait_until(lambda: port_open(port), 30):
+            raise RuntimeError("the ingestion app without Dapr did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def ingestion_pid(stack: Stack) -> int:
@@ -128,7 +155,7 @@ def main(argv: list[str]) -> int:
     print(f"machine: {os.cpu_count()} cores; parts of {args.part_mb:g} MB, {args.concurrency} in flight; "
           f"Parquet (snappy) on both sides\n")
     print(f"{'rows':>9} {'CSV MB':>7} {'parts':>5} | {'daprml s':>8} {'rows/s':>9} {'RSS MB idle':>11} "
-          f"{'peak':>5} | "
+          f"{'peak':>5} | {'no Dapr rows/s':>14} | "
           f"{'pyarrow s':>9} {'rows/s':>9} | {'ratio':>5}")
     try:
         with tempfile.TemporaryDirectory(prefix="daprml-bench-") as tmp:
@@ -151,14 +178,18 @@ def main(argv: list[str]) -> int:
                 finally:
                     stack.stop()
                 assert stored == rows, f"stored {stored} of {rows} rows"
+                with WithoutDapr() as alone:
+                    ingest(alone, warmup, part_bytes, args.concurrency)
+                    alone_s = ingest(alone, csv_path, part_bytes, args.concurrency)[0]
                 ours, theirs = rows / seconds, rows / ceiling_s
                 print(f"{rows:>9} {csv_path.stat().st_size / 2**20:>7.1f} {count:>5} | {seconds:>8.2f} "
-                      f"{ours:>9,.0f} {idle:>11.0f} {rss:>5.0f} | {ceiling_s:>9.2f} {theirs:>9,.0f} | "
-                      f"{ours / theirs:>5.2f}")
+                      f"{ours:>9,.0f} {idle:>11.0f} {rss:>5.0f} | {rows / alone_s:>14,.0f} | {ceiling_s:>9.2f} "
+                      f"{theirs:>9,.0f} | {ours / theirs:>5.2f}")
     finally:
         infra.down(started)
     print("\nratio: daprml rows/s over pyarrow's. RSS: the ingestion process on a fresh stack, before the "
-          "upload (VmRSS) and its peak (VmHWM)")
+          "upload (VmRSS) and its peak (VmHWM).\nno Dapr: the ingestion app alone, its ports faked in memory, "
+          "parts sent straight to it: what the gateway, the sidecars and the stores cost.")
     return 0
 
 
