@@ -103,8 +103,13 @@ class Stack:
         return env
 
     def _ready(self, app: App) -> bool:
+        """Ready: the app says its sidecar answers, and the sidecar passes calls to the app
+        (which it does only once its app health check has passed and the app is registered
+        for name resolution)."""
+        urls = (f"http://127.0.0.1:{app.app_port}/readyz",
+                f"http://127.0.0.1:{app.http_port}/v1.0/invoke/{app.app_id}/method/healthz")
         try:
-            return httpx.get(f"http://127.0.0.1:{app.app_port}/readyz", timeout=2).status_code == 200
+            return all(httpx.get(url, timeout=2).status_code == 200 for url in urls)
         except httpx.HTTPError:
             return False
 
