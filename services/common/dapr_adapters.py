@@ -87,20 +87,24 @@ class Sidecar:
                                           max_grpc_message_length=self.settings.max_message_bytes)
             return self._client
 
+    @staticmethod
+    def _invoke_url(app_id: str, method: str) -> str:
+        return f"/v1.0/invoke/{app_id}/method/{method.lstrip('/')}"
+
     async def invoke(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
                      headers: dict[str, str] | None = None) -> Reply:
-        url = f"/v1.0/invoke/{app_id}/method/{method.lstrip('/')}"
         try:
-            reply = await self._http.request(http_verb, url, content=body, headers=headers)
+            reply = await self._http.request(http_verb, self._invoke_url(app_id, method), content=body,
+                                             headers=headers, timeout=self.settings.call_timeout_s)
         except httpx.HTTPError as exc:
             raise SidecarUnavailable(f"invoking {app_id}/{method} through {self.http_url} failed: {exc}") from exc
         return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
 
     async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
                       body: AsyncIterator[bytes]) -> StreamedReply:
-        url = f"/v1.0/invoke/{app_id}/method/{method.lstrip('/')}"
-        request = self._http.build_request(http_verb, url, headers=headers,
-                                           content=body if http_verb in ("POST", "PUT", "PATCH") else None)
+        request = self._http.build_request(http_verb, self._invoke_url(app_id, method), headers=headers,
+                                           content=body if http_verb in ("POST", "PUT", "PATCH") else None,
+                                           timeout=self.settings.call_timeout_s)
         try:
             reply = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:

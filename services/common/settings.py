@@ -25,7 +25,10 @@ class ServiceSettings(BaseSettings):
     dapr_grpc_port: int = Field(50001, validation_alias=env("dapr_grpc_port", "DAPR_GRPC_PORT"))
     """The sidecar's gRPC API port (the dapr CLI passes it as DAPR_GRPC_PORT)."""
     sidecar_timeout_s: float = 5.0
-    """How long one call to the sidecar may take before it counts as failed."""
+    """How long one call to the sidecar's own APIs (health, metadata) may take."""
+    call_timeout_s: float = 300.0
+    """How long a call to another service through Dapr may wait for its answer (a big commit
+    or download forwarded by the gateway takes a while)."""
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest gRPC message to and from the sidecar; the sidecar's maxBodySize (dapr.yaml) matches."""
 
