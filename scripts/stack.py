@@ -189,8 +189,12 @@ def print_roundtrip(report: dict) -> None:
 
 
 def up(stack: Stack) -> None:
-    infra.up()
-    stack.start()
+    started = infra.up()
+    try:
+        stack.start()
+    except SetupError:
+        infra.down(started)  # a failed start leaves nothing behind
+        raise
     print_status(stack.status())
     print(f"stack: gateway at {stack.gateway_url} (API docs at {stack.gateway_url}/docs); `make down` stops it")
 
