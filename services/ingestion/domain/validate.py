@@ -117,17 +117,20 @@ def _read_numbers(trimmed: pa.ChunkedArray, kind: ColumnType) -> tuple[pa.Chunke
 
 
 def _coerce_slowly(readable: pa.ChunkedArray, kind: ColumnType) -> tuple[pa.Array, pa.Array]:
+    """Value by value, for what the vectorised cast refused (an integer beyond 64 bits)."""
     values, flags = [], []
     for text in readable.to_pylist():
-        try:
-            values.append(None if text is None else int(text))
-            if values[-1] is not None and not -(2**63) <= values[-1] < 2**63:
-                raise ValueError
-            flags.append(False)
-        except ValueError:
-            values[-1:] = [None]
-            flags.append(True)
-    return pa.array(values, type=pa.int64()), pa.array(flags)
+        value = None
+        if text is not None:
+            try:
+                value = int(text) if kind == ColumnType.INTEGER else float(text)
+            except ValueError:
+                pass
+            if kind == ColumnType.INTEGER and value is not None and not -(2**63) <= value < 2**63:
+                value = None
+        values.append(value)
+        flags.append(text is not None and value is None)
+    return pa.array(values, type=ARROW_TYPES[kind]), pa.array(flags)
 
 
 def _fill(values: pa.ChunkedArray, column: Column) -> pa.ChunkedArray:

@@ -111,3 +111,9 @@ def test_row_fingerprints_do_not_depend_on_chunking():
     again = run(body, NUMERIC)
     assert np.array_equal(v.hashes, again.hashes)
     assert len(set(v.hashes.tolist())) == 100
+
+
+def test_one_huge_integer_among_many_rejects_only_its_row():
+    v = run(b"x,n,b,y\n1,5,true,a\n1,99999999999999999999,true,a\n1,-7,true,a\n1,6.0,true,a\n", NUMERIC)
+    assert v.table["n"].to_pylist() == [5, -7, 6]
+    assert [(p.row, p.reason) for p in v.problems] == [(2, "column 'n': '99999999999999999999' is not an integer")]
