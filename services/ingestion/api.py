@@ -28,13 +28,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it passes the limit rather than after reading it all."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the body is {declared} bytes; one part may be at most {limit} bytes: "
-                       f"send the file in parts (POST /api/datasets/<name>/uploads)")
+        raise TooLarge.part(declared, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge(f"the body is more than {limit} bytes, the most one part may be: send the file in parts")
+            raise TooLarge.part(f"more than {limit}", limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -117,8 +117,7 @@ class IngestionService:
 
     def _check_size(self, body: bytes) -> None:
         if len(body) > self.settings.max_part_bytes:
-            raise TooLarge(f"the body is {len(body)} bytes; one part may be at most {self.settings.max_part_bytes} "
-                           f"bytes: send the file in parts (POST /api/datasets/<name>/uploads)")
+            raise TooLarge.part(str(len(body)), self.settings.max_part_bytes)
 
     async def put_part(self, upload_id: str, number: int, body: bytes, content_type: str | None) -> dict[str, Any]:
         if not 1 <= number <= self.settings.max_parts:

@@ -14,6 +14,11 @@ class BadInput(IngestionError):
 class TooLarge(IngestionError):
     status = 413
 
+    @classmethod
+    def part(cls, size: str, limit: int) -> "TooLarge":
+        return cls(f"the body is {size} bytes; one part may be at most {limit} bytes: "
+                   f"send the file in parts (POST /api/datasets/<name>/uploads)")
+
 
 class UnsupportedType(IngestionError):
     status = 415
