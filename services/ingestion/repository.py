@@ -10,14 +10,17 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
-from services.common.ports import BlobStore, ConcurrencyConflict, StateStore
+from services.common.ports import BlobStore, ConcurrencyConflict, NotFound, StateStore
 from services.ingestion.domain.model import DatasetRecord, Manifest, PartRecord, UploadSession
 
+M = TypeVar("M", bound=BaseModel)
 INDEX = "datasets"
 OPEN_UPLOADS = "uploads:open"
 
@@ -36,11 +39,22 @@ class DatasetRepository:
     def __init__(self, state: StateStore, blobs: BlobStore):
         self.state, self.blobs = state, blobs
 
+    async def _load(self, key: str, model: type[M]) -> tuple[M, str] | None:
+        """The stored model and its ETag, or None."""
+        found = await self.state.get(key)
+        return (model.model_validate_json(found.value), found.etag) if found else None
+
+    async def _referenced(self, key: str, model: type[M]) -> M:
+        """A record another record points at: missing means the store lost it."""
+        found = await self._load(key, model)
+        if found is None:
+            raise LookupError(f"{model.__name__} {key!r} is referenced but missing")
+        return found[0]
+
     # datasets
 
     async def dataset(self, name: str) -> tuple[DatasetRecord, str] | None:
-        found = await self.state.get(f"dataset:{name}")
-        return (DatasetRecord.model_validate_json(found.value), found.etag) if found else None
+        return await self._load(f"dataset:{name}", DatasetRecord)
 
     async def create_dataset(self, record: DatasetRecord) -> None:
         """Raises ConcurrencyConflict when a dataset of that name exists."""
@@ -82,8 +96,7 @@ class DatasetRepository:
     # upload sessions
 
     async def session(self, upload_id: str) -> tuple[UploadSession, str] | None:
-        found = await self.state.get(f"upload:{upload_id}")
-        return (UploadSession.model_validate_json(found.value), found.etag) if found else None
+        return await self._load(f"upload:{upload_id}", UploadSession)
 
     async def create_session(self, session: UploadSession) -> None:
         await self.state.create(f"upload:{session.id}", session.model_dump_json().encode())
@@ -102,10 +115,7 @@ class DatasetRepository:
     # manifests: one key per upload, written before the dataset record points at it
 
     async def manifest(self, key: str) -> Manifest:
-        found = await self.state.get(key)
-        if found is None:
-            raise LookupError(f"manifest {key!r} is referenced but missing")
-        return Manifest.model_validate_json(found.value)
+        return await self._referenced(key, Manifest)
 
     async def save_manifest(self, manifest: Manifest) -> str:
         key = f"manifest:{manifest.dataset}:{manifest.upload_id}"
@@ -122,10 +132,7 @@ class DatasetRepository:
                              self.state.save(f"part:{record.key}", record.model_dump_json().encode()))
 
     async def part_record(self, key: str) -> PartRecord:
-        found = await self.state.get(f"part:{key}")
-        if found is None:
-            raise LookupError(f"part record {key!r} is referenced but missing")
-        return PartRecord.model_validate_json(found.value)
+        return await self._referenced(f"part:{key}", PartRecord)
 
     async def part_rows(self, key: str) -> pa.Table:
         return pq.read_table(io.BytesIO(await self.blobs.get(f"{key}.parquet")))
@@ -134,6 +141,10 @@ class DatasetRepository:
         return np.frombuffer(await self.blobs.get(f"{key}.hashes"), dtype="<u8")
 
     async def delete_part(self, key: str) -> None:
+        """Deletes whatever of a part exists: a crash may have left only some of its files."""
         await self.state.delete(f"part:{key}")
         for suffix in (".parquet", ".hashes"):
-            await self.blobs.delete(f"{key}{suffix}")
+            try:
+                await self.blobs.delete(f"{key}{suffix}")
+            except NotFound:
+                pass

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound
+from services.common.ports import ConcurrencyConflict, EventPublisher
 from services.ingestion import outbox
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.errors import BadInput, Conflict, Missing, TooLarge
@@ -157,11 +157,11 @@ class IngestionService:
         while True:
             session, etag = await self._open_session(upload_id)
             if session.state == "committed":
-                await self._forget(key)
+                await self.repo.delete_part(key)
                 raise Conflict(f"upload {upload_id!r} was committed while this part was on its way")
             if session.schema_ is not None and session.schema_ != schema:
                 # Another part inferred the schema first: validate against that one instead.
-                await self._forget(key)
+                await self.repo.delete_part(key)
                 return await self.put_part(upload_id, number, body, content_type)
             replaced = session.parts.get(number)
             session.schema_ = schema
@@ -172,7 +172,7 @@ class IngestionService:
             except ConcurrencyConflict:
                 continue  # parts racing to record themselves: read again and retry
         if replaced is not None and replaced.key != key:
-            await self._forget(replaced.key)
+            await self.repo.delete_part(replaced.key)
         return {"part": number, "unchanged": False, **part.report, "schema": schema.model_dump(mode="json")}
 
     def _infer(self, table: pa.Table, session: UploadSession) -> Schema:
@@ -180,12 +180,6 @@ class IngestionService:
             return infer_schema(table, session.target, session.task)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-
-    async def _forget(self, key: str) -> None:
-        try:
-            await self.repo.delete_part(key)
-        except NotFound:
-            pass
 
     async def abort(self, upload_id: str) -> None:
         await self._end_session(upload_id, "aborted")
@@ -321,7 +315,7 @@ class IngestionService:
         for part in session.parts.values():
             for key in (part.key, f"{part.key}-dedup"):
                 if key not in kept:
-                    await self._forget(key)
+                    await self.repo.delete_part(key)
 
     async def _committed(self, name: str, version: int | None, unchanged: bool) -> dict[str, Any]:
         manifest = await self.manifest(name, str(version))
