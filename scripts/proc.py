@@ -1,6 +1,7 @@
 """Process and port helpers for the project's scripts (infra.py, stack.py) and test fixtures."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,10 +23,35 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range. A port the kernel hands out (bind to 0)
+    is free now but may be handed out again: the dapr CLI takes each daprd's metrics and
+    internal gRPC ports that way, and did take one of ours between choosing and starting."""
+    low, _ = _ephemeral_range()
+    first = max(1024, low - 12000)
+    for _ in range(200):
+        port = random.randrange(first, low)
+        if port in _handed_out:  # not bound yet by whoever got it: would look free
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise SetupError(f"no free port found between {first} and {low}")
 
 
 def _listening_inodes(port: int) -> set[str]:
