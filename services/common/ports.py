@@ -1,5 +1,5 @@
 """The ports through which services reach infrastructure. Dapr implements them in
-dapr_adapters; unit and API tests use the in-memory fakes in services.common.fakes."""
+dapr_adapters; unit and API tests use the in-memory fakes in tests/fakes.py."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field

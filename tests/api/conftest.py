@@ -1,7 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.fakes import fake_ports
+from tests.fakes import fake_ports
 from services.gateway.app import create_app as gateway_app
 from services.inference.app import create_app as inference_app
 from services.ingestion.app import create_app as ingestion_app

@@ -1,6 +1,6 @@
 import json
 
-from services.common.fakes import FakeInvoker
+from tests.fakes import FakeInvoker
 from services.common.ports import Reply
 
 READY = Reply(200, json.dumps({"ready": True, "runtime_version": "1.18.2"}).encode())

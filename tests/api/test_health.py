@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.fakes import FakeProbe
+from tests.fakes import FakeProbe
 
 SERVICES = ["ingestion", "training", "registry", "inference", "gateway"]
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.fakes import FakePublisher, FakeStateStore, fake_ports
+from tests.fakes import FakePublisher, FakeStateStore, fake_ports
 from services.common.ports import SidecarUnavailable
 from services.ingestion.app import create_app
 from services.ingestion.settings import Settings

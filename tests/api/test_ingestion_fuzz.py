@@ -7,7 +7,7 @@ import random
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.fakes import fake_ports
+from tests.fakes import fake_ports
 from services.ingestion.app import create_app
 from services.ingestion.settings import Settings
 

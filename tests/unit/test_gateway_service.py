@@ -1,7 +1,7 @@
 import asyncio
 import json
 
-from services.common.fakes import FakeInvoker, FakeSecretStore, fake_ports
+from tests.fakes import FakeInvoker, FakeSecretStore, fake_ports
 from services.common.ports import Reply, SidecarUnavailable
 from services.gateway import service
 from services.gateway.settings import Settings

@@ -3,7 +3,7 @@ import json
 
 from services.common import roundtrip
 from services.common.events import EventType, RoundtripPing
-from services.common.fakes import FakeBlobStore, FakePublisher, FakeStateStore
+from tests.fakes import FakeBlobStore, FakePublisher, FakeStateStore
 from services.common.ports import Versioned
 
 
