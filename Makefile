@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 
 ## run: set up what is missing, start the stack, run the round trip, stop what it started
 run: setup
-	$(PY) scripts/stack.py run
+	$(PY) -m scripts.stack run
 
 ## test: set up what is missing, then lint and every tier (unit, api, integration with real daprd)
 test: setup
@@ -18,15 +18,15 @@ test: setup
 
 ## up: start infra and the whole stack in the background; returns once every service is ready
 up: setup
-	$(PY) scripts/stack.py up
+	$(PY) -m scripts.stack up
 
 ## down: stop everything `make up` started
 down: $(VENV)/.installed
-	$(PY) scripts/stack.py down
+	$(PY) -m scripts.stack down
 
 ## samples: load scikit-learn's datasets through the gateway of a running stack (make up)
 samples: $(VENV)/.installed
-	$(PY) -m services.ingestion.samples
+	$(PY) -m scripts.samples
 
 ## bench: ingestion throughput and memory against pyarrow's ceiling (starts its own stacks)
 bench: setup

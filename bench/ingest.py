@@ -28,12 +28,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import infra  # noqa: E402
-from proc import free_port, group_members, port_open, read_pid, wait_until  # noqa: E402
-from stack import Stack  # noqa: E402
+from scripts import infra
+from scripts.proc import ROOT, free_port, group_members, port_open, read_pid, wait_until
+from scripts.stack import Stack
 
 # Declared up front, as a pipeline loading version after version of one dataset would.
 DATASET = {"task": "classification", "target": "label", "columns":

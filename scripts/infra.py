@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Local infrastructure for the stack: Redis (state and pub/sub), placement and scheduler.
 
-    scripts/infra.py up       start what is not running yet (installs redis-server if missing)
-    scripts/infra.py down     stop what this script started, nothing else
-    scripts/infra.py status   what runs where
+    python -m scripts.infra up       start what is not running yet (installs redis-server if missing)
+    python -m scripts.infra down     stop what this script started, nothing else
+    python -m scripts.infra status   what runs where
 
 Ports come from the files the sidecars read (components/local/statestore.yaml, dapr.yaml),
 so the two can never disagree. Everything binds to 127.0.0.1; data lives in .data/.
@@ -18,7 +17,19 @@ from pathlib import Path
 
 import yaml
 
-from proc import DATA, ROOT, SetupError, port_open, read_env_file, read_pid, require_free, start, stop, tail, wait_until
+from scripts.proc import (
+    DATA,
+    ROOT,
+    SetupError,
+    port_open,
+    read_env_file,
+    read_pid,
+    require_free,
+    start,
+    stop,
+    tail,
+    wait_until,
+)
 
 PIDS = DATA / "infra"
 LOGS = DATA / "logs"

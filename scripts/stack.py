@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
 """The five services, each with its own daprd, started by the real dapr CLI from dapr.yaml.
 
-    scripts/stack.py up         start infra and the stack in the background; return when ready
-    scripts/stack.py down       stop everything `up` started; report any port left in use
-    scripts/stack.py status     ask the gateway which services answer through Dapr
-    scripts/stack.py roundtrip  run the round trip check through the gateway and print it
-    scripts/stack.py run        the main job: up (if needed), round trip, load the sample
-                                datasets and show a profile, then down again
+    python -m scripts.stack up         start infra and the stack in the background; return when ready
+    python -m scripts.stack down       stop everything `up` started; report any port left in use
+    python -m scripts.stack status     ask the gateway which services answer through Dapr
+    python -m scripts.stack roundtrip  run the round trip check through the gateway and print it
+    python -m scripts.stack run        the main job: up (if needed), round trip, load the sample
+                                      datasets and show a profile, then down again
 
 Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
 and a working folder of its own, so a test run never meets a developer's running stack.
@@ -22,8 +21,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-import infra
-from proc import (
+from scripts import infra
+from scripts.proc import (
     DATA,
     ROOT,
     SetupError,
@@ -210,7 +209,7 @@ def down(stack: Stack) -> int:
 
 
 def load_samples(stack: Stack) -> None:
-    from services.ingestion import samples
+    from scripts import samples  # pandas and scikit-learn: imported only when used
 
     print("samples: loading scikit-learn's datasets through the gateway")
     results = samples.load(stack.gateway_url, list(samples.SAMPLES))

@@ -11,10 +11,10 @@ import httpx
 import pytest
 import yaml
 
-import infra
-from proc import SetupError, free_port, wait_until
+from scripts import infra
+from scripts.proc import SetupError, free_port, wait_until
+from scripts.stack import Stack
 from services.common.settings import ServiceSettings
-from stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from proc import DATA, read_env_file
+from scripts.proc import DATA, read_env_file
 from services.common import events
 from services.common.dapr_adapters import DaprBlobStore, DaprSecretStore, DaprStateStore, Sidecar
 from services.common.events import EventType, RoundtripPing, Topic

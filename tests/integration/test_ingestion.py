@@ -145,7 +145,7 @@ def test_an_upload_survives_a_restart_of_the_ingestion_service_between_parts(one
 
 
 def test_the_samples_load_through_the_gateway_and_again_change_nothing(stack):
-    from services.ingestion import samples
+    from scripts import samples
 
     first = {r["dataset"]: r for r in samples.load(stack.gateway_url, list(samples.SAMPLES))}
     assert {n: (r["row_count"], r["schema"]["task"]) for n, r in first.items()} == {

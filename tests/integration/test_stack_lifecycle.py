@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from proc import SetupError, alive, group_members, port_open, read_pid, require_free
+from scripts.proc import SetupError, alive, group_members, port_open, read_pid, require_free
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Loads the datasets scikit-learn ships into daprml through the public API.
 
-    python -m services.ingestion.samples [--gateway http://127.0.0.1:8000] [--only iris,wine]
+    python -m scripts.samples [--gateway http://127.0.0.1:8000] [--only iris,wine]
 
 iris, wine and breast_cancer (classification), diabetes (regression), and "flowers": iris
 with categorical columns, missing values, a few bad rows and repeated rows, to show what
