@@ -25,6 +25,7 @@ from scripts.proc import (
     read_env_file,
     read_pid,
     require_free,
+    require_linux,
     start,
     stop,
     tail,
@@ -160,6 +161,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     try:
+        require_linux()
         commands[argv[0]]()
     except SetupError as exc:
         print(f"infra: error: {exc}", file=sys.stderr)

@@ -1,20 +1,38 @@
-"""Process and port helpers for the project's scripts (infra.py, stack.py) and test fixtures."""
+"""Process and port helpers for the project's scripts (infra.py, stack.py) and test fixtures.
+
+They find processes, their groups and the owners of ports through /proc, so they need Linux.
+"""
 
 import os
 import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
+PROC = Path("/proc")
 
 
 class SetupError(RuntimeError):
     """A failure to report in one clear line, without a stack trace."""
+
+
+def require_linux() -> None:
+    """Without /proc every process would look gone and every port unowned: `down` would stop
+    nothing and `up` would start a second stack. Fail before anything is started instead."""
+    if not (PROC / "self" / "stat").exists():
+        raise SetupError("scripts/ need Linux (/proc); on macOS/Windows use docker compose "
+                         "(docker-compose.yml) or a Linux VM such as WSL 2")
+
+
+def _proc(relative: str) -> Path:
+    require_linux()
+    return PROC / relative
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -25,7 +43,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def _ephemeral_range() -> tuple[int, int]:
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        low, high = (PROC / "sys/net/ipv4/ip_local_port_range").read_text().split()
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999
@@ -56,9 +74,9 @@ def free_port() -> int:
 
 def _listening_inodes(port: int) -> set[str]:
     inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in (_proc("net/tcp"), _proc("net/tcp6")):
         try:
-            lines = Path(table).read_text().splitlines()[1:]
+            lines = table.read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -68,19 +86,27 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
-def who_listens(port: int) -> str:
-    """'pid 123 (redis-server)' for the process listening on the port, as far as /proc tells."""
+def listener_pid(port: int) -> int | None:
+    """The process listening on the port, as far as /proc tells."""
     inodes = _listening_inodes(port)
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in _pids():
         try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            for fd in _proc(f"{pid}/fd").iterdir():
+                link = os.readlink(fd)
                 if link.startswith("socket:[") and link[8:-1] in inodes:
-                    name = Path(f"/proc/{pid}/comm").read_text().strip()
-                    return f"pid {pid} ({name})"
+                    return pid
         except OSError:
             continue
-    return "another process"
+    return None
+
+
+def who_listens(port: int) -> str:
+    """'pid 123 (redis-server)' for the process listening on the port."""
+    pid = listener_pid(port)
+    try:
+        return f"pid {pid} ({_proc(f'{pid}/comm').read_text().strip()})" if pid else "another process"
+    except OSError:
+        return f"pid {pid}"
 
 
 def require_free(port: int, what: str) -> None:
@@ -106,38 +132,63 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(f"    {line}" for line in text[-lines:])
 
 
-def alive(pid: int) -> bool:
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir(_proc("")) if name.isdigit()]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat from the state on (field 3), or None when there is no such process. The
+    command name before it is in parentheses and may hold spaces."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        return _proc(f"{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
+        return None
+
+
+def _identity(pid: int) -> str | None:
+    """What a pidfile records besides the pid: the start time (field 22 of /proc/PID/stat,
+    clock ticks after boot). A pid the kernel reuses, or the same number after a reboot,
+    belongs to a process started at another time."""
+    stat = _stat(pid)
+    return stat[19] if stat else None
+
+
+def alive(pid: int) -> bool:
+    # A zombie counts as gone.
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
 
 
 def start(argv: list[str], log: Path, pidfile: Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> int:
     """Starts a process in its own session (so it outlives the caller and can be stopped as a
     group), output to a log, pid to a pidfile."""
+    require_linux()  # before anything runs that could not be found again
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    pidfile.write_text(str(proc.pid))
+    # The child exists until we reap it, so its start time can be read even if it exited.
+    pidfile.write_text(f"{proc.pid} {_identity(proc.pid)}\n")
     return proc.pid
 
 
 def read_pid(pidfile: Path) -> int | None:
+    """The pid in the pidfile if that process is still the one we started; a pidfile naming a
+    process that exited, or another process now holding that pid, is stale: it is removed (and
+    said so), so that nothing ever signals a stranger."""
     try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
+        record = pidfile.read_text()
+    except OSError:
         return None
-    return pid if alive(pid) else None
+    pid_text, _, started = record.strip().partition(" ")
+    pid = int(pid_text) if pid_text.isdigit() else None
+    if pid is not None and alive(pid) and _identity(pid) == started:
+        return pid
+    pidfile.unlink(missing_ok=True)
+    why = "has exited" if pid is not None and not alive(pid) else "is not the process it recorded"
+    print(f"proc: removed stale pidfile {pidfile} (pid {pid_text or '?'} {why})", file=sys.stderr)
+    return None
 
 
 def stop(pidfile: Path, grace_s: float = 15.0) -> bool:
@@ -168,14 +219,11 @@ def group_members(pgid: int) -> list[int]:
     """Live processes of a process group; zombies are dead and do not count (where PID 1 does
     not reap orphans, as in some containers, they linger)."""
     members = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command name: state, ppid, pgrp.
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(pid))
+    for pid in _pids():
+        fields = _stat(pid)
+        # state, ppid, pgrp
+        if fields and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(pid)
     return members
 
 

@@ -31,6 +31,7 @@ from scripts.proc import (
     read_env_file,
     read_pid,
     require_free,
+    require_linux,
     start,
     stop,
     tail,
@@ -254,6 +255,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     try:
+        require_linux()
         return commands[argv[0]]() or 0
     except SetupError as exc:
         print(f"stack: error: {exc}", file=sys.stderr)
