@@ -80,9 +80,9 @@ def parts(path: Path, part_bytes: int):
 FAKE_APP = """
 import uvicorn
 from tests.fakes import fake_ports
-from services.ingestion.app import create_app
+from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
-uvicorn.run(create_app(Settings(outbox_interval_s=3600), fake_ports()), host="127.0.0.1", port={port},
+uvicorn.run(create_app(Settings(outbox_interval_s=3600), fake_ports(IngestionPorts)), host="127.0.0.1", port={port},
             log_level="warning")
 """
 

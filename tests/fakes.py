@@ -1,19 +1,26 @@
 """In-memory fakes of our own ports, for unit and API tests. Not an imitation of Dapr: they
 implement services.common.ports and nothing else."""
 
+import dataclasses
 import itertools
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from services.common.events import EventType
 from services.common.ports import (
+    BlobStore,
     ConcurrencyConflict,
+    EventPublisher,
     NotFound,
-    Ports,
     Reply,
+    SecretStore,
+    ServiceInvoker,
     SidecarInfo,
+    SidecarPorts,
+    SidecarProbe,
+    StateStore,
     StreamedReply,
     Versioned,
 )
@@ -123,8 +130,50 @@ class FakeInvoker:
         return StreamedReply(reply.status, {"content-type": reply.content_type}, stream(), close)
 
 
-def fake_ports(**overrides: Any) -> Ports:
-    parts: dict[str, Any] = dict(probe=FakeProbe(), state=FakeStateStore(), blobs=FakeBlobStore(),
-                                 publisher=FakePublisher(), secrets=FakeSecretStore(), invoker=FakeInvoker())
-    parts.update(overrides)
-    return Ports(**parts)
+P = TypeVar("P", bound=SidecarPorts)
+
+# Each returns the port's Protocol type, so that the type checker holds every fake to it.
+FAKES: dict[str, Callable[[], Any]] = {}
+
+
+def _fake(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    def register(make: Callable[[], Any]) -> Callable[[], Any]:
+        FAKES[name] = make
+        return make
+    return register
+
+
+@_fake("probe")
+def _probe() -> SidecarProbe:
+    return FakeProbe()
+
+
+@_fake("state")
+def _state() -> StateStore:
+    return FakeStateStore()
+
+
+@_fake("blobs")
+def _blobs() -> BlobStore:
+    return FakeBlobStore()
+
+
+@_fake("publisher")
+def _publisher() -> EventPublisher:
+    return FakePublisher()
+
+
+@_fake("secrets")
+def _secrets() -> SecretStore:
+    return FakeSecretStore()
+
+
+@_fake("invoker")
+def _invoker() -> ServiceInvoker:
+    return FakeInvoker()
+
+
+def fake_ports(kind: type[P], **overrides: Any) -> P:
+    """The ports `kind` declares, each an in-memory fake unless given."""
+    wanted = [f.name for f in dataclasses.fields(kind) if f.name != "close"]
+    return kind(**{name: overrides[name] if name in overrides else FAKES[name]() for name in wanted})

@@ -1,28 +1,64 @@
-"""What every service's create_app shares: health routes, error mapping, lifespan, serving."""
+"""The service kit: a service is a settings class, its ports, a few routers, a map of event
+handlers and its background jobs, declared in one ServiceSpec; build_app makes the FastAPI app.
+
+Every service gets the same health routes, the same error mapping (client errors with their
+status, unavailable infrastructure as 503 in words a user can act on, anything else as a 500
+that names the service and keeps the details in its log) and the same lifespan.
+"""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.common import dapr_adapters
+from services.common.deps import ProbeDep, SettingsDep
 from services.common.errors import ClientError
-from services.common.ports import ConcurrencyConflict, NotFound, SidecarProbe, SidecarUnavailable
+from services.common.events import EventHandler, EventType
+from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
-
-def get_settings(request: Request) -> ServiceSettings:
-    return request.app.state.settings
+log = logging.getLogger(__name__)
 
 
-def get_ports(request: Request) -> Any:
-    return request.app.state.ports
+@dataclass(frozen=True)
+class Periodic:
+    """A job the service runs every `interval_s` seconds for its lifetime, first at start-up.
+    A failing run is logged and the next one comes as planned."""
+
+    name: str
+    interval_s: float
+    job: Callable[[], Awaitable[None]]
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.job()
+            except Exception as exc:
+                log.warning("%s failed, next try in %.0fs: %s", self.name, self.interval_s, exc)
+            await asyncio.sleep(self.interval_s)
 
 
-SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+@dataclass
+class ServiceSpec:
+    """Everything that makes one service, declared."""
+
+    title: str
+    settings: ServiceSettings
+    ports: SidecarPorts
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Mapping[EventType, EventHandler] = field(default_factory=dict)
+    """Each event type this service consumes, and the use case that handles it."""
+    background: Sequence[Periodic] = ()
+    service: Any = None
+    """The service's use cases, for its routes (through its deps module)."""
+
 
 health = APIRouter(tags=["health"])
 
@@ -34,61 +70,71 @@ async def healthz(settings: SettingsDep) -> dict[str, Any]:
 
 
 @health.get("/readyz")
-async def readyz(settings: SettingsDep, request: Request, response: Response) -> dict[str, Any]:
+async def readyz(settings: SettingsDep, probe: ProbeDep) -> JSONResponse:
     """Ready only when this service's sidecar answers /v1.0/healthz/outbound."""
-    probe: SidecarProbe = request.app.state.ports.probe
     if not await probe.healthy():
-        response.status_code = 503
-        return {"ready": False, "app_id": settings.app_id,
-                "reason": f"sidecar on port {settings.dapr_http_port} does not answer /v1.0/healthz/outbound"}
+        return JSONResponse(status_code=503, content={
+            "ready": False, "app_id": settings.app_id,
+            "reason": f"sidecar on port {settings.dapr_http_port} does not answer /v1.0/healthz/outbound"})
     info = await probe.info()
-    return {
+    return JSONResponse({
         "ready": True,
         "app_id": settings.app_id,
         "runtime_version": info.runtime_version,
         "components": sorted(f"{c.get('name')} ({c.get('type')})" for c in info.components),
-    }
+    })
 
 
-def _error(status: int):
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-    return handle
+def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]]:
+    async def client_error(_: Request, exc: ClientError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), **exc.details}, status_code=exc.status)
+
+    async def conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
+        log.info("%s %s: conflict: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "the data changed while this request was handled; send it again"},
+                            status_code=409)
+
+    async def unavailable(request: Request, exc: SidecarUnavailable) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"{exc.public}; try again in a few seconds"}, status_code=503,
+                            headers={"retry-after": "5"})
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"{app_id} failed to handle this request; its log has the details"},
+                            status_code=500)
+
+    return {ClientError: client_error, ConcurrencyConflict: conflict, SidecarUnavailable: unavailable,
+            Exception: unexpected}
 
 
-async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc), **exc.details}, status_code=exc.status)
-
-
-def build_app(title: str, settings: ServiceSettings, ports: Any, routers: Iterable[APIRouter] = (),
-              background: Iterable[Callable[[], Awaitable[None]]] = ()) -> FastAPI:
-    """The FastAPI app of one service. `ports` carries the service's adapters (Dapr-backed in
-    production, in-memory fakes in tests); its optional close() runs at shutdown. Each of
-    `background` runs as a task for the app's lifetime."""
+def build_app(spec: ServiceSpec) -> FastAPI:
+    """The FastAPI app of one service. Its ports are Dapr-backed in production and in-memory
+    fakes in tests; their close() runs at shutdown."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(job()) for job in background]
+        tasks = [asyncio.create_task(job.run_forever(), name=job.name) for job in spec.background]
         yield
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        close = getattr(ports, "close", None)
-        if close is not None:
-            await close()
+        await spec.ports.close()
 
-    app = FastAPI(title=title, lifespan=lifespan)
-    app.state.settings = settings
-    app.state.ports = ports
+    app = FastAPI(title=spec.title, lifespan=lifespan)
+    app.state.settings, app.state.ports, app.state.service = spec.settings, spec.ports, spec.service
     app.include_router(health)
-    for router in routers:
+    for router in spec.routers:
         app.include_router(router)
-    app.add_exception_handler(ClientError, _client_error)
-    app.add_exception_handler(NotFound, _error(404))
-    app.add_exception_handler(ConcurrencyConflict, _error(409))
-    app.add_exception_handler(SidecarUnavailable, _error(503))
+    if spec.subscriptions:
+        dapr_adapters.declare_subscriptions(app, spec.settings, spec.subscriptions)
+    for error, handler in _handlers(spec.settings.app_id).items():
+        app.add_exception_handler(error, handler)
     return app
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSettings]) -> None:
+    """The process entry point of a service: settings from the environment, then the app."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_type.load()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

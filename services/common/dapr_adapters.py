@@ -7,11 +7,14 @@ content type intact.
 
 import asyncio
 import base64
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 
 import dapr.conf
+import grpc
 import httpx
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
@@ -23,12 +26,18 @@ from pydantic import BaseModel
 
 from services.common import events
 from services.common.ports import (
+    BlobStore,
     ConcurrencyConflict,
+    EventPublisher,
     NotFound,
-    Ports,
     Reply,
+    SecretStore,
+    ServiceInvoker,
     SidecarInfo,
+    SidecarPorts,
+    SidecarProbe,
     SidecarUnavailable,
+    StateStore,
     StreamedReply,
     Versioned,
 )
@@ -42,6 +51,34 @@ _SDK_ERRORS = (DaprGrpcError, DaprInternalError, AioRpcError)
 def _message(err: Exception) -> str:
     details = getattr(err, "details", None)
     return details() if callable(details) else str(err)
+
+
+def _grpc_code(err: Exception) -> grpc.StatusCode | None:
+    code = getattr(err, "code", None)
+    return code() if callable(code) else None
+
+
+# App ids and the segments of a method path: what our own code builds, nothing a client could
+# bend. httpx collapses '.' and '..' segments and the sidecar decodes %2F, so either would let
+# a path leave /v1.0/invoke/<app>/method/ for the sidecar's own API.
+_APP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_QUERY = re.compile(r"^[A-Za-z0-9_.~%&=+-]*$")
+
+
+class UnsafePath(ValueError):
+    """A method path that is not plain segments: refused before anything is sent."""
+
+
+def invoke_path(app_id: str, method: str) -> str:
+    """/v1.0/invoke/<app>/method/<method>, after checking every part is a plain segment."""
+    path, _, query = method.partition("?")
+    if not _APP_ID.match(app_id):
+        raise UnsafePath(f"refusing to invoke app id {app_id!r}")
+    segments = path.split("/")
+    if not all(_SEGMENT.match(seg) and seg.strip(".") for seg in segments) or not _QUERY.match(query):
+        raise UnsafePath(f"refusing to invoke method {method!r} on {app_id}: only plain path segments")
+    return f"/v1.0/invoke/{app_id}/method/{method}"
 
 
 class Sidecar:
@@ -67,7 +104,8 @@ class Sidecar:
             reply = await self._http.get("/v1.0/metadata")
             reply.raise_for_status()
         except httpx.HTTPError as exc:
-            raise SidecarUnavailable(f"sidecar at {self.http_url} did not answer /v1.0/metadata: {exc}") from exc
+            raise SidecarUnavailable(f"sidecar at {self.http_url} did not answer /v1.0/metadata: {exc}",
+                                     "this service's Dapr sidecar does not answer") from exc
         meta = reply.json()
         return SidecarInfo(
             app_id=meta.get("id", ""),
@@ -81,34 +119,33 @@ class Sidecar:
                 # The SDK's constructor blocks until the sidecar answers, polling the address
                 # in its global settings; check first, then point those settings at our sidecar.
                 if not await self.healthy():
-                    raise SidecarUnavailable(f"sidecar at {self.http_url} is not ready")
+                    raise SidecarUnavailable(f"sidecar at {self.http_url} is not ready",
+                                             "this service's Dapr sidecar does not answer")
                 dapr.conf.settings.DAPR_HTTP_ENDPOINT = self.http_url
                 self._client = DaprClient(address=self.grpc_address,
                                           max_grpc_message_length=self.settings.max_message_bytes)
             return self._client
 
-    @staticmethod
-    def _invoke_url(app_id: str, method: str) -> str:
-        return f"/v1.0/invoke/{app_id}/method/{method.lstrip('/')}"
-
     async def invoke(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
                      headers: dict[str, str] | None = None) -> Reply:
         try:
-            reply = await self._http.request(http_verb, self._invoke_url(app_id, method), content=body,
+            reply = await self._http.request(http_verb, invoke_path(app_id, method), content=body,
                                              headers=headers, timeout=self.settings.call_timeout_s)
         except httpx.HTTPError as exc:
-            raise SidecarUnavailable(f"invoking {app_id}/{method} through {self.http_url} failed: {exc}") from exc
+            raise SidecarUnavailable(f"invoking {app_id}/{method} through {self.http_url} failed: {exc}",
+                                     f"the {app_id} service cannot be reached") from exc
         return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
 
     async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
                       body: AsyncIterator[bytes]) -> StreamedReply:
-        request = self._http.build_request(http_verb, self._invoke_url(app_id, method), headers=headers,
+        request = self._http.build_request(http_verb, invoke_path(app_id, method), headers=headers,
                                            content=body if http_verb in ("POST", "PUT", "PATCH") else None,
                                            timeout=self.settings.call_timeout_s)
         try:
             reply = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise SidecarUnavailable(f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}") from exc
+            raise SidecarUnavailable(f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}",
+                                     f"the {app_id} service cannot be reached") from exc
         return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
 
     async def close(self) -> None:
@@ -127,7 +164,7 @@ class DaprStateStore:
         try:
             resp = await client.get_state(self.store, key)
         except _SDK_ERRORS as exc:
-            raise SidecarUnavailable(f"reading {key!r} from {self.store}: {_message(exc)}") from exc
+            raise SidecarUnavailable(f"reading {key!r} from {self.store}: {_message(exc)}", STATE) from exc
         if not resp.data:
             return None
         return Versioned(resp.data, resp.etag)
@@ -146,10 +183,11 @@ class DaprStateStore:
             await client.save_state(self.store, key, value,
                                     options=StateOptions(concurrency=Concurrency.first_write))
         except _SDK_ERRORS as exc:
-            # Stores word "already exists" differently; whether the key is there now says it.
+            # Stores word "already exists" differently (and Redis answers it as an ETag
+            # mismatch): whether the key is there now says it.
             if await self.get(key) is not None:
                 raise ConcurrencyConflict(f"{key!r} already exists in {self.store}") from exc
-            raise SidecarUnavailable(f"creating {key!r} in {self.store}: {_message(exc)}") from exc
+            raise SidecarUnavailable(f"creating {key!r} in {self.store}: {_message(exc)}", STATE) from exc
 
     async def delete(self, key: str, etag: str | None = None) -> None:
         client = await self.sidecar.client()
@@ -160,26 +198,37 @@ class DaprStateStore:
             raise _state_error(exc, f"deleting {key!r} from {self.store}") from exc
 
 
+STATE = "the state store is unavailable"
+BLOBS = "the blob store is unavailable"
+
+
 def _state_error(exc: Exception, doing: str) -> Exception:
-    message = _message(exc)
-    if "etag" in message.lower():
-        return ConcurrencyConflict(f"{doing}: the ETag is stale ({message})")
-    return SidecarUnavailable(f"{doing}: {message}")
+    # daprd answers an ETag mismatch with ABORTED (and a malformed ETag with INVALID_ARGUMENT,
+    # which for us is an ETag from another store's era: stale as well).
+    if _grpc_code(exc) in (grpc.StatusCode.ABORTED, grpc.StatusCode.INVALID_ARGUMENT):
+        return ConcurrencyConflict(f"{doing}: the ETag is stale ({_message(exc)})")
+    return SidecarUnavailable(f"{doing}: {_message(exc)}", STATE)
 
 
 class DaprPublisher:
-    def __init__(self, sidecar: Sidecar, pubsub: str, source: str):
-        self.sidecar, self.pubsub, self.source = sidecar, pubsub, source
+    def __init__(self, sidecar: Sidecar, pubsub: str, source: str, topic_prefix: str = ""):
+        self.sidecar, self.pubsub, self.source, self.topic_prefix = sidecar, pubsub, source, topic_prefix
 
     async def publish(self, event_type: events.EventType, payload: BaseModel, subject: str | None = None,
                       event_id: str | None = None) -> None:
         body = events.encode(event_type, self.source, payload, subject, event_id)
         client = await self.sidecar.client()
         try:
-            await client.publish_event(self.pubsub, events.topic_of(event_type), body,
+            await client.publish_event(self.pubsub, events.topic_of(event_type, self.topic_prefix), body,
                                        data_content_type=events.CLOUDEVENTS_JSON)
         except _SDK_ERRORS as exc:
-            raise SidecarUnavailable(f"publishing {event_type} to {self.pubsub}: {_message(exc)}") from exc
+            raise SidecarUnavailable(f"publishing {event_type} to {self.pubsub}: {_message(exc)}",
+                                     "the event bus is unavailable") from exc
+
+
+# How the blob bindings say a key does not exist (localstorage: "no such file or directory";
+# S3 "NoSuchKey", Azure "BlobNotFound", GCS "object doesn't exist").
+_MISSING = re.compile(r"no such file|not found|NoSuchKey|BlobNotFound|doesn't exist", re.IGNORECASE)
 
 
 class DaprBlobStore:
@@ -203,10 +252,12 @@ class DaprBlobStore:
         try:
             resp = await client.invoke_binding(self.binding, operation, data, binding_metadata=metadata)
         except _SDK_ERRORS as exc:
+            # daprd answers every failed binding call alike (INTERNAL, ERR_INVOKE_OUTPUT_BINDING):
+            # only the component's own words tell a missing blob from a broken store.
             message = _message(exc)
-            if "not found" in message.lower() or "no such file" in message.lower():
+            if _grpc_code(exc) == grpc.StatusCode.INTERNAL and _MISSING.search(message):
                 raise NotFound(f"no blob {key!r} in {self.binding}") from exc
-            raise SidecarUnavailable(f"{operation} {key!r} on {self.binding}: {message}") from exc
+            raise SidecarUnavailable(f"{operation} {key!r} on {self.binding}: {message}", BLOBS) from exc
         return resp.data
 
     async def put(self, key: str, data: bytes) -> None:
@@ -228,10 +279,12 @@ class DaprSecretStore:
         try:
             resp = await client.get_secret(self.store, name)
         except _SDK_ERRORS as exc:
+            # As with bindings, daprd answers every failed secret read with INTERNAL.
             message = _message(exc)
-            if "not found" in message.lower():
+            if _grpc_code(exc) == grpc.StatusCode.INTERNAL and _MISSING.search(message):
                 raise NotFound(f"no secret {name!r} in {self.store}") from exc
-            raise SidecarUnavailable(f"reading secret {name!r} from {self.store}: {message}") from exc
+            raise SidecarUnavailable(f"reading secret {name!r} from {self.store}: {message}",
+                                     "the secret store is unavailable") from exc
         return dict(resp.secret)
 
 
@@ -248,24 +301,54 @@ class DaprInvoker:
         return await self.sidecar.forward(app_id, method, http_verb, headers, body)
 
 
-def dapr_ports(settings: ServiceSettings) -> Ports:
-    """The ports of one service, each through its own sidecar, component names from settings."""
+P = TypeVar("P", bound=SidecarPorts)
+
+
+def sidecar_ports(kind: type[P], settings: ServiceSettings) -> P:
+    """The ports a service declares (the fields of `kind`), each over the service's own
+    sidecar, component names from its settings."""
     sidecar = Sidecar(settings)
-    return Ports(
-        probe=sidecar,
-        state=DaprStateStore(sidecar, settings.statestore),
-        blobs=DaprBlobStore(sidecar, settings.blobstore),
-        publisher=DaprPublisher(sidecar, settings.pubsub, source=f"/daprml/{settings.app_id}"),
-        secrets=DaprSecretStore(sidecar, settings.secretstore),
-        invoker=DaprInvoker(sidecar),
-        close=sidecar.close,
-    )
+    makers: dict[str, Callable[[], Any]] = {
+        "probe": lambda: _probe(sidecar),
+        "state": lambda: _state(sidecar, settings),
+        "blobs": lambda: _blobs(sidecar, settings),
+        "publisher": lambda: _publisher(sidecar, settings),
+        "secrets": lambda: _secrets(sidecar, settings),
+        "invoker": lambda: _invoker(sidecar),
+    }
+    wanted = [f.name for f in dataclasses.fields(kind) if f.name != "close"]
+    unknown = sorted(set(wanted) - makers.keys())
+    if unknown:
+        raise TypeError(f"{kind.__name__} declares ports the Dapr adapters do not provide: {unknown}")
+    return kind(**{name: makers[name]() for name in wanted}, close=sidecar.close)
 
 
-Handler = Callable[[dict[str, Any], BaseModel], Awaitable[None]]
+# Each returns the port's Protocol type, so that the type checker holds every adapter to it.
+def _probe(sidecar: Sidecar) -> SidecarProbe:
+    return sidecar
 
 
-async def deliver(envelope: bytes, event_type: events.EventType, handler: Handler) -> str:
+def _state(sidecar: Sidecar, settings: ServiceSettings) -> StateStore:
+    return DaprStateStore(sidecar, settings.statestore)
+
+
+def _blobs(sidecar: Sidecar, settings: ServiceSettings) -> BlobStore:
+    return DaprBlobStore(sidecar, settings.blobstore)
+
+
+def _publisher(sidecar: Sidecar, settings: ServiceSettings) -> EventPublisher:
+    return DaprPublisher(sidecar, settings.pubsub, f"/daprml/{settings.app_id}", settings.topic_prefix)
+
+
+def _secrets(sidecar: Sidecar, settings: ServiceSettings) -> SecretStore:
+    return DaprSecretStore(sidecar, settings.secretstore)
+
+
+def _invoker(sidecar: Sidecar) -> ServiceInvoker:
+    return DaprInvoker(sidecar)
+
+
+async def deliver(envelope: bytes, event_type: events.EventType, handler: events.EventHandler) -> str:
     """What Dapr should do with one delivery. SUCCESS; RETRY when a sidecar or store failed
     (the resiliency policy backs off and tries again); DROP for an event no retry can make
     valid, which Dapr logs and discards rather than redelivering it forever."""
@@ -276,19 +359,24 @@ async def deliver(envelope: bytes, event_type: events.EventType, handler: Handle
         return "DROP"
     try:
         await handler(attributes, payload)
-    except SidecarUnavailable as exc:
+    except (SidecarUnavailable, ConcurrencyConflict) as exc:
         log.warning("%s event %s will be retried: %s", event_type, attributes.get("id"), exc)
         return "RETRY"
     return "SUCCESS"
 
 
-def subscribe(app: FastAPI, pubsub: str, event_type: events.EventType, route: str, handler: Handler) -> None:
-    """Subscribes the app to the topic of an event type, declared on its /dapr/subscribe.
-    The handler gets the CloudEvent's attributes and its validated payload."""
-    dapr_app = getattr(app.state, "dapr_app", None)
-    if dapr_app is None:
-        dapr_app = app.state.dapr_app = DaprApp(app)
+def declare_subscriptions(app: FastAPI, settings: ServiceSettings,
+                          subscriptions: Mapping[events.EventType, events.EventHandler]) -> None:
+    """Serves /dapr/subscribe for the app (the sidecar asks it at start) and one delivery
+    route per event type, /internal/events/<topic>, which hands each event to its handler."""
+    dapr_app = DaprApp(app)
+    for event_type, handler in subscriptions.items():
+        dapr_app.subscribe(pubsub=settings.pubsub, topic=events.topic_of(event_type, settings.topic_prefix),
+                           route=f"/internal/events/{events.topic_of(event_type)}")(_delivery(event_type, handler))
 
-    @dapr_app.subscribe(pubsub=pubsub, topic=events.topic_of(event_type), route=route)
-    async def _deliver(request: Request) -> dict[str, str]:
+
+def _delivery(event_type: events.EventType, handler: events.EventHandler) -> Callable[[Request], Any]:
+    async def receive(request: Request) -> dict[str, str]:
         return {"status": await deliver(await request.body(), event_type, handler)}
+
+    return receive

@@ -7,3 +7,9 @@ class ClientError(Exception):
     def __init__(self, message: str, **details):
         super().__init__(message)
         self.details = details
+
+
+class Missing(ClientError):
+    """What the client asked for does not exist."""
+
+    status = 404

@@ -5,6 +5,7 @@ through as they are and a subscriber in any language reads the same envelope.
 """
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -41,7 +42,8 @@ class RoundtripPing(BaseModel):
     """Sent by the round trip check: the receiver reads the blob the sender wrote."""
 
     run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    blob_key: str = Field(min_length=1)
+    # The receiver reads this key from the blob store: only the round trip's own keys qualify.
+    blob_key: str = Field(pattern=r"^roundtrip/[A-Za-z0-9_-]{1,64}\.json$")
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -52,12 +54,17 @@ ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
 }
 
 
+# A use case that consumes an event: it gets the CloudEvent's attributes and its validated payload.
+EventHandler = Callable[[dict[str, Any], Any], Awaitable[None]]
+
+
 class InvalidEvent(ValueError):
     """An event that no retry can make valid: wrong type, malformed envelope or payload."""
 
 
-def topic_of(event_type: EventType) -> Topic:
-    return ROUTES[event_type][0]
+def topic_of(event_type: EventType, prefix: str = "") -> str:
+    """The topic an event type travels on; `prefix` is the deployment's (settings.topic_prefix)."""
+    return f"{prefix}{ROUTES[event_type][0]}"
 
 
 def encode(event_type: EventType, source: str, payload: BaseModel, subject: str | None = None,

@@ -19,7 +19,14 @@ class NotFound(LookupError):
 
 
 class SidecarUnavailable(RuntimeError):
-    """The sidecar did not answer, or answered with an error that is not the caller's fault."""
+    """The sidecar did not answer, or answered with an error that is not the caller's fault.
+
+    str() is the whole story, for the log (addresses, component names, the store's words);
+    `public` says what failed in words for the client, who can only wait and try again."""
+
+    def __init__(self, detail: str, public: str = "a service this request needs is unavailable"):
+        super().__init__(detail)
+        self.public = public
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,10 @@ async def _nothing_to_close() -> None:
     return None
 
 
-@dataclass
-class Ports:
-    """Everything a service reaches outside itself, handed to its handlers."""
+@dataclass(kw_only=True)
+class SidecarPorts:
+    """What every service has: its sidecar's probe, and what to close at shutdown. Each service
+    extends it with the ports it uses, and only those (services/<name>/ports.py)."""
 
     probe: SidecarProbe
-    state: StateStore
-    blobs: BlobStore
-    publisher: EventPublisher
-    secrets: SecretStore
-    invoker: ServiceInvoker
     close: Callable[[], Awaitable[None]] = _nothing_to_close

@@ -9,9 +9,10 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path
+from fastapi import APIRouter, Path
 
-from services.common.dapr_adapters import subscribe
+from services.common.deps import BlobsDep, PublisherDep, SettingsDep, StateDep
+from services.common.errors import Missing
 from services.common.events import EventType, RoundtripPing, Topic
 from services.common.ports import (
     BlobStore,
@@ -71,7 +72,7 @@ async def _check_etags(key: str, state: StateStore) -> dict[str, Any]:
                                   f"delete {'done' if gone else 'FAILED'}")
 
 
-async def receive(attributes: dict[str, Any], ping: RoundtripPing, app_id: str, state: StateStore,
+async def receive(attributes: dict[str, Any], ping: RoundtripPing, *, app_id: str, state: StateStore,
                   blobs: BlobStore) -> None:
     """The receiver's half: reads the blob the ping names and records what it found."""
     try:
@@ -92,41 +93,33 @@ async def receive(attributes: dict[str, Any], ping: RoundtripPing, app_id: str, 
     await state.save(state_key(ping.run_id), json.dumps(record).encode())
 
 
-def add_sender(app: FastAPI) -> None:
-    """Serves the sending half: start a round trip, clean up its blob."""
-    settings, ports = app.state.settings, app.state.ports
-    router = APIRouter(prefix=PREFIX, tags=["round trip"])
-
-    @router.post("/{run_id}")
-    async def start(run_id: RunId) -> dict[str, Any]:
-        return {"steps": await send(run_id, settings.app_id, ports.state, ports.blobs, ports.publisher)}
-
-    @router.delete("/{run_id}", status_code=204)
-    async def clean(run_id: RunId) -> None:
-        await ports.blobs.delete(blob_key(run_id))
-
-    app.include_router(router)
+# The sending half (ingestion serves it): start a round trip, clean up its blob.
+sender = APIRouter(prefix=PREFIX, tags=["round trip"])
 
 
-def add_receiver(app: FastAPI) -> None:
-    """Subscribes the app to round trip pings and serves what it recorded."""
-    settings, ports = app.state.settings, app.state.ports
+@sender.post("/{run_id}")
+async def start(run_id: RunId, settings: SettingsDep, state: StateDep, blobs: BlobsDep,
+                publisher: PublisherDep) -> dict[str, Any]:
+    return {"steps": await send(run_id, settings.app_id, state, blobs, publisher)}
 
-    async def handle(attributes: dict[str, Any], ping: RoundtripPing) -> None:
-        await receive(attributes, ping, settings.app_id, ports.state, ports.blobs)
 
-    subscribe(app, settings.pubsub, EventType.ROUNDTRIP_PING, f"{PREFIX}/events", handle)
-    router = APIRouter(prefix=PREFIX, tags=["round trip"])
+@sender.delete("/{run_id}", status_code=204)
+async def clean(run_id: RunId, blobs: BlobsDep) -> None:
+    await blobs.delete(blob_key(run_id))
 
-    @router.get("/{run_id}")
-    async def received(run_id: RunId) -> dict[str, Any]:
-        found = await ports.state.get(state_key(run_id))
-        if found is None:
-            raise NotFound(f"no round trip ping {run_id!r} received yet")
-        return json.loads(found.value)
 
-    @router.delete("/{run_id}", status_code=204)
-    async def forget(run_id: RunId) -> None:
-        await ports.state.delete(state_key(run_id))
+# The receiving half (training serves it, and subscribes `receive` to the ping): what it recorded.
+receiver = APIRouter(prefix=PREFIX, tags=["round trip"])
 
-    app.include_router(router)
+
+@receiver.get("/{run_id}")
+async def received(run_id: RunId, state: StateDep) -> dict[str, Any]:
+    found = await state.get(state_key(run_id))
+    if found is None:
+        raise Missing(f"no round trip ping {run_id!r} received yet")
+    return json.loads(found.value)
+
+
+@receiver.delete("/{run_id}", status_code=204)
+async def forget(run_id: RunId, state: StateDep) -> None:
+    await state.delete(state_key(run_id))

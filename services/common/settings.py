@@ -1,6 +1,9 @@
 """The settings every service shares; each service subclasses it with its own fields."""
 
-from pydantic import AliasChoices, Field
+import sys
+from typing import Self
+
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -10,7 +13,20 @@ def env(name: str, *fallbacks: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DAPRML_", extra="ignore", populate_by_name=True)
+    # Attribute docstrings become field descriptions: each setting documents itself.
+    model_config = SettingsConfigDict(env_prefix="DAPRML_", extra="ignore", populate_by_name=True,
+                                      use_attribute_docstrings=True)
+
+    @classmethod
+    def load(cls) -> Self:
+        """Settings from the environment; a bad value ends the process with one line per problem
+        naming the variable, rather than a traceback."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(f"DAPRML_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                                 for e in exc.errors(include_url=False))
+            sys.exit(f"{cls.__module__}: invalid settings: {problems}")
 
     app_id: str = Field("service", validation_alias=env("app_id", "APP_ID"))
     """This service's Dapr app id (the dapr CLI passes it as APP_ID)."""
@@ -40,3 +56,6 @@ class ServiceSettings(BaseSettings):
     """Name of the secret store component."""
     blobstore: str = "blobstore"
     """Name of the output binding that stores blobs."""
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,64}$")
+    """Put before every topic name: stacks sharing one message broker (a test run beside a
+    developer's stack) each get topics of their own."""

@@ -1,5 +1,5 @@
 from services.common.app import serve
 from services.gateway.app import create_app
+from services.gateway.settings import Settings
 
-app = create_app()
-serve(app, app.state.settings)
+serve(create_app, Settings)

@@ -1,14 +1,28 @@
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
-from services.common.app import build_app
-from services.common.dapr_adapters import dapr_ports
-from services.common.ports import Ports
-from services.gateway.api import router
-from services.gateway.routing import router as routing
+from services.common import dapr_adapters
+from services.common.app import ServiceSpec, build_app
+from services.gateway import api, datasets
+from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 
 
-def create_app(settings: Settings | None = None, ports: Ports | None = None) -> FastAPI:
+async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """A path the route table does not allow is the client's mistake in the address (400),
+    not in a body (422); the message says which part and why."""
+    errors = exc.errors()
+    status = 400 if any(e["loc"][0] == "path" for e in errors) else 422
+    problems = "; ".join(f"{' '.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=status)
+
+
+def create_app(settings: Settings | None = None, ports: GatewayPorts | None = None) -> FastAPI:
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
-    return build_app("daprml gateway", settings, ports or dapr_ports(settings), [router, routing])
+    ports = ports or dapr_adapters.sidecar_ports(GatewayPorts, settings)
+    app = build_app(ServiceSpec(title="daprml gateway", settings=settings, ports=ports,
+                                routers=[api.router, datasets.router]))
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    return app

@@ -5,8 +5,9 @@ import json
 import time
 from typing import Any
 
-from services.common.ports import NotFound, Ports, ServiceInvoker, SidecarUnavailable
+from services.common.ports import NotFound, ServiceInvoker, SidecarUnavailable
 from services.common.roundtrip import PREFIX, step
+from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 
 ROUNDTRIP = PREFIX.lstrip("/")
@@ -40,7 +41,7 @@ async def service_status(invoker: ServiceInvoker, app_ids: dict[str, str]) -> li
     return list(await asyncio.gather(*(one(n, a) for n, a in app_ids.items())))
 
 
-async def roundtrip(run_id: str, ports: Ports, settings: Settings) -> dict[str, Any]:
+async def roundtrip(run_id: str, ports: GatewayPorts, settings: Settings) -> dict[str, Any]:
     """Exercises invocation, secrets, blobs, state with ETags and pub/sub across the stack."""
     steps = []
     status = await service_status(ports.invoker, settings.app_ids())

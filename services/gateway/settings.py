@@ -18,6 +18,9 @@ class Settings(ServiceSettings):
     """Dapr app id of the inference service."""
     gateway_secret: str = "gateway"
     """Name of the gateway's secret in the secret store."""
+    max_body_bytes: int = 32 * 1024 * 1024
+    """Largest request body the gateway forwards (ingestion's part limit, DAPRML_MAX_PART_BYTES);
+    a bigger one is refused with 413 before anything is forwarded."""
     roundtrip_timeout_s: float = 20.0
     """How long the round trip check waits for the subscriber to record the ping."""
 

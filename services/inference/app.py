@@ -1,14 +1,13 @@
 from fastapi import FastAPI
 
-from services.common.app import build_app
-from services.common.dapr_adapters import dapr_ports
-from services.common.ports import Ports
+from services.common import dapr_adapters
+from services.common.app import ServiceSpec, build_app
+from services.common.ports import SidecarPorts
 from services.inference.settings import Settings
 
 
-def create_app(settings: Settings | None = None, ports: Ports | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, ports: SidecarPorts | None = None) -> FastAPI:
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
-    ports = ports or dapr_ports(settings)
-    app = build_app("daprml inference", settings, ports)
-    return app
+    ports = ports or dapr_adapters.sidecar_ports(SidecarPorts, settings)
+    return build_app(ServiceSpec(title="daprml inference", settings=settings, ports=ports))

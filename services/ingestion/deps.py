@@ -1,18 +1,10 @@
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from services.common.deps import service_of, settings_of
 from services.ingestion.service import IngestionService
 from services.ingestion.settings import Settings
 
-
-def get_service(request: Request) -> IngestionService:
-    return request.app.state.ingestion
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-ServiceDep = Annotated[IngestionService, Depends(get_service)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[IngestionService, Depends(service_of)]
+SettingsDep = Annotated[Settings, Depends(settings_of)]

@@ -1,19 +1,24 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fakes import fake_ports
+from services.common.ports import SidecarPorts
 from services.gateway.app import create_app as gateway_app
+from services.gateway.ports import GatewayPorts
 from services.inference.app import create_app as inference_app
+from services.ingestion.app import IngestionPorts
 from services.ingestion.app import create_app as ingestion_app
 from services.registry.app import create_app as registry_app
+from services.training.app import TrainingPorts
 from services.training.app import create_app as training_app
+from tests.fakes import fake_ports
 
+# service -> (create_app, the ports it declares)
 FACTORIES = {
-    "ingestion": ingestion_app,
-    "training": training_app,
-    "registry": registry_app,
-    "inference": inference_app,
-    "gateway": gateway_app,
+    "ingestion": (ingestion_app, IngestionPorts),
+    "training": (training_app, TrainingPorts),
+    "registry": (registry_app, SidecarPorts),
+    "inference": (inference_app, SidecarPorts),
+    "gateway": (gateway_app, GatewayPorts),
 }
 
 
@@ -23,8 +28,9 @@ def make_client():
     clients = []
 
     def make(service: str, **ports):
-        built = fake_ports(**ports)
-        client = TestClient(FACTORIES[service](ports=built))
+        create_app, kind = FACTORIES[service]
+        built = fake_ports(kind, **ports)
+        client = TestClient(create_app(ports=built))
         client.ports = built
         clients.append(client)
         return client

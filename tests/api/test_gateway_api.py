@@ -1,7 +1,7 @@
 import json
 
-from tests.fakes import FakeInvoker
 from services.common.ports import Reply
+from tests.fakes import FakeInvoker
 
 READY = Reply(200, json.dumps({"ready": True, "runtime_version": "1.18.2"}).encode())
 

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fakes import FakePublisher, FakeStateStore, fake_ports
 from services.common.ports import SidecarUnavailable
-from services.ingestion.app import create_app
+from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
+from tests.fakes import FakePublisher, FakeStateStore, fake_ports
 
 CSV = {"content-type": "text/csv"}
 IRIS = b"sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n"
@@ -25,7 +25,7 @@ def make(tmp_path):
 
     def make(**overrides):
         settings = Settings(outbox_interval_s=3600, **overrides)
-        client = TestClient(create_app(settings, fake_ports()))
+        client = TestClient(create_app(settings, fake_ports(IngestionPorts)))
         client.__enter__()
         clients.append(client)
         return client
@@ -305,13 +305,13 @@ class DownPublisher(FakePublisher):
 def test_a_version_committed_while_pubsub_is_down_is_announced_later(make):
     client = make()
     publisher = DownPublisher()
-    client.app.state.ingestion.publisher = publisher
+    client.app.state.service.publisher = publisher
     assert upload(client).status_code == 201
     assert publisher.sent == []
     publisher.down = False
-    assert asyncio.run(client.app.state.ingestion.flush_all()) == 1
+    assert asyncio.run(client.app.state.service.flush_all()) == 1
     assert [p.version for _, p, _ in publisher.sent] == [1]
-    assert asyncio.run(client.app.state.ingestion.flush_all()) == 0
+    assert asyncio.run(client.app.state.service.flush_all()) == 0
 
 
 class SlowStateStore(FakeStateStore):
@@ -327,9 +327,9 @@ class SlowStateStore(FakeStateStore):
 
 
 def test_two_commits_racing_for_one_version_number_do_not_both_get_it():
-    ports_ = fake_ports(state=SlowStateStore())
+    ports_ = fake_ports(IngestionPorts, state=SlowStateStore())
     app = create_app(Settings(outbox_interval_s=3600), ports_)
-    service = app.state.ingestion
+    service = app.state.service
 
     async def race():
         await service.upload_once("iris", IRIS, "text/csv", target="species")
@@ -352,14 +352,14 @@ def test_an_upload_left_open_past_its_time_is_aborted_and_its_parts_deleted(clie
     done = start(client)
     put(client, done, 1, IRIS)
     client.post(f"/api/datasets/iris/uploads/{done}/commit")
-    service = client.app.state.ingestion
+    service = client.app.state.service
     assert asyncio.run(service.expire_uploads()) == [], "nothing is old yet"
     later = datetime.now(UTC) + timedelta(seconds=service.settings.upload_ttl_s + 1)
     assert asyncio.run(service.expire_uploads(later)) == [uid]
     assert put(client, uid, 2, IRIS).status_code == 409
     assert client.get(f"/api/datasets/iris/uploads/{uid}").json()["state"] == "aborted"
     assert all(uid not in key for key in ports(client).blobs.blobs)
-    assert asyncio.run(client.app.state.ingestion.repo.open_uploads()) == {}
+    assert asyncio.run(client.app.state.service.repo.open_uploads()) == {}
 
 
 def test_commit_leaves_only_the_files_the_version_uses(client):

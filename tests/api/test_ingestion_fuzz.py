@@ -7,9 +7,9 @@ import random
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fakes import fake_ports
-from services.ingestion.app import create_app
+from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
+from tests.fakes import fake_ports
 
 PIECES = ["a", "b", "y", "1", "-2.5", "1e3", "NA", "", " ", '"', '""', ",", "\n", "\r\n", "true", "x,y",
           "\ufeff", "é", "\x00", "nan", "inf", "99999999999999999999", "{", "[", "null"]
@@ -35,7 +35,7 @@ def bodies(seed: int, count: int):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_random_bodies_never_crash_and_refusals_store_nothing(seed):
-    with TestClient(create_app(Settings(outbox_interval_s=3600), fake_ports())) as client:
+    with TestClient(create_app(Settings(outbox_interval_s=3600), fake_ports(IngestionPorts))) as client:
         ports = client.app.state.ports
         for content_type, body in bodies(seed, 60):
             before = (dict(ports.state.items), dict(ports.blobs.blobs))

@@ -7,7 +7,7 @@ from services.common.events import EventType, RoundtripPing
 def test_training_declares_its_subscriptions_to_dapr(make_client):
     subs = make_client("training").get("/dapr/subscribe").json()
     assert subs == [
-        {"pubsubname": "pubsub", "topic": "roundtrip", "route": "/internal/roundtrip/events", "metadata": {}},
+        {"pubsubname": "pubsub", "topic": "roundtrip", "route": "/internal/events/roundtrip", "metadata": {}},
         {"pubsubname": "pubsub", "topic": "dataset-versions", "route": "/internal/events/dataset-versions",
          "metadata": {}},
     ]
@@ -22,7 +22,7 @@ def test_a_valid_ping_is_recorded_and_served(make_client):
     client.ports.blobs.blobs["roundtrip/r9.json"] = b'{"run_id": "r9", "written_by": "ingestion"}'
     body = events.encode(EventType.ROUNDTRIP_PING, "/daprml/ingestion",
                          RoundtripPing(run_id="r9", blob_key="roundtrip/r9.json"))
-    reply = client.post("/internal/roundtrip/events", content=body,
+    reply = client.post("/internal/events/roundtrip", content=body,
                         headers={"content-type": events.CLOUDEVENTS_JSON})
     assert reply.json() == {"status": "SUCCESS"}
     assert client.get("/internal/roundtrip/r9").json()["blob_ok"] is True
@@ -33,7 +33,7 @@ def test_a_valid_ping_is_recorded_and_served(make_client):
 def test_a_malformed_event_is_dropped_not_retried_and_writes_nothing(make_client):
     client = make_client("training")
     for body in (b"not json at all", b"{}", json.dumps({"type": "io.daprml.roundtrip.ping.v1"}).encode()):
-        reply = client.post("/internal/roundtrip/events", content=body)
+        reply = client.post("/internal/events/roundtrip", content=body)
         assert reply.status_code == 200 and reply.json() == {"status": "DROP"}
     assert client.ports.state.items == {}
 

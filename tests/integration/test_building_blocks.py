@@ -69,7 +69,7 @@ def test_an_invalid_event_is_dropped_and_the_subscriber_keeps_working(stack):
     assert httpx.post(sidecar, content=junk, headers=headers).status_code == 204
 
     run = f"after-junk-{uuid.uuid4().hex[:8]}"
-    good = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id=run, blob_key="roundtrip/none"))
+    good = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id=run, blob_key="roundtrip/none.json"))
     assert httpx.post(sidecar, content=good, headers=headers).status_code == 204
     training = f"http://127.0.0.1:{stack.app('training').app_port}"
     record = poll(lambda: httpx.get(f"{training}/internal/roundtrip/{run}").status_code == 200)

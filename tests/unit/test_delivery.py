@@ -7,7 +7,8 @@ from services.common.dapr_adapters import deliver
 from services.common.events import EventType, RoundtripPing
 from services.common.ports import SidecarUnavailable
 
-PING = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id="r1", blob_key="k"), event_id="e1")
+PING = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id="r1", blob_key="roundtrip/r1.json"),
+                     event_id="e1")
 
 
 def answer(envelope: bytes, handler) -> str:

@@ -7,8 +7,8 @@ from services.common.events import DatasetVersionCommitted, EventType, InvalidEv
 
 
 def test_encoded_event_is_a_structured_cloudevent_with_type_source_and_payload():
-    body = events.encode(EventType.ROUNDTRIP_PING, "/daprml/ingestion", RoundtripPing(run_id="r1", blob_key="k"),
-                         subject="r1")
+    ping = RoundtripPing(run_id="r1", blob_key="roundtrip/r1.json")
+    body = events.encode(EventType.ROUNDTRIP_PING, "/daprml/ingestion", ping, subject="r1")
     envelope = json.loads(body)
     assert envelope["specversion"] == "1.0"
     assert envelope["type"] == "io.daprml.roundtrip.ping.v1"
@@ -38,7 +38,8 @@ def test_encode_refuses_a_payload_of_another_event_type():
 
 
 def test_decode_accepts_data_sent_as_a_json_string():
-    envelope = {"type": str(EventType.ROUNDTRIP_PING), "data": json.dumps({"run_id": "r", "blob_key": "k"})}
+    data = json.dumps({"run_id": "r", "blob_key": "roundtrip/r.json"})
+    envelope = {"type": str(EventType.ROUNDTRIP_PING), "data": data}
     _, ping = events.decode(envelope, EventType.ROUNDTRIP_PING)
     assert ping.run_id == "r"
 

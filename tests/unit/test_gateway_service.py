@@ -1,10 +1,11 @@
 import asyncio
 import json
 
-from tests.fakes import FakeInvoker, FakeSecretStore, fake_ports
 from services.common.ports import Reply, SidecarUnavailable
 from services.gateway import service
+from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
+from tests.fakes import FakeInvoker, FakeSecretStore, fake_ports
 
 READY = Reply(200, json.dumps({"ready": True, "runtime_version": "1.18.2"}).encode())
 
@@ -50,7 +51,7 @@ def roundtrip_replies(settings: Settings, received: bool) -> dict:
 def test_roundtrip_reports_every_step_and_cleans_up():
     settings = Settings(roundtrip_timeout_s=1)
     invoker = FakeInvoker(roundtrip_replies(settings, received=True))
-    ports = fake_ports(invoker=invoker, secrets=FakeSecretStore({"gateway": {"admin-token": "t"}}))
+    ports = fake_ports(GatewayPorts, invoker=invoker, secrets=FakeSecretStore({"gateway": {"admin-token": "t"}}))
     report = asyncio.run(service.roundtrip("r1", ports, settings))
     assert report["ok"], report
     assert [s["name"] for s in report["steps"]] == ["invocation", "secret", "blob write", "subscription", "blob read"]
@@ -60,7 +61,7 @@ def test_roundtrip_reports_every_step_and_cleans_up():
 
 def test_roundtrip_fails_when_the_ping_never_arrives_or_the_secret_is_missing():
     settings = Settings(roundtrip_timeout_s=0.3)
-    ports = fake_ports(invoker=FakeInvoker(roundtrip_replies(settings, received=False)))
+    ports = fake_ports(GatewayPorts, invoker=FakeInvoker(roundtrip_replies(settings, received=False)))
     report = asyncio.run(service.roundtrip("r1", ports, settings))
     failed = {s["name"] for s in report["steps"] if not s["ok"]}
     assert not report["ok"] and failed == {"secret", "subscription"}

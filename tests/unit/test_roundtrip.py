@@ -3,8 +3,8 @@ import json
 
 from services.common import roundtrip
 from services.common.events import EventType, RoundtripPing
-from tests.fakes import FakeBlobStore, FakePublisher, FakeStateStore
 from services.common.ports import Versioned
+from tests.fakes import FakeBlobStore, FakePublisher, FakeStateStore
 
 
 def run(coro):
@@ -45,7 +45,7 @@ ATTRIBUTES = {"id": "e1", "source": "/daprml/ingestion"}
 def test_receive_reads_the_blob_and_records_the_ping():
     state, blobs = FakeStateStore(), FakeBlobStore()
     blobs.blobs["roundtrip/r1.json"] = b'{"run_id": "r1", "written_by": "ingestion"}'
-    run(roundtrip.receive(ATTRIBUTES, ping(), "training", state, blobs))
+    run(roundtrip.receive(ATTRIBUTES, ping(), app_id="training", state=state, blobs=blobs))
     record = json.loads(state.items["roundtrip-r1"].value)
     assert record["blob_ok"] is True and record["received_by"] == "training"
     assert record["event_source"] == "/daprml/ingestion" and record["event_id"] == "e1"
@@ -53,6 +53,6 @@ def test_receive_reads_the_blob_and_records_the_ping():
 
 def test_receive_records_a_missing_blob_as_not_ok():
     state = FakeStateStore()
-    run(roundtrip.receive(ATTRIBUTES, ping(), "training", state, FakeBlobStore()))
+    run(roundtrip.receive(ATTRIBUTES, ping(), app_id="training", state=state, blobs=FakeBlobStore()))
     record = json.loads(state.items["roundtrip-r1"].value)
     assert record["blob_ok"] is False and "not found" in record["blob_detail"]

@@ -1,0 +1,45 @@
+"""The dependencies every service's routes may ask for, as `Annotated` aliases. The only module
+(with each service's own deps.py) that reads the app's state: routes and use cases get their
+settings and ports handed in."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from services.common.ports import BlobStore, EventPublisher, SidecarProbe, StateStore
+from services.common.settings import ServiceSettings
+
+
+def settings_of(request: Request) -> Any:
+    return request.app.state.settings
+
+
+def ports_of(request: Request) -> Any:
+    return request.app.state.ports
+
+
+def service_of(request: Request) -> Any:
+    return request.app.state.service
+
+
+def probe_of(request: Request) -> SidecarProbe:
+    return request.app.state.ports.probe
+
+
+def state_of(request: Request) -> StateStore:
+    return request.app.state.ports.state
+
+
+def blobs_of(request: Request) -> BlobStore:
+    return request.app.state.ports.blobs
+
+
+def publisher_of(request: Request) -> EventPublisher:
+    return request.app.state.ports.publisher
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(settings_of)]
+ProbeDep = Annotated[SidecarProbe, Depends(probe_of)]
+StateDep = Annotated[StateStore, Depends(state_of)]
+BlobsDep = Annotated[BlobStore, Depends(blobs_of)]
+PublisherDep = Annotated[EventPublisher, Depends(publisher_of)]

@@ -1,0 +1,101 @@
+"""The dataset API, as the public sees it: each route a named operation of ingestion.
+
+Parameters are validated here, by the same rules ingestion applies, before anything is
+forwarded; what ingestion answers comes back as it is. tests/api/test_gateway_api.py checks
+that these routes and ingestion's own are the same set.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from services.common.events import DATASET_NAME
+from services.gateway.deps import IngestionDep
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+Name = Annotated[str, Path(pattern=DATASET_NAME, description="lower-case letters, digits, '-' and '_'")]
+UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="as the upload's start answered")]
+Version = Annotated[str, Path(pattern=r"^(latest|[0-9]{1,9})$", description="a version number or 'latest'")]
+PartNumber = Annotated[int, Path(ge=1, le=1_000_000)]
+Target = Annotated[str | None, Query(max_length=200, description="creates the dataset from the data if it is new")]
+Task = Annotated[str | None, Query(pattern="^(classification|regression)$")]
+
+TEXT_BODY = {"type": "string"}
+DATA_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "text/csv": {"schema": TEXT_BODY},
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+    "application/x-ndjson": {"schema": TEXT_BODY},
+}}}
+SPEC_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["name", "task", "target"]}}}}}
+
+
+@router.post("", status_code=201, openapi_extra=SPEC_BODY)
+async def create_dataset(ingestion: IngestionDep) -> Response:
+    """Declares a dataset: name, task, target and (optionally) its columns."""
+    return await ingestion.forward("api", "datasets")
+
+
+@router.get("")
+async def list_datasets(ingestion: IngestionDep, offset: Annotated[int | None, Query(ge=0)] = None,
+                        limit: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    return await ingestion.forward("api", "datasets", query={"offset": offset, "limit": limit})
+
+
+@router.get("/{name}")
+async def get_dataset(name: Name, ingestion: IngestionDep) -> Response:
+    return await ingestion.forward("api", "datasets", name)
+
+
+@router.post("/{name}/versions", status_code=201, openapi_extra=DATA_BODY)
+async def upload(name: Name, ingestion: IngestionDep, target: Target = None, task: Task = None) -> Response:
+    """One-shot upload: CSV, a JSON list of records, or NDJSON."""
+    return await ingestion.forward("api", "datasets", name, "versions", query={"target": target, "task": task})
+
+
+@router.post("/{name}/uploads", status_code=201)
+async def start_upload(name: Name, ingestion: IngestionDep, target: Target = None, task: Task = None) -> Response:
+    return await ingestion.forward("api", "datasets", name, "uploads", query={"target": target, "task": task})
+
+
+@router.get("/{name}/uploads/{upload_id}")
+async def get_upload(name: Name, upload_id: UploadId, ingestion: IngestionDep) -> Response:
+    return await ingestion.forward("api", "datasets", name, "uploads", upload_id)
+
+
+@router.put("/{name}/uploads/{upload_id}/parts/{number}", openapi_extra=DATA_BODY)
+async def put_part(name: Name, upload_id: UploadId, number: PartNumber, ingestion: IngestionDep) -> Response:
+    """One part: a self-contained body (CSV parts each start with the header line)."""
+    return await ingestion.forward("api", "datasets", name, "uploads", upload_id, "parts", str(number))
+
+
+@router.post("/{name}/uploads/{upload_id}/commit", status_code=201)
+async def commit(name: Name, upload_id: UploadId, ingestion: IngestionDep) -> Response:
+    return await ingestion.forward("api", "datasets", name, "uploads", upload_id, "commit")
+
+
+@router.delete("/{name}/uploads/{upload_id}", status_code=204)
+async def abort(name: Name, upload_id: UploadId, ingestion: IngestionDep) -> Response:
+    return await ingestion.forward("api", "datasets", name, "uploads", upload_id)
+
+
+@router.get("/{name}/versions/{version}")
+async def get_version(name: Name, version: Version, ingestion: IngestionDep) -> Response:
+    """The version's manifest: schema, row count, content sha256 and profile."""
+    return await ingestion.forward("api", "datasets", name, "versions", version)
+
+
+@router.get("/{name}/versions/{version}/rows")
+async def get_rows(name: Name, version: Version, ingestion: IngestionDep,
+                   offset: Annotated[int | None, Query(ge=0)] = None,
+                   limit: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    return await ingestion.forward("api", "datasets", name, "versions", version, "rows",
+                                   query={"offset": offset, "limit": limit})
+
+
+@router.get("/{name}/versions/{version}/data")
+async def download(name: Name, version: Version, ingestion: IngestionDep,
+                   format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None) -> Response:
+    """The whole version as CSV (default) or Parquet."""
+    return await ingestion.forward("api", "datasets", name, "versions", version, "data", query={"format": format})

@@ -1,0 +1,112 @@
+"""Forwarding one public request to a named operation of an internal service, through Dapr.
+
+The path that leaves the gateway is built from the operation's own segments and the route's
+validated parameters, never from the client's path; only the query parameters the operation
+declares and a few plain headers go along. Bodies stream through, bounded in size.
+"""
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from services.common.errors import ClientError
+from services.common.ports import ServiceInvoker
+
+log = logging.getLogger(__name__)
+
+# Request and reply headers worth passing on; hop-by-hop ones and anything else are not.
+REQUEST_HEADERS = ("content-type", "content-length", "accept", "traceparent", "tracestate")
+REPLY_HEADERS = ("content-type", "content-disposition", "retry-after")
+WITH_BODY = ("POST", "PUT", "PATCH")
+ERROR_PEEK_BYTES = 64 * 1024
+
+
+class BodyTooLarge(ClientError):
+    status = 413
+
+
+class Upstream:
+    """One internal service as the current request sees it."""
+
+    def __init__(self, request: Request, invoker: ServiceInvoker, app_id: str, max_body_bytes: int):
+        self.request, self.invoker, self.app_id, self.max_body_bytes = request, invoker, app_id, max_body_bytes
+
+    async def forward(self, *segments: str, query: Mapping[str, object] | None = None) -> Response:
+        """Sends the request to `segments` joined as a path (each one already validated by the
+        route), with the given query parameters, and streams the answer back."""
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        method = "/".join(segments) + (f"?{urlencode(params)}" if params else "")
+        headers = {k: v for k, v in self.request.headers.items() if k in REQUEST_HEADERS}
+        verb = self.request.method
+        declared = self.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise self._too_large(declared)  # before a byte goes on
+        reply = await self.invoker.forward(self.app_id, method, verb, headers,
+                                           self._body() if verb in WITH_BODY else _nothing())
+        body = reply.body
+        if reply.status >= 500:
+            # A 5xx from the sidecar itself (its JSON names an ERR_ code) means the app is down,
+            # restarting or not registered yet: say so, as a 503 worth retrying. The app's own
+            # 5xx pass as they are, with the bytes read to tell put back in front.
+            head = await _read_up_to(body, ERROR_PEEK_BYTES)
+            code = _sidecar_error_code(head)
+            if code is not None:
+                await reply.close()
+                log.warning("%s %s: the sidecar could not reach %s (%s): %s", verb, self.request.url.path,
+                            self.app_id, code, head[:500])
+                return JSONResponse({"detail": f"the {self.app_id} service is not answering (it may be "
+                                               f"restarting); try again in a few seconds"},
+                                    status_code=503, headers={"retry-after": "5"})
+            body = _prepend(head, body)
+        return StreamingResponse(body, status_code=reply.status,
+                                 headers={k: v for k, v in reply.headers.items() if k in REPLY_HEADERS},
+                                 background=BackgroundTask(reply.close))
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        """The request body as it arrives, refused once it passes the limit (a chunked body
+        declares no length)."""
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large(f"more than {self.max_body_bytes}")
+            yield chunk
+
+    def _too_large(self, size: str) -> BodyTooLarge:
+        return BodyTooLarge(f"the body is {size} bytes; the gateway takes at most {self.max_body_bytes} bytes "
+                            f"per request: send a big file in parts (a multi-part upload)")
+
+
+async def _read_up_to(body: AsyncIterator[bytes], limit: int) -> bytes:
+    head = b""
+    async for chunk in body:
+        head += chunk
+        if len(head) >= limit:
+            break
+    return head
+
+
+def _sidecar_error_code(head: bytes) -> str | None:
+    try:
+        error = json.loads(head)
+    except ValueError:
+        return None
+    code = error.get("errorCode") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and code.startswith("ERR_") else None
+
+
+async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async for chunk in rest:
+        yield chunk
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield

@@ -1,0 +1,131 @@
+"""The gateway forwards only named operations, built from validated parts of the path."""
+
+import asyncio
+import json
+
+import pytest
+
+from services.common.ports import Reply
+from services.gateway.app import create_app
+from services.gateway.ports import GatewayPorts
+from services.ingestion.app import create_app as ingestion_app
+from tests.fakes import FakeInvoker, fake_ports
+
+SECRETS = "/v1.0/secrets/secretstore/gateway"
+
+
+def raw_request(app, method: str, raw_path: bytes, body: bytes = b"", headers=()) -> tuple[int, bytes]:
+    """Sends one request to the ASGI app the way uvicorn hands it over: `path` percent-decoded,
+    `raw_path` as received. (An HTTP client would tidy '..' and '%2e' away before sending.)"""
+    from urllib.parse import unquote_to_bytes
+
+    path, _, query = raw_path.partition(b"?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": unquote_to_bytes(path).decode("latin-1"), "raw_path": path,
+             "query_string": query, "root_path": "", "headers": [(b"host", b"gw"), *headers],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
+    sent, answer = [{"type": "http.request", "body": body, "more_body": False}], {"status": 0, "body": b""}
+
+    async def receive():
+        return sent.pop(0) if sent else {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return answer["status"], answer["body"]
+
+
+HOSTILE = [
+    ("GET", b"/api/datasets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e" + SECRETS.encode()),
+    ("GET", b"/api/datasets/../../../../.." + SECRETS.encode()),
+    ("GET", b"/api/datasets/iris/versions/1/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/v1.0/metadata"),
+    ("POST", b"/api/datasets/%2e%2e%2f%2e%2e%2f%2e%2e%2fv1.0%2fshutdown"),
+    ("POST", b"/api/datasets/iris%2f..%2f..%2f..%2fv1.0%2fpublish%2fpubsub%2fdataset-versions/versions"),
+    ("DELETE", b"/api/datasets/iris/uploads/..%2f..%2f..%2fv1.0%2fbindings%2fblobstore"),
+    ("GET", b"/api/datasets/iris%00"),
+    ("GET", b"/api/datasets/iris/versions/latest/rows/../../../../internal/roundtrip/x"),
+    ("GET", b"/api/datasets/IRIS"),
+    ("GET", b"/api/datasets/iris/versions/-1"),
+    ("GET", b"/api/datasets/iris/nothing-here"),
+    ("PUT", b"/api/datasets/iris/uploads/" + b"a" * 32 + b"/parts/0"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), HOSTILE, ids=[p.decode()[:60] for _, p in HOSTILE])
+def test_a_hostile_path_is_refused_and_nothing_is_forwarded(method, path):
+    invoker = FakeInvoker()
+    app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
+    status, body = raw_request(app, method, path)
+    assert status in (400, 404, 405), body
+    assert "detail" in json.loads(body)
+    assert invoker.calls == [] and invoker.forwarded == []
+
+
+def test_a_nul_in_a_dataset_name_is_400_with_a_message():
+    app = create_app(ports=fake_ports(GatewayPorts))
+    status, body = raw_request(app, "GET", b"/api/datasets/ir%00is/versions/1")
+    assert status == 400 and "name" in json.loads(body)["detail"]
+
+
+def test_only_the_declared_query_parameters_are_forwarded_and_re_encoded():
+    invoker = FakeInvoker({("ingestion", "api/datasets/iris/versions?target=species&task=classification"):
+                           Reply(201, b"{}")})
+    app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
+    status, _ = raw_request(app, "POST", b"/api/datasets/iris/versions?target=species&task=classification"
+                                         b"&x=..%2F..%2Fv1.0%2Fshutdown", b"a,species\n1,x\n")
+    assert status == 201
+    assert [c[1] for c in invoker.calls] == ["api/datasets/iris/versions?target=species&task=classification"]
+
+
+def test_gateway_routes_name_exactly_the_operations_ingestion_serves():
+    def operations(app, prefix="/api/datasets"):
+        return {(method, route.path) for route in app.routes if getattr(route, "path", "").startswith(prefix)
+                for method in getattr(route, "methods", ())}
+
+    gateway = create_app(ports=fake_ports(GatewayPorts))
+    from services.ingestion.app import IngestionPorts
+
+    ingestion = ingestion_app(ports=fake_ports(IngestionPorts))
+    assert operations(gateway) == operations(ingestion)
+
+
+def test_a_body_over_the_limit_is_413_before_anything_is_forwarded(make_client):
+    client = make_client("gateway")
+    limit = client.app.state.settings.max_body_bytes
+    reply = client.post("/api/datasets/iris/versions", content=b"x" * (limit + 1),
+                        headers={"content-type": "text/csv"})
+    assert reply.status_code == 413 and "multi-part upload" in reply.json()["detail"]
+    assert client.ports.invoker.forwarded == [] and client.ports.invoker.calls == []
+
+
+def test_a_chunked_body_over_the_limit_is_413(make_client):
+    client = make_client("gateway")
+    limit = client.app.state.settings.max_body_bytes
+
+    def chunks():
+        for _ in range(limit // (1 << 20) + 2):
+            yield b"x" * (1 << 20)
+
+    reply = client.post("/api/datasets/iris/versions", content=chunks(), headers={"content-type": "text/csv"})
+    assert reply.status_code == 413
+
+
+def test_a_sidecar_error_for_a_down_app_becomes_a_503_that_says_so(make_client):
+    down = Reply(500, b'{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: ingestion, err: '
+                      b'dial tcp 127.0.0.1:8001: connect: connection refused"}')
+    client = make_client("gateway", invoker=FakeInvoker({("ingestion", "api/datasets/iris"): down}))
+    reply = client.get("/api/datasets/iris")
+    assert reply.status_code == 503 and reply.headers["retry-after"] == "5"
+    assert "ingestion service is not answering" in reply.json()["detail"]
+    assert "127.0.0.1" not in reply.text and "ERR_" not in reply.text
+
+
+def test_an_apps_own_500_comes_back_unchanged(make_client):
+    failed = Reply(500, b'{"detail": "ingestion failed to handle this request; its log has the details"}')
+    client = make_client("gateway", invoker=FakeInvoker({("ingestion", "api/datasets/iris"): failed}))
+    reply = client.get("/api/datasets/iris")
+    assert reply.status_code == 500 and reply.json()["detail"].startswith("ingestion failed")

@@ -1,0 +1,67 @@
+"""The exact URL our Dapr adapter sends to the sidecar, seen by an httpx transport that records
+it (no sidecar, and no imitation of one: nothing answers but a fixed 200)."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from services.common.dapr_adapters import Sidecar, UnsafePath, invoke_path
+from services.common.settings import ServiceSettings
+
+
+def recording_sidecar() -> tuple[Sidecar, list[str]]:
+    sent: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    sidecar = Sidecar(ServiceSettings(dapr_http_port=3599))
+    sidecar._http = httpx.AsyncClient(base_url=sidecar.http_url, transport=httpx.MockTransport(record))
+    return sidecar, sent
+
+
+async def _empty():
+    return
+    yield
+
+
+def test_a_named_operation_leaves_as_exactly_that_url():
+    sidecar, sent = recording_sidecar()
+    asyncio.run(sidecar.invoke("ingestion", "api/datasets/iris/versions/latest/rows?offset=0&limit=5"))
+    reply = asyncio.run(sidecar.forward("ingestion-ab12", "api/datasets/iris/uploads", "POST", {}, _empty()))
+    asyncio.run(reply.close())
+    assert sent == [
+        "http://127.0.0.1:3599/v1.0/invoke/ingestion/method/api/datasets/iris/versions/latest/rows?offset=0&limit=5",
+        "http://127.0.0.1:3599/v1.0/invoke/ingestion-ab12/method/api/datasets/iris/uploads",
+    ]
+
+
+@pytest.mark.parametrize(("app_id", "method"), [
+    ("ingestion", "api/datasets/../../../v1.0/secrets/secretstore/gateway"),
+    ("ingestion", "api/datasets/./x"),
+    ("ingestion", "api/datasets/%2e%2e/%2e%2e/v1.0/shutdown"),
+    ("ingestion", "api/datasets/a%2Fb"),
+    ("ingestion", "/v1.0/shutdown"),
+    ("ingestion", "api//datasets"),
+    ("ingestion", "api/datasets/iris\x00"),
+    ("ingestion", "api/datasets?x=1#frag"),
+    ("ingestion", "api/datasets/iris?a=b/../../c d"),
+    ("../v1.0/metadata", "healthz"),
+    ("Ingestion", "healthz"),
+    ("ingestion/method/x", "healthz"),
+])
+def test_anything_but_plain_segments_is_refused_before_a_byte_is_sent(app_id, method):
+    sidecar, sent = recording_sidecar()
+    with pytest.raises(UnsafePath):
+        asyncio.run(sidecar.invoke(app_id, method))
+    with pytest.raises(UnsafePath):
+        asyncio.run(sidecar.forward(app_id, method, "GET", {}, _empty()))
+    assert sent == []
+
+
+def test_invoke_path_keeps_a_plain_query():
+    assert invoke_path("gateway", "readyz") == "/v1.0/invoke/gateway/method/readyz"
+    assert invoke_path("ingestion", "api/datasets?offset=10&limit=5") == \
+        "/v1.0/invoke/ingestion/method/api/datasets?offset=10&limit=5"
