@@ -53,9 +53,15 @@ def _message(err: Exception) -> str:
     return details() if callable(details) else str(err)
 
 
-def _grpc_code(err: Exception) -> grpc.StatusCode | None:
-    code = getattr(err, "code", None)
-    return code() if callable(code) else None
+def _grpc_code(err: BaseException | None) -> grpc.StatusCode | None:
+    """The gRPC status of a failed call. The SDK's async client wraps the gRPC error in a
+    DaprInternalError that keeps only the text: the status is on the error it was raised from."""
+    while err is not None:
+        code = getattr(err, "code", None)
+        if callable(code):
+            return code()
+        err = err.__cause__
+    return None
 
 
 # App ids and the segments of a method path: what our own code builds, nothing a client could

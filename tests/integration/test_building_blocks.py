@@ -140,3 +140,27 @@ async def _blob_scenario(writer_settings, reader_settings):
 
 def test_blob_written_by_one_service_is_read_by_another(stack):
     asyncio.run(_blob_scenario(sidecar_settings(stack, "ingestion"), sidecar_settings(stack, "training")))
+
+
+async def _many_conflicts_scenario(settings, conflicts: int):
+    sidecar = Sidecar(settings)
+    try:
+        store = DaprStateStore(sidecar, settings.statestore)
+        key = f"contended-{uuid.uuid4().hex}"
+        await store.save(key, b"1")
+        stale = (await store.get(key)).etag
+        await store.save(key, b"2", etag=stale)
+        for _ in range(conflicts):
+            with pytest.raises(ConcurrencyConflict):
+                await store.save(key, b"lost", etag=stale)
+        # The store still answers at once: the refusals did not open a circuit breaker.
+        current = await store.get(key)
+        await store.save(key, b"3", etag=current.etag)
+        assert (await store.get(key)).value == b"3"
+    finally:
+        await sidecar.close()
+
+
+def test_a_run_of_refused_etags_does_not_cut_the_service_off_its_state_store(stack):
+    # A breaker of the kind components get (consecutiveFailures > 5) would open on these.
+    asyncio.run(_many_conflicts_scenario(sidecar_settings(stack, "ingestion"), 12))
