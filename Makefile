@@ -4,17 +4,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test up down setup runtime unit integration samples bench
+.PHONY: run test lint up down setup runtime unit integration samples bench
 
 ## run: set up what is missing, start the stack, run the round trip, stop what it started
 run: setup
 	$(PY) -m scripts.stack run
 
 ## test: set up what is missing, then lint and every tier (unit, api, integration with real daprd)
-test: setup
-	$(VENV)/bin/ruff check services scripts tests bench
+test: setup lint
 	$(PY) -m pytest tests/unit tests/api
 	$(PY) -m pytest tests/integration
+
+## lint: style, formatting, types (strict on services/common) and the import contracts in pyproject.toml
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check services scripts tests bench
+	$(VENV)/bin/ruff format --check services scripts tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## up: start infra and the whole stack in the background; returns once every service is ready
 up: setup

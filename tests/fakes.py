@@ -113,7 +113,8 @@ class FakeInvoker:
                    headers: dict[str, str] | None = None) -> Reply:
         self.calls.append((app_id, method, http_verb))
         reply = self.replies.get((app_id, method), Reply(404, b'{"detail": "no such method"}'))
-        return await reply(body) if callable(reply) else reply
+        answer: Reply = await reply(body) if callable(reply) else reply
+        return answer
 
     async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
                       body: AsyncIterator[bytes]) -> StreamedReply:

@@ -127,7 +127,7 @@ class Sidecar:
                 if not await self.healthy():
                     raise SidecarUnavailable(f"sidecar at {self.http_url} is not ready",
                                              "this service's Dapr sidecar does not answer")
-                dapr.conf.settings.DAPR_HTTP_ENDPOINT = self.http_url
+                dapr.conf.settings.DAPR_HTTP_ENDPOINT = self.http_url  # type: ignore[attr-defined]
                 self._client = DaprClient(address=self.grpc_address,
                                           max_grpc_message_length=self.settings.max_message_bytes)
             return self._client
@@ -157,7 +157,7 @@ class Sidecar:
     async def close(self) -> None:
         await self._http.aclose()
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
 
 

@@ -23,19 +23,23 @@ def service_of(request: Request) -> Any:
 
 
 def probe_of(request: Request) -> SidecarProbe:
-    return request.app.state.ports.probe
+    port: SidecarProbe = request.app.state.ports.probe
+    return port
 
 
 def state_of(request: Request) -> StateStore:
-    return request.app.state.ports.state
+    port: StateStore = request.app.state.ports.state
+    return port
 
 
 def blobs_of(request: Request) -> BlobStore:
-    return request.app.state.ports.blobs
+    port: BlobStore = request.app.state.ports.blobs
+    return port
 
 
 def publisher_of(request: Request) -> EventPublisher:
-    return request.app.state.ports.publisher
+    port: EventPublisher = request.app.state.ports.publisher
+    return port
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(settings_of)]

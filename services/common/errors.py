@@ -4,7 +4,7 @@
 class ClientError(Exception):
     status = 400
 
-    def __init__(self, message: str, **details):
+    def __init__(self, message: str, **details: object):
         super().__init__(message)
         self.details = details
 

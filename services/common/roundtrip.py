@@ -117,7 +117,8 @@ async def received(run_id: RunId, state: StateDep) -> dict[str, Any]:
     found = await state.get(state_key(run_id))
     if found is None:
         raise Missing(f"no round trip ping {run_id!r} received yet")
-    return json.loads(found.value)
+    record: dict[str, Any] = json.loads(found.value)
+    return record
 
 
 @receiver.delete("/{run_id}", status_code=204)

@@ -72,7 +72,7 @@ async def roundtrip(run_id: str, ports: GatewayPorts, settings: Settings) -> dic
     return {"run_id": run_id, "ok": all(s["ok"] for s in steps), "steps": steps}
 
 
-async def _await_receipt(invoker: ServiceInvoker, app_id: str, run_id: str, timeout_s: float) -> list[dict]:
+async def _await_receipt(invoker: ServiceInvoker, app_id: str, run_id: str, timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
         reply = await invoker.call(app_id, f"{ROUNDTRIP}/{run_id}")
