@@ -55,6 +55,9 @@ class IngestionService:
     async def create_dataset(self, spec: DatasetSpec) -> DatasetRecord:
         schema = None
         if spec.columns is not None:
+            if len(spec.columns) > self.settings.max_columns:
+                raise BadInput(f"the schema declares {len(spec.columns)} columns; a dataset may have at most "
+                               f"{self.settings.max_columns}")
             try:
                 schema = Schema(task=spec.task, target=spec.target, columns=spec.columns)
             except ValueError as exc:

@@ -7,6 +7,7 @@ exactly what the client sent and can say which value in which row is wrong.
 import csv
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from services.ingestion.domain.errors import BadInput, UnsupportedType
-from services.ingestion.domain.schema import ARROW_TYPES, FALSE, TRUE, Schema
+from services.ingestion.domain.schema import ARROW_TYPES, FALSE, MAX_NAME_CHARS, TRUE, Schema
 
 MISSING_MARKERS = ["", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan", "None"]
 CSV, JSON, NDJSON = "text/csv", "application/json", "application/x-ndjson"
@@ -71,6 +72,10 @@ def _check_header(names: list[str], limits: Limits) -> None:
     blank = [i + 1 for i, n in enumerate(names) if not n.strip()]
     if blank:
         raise BadInput(f"column(s) {blank} of the header have no name")
+    long = [i + 1 for i, n in enumerate(names) if len(n) > MAX_NAME_CHARS]
+    if long:
+        raise BadInput(f"column(s) {long} of the header have names longer than {MAX_NAME_CHARS} characters; "
+                       f"shorten them")
     seen = set()
     twice = sorted({n for n in names if n in seen or seen.add(n)})
     if twice:
@@ -104,7 +109,11 @@ def parse_csv(body: bytes, limits: Limits, schema: Schema | None = None) -> Pars
     if body.count(b'"') % 2:
         raise BadInput("the CSV has a quote that is never closed; fields holding commas, quotes or "
                        "newlines must be quoted, and quotes inside them doubled")
-    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    try:
+        header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    except csv.Error as exc:  # e.g. a field longer than the csv module's limit (128 KiB)
+        raise BadInput(f"the CSV header line cannot be read: {exc}; column names may be at most "
+                       f"{MAX_NAME_CHARS} characters") from None
     names = [h.strip() for h in header]
     _check_header(names, limits)
     if schema is not None:
@@ -180,9 +189,23 @@ def _records_to_table(records: list[Any], limits: Limits, where: str) -> Parsed:
     return Parsed(pa.table(columns))
 
 
+def _integer(digits: str) -> int:
+    # Python refuses to convert integers longer than sys.get_int_max_str_digits() (4300
+    # digits) with a ValueError; no column type could hold one anyway.
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        raise BadInput(f"a number in the JSON has {len(digits.lstrip('-'))} digits; numbers may have at most "
+                       f"{limit} digits (send longer ones as strings)")
+    return int(digits)
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_int=_integer)
+
+
 def parse_json(body: bytes, limits: Limits, schema: Schema | None = None) -> Parsed:
     try:
-        records = json.loads(_text(body))
+        records = _loads(_text(body))
     except json.JSONDecodeError as exc:
         raise BadInput(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(records, list):
@@ -196,9 +219,11 @@ def parse_ndjson(body: bytes, limits: Limits, schema: Schema | None = None) -> P
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(_loads(line))
         except json.JSONDecodeError as exc:
             raise BadInput(f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}") from None
+        except BadInput as exc:
+            raise BadInput(f"line {number}: {exc}") from None
     return _records_to_table(records, limits, "line")
 
 
@@ -208,4 +233,9 @@ PARSERS = {CSV: parse_csv, JSON: parse_json, NDJSON: parse_ndjson}
 def parse(body: bytes, content_type: str | None, limits: Limits, schema: Schema | None = None) -> Parsed:
     """The body as a table (nulls where values are missing). Columns are strings, except
     that a CSV whose every value fits the schema comes out typed already."""
-    return PARSERS[media_type(content_type)](body, limits, schema)
+    parser = PARSERS[media_type(content_type)]
+    try:
+        return parser(body, limits, schema)
+    except RecursionError:  # reading JSON, or writing a nested value back as text
+        raise BadInput("the JSON nests lists or objects too deeply to read; send records as objects of "
+                       "column: value, with values nested a few levels at most") from None

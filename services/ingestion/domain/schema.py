@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from collections import Counter
 from enum import StrEnum
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from services.common.events import DATASET_NAME
 
 NAME = DATASET_NAME
+MAX_NAME_CHARS = 200  # longest column name
 
 
 class Task(StrEnum):
@@ -43,7 +45,7 @@ ARROW_TYPES = {
 
 
 class Column(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     type: ColumnType
     missing: MissingPolicy = MissingPolicy.KEEP
     fill_value: str | float | int | bool | None = None
@@ -62,13 +64,13 @@ class Schema(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Schema":
-        names = [c.name for c in self.columns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(c.name for c in self.columns)
+        duplicates = sorted(n for n, k in counts.items() if k > 1)
         if duplicates:
             raise ValueError(f"columns named more than once: {duplicates}")
         target = self.column(self.target)
         if target is None:
-            raise ValueError(f"target {self.target!r} is not one of the columns {names}")
+            raise ValueError(f"target {self.target!r} is not one of the columns {list(counts)}")
         if self.task == Task.REGRESSION and target.type not in (ColumnType.NUMBER, ColumnType.INTEGER):
             raise ValueError(f"a regression target must be a number or integer column, "
                              f"{self.target!r} is {target.type}")

@@ -1,3 +1,5 @@
+import time
+
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
@@ -55,3 +57,12 @@ def test_schema_hash_is_stable_and_changes_with_the_schema():
     a = Schema(task="classification", target="y", columns=[Column(name="y", type="category")])
     b = Schema(task="classification", target="y", columns=[Column(name="y", type="category", missing="reject")])
     assert a.hash() == Schema.model_validate(a.model_dump()).hash() and a.hash() != b.hash()
+
+
+def test_checking_a_wide_schema_for_repeated_names_takes_linear_time():
+    columns = [Column(name=f"c{i}", type="number") for i in range(100_000)]
+    started = time.perf_counter()
+    Schema(task="regression", target="c0", columns=columns)
+    assert time.perf_counter() - started < 2, "a quadratic check takes minutes here"
+    with pytest.raises(ValidationError, match=r"named more than once: \['c7'\]"):
+        Schema(task="regression", target="c0", columns=[*columns, Column(name="c7", type="number")])
