@@ -1,12 +1,15 @@
 """Starting and stopping through the project's scripts: clear failures, nothing left behind."""
 
 import os
+import signal
 import socket
 import sys
 
+import httpx
 import pytest
 
-from scripts.proc import SetupError, alive, group_members, port_open, read_pid, require_free
+from scripts.proc import SetupError, alive, group_members, listener_pid, port_open, read_pid, require_free
+from tests.integration.conftest import poll
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +57,19 @@ def test_starting_on_a_taken_port_says_which_before_starting_anything(one_app_st
         with pytest.raises(SetupError, match=rf"port {solo.apps[0].http_port} \(solo-\d+ sidecar HTTP\) is taken"):
             solo.start(timeout_s=10)
     assert not solo.running()
+
+
+def test_an_app_killed_with_sigkill_is_started_again_and_serves_again(stack, gateway):
+    port = stack.app("ingestion").app_port
+    killed = listener_pid(port)
+    assert killed is not None
+    os.kill(killed, signal.SIGKILL)
+
+    def serving_again() -> bool:
+        # While it restarts the gateway answers an error; only the recovery is asserted.
+        try:
+            return listener_pid(port) not in (None, killed) and gateway.get("/api/datasets").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert poll(serving_again, timeout_s=60), f"ingestion is not serving again (logs: {stack.workdir}/.dapr/logs)"
