@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 import re
 from collections import Counter
 from enum import StrEnum
@@ -28,6 +29,10 @@ class ColumnType(StrEnum):
     BOOLEAN = "boolean"
     TEXT = "text"
 
+    @property
+    def with_article(self) -> str:
+        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value}"
+
 
 class MissingPolicy(StrEnum):
     KEEP = "keep"      # stays missing: counted in the profile, imputed at training
@@ -51,10 +56,26 @@ class Column(BaseModel):
     fill_value: str | float | int | bool | None = None
 
     @model_validator(mode="after")
-    def _fill_needs_a_value(self) -> "Column":
+    def _fill_value_fits(self) -> "Column":
         if self.missing == MissingPolicy.FILL and self.fill_value is None:
             raise ValueError(f"column {self.name!r}: missing policy 'fill' needs a fill_value")
+        if self.fill_value is not None:
+            self.fill()  # refused now rather than at every upload
         return self
+
+    def fill(self) -> pa.Scalar:
+        """The fill_value as a value of the column's type; ValueError when it is none."""
+        value = self.fill_value
+        if self.type == ColumnType.BOOLEAN and isinstance(value, str):
+            word = value.strip().lower()
+            value = True if word in TRUE else False if word in FALSE else value
+        try:
+            scalar = pa.scalar(value).cast(ARROW_TYPES[self.type])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise ValueError(f"column {self.name!r}: fill_value {value!r} is not {self.type.with_article}") from None
+        if self.type == ColumnType.NUMBER and not math.isfinite(scalar.as_py()):
+            raise ValueError(f"column {self.name!r}: fill_value {value!r} is not a finite number")
+        return scalar
 
 
 class Schema(BaseModel):
@@ -121,7 +142,10 @@ def infer_type(values: pa.ChunkedArray) -> ColumnType:
         return ColumnType.BOOLEAN
     if _all_read_as(present, pa.int64()):  # "3.0" reads into an integer column, but says "number"
         return ColumnType.INTEGER
-    if _all_read_as(present, pa.float64()) and pc.all(pc.is_finite(pc.cast(present, pa.float64()))).as_py():
+    # "inf" and "1e309" read as floats: a column holding them is still numbers, and validation
+    # rejects those rows ("not a finite number") rather than the whole column turning to text.
+    # A column without one finite value is no numbers, though.
+    if _all_read_as(present, pa.float64()) and pc.any(pc.is_finite(pc.cast(present, pa.float64()))).as_py():
         return ColumnType.NUMBER
     distinct = len(pc.unique(present))
     if distinct <= CATEGORY_MAX_DISTINCT and distinct <= max(2, len(present) // 2):

@@ -2,6 +2,7 @@
 policy, rejected rows with reasons, exact duplicates dropped. Vectorised with pyarrow: the
 per-row Python work is only for the few rejected rows listed in the answer."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -73,6 +74,13 @@ def _show(value: str | None, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
+def _infinite_or_nan(value: str | float | None) -> bool:
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _coerce(raw: pa.ChunkedArray, column: Column, max_chars: int) -> tuple[pa.ChunkedArray, np.ndarray]:
     """(typed values, mask of present values that could not be read as the column's type).
     Columns the CSV reader already typed (see parse) only need the checks types cannot carry."""
@@ -133,14 +141,6 @@ def _coerce_slowly(readable: pa.ChunkedArray, kind: ColumnType) -> tuple[pa.Arra
     return pa.array(values, type=ARROW_TYPES[kind]), pa.array(flags)
 
 
-def _fill(values: pa.ChunkedArray, column: Column) -> pa.ChunkedArray:
-    if column.type == ColumnType.BOOLEAN and isinstance(column.fill_value, str):
-        fill = column.fill_value.strip().lower() in TRUE
-    else:
-        fill = column.fill_value
-    return pc.fill_null(values, pa.scalar(fill).cast(values.type))
-
-
 def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: int) -> Validated:
     """Accepts or rejects every row of a parsed body; raises NoValidRows when none is left."""
     table = parsed.table
@@ -164,8 +164,9 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
                 value = raw_values[i].as_py()
                 if kind in (ColumnType.TEXT, ColumnType.CATEGORY):
                     return f"column {name!r}: the value is longer than {max_field_chars} characters"
-                article = "an" if kind == ColumnType.INTEGER else "a"
-                return f"column {name!r}: {_show(value)} is not {article} {kind}"
+                if kind == ColumnType.NUMBER and _infinite_or_nan(value):
+                    return f"column {name!r}: {_show(str(value))} is not a finite number"
+                return f"column {name!r}: {_show(value)} is not {kind.with_article}"
 
             checks.append(_Check(bad, why))
         missing = _numpy(pc.is_null(values)) & ~bad
@@ -174,7 +175,7 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
         elif column.missing == MissingPolicy.REJECT:
             checks.append(_Check(missing, lambda i, name=column.name: f"column {name!r} is missing"))
         elif column.missing == MissingPolicy.FILL:
-            values = _fill(values, column)
+            values = pc.fill_null(values, column.fill())
         columns[column.name] = values
 
     typed = pa.table(columns, schema=schema.arrow())

@@ -66,3 +66,11 @@ def test_checking_a_wide_schema_for_repeated_names_takes_linear_time():
     assert time.perf_counter() - started < 2, "a quadratic check takes minutes here"
     with pytest.raises(ValidationError, match=r"named more than once: \['c7'\]"):
         Schema(task="regression", target="c0", columns=[*columns, Column(name="c7", type="number")])
+
+
+def test_a_column_of_numbers_some_infinite_infers_as_number_and_one_of_only_infinities_does_not():
+    table = strings(x=["1.5", "inf", "-1e309", "Infinity", None], all_inf=["inf", "-inf", "inf", "inf", "inf"],
+                    y=["a", "b", "a", "b", "a"])
+    s = infer_schema(table, "y")
+    assert s.column("x").type == ColumnType.NUMBER
+    assert s.column("all_inf").type != ColumnType.NUMBER

@@ -35,7 +35,7 @@ def test_bad_values_reject_their_row_with_the_row_number_and_reason():
         (2, "column 'x': 'abc' is not a number"),
         (3, "column 'n': '2.5' is not an integer"),
         (4, "column 'b': 'maybe' is not a boolean"),
-        (5, "column 'x': 'inf' is not a number"),
+        (5, "column 'x': 'inf' is not a finite number"),
     ]
 
 
@@ -117,3 +117,27 @@ def test_one_huge_integer_among_many_rejects_only_its_row():
     v = run(b"x,n,b,y\n1,5,true,a\n1,99999999999999999999,true,a\n1,-7,true,a\n1,6.0,true,a\n", NUMERIC)
     assert v.table["n"].to_pylist() == [5, -7, 6]
     assert [(p.row, p.reason) for p in v.problems] == [(2, "column 'n': '99999999999999999999' is not an integer")]
+
+
+@pytest.mark.parametrize("typed, shown", [
+    (False, ["'inf'", "'-1e309'", "'Infinity'"]),  # read as strings, then coerced
+    (True, ["'inf'", "'-inf'", "'inf'"]),          # read typed by the CSV reader
+])
+def test_infinite_numbers_reject_their_row_as_not_finite(typed, shown):
+    s = schema(Column(name="x", type="number"), Column(name="y", type="category"))
+    parsed = parse(b"x,y\n1,a\ninf,a\n-1e309,b\nInfinity,a\n2,b\n", "text/csv", LIMITS, s if typed else None)
+    v = validate(parsed, s, LIMITS.max_field_chars, 20)
+    assert v.table["x"].to_pylist() == [1.0, 2.0]
+    assert [p.reason for p in v.problems] == [f"column 'x': {value} is not a finite number" for value in shown]
+
+
+def test_a_fill_value_is_checked_against_its_column_type_up_front():
+    with pytest.raises(ValueError, match="fill_value 'abc' is not a number"):
+        Column(name="x", type="number", missing="fill", fill_value="abc")
+    with pytest.raises(ValueError, match="fill_value inf is not a finite number"):
+        Column(name="x", type="number", missing="fill", fill_value=float("inf"))
+    with pytest.raises(ValueError, match="fill_value 1.5 is not an integer"):
+        Column(name="x", type="integer", missing="fill", fill_value=1.5)
+    with pytest.raises(ValueError, match="fill_value 'maybe' is not a boolean"):
+        Column(name="x", type="boolean", missing="fill", fill_value="maybe")
+    assert Column(name="x", type="boolean", missing="fill", fill_value=" No ").fill().as_py() is False
