@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from services.ingestion.deps import ServiceDep, SettingsDep
 from services.ingestion.domain.errors import TooLarge
+from services.ingestion.domain.export import spreadsheet_safe
 from services.ingestion.domain.schema import NAME, Task
 from services.ingestion.service import DatasetSpec
 
@@ -171,7 +172,8 @@ async def _csv(tables: AsyncIterator[pa.Table]) -> AsyncIterator[bytes]:
     first = True
     async for table in tables:
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=first, quoting_style="needed"))
+        pacsv.write_csv(spreadsheet_safe(table), sink, pacsv.WriteOptions(include_header=first,
+                                                                          quoting_style="needed"))
         first = False
         yield sink.getvalue().to_pybytes()
 
