@@ -8,7 +8,8 @@
                                       datasets and show a profile, then down again
 
 Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
-and a working folder of its own, so a test run never meets a developer's running stack.
+topics prefixed by it, and a working folder of its own, so a test run never meets a developer's
+running stack.
 """
 
 import os
@@ -61,6 +62,8 @@ class Stack:
         spec = yaml.safe_load(run_file.read_text())
         self.apps = [App(a["appID"], a["appPort"], a["daprHTTPPort"], a["daprGRPCPort"]) for a in spec["apps"]]
         self.pidfile = workdir / ".data" / "stack.pid"
+        # What the services put before every topic name (ServiceSettings.topic_prefix).
+        self.topic_prefix = spec["common"].get("env", {}).get("DAPRML_TOPIC_PREFIX", "")
         self.log = workdir / ".data" / "logs" / "dapr-run.log"
 
     @classmethod
@@ -69,17 +72,25 @@ class Stack:
 
     @classmethod
     def isolated(cls, workdir: Path, run_id: str) -> "Stack":
-        """The project's run file with free ports, app ids '<service>-<run_id>' and its own
-        working folder (logs, blobs, secrets file); same components, config and commands."""
+        """The project's run file with free ports, app ids '<service>-<run_id>', topics
+        '<run_id>.<topic>' and its own working folder (logs, blobs, secrets file); same
+        components, config and commands.
+
+        It shares the developer's Redis: state keys are kept apart by the app ids (Dapr prefixes
+        them), pub/sub streams by the topic prefix; without it a test run and a running `make up`
+        would each receive the other's events. (A Redis database of its own per run, the
+        component's redisDB, was not worth it: 16 databases, nothing to hand them out to
+        concurrent runs, and a copy of the components to keep in step.)"""
         spec = yaml.safe_load(RUN_FILE.read_text())
         common = spec["common"]
+        common.setdefault("env", {})["DAPRML_TOPIC_PREFIX"] = f"{run_id}."
         common["resourcesPaths"] = [str((ROOT / p).resolve()) for p in common["resourcesPaths"]]
         common["configFilePath"] = str((ROOT / common["configFilePath"]).resolve())
         for app in spec["apps"]:
             service = app["appID"]
             app.update(appID=f"{service}-{run_id}", appDirPath=str(workdir), appPort=free_port(),
                        daprHTTPPort=free_port(), daprGRPCPort=free_port())
-            common.setdefault("env", {})[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
+            common["env"][f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
         workdir.mkdir(parents=True, exist_ok=True)
         run_file = workdir / "dapr.yaml"
         run_file.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -63,7 +63,8 @@ def test_cloudevent_published_by_ingestion_reaches_the_training_subscription(sta
 
 
 def test_an_invalid_event_is_dropped_and_the_subscriber_keeps_working(stack):
-    sidecar = f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/publish/pubsub/{Topic.ROUNDTRIP}"
+    topic = f"{stack.topic_prefix}{Topic.ROUNDTRIP}"
+    sidecar = f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/publish/pubsub/{topic}"
     headers = {"content-type": events.CLOUDEVENTS_JSON}
     junk = b'{"specversion": "1.0", "id": "x", "source": "/test", "type": "io.daprml.roundtrip.ping.v1", "data": {}}'
     assert httpx.post(sidecar, content=junk, headers=headers).status_code == 204
