@@ -1,3 +1,6 @@
+import pytest
+
+from services.common.settings import ServiceSettings
 from services.gateway.settings import Settings as GatewaySettings
 from services.ingestion.settings import Settings as IngestionSettings
 
@@ -32,3 +35,17 @@ def test_component_names_and_peer_app_ids_are_settings(monkeypatch):
     assert s.statestore == "state-postgres"
     assert s.app_ids()["training"] == "training-blue"
     assert s.app_ids()["gateway"] == s.app_id
+
+
+def test_every_setting_documents_itself_in_its_field_description():
+    for settings in (ServiceSettings, GatewaySettings, IngestionSettings):
+        undocumented = [name for name, field in settings.model_fields.items() if not field.description]
+        assert undocumented == [], f"{settings.__module__}: {undocumented}"
+    assert ServiceSettings.model_fields["statestore"].description == "Name of the state store component."
+
+
+def test_a_bad_setting_ends_the_process_with_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("DAPRML_CALL_TIMEOUT_S", "soon")
+    with pytest.raises(SystemExit) as ended:
+        ServiceSettings.load()
+    assert "call_timeout_s" in str(ended.value).lower() and "soon" not in str(ended.value).split(":")[0]
