@@ -59,28 +59,84 @@ def servers() -> list[Server]:
     state = yaml.safe_load((ROOT / "components/local/statestore.yaml").read_text())
     redis_host = next(m["value"] for m in state["spec"]["metadata"] if m["name"] == "redisHost")
     common = yaml.safe_load((ROOT / "dapr.yaml").read_text())["common"]
-    redis, placement, scheduler = (_port_of(redis_host), _port_of(common["placementHostAddress"]),
-                                   _port_of(common["schedulerHostAddress"]))
+    redis, placement, scheduler = (
+        _port_of(redis_host),
+        _port_of(common["placementHostAddress"]),
+        _port_of(common["schedulerHostAddress"]),
+    )
     env = read_env_file(DATA / "dapr.env")
     # Each server's side ports (health, metrics, raft, etcd) sit next to its main port, so
     # that nothing lands on the usual defaults (8080, 9090, 2379) other tools use.
     return [
-        Server("redis", redis, [
-            "redis-server", "--port", str(redis), "--bind", "127.0.0.1", "--appendonly", "yes",
-            "--dir", str(DATA / "redis"), "--save", "", "--protected-mode", "yes"]),
-        Server("placement", placement, [
-            env["DAPRML_PLACEMENT"], "--port", str(placement), "--listen-address", "127.0.0.1",
-            "--healthz-port", str(placement + 10), "--healthz-listen-address", "127.0.0.1",
-            "--metrics-port", str(placement + 20), "--metrics-listen-address", "127.0.0.1",
-            "--initial-cluster", f"dapr-placement-0=127.0.0.1:{placement + 2}"]),
-        Server("scheduler", scheduler, [
-            env["DAPRML_SCHEDULER"], "--port", str(scheduler), "--listen-address", "127.0.0.1",
-            "--healthz-port", str(scheduler + 10), "--healthz-listen-address", "127.0.0.1",
-            "--metrics-port", str(scheduler + 20), "--metrics-listen-address", "127.0.0.1",
-            "--etcd-data-dir", str(DATA / "scheduler"), "--etcd-client-port", str(scheduler + 2),
-            "--etcd-client-listen-address", "127.0.0.1",
-            "--etcd-initial-cluster", f"dapr-scheduler-server-0=http://127.0.0.1:{scheduler + 3}",
-            "--override-broadcast-host-port", f"127.0.0.1:{scheduler}"]),
+        Server(
+            "redis",
+            redis,
+            [
+                "redis-server",
+                "--port",
+                str(redis),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(DATA / "redis"),
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+            ],
+        ),
+        Server(
+            "placement",
+            placement,
+            [
+                env["DAPRML_PLACEMENT"],
+                "--port",
+                str(placement),
+                "--listen-address",
+                "127.0.0.1",
+                "--healthz-port",
+                str(placement + 10),
+                "--healthz-listen-address",
+                "127.0.0.1",
+                "--metrics-port",
+                str(placement + 20),
+                "--metrics-listen-address",
+                "127.0.0.1",
+                "--initial-cluster",
+                f"dapr-placement-0=127.0.0.1:{placement + 2}",
+            ],
+        ),
+        Server(
+            "scheduler",
+            scheduler,
+            [
+                env["DAPRML_SCHEDULER"],
+                "--port",
+                str(scheduler),
+                "--listen-address",
+                "127.0.0.1",
+                "--healthz-port",
+                str(scheduler + 10),
+                "--healthz-listen-address",
+                "127.0.0.1",
+                "--metrics-port",
+                str(scheduler + 20),
+                "--metrics-listen-address",
+                "127.0.0.1",
+                "--etcd-data-dir",
+                str(DATA / "scheduler"),
+                "--etcd-client-port",
+                str(scheduler + 2),
+                "--etcd-client-listen-address",
+                "127.0.0.1",
+                "--etcd-initial-cluster",
+                f"dapr-scheduler-server-0=http://127.0.0.1:{scheduler + 3}",
+                "--override-broadcast-host-port",
+                f"127.0.0.1:{scheduler}",
+            ],
+        ),
     ]
 
 
@@ -91,8 +147,9 @@ def ensure_redis_server() -> None:
         raise SetupError("redis-server is not installed; install it with: sudo apt-get install -y redis-server")
     print("infra: installing redis-server from Debian packages", flush=True)
     for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-        done = subprocess.run(argv, capture_output=True, text=True,
-                              env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"})
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        )
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise SetupError(f"'{' '.join(argv)}' failed: {last[0]}")
@@ -125,11 +182,14 @@ def up() -> list[str]:
         for data in ("redis", "scheduler"):
             (DATA / data).mkdir(parents=True, exist_ok=True)
         start(server.argv, server.log, server.pidfile)
-        if not wait_until(lambda s=server: port_open(s.port) or not read_pid(s.pidfile), 30) \
-                or not read_pid(server.pidfile):
+        if not wait_until(lambda s=server: port_open(s.port) or not read_pid(s.pidfile), 30) or not read_pid(
+            server.pidfile
+        ):
             stop(server.pidfile)
-            raise SetupError(f"{server.name} did not start listening on 127.0.0.1:{server.port}; "
-                             f"its log ({server.log}):\n{tail(server.log)}")
+            raise SetupError(
+                f"{server.name} did not start listening on 127.0.0.1:{server.port}; "
+                f"its log ({server.log}):\n{tail(server.log)}"
+            )
         print(f"infra: started {server.name} on 127.0.0.1:{server.port}")
         started.append(server.name)
     return started

@@ -26,8 +26,10 @@ def require_linux() -> None:
     """Without /proc every process would look gone and every port unowned: `down` would stop
     nothing and `up` would start a second stack. Fail before anything is started instead."""
     if not (PROC / "self" / "stat").exists():
-        raise SetupError("scripts/ need Linux (/proc); on macOS/Windows use docker compose "
-                         "(docker-compose.yml) or a Linux VM such as WSL 2")
+        raise SetupError(
+            "scripts/ need Linux (/proc); on macOS/Windows use docker compose "
+            "(docker-compose.yml) or a Linux VM such as WSL 2"
+        )
 
 
 def _proc(relative: str) -> Path:
@@ -166,8 +168,15 @@ def start(argv: list[str], log: Path, pidfile: Path, cwd: Path = ROOT, env: dict
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     # The child exists until we reap it, so its start time can be read even if it exited.
     pidfile.write_text(f"{proc.pid} {_identity(proc.pid)}\n")
     return proc.pid

@@ -33,11 +33,11 @@ def flowers() -> pd.DataFrame:
     frame.insert(4, "petal_size", pd.cut(frame["petal_length"], [0, 2, 5, 10], labels=["small", "medium", "large"]))
     frame.insert(5, "garden", rng.choice(["north", "south", "east"], size=len(frame)))
     frame = frame.astype({"petal_size": object, "sepal_width": object, "garden": object})
-    frame.loc[rng.choice(len(frame), 12, replace=False), "sepal_width"] = None       # missing numbers
-    frame.loc[rng.choice(len(frame), 8, replace=False), "garden"] = "NA"             # missing categories
-    frame.loc[rng.choice(len(frame), 3, replace=False), "sepal_width"] = "n/k"       # not a number: rejected
-    frame.loc[rng.choice(len(frame), 2, replace=False), "target"] = ""               # no label: rejected
-    return pd.concat([frame, frame.iloc[:5]], ignore_index=True)                      # repeated rows: dropped
+    frame.loc[rng.choice(len(frame), 12, replace=False), "sepal_width"] = None  # missing numbers
+    frame.loc[rng.choice(len(frame), 8, replace=False), "garden"] = "NA"  # missing categories
+    frame.loc[rng.choice(len(frame), 3, replace=False), "sepal_width"] = "n/k"  # not a number: rejected
+    frame.loc[rng.choice(len(frame), 2, replace=False), "target"] = ""  # no label: rejected
+    return pd.concat([frame, frame.iloc[:5]], ignore_index=True)  # repeated rows: dropped
 
 
 # Declared rather than inferred: "n/k" in sepal_width must read as a bad number, not make
@@ -71,8 +71,12 @@ def load(gateway: str, names: list[str]) -> list[dict]:
                 if created.status_code != 201:
                     raise RuntimeError(f"{name}: HTTP {created.status_code}: {created.text[:300]}")
             body = SAMPLES[name]().to_csv(index=False).encode()
-            reply = client.post(f"/api/datasets/{name}/versions", params={"target": "target"}, content=body,
-                                headers={"content-type": "text/csv"})
+            reply = client.post(
+                f"/api/datasets/{name}/versions",
+                params={"target": "target"},
+                content=body,
+                headers={"content-type": "text/csv"},
+            )
             if reply.status_code not in (200, 201):
                 raise RuntimeError(f"{name}: HTTP {reply.status_code}: {reply.text[:300]}")
             results.append(reply.json())
@@ -82,9 +86,11 @@ def load(gateway: str, names: list[str]) -> list[dict]:
 def describe(result: dict) -> str:
     upload = result.get("upload", {})
     state = "unchanged" if result["unchanged"] else "new"
-    return (f"{result['dataset']:14} v{result['version']} ({state}): {result['row_count']} rows, "
-            f"{result['schema']['task']}, {upload.get('rows_rejected', 0)} rejected, "
-            f"{upload.get('duplicates_dropped', 0)} duplicates dropped")
+    return (
+        f"{result['dataset']:14} v{result['version']} ({state}): {result['row_count']} rows, "
+        f"{result['schema']['task']}, {upload.get('rows_rejected', 0)} rejected, "
+        f"{upload.get('duplicates_dropped', 0)} duplicates dropped"
+    )
 
 
 def main(argv: list[str]) -> int:

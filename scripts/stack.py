@@ -88,8 +88,13 @@ class Stack:
         common["configFilePath"] = str((ROOT / common["configFilePath"]).resolve())
         for app in spec["apps"]:
             service = app["appID"]
-            app.update(appID=f"{service}-{run_id}", appDirPath=str(workdir), appPort=free_port(),
-                       daprHTTPPort=free_port(), daprGRPCPort=free_port())
+            app.update(
+                appID=f"{service}-{run_id}",
+                appDirPath=str(workdir),
+                appPort=free_port(),
+                daprHTTPPort=free_port(),
+                daprGRPCPort=free_port(),
+            )
             common["env"][f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
         workdir.mkdir(parents=True, exist_ok=True)
         run_file = workdir / "dapr.yaml"
@@ -117,8 +122,10 @@ class Stack:
         """Ready: the app says its sidecar answers, and the sidecar passes calls to the app
         (which it does only once its app health check has passed and the app is registered
         for name resolution)."""
-        urls = (f"http://127.0.0.1:{app.app_port}/readyz",
-                f"http://127.0.0.1:{app.http_port}/v1.0/invoke/{app.app_id}/method/healthz")
+        urls = (
+            f"http://127.0.0.1:{app.app_port}/readyz",
+            f"http://127.0.0.1:{app.http_port}/v1.0/invoke/{app.app_id}/method/healthz",
+        )
         try:
             return all(httpx.get(url, timeout=2).status_code == 200 for url in urls)
         except httpx.HTTPError:
@@ -138,8 +145,9 @@ class Stack:
             shutil.copy(SECRETS_EXAMPLE, secrets)
         env = self._env()
         t0 = time.monotonic()
-        start([env["DAPRML_DAPR_CLI"], "run", "-f", str(self.run_file)], self.log, self.pidfile,
-              cwd=self.workdir, env=env)
+        start(
+            [env["DAPRML_DAPR_CLI"], "run", "-f", str(self.run_file)], self.log, self.pidfile, cwd=self.workdir, env=env
+        )
         pending = list(self.apps)
 
         def progress() -> bool:
@@ -151,8 +159,10 @@ class Stack:
             report = self._failure_report(pending, timeout_s)
             self.stop()
             raise SetupError(report)
-        print(f"stack: {len(self.apps)} services ready in {time.monotonic() - t0:.1f}s "
-              f"(logs in {self.workdir / '.dapr' / 'logs'})")
+        print(
+            f"stack: {len(self.apps)} services ready in {time.monotonic() - t0:.1f}s "
+            f"(logs in {self.workdir / '.dapr' / 'logs'})"
+        )
 
     def _failure_report(self, pending: list[App], timeout_s: float) -> str:
         why = "the dapr CLI exited" if not self.running() else f"not ready within {timeout_s:.0f}s"
@@ -188,8 +198,10 @@ class Stack:
 def print_status(report: dict) -> None:
     for s in report["services"]:
         mark = "ok  " if s["reachable"] else "DOWN"
-        print(f"  {mark} {s['service']:10} app id {s['app_id']:12} daprd {s['runtime_version'] or '-':8} "
-              f"{s['error'] or ''}")
+        print(
+            f"  {mark} {s['service']:10} app id {s['app_id']:12} daprd {s['runtime_version'] or '-':8} "
+            f"{s['error'] or ''}"
+        )
 
 
 def print_roundtrip(report: dict) -> None:
@@ -231,8 +243,10 @@ def load_samples(stack: Stack) -> None:
     print(f"  flowers: the first rejected rows: {flowers.get('upload', {}).get('rejected_rows', [])[:3]}")
     profile = httpx.get(f"{stack.gateway_url}/api/datasets/flowers/versions/latest", timeout=30).json()["profile"]
     width = profile["columns"]["sepal_width"]
-    print(f"  flowers profile: sepal_width missing {width['missing']}, mean {width['mean']:.2f}, "
-          f"class balance {profile['class_balance']}")
+    print(
+        f"  flowers profile: sepal_width missing {width['missing']}, mean {width['mean']:.2f}, "
+        f"class balance {profile['class_balance']}"
+    )
 
 
 def run(stack: Stack) -> int:

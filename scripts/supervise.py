@@ -98,8 +98,10 @@ class Supervisor:
             if self.stop_signal is not None:
                 return exit_status(returncode)
             if returncode == 0:
-                self._log(f"{self.module} (pid {child.pid}) exited with status 0 after {uptime:.1f}s: "
-                          "finished, not started again")
+                self._log(
+                    f"{self.module} (pid {child.pid}) exited with status 0 after {uptime:.1f}s: "
+                    "finished, not started again"
+                )
                 return 0
             wait_s = backoff(wait_s, uptime)
             self._sleep(wait_s)
@@ -107,8 +109,10 @@ class Supervisor:
                 return exit_status(-self.stop_signal)
             dead = child.pid
             child = self._start()
-            self._log(f"{self.module} (pid {dead}) {describe(returncode)} after {uptime:.1f}s up; "
-                      f"started again {wait_s:.1f}s later as pid {child.pid}")
+            self._log(
+                f"{self.module} (pid {dead}) {describe(returncode)} after {uptime:.1f}s up; "
+                f"started again {wait_s:.1f}s later as pid {child.pid}"
+            )
 
     @staticmethod
     def _log(message: str) -> None:

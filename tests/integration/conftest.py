@@ -82,8 +82,14 @@ def one_app_stack(stack: Stack, tmp_path):
 def _one_app(stack: Stack, workdir, command: list[str]) -> Stack:
     spec = yaml.safe_load(stack.run_file.read_text())
     app = spec["apps"][0]
-    app.update(appID=f"solo-{free_port()}", appDirPath=str(workdir), appPort=free_port(),
-               daprHTTPPort=free_port(), daprGRPCPort=free_port(), command=command)
+    app.update(
+        appID=f"solo-{free_port()}",
+        appDirPath=str(workdir),
+        appPort=free_port(),
+        daprHTTPPort=free_port(),
+        daprGRPCPort=free_port(),
+        command=command,
+    )
     spec["apps"] = [app]
     workdir.mkdir()
     run_file = workdir / "dapr.yaml"

@@ -45,8 +45,10 @@ def test_a_taken_port_is_reported_by_number_and_owner():
         port = s.getsockname()[1]
         with pytest.raises(SetupError) as failure:
             require_free(port, "gateway app")
-    assert str(failure.value) == (f"port {port} (gateway app) is taken by pid {os.getpid()} "
-                                  f"({open('/proc/self/comm').read().strip()}); stop it or free the port")
+    assert str(failure.value) == (
+        f"port {port} (gateway app) is taken by pid {os.getpid()} "
+        f"({open('/proc/self/comm').read().strip()}); stop it or free the port"
+    )
 
 
 def test_starting_on_a_taken_port_says_which_before_starting_anything(one_app_stack):

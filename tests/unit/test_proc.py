@@ -39,8 +39,7 @@ def test_the_pidfile_of_a_process_we_started_finds_it_and_stop_ends_it(sleeper):
 
 
 @pytest.mark.parametrize("record", ["{pid} 1", "{pid}", "{pid} {start} extra", "not a pid"])
-def test_a_pidfile_that_does_not_match_its_process_is_stale_removed_and_nothing_is_signalled(
-        sleeper, record, capsys):
+def test_a_pidfile_that_does_not_match_its_process_is_stale_removed_and_nothing_is_signalled(sleeper, record, capsys):
     pid, pidfile = sleeper
     start_time = pidfile.read_text().split()[1]
     pidfile.write_text(record.format(pid=pid, start=start_time))

@@ -46,8 +46,11 @@ def supervise(tmp_path):
     def start(plan: str) -> subprocess.Popen:
         env = os.environ | {"PYTHONPATH": str(tmp_path), "RUNS": str(runs), "PLAN": plan}
         with open(log, "w") as stderr:
-            started.append(subprocess.Popen([sys.executable, "-m", "scripts.supervise", "flaky"], cwd=tmp_path,
-                                            env=env, stderr=stderr))
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "scripts.supervise", "flaky"], cwd=tmp_path, env=env, stderr=stderr
+                )
+            )
         return started[-1]
 
     def pids() -> list[int]:
@@ -111,6 +114,7 @@ def test_on_a_stop_the_supervisor_exits_with_its_childs_status_as_a_shell_report
 
 
 def test_without_a_module_it_says_how_to_call_it():
-    done = subprocess.run([sys.executable, "-m", "scripts.supervise"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.supervise"], capture_output=True, text=True, cwd=Path(__file__).parent
+    )
     assert done.returncode == 2 and "python -m scripts.supervise services.ingestion" in done.stderr
