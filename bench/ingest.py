@@ -29,7 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from scripts import infra
-from scripts.proc import ROOT, free_port, group_members, port_open, read_pid, wait_until
+from scripts.proc import ROOT, free_port, listener_pid, port_open, wait_until
 from scripts.stack import Stack
 
 # Declared up front, as a pipeline loading version after version of one dataset would.
@@ -104,10 +104,11 @@ class WithoutDapr:
 
 
 def ingestion_pid(stack: Stack) -> int:
-    for pid in group_members(read_pid(stack.pidfile)):
-        if b"services.ingestion" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return pid
-    raise RuntimeError("ingestion process not found")
+    """The service process itself: the one listening on its port (its supervisor is not)."""
+    pid = listener_pid(stack.app("ingestion").app_port)
+    if pid is None:
+        raise RuntimeError("ingestion process not found")
+    return pid
 
 
 def rss_mb(pid: int, field: str = "VmHWM") -> float:
