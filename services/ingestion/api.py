@@ -15,6 +15,17 @@ from fastapi.routing import APIRoute
 from services.ingestion.deps import ServiceDep, SettingsDep
 from services.ingestion.domain.errors import TooLarge
 from services.ingestion.domain.export import spreadsheet_safe
+from services.ingestion.domain.model import (
+    CommitResult,
+    DatasetInfo,
+    DatasetList,
+    DatasetRecord,
+    Manifest,
+    PartResult,
+    RowsPage,
+    UploadResult,
+    UploadState,
+)
 from services.ingestion.domain.schema import NAME, Task
 from services.ingestion.service import DatasetSpec
 
@@ -70,76 +81,80 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("", status_code=201)
-async def create_dataset(spec: DatasetSpec, service: ServiceDep) -> dict[str, Any]:
-    return (await service.create_dataset(spec)).model_dump(mode="json")
+@router.post("", status_code=201, response_model=DatasetRecord)
+async def create_dataset(spec: DatasetSpec, service: ServiceDep) -> DatasetRecord:
+    return await service.create_dataset(spec)
 
 
-@router.get("")
-async def list_datasets(service: ServiceDep) -> dict[str, Any]:
-    return {"datasets": await service.datasets()}
+@router.get("", response_model=DatasetList)
+async def list_datasets(service: ServiceDep, offset: Annotated[int, Query(ge=0)] = 0,
+                        limit: Annotated[int, Query(ge=1)] = 100) -> DatasetList:
+    """The datasets in order of name, a page at a time."""
+    return await service.datasets(offset, limit)
 
 
-@router.get("/{name}")
-async def get_dataset(name: Name, service: ServiceDep) -> dict[str, Any]:
-    return (await service.dataset(name)).model_dump(mode="json", exclude={"outbox"})
+@router.get("/{name}", response_model=DatasetInfo)
+async def get_dataset(name: Name, service: ServiceDep) -> DatasetInfo:
+    return await service.dataset(name)
 
 
-@router.post("/{name}/versions", status_code=201)
+@router.post("/{name}/versions", status_code=201, response_model=UploadResult,
+             responses={200: {"model": UploadResult, "description": "identical to the latest version"}})
 async def upload(name: Name, request: Request, response: Response, service: ServiceDep, settings: SettingsDep,
-                 target: Target = None, task: TaskQuery = None) -> dict[str, Any]:
+                 target: Target = None, task: TaskQuery = None) -> UploadResult:
     """One-shot upload: CSV, a JSON list of records, or NDJSON. Answers the committed version."""
     body = await read_body(request, settings.max_part_bytes)
     result = await service.upload_once(name, body, request.headers.get("content-type"), target, task)
-    if result["unchanged"]:
+    if result.unchanged:
         response.status_code = 200
     return result
 
 
-@router.post("/{name}/uploads", status_code=201)
+@router.post("/{name}/uploads", status_code=201, response_model=UploadState)
 async def start_upload(name: Name, service: ServiceDep, target: Target = None,
-                       task: TaskQuery = None) -> dict[str, Any]:
+                       task: TaskQuery = None) -> UploadState:
     return (await service.start_upload(name, target, task)).public()
 
 
-@router.get("/{name}/uploads/{upload_id}")
-async def get_upload(name: Name, upload_id: UploadId, service: ServiceDep) -> dict[str, Any]:
+@router.get("/{name}/uploads/{upload_id}", response_model=UploadState)
+async def get_upload(name: Name, upload_id: UploadId, service: ServiceDep) -> UploadState:
     return (await service.upload_of(name, upload_id)).public()
 
 
-@router.put("/{name}/uploads/{upload_id}/parts/{number}")
+@router.put("/{name}/uploads/{upload_id}/parts/{number}", response_model=PartResult)
 async def put_part(name: Name, upload_id: UploadId, number: Annotated[int, Path(ge=1)], request: Request,
-                   service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
+                   service: ServiceDep, settings: SettingsDep) -> PartResult:
     """One part: a self-contained body (CSV parts each start with the header line)."""
     await service.upload_of(name, upload_id)
     body = await read_body(request, settings.max_part_bytes)
     return await service.put_part(upload_id, number, body, request.headers.get("content-type"))
 
 
-@router.post("/{name}/uploads/{upload_id}/commit", status_code=201)
-async def commit(name: Name, upload_id: UploadId, response: Response, service: ServiceDep) -> dict[str, Any]:
+@router.post("/{name}/uploads/{upload_id}/commit", status_code=201, response_model=CommitResult,
+             responses={200: {"model": CommitResult, "description": "identical to the latest version"}})
+async def commit(name: Name, upload_id: UploadId, response: Response, service: ServiceDep) -> CommitResult:
     await service.upload_of(name, upload_id)
     result = await service.commit(upload_id)
-    if result["unchanged"]:
+    if result.unchanged:
         response.status_code = 200
     return result
 
 
-@router.delete("/{name}/uploads/{upload_id}", status_code=204)
+@router.delete("/{name}/uploads/{upload_id}", status_code=204, response_model=None)
 async def abort(name: Name, upload_id: UploadId, service: ServiceDep) -> None:
     await service.upload_of(name, upload_id)
     await service.abort(upload_id)
 
 
-@router.get("/{name}/versions/{version}")
-async def get_version(name: Name, version: Version, service: ServiceDep) -> dict[str, Any]:
-    return (await service.manifest(name, version)).model_dump(mode="json")
+@router.get("/{name}/versions/{version}", response_model=Manifest)
+async def get_version(name: Name, version: Version, service: ServiceDep) -> Manifest:
+    return await service.manifest(name, version)
 
 
-@router.get("/{name}/versions/{version}/rows")
+@router.get("/{name}/versions/{version}/rows", response_model=RowsPage)
 async def get_rows(name: Name, version: Version, service: ServiceDep,
                    offset: Annotated[int, Query(ge=0)] = 0,
-                   limit: Annotated[int, Query(ge=1)] = 100) -> dict[str, Any]:
+                   limit: Annotated[int, Query(ge=1)] = 100) -> RowsPage:
     return await service.rows(name, version, offset, limit)
 
 
@@ -149,7 +164,7 @@ class _Chunks:
     def __init__(self) -> None:
         self.buffer, self.position, self.closed = bytearray(), 0, False
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         self.buffer += data
         self.position += len(data)
         return len(data)
@@ -187,7 +202,25 @@ async def _parquet(tables: AsyncIterator[pa.Table], schema: pa.Schema) -> AsyncI
     yield chunks.take()
 
 
-@router.get("/{name}/versions/{version}/data")
+async def _read_ahead(tables: AsyncIterator[pa.Table]) -> AsyncIterator[pa.Table]:
+    """The same tables, the first one read already: when it cannot be read, the answer is an
+    error status rather than a 200 with a body that ends early. A part that cannot be read
+    later raises inside the stream, after the status was sent: the connection is then dropped
+    without the body's end, so no client takes a cut-off download for a whole one."""
+    first = await anext(tables, None)
+
+    async def all_of_them() -> AsyncIterator[pa.Table]:
+        if first is not None:
+            yield first
+        async for table in tables:
+            yield table
+
+    return all_of_them()
+
+
+@router.get("/{name}/versions/{version}/data", response_model=None, response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, PARQUET_TYPES[0]: {}},
+                             "description": "the rows of the version"}})
 async def download(name: Name, version: Version, request: Request, service: ServiceDep,
                    format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None) -> StreamingResponse:
     """The whole version as CSV (default) or Parquet: ?format= or the Accept header chooses."""
@@ -196,7 +229,8 @@ async def download(name: Name, version: Version, request: Request, service: Serv
     as_parquet = format == "parquet" or (format is None and any(t in accept for t in PARQUET_TYPES))
     filename = f"{name}-v{manifest.version}.{'parquet' if as_parquet else 'csv'}"
     headers = {"content-disposition": f'attachment; filename="{filename}"'}
+    tables = await _read_ahead(service.parts(manifest))
     if as_parquet:
-        body = _parquet(service.parts(manifest), manifest.schema_.arrow())
-        return StreamingResponse(body, media_type=PARQUET_TYPES[0], headers=headers)
-    return StreamingResponse(_csv(service.parts(manifest)), media_type="text/csv", headers=headers)
+        return StreamingResponse(_parquet(tables, manifest.schema_.arrow()), media_type=PARQUET_TYPES[0],
+                                 headers=headers)
+    return StreamingResponse(_csv(tables), media_type="text/csv", headers=headers)

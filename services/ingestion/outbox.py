@@ -10,8 +10,9 @@ the event again: the event id is stable, so a subscriber can tell.
 import logging
 
 from services.common.events import DatasetVersionCommitted, EventType
-from services.common.ports import ConcurrencyConflict, EventPublisher
+from services.common.ports import EventPublisher
 from services.ingestion.domain import profile as profiles
+from services.ingestion.domain.model import DatasetRecord
 from services.ingestion.repository import DatasetRepository
 
 log = logging.getLogger(__name__)
@@ -19,28 +20,31 @@ log = logging.getLogger(__name__)
 
 async def flush(repo: DatasetRepository, publisher: EventPublisher, name: str) -> int:
     """Publishes the events of committed versions not yet announced; returns how many."""
-    found = await repo.dataset(name)
-    if found is None or not found[0].outbox:
+    record = await repo.dataset(name)
+    if record is None or not record.outbox:
         return 0
-    record = found[0]
     sent = []
     for number in record.outbox:
         ref = record.version(number)
-        manifest = await repo.manifest(ref.manifest_key)
+        if ref is None:  # nothing to announce (cannot happen: one write adds both)
+            sent.append(number)
+            continue
+        manifest = await repo.manifest(name, ref)
         payload = DatasetVersionCommitted(dataset=name, version=number, row_count=manifest.row_count,
                                           schema_hash=manifest.schema_hash,
                                           profile=profiles.summary(manifest.profile))
         await publisher.publish(EventType.DATASET_VERSION_COMMITTED, payload, subject=f"{name}/v{number}",
                                 event_id=f"{name}-v{number}-{ref.sha256[:12]}")
         sent.append(number)
-    while True:
-        record, etag = await repo.dataset(name)
-        record.outbox = [v for v in record.outbox if v not in sent]
-        try:
-            await repo.save_dataset(record, etag)
-            return len(sent)
-        except ConcurrencyConflict:
-            continue  # a commit landed meanwhile: keep its entry, drop ours
+
+    def drop_sent(current: DatasetRecord | None) -> DatasetRecord | None:
+        # A commit may have added its own entry meanwhile: it stays.
+        if current is not None:
+            current.outbox = [v for v in current.outbox if v not in sent]
+        return current
+
+    await repo.update_dataset(name, drop_sent)
+    return len(sent)
 
 
 async def flush_all(repo: DatasetRepository, publisher: EventPublisher) -> int:

@@ -4,12 +4,14 @@ State (small, read often): one record per dataset, the dataset index, upload ses
 version manifests. Blobs (big, written once): the rows of each part as Parquet, and the
 part's row fingerprints. Cloud state stores limit item size (DynamoDB: 400 KB), so rows
 never go into state.
+
+Documents several writers change (a dataset record, an upload session, the two indexes) are
+changed only through Documents.update: a change function, re-applied to the newer document
+when another writer got there first.
 """
 
 import asyncio
 import io
-import json
-from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
@@ -17,8 +19,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from services.common.ports import BlobStore, ConcurrencyConflict, NotFound, StateStore
-from services.ingestion.domain.model import DatasetRecord, Manifest, PartRecord, UploadSession
+from services.common.ports import BlobStore, NotFound, StateStore
+from services.common.state import Change, Documents
+from services.ingestion.domain.errors import Lost
+from services.ingestion.domain.model import (
+    DatasetIndex,
+    DatasetRecord,
+    Manifest,
+    OpenUploads,
+    PartRecord,
+    UploadSession,
+    VersionRef,
+)
 
 M = TypeVar("M", bound=BaseModel)
 INDEX = "datasets"
@@ -35,92 +47,96 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+async def _referenced(documents: Documents[M], key: str, what: str) -> M:
+    """A document another one points at: missing means the store lost it."""
+    found = await documents.get(key)
+    if found is None:
+        raise Lost(f"{what} is missing (state key {key!r}); it was lost from the state store")
+    return found
+
+
 class DatasetRepository:
     def __init__(self, state: StateStore, blobs: BlobStore):
         self.state, self.blobs = state, blobs
-
-    async def _load(self, key: str, model: type[M]) -> tuple[M, str] | None:
-        """The stored model and its ETag, or None."""
-        found = await self.state.get(key)
-        return (model.model_validate_json(found.value), found.etag) if found else None
-
-    async def _referenced(self, key: str, model: type[M]) -> M:
-        """A record another record points at: missing means the store lost it."""
-        found = await self._load(key, model)
-        if found is None:
-            raise LookupError(f"{model.__name__} {key!r} is referenced but missing")
-        return found[0]
+        self._datasets = Documents(state, DatasetRecord)
+        self._index = Documents(state, DatasetIndex)
+        self._sessions = Documents(state, UploadSession)
+        self._open = Documents(state, OpenUploads)
+        self._manifests = Documents(state, Manifest)
+        self._parts = Documents(state, PartRecord)
 
     # datasets
 
-    async def dataset(self, name: str) -> tuple[DatasetRecord, str] | None:
-        return await self._load(f"dataset:{name}", DatasetRecord)
+    async def dataset(self, name: str) -> DatasetRecord | None:
+        return await self._datasets.get(f"dataset:{name}")
 
     async def create_dataset(self, record: DatasetRecord) -> None:
         """Raises ConcurrencyConflict when a dataset of that name exists."""
-        await self.state.create(f"dataset:{record.name}", record.model_dump_json().encode())
-        await self._index(record.name)
+        await self._datasets.create(f"dataset:{record.name}", record)
+        await self.index(record.name)
 
-    async def save_dataset(self, record: DatasetRecord, etag: str) -> None:
-        """Compare-and-swap: raises ConcurrencyConflict when the record changed since read."""
-        await self.state.save(f"dataset:{record.name}", record.model_dump_json().encode(), etag=etag)
+    async def update_dataset(self, name: str, change: Change[DatasetRecord], attempts: int = 20
+                             ) -> DatasetRecord | None:
+        """Compare-and-swap, retried: see Documents.update. A change given None may create the
+        record; the caller then indexes it."""
+        return await Documents(self.state, DatasetRecord, attempts).update(f"dataset:{name}", change)
 
     async def names(self) -> list[str]:
-        return (await self._read(INDEX)).get("names", [])
+        index = await self._index.get(INDEX)
+        return index.names if index else []
 
-    async def _index(self, name: str) -> None:
-        await self._update(INDEX, lambda doc: doc | {"names": sorted(set(doc.get("names", [])) | {name})})
+    async def index(self, name: str) -> None:
+        def add(index: DatasetIndex | None) -> DatasetIndex:
+            index = index or DatasetIndex()
+            if name not in index.names:
+                index.names = sorted([*index.names, name])
+            return index
 
-    # small JSON documents several writers change: read, change, compare-and-swap, repeat
-
-    async def _read(self, key: str) -> dict:
-        found = await self.state.get(key)
-        return json.loads(found.value) if found else {}
-
-    async def _update(self, key: str, change: Callable[[dict], dict]) -> None:
-        while True:
-            found = await self.state.get(key)
-            before = json.loads(found.value) if found else {}
-            after = change(dict(before))
-            if after == before:
-                return
-            try:
-                if found:
-                    await self.state.save(key, json.dumps(after).encode(), etag=found.etag)
-                else:
-                    await self.state.create(key, json.dumps(after).encode())
-                return
-            except ConcurrencyConflict:
-                continue  # someone else changed it meanwhile: read again
+        await self._index.update(INDEX, add)
 
     # upload sessions
 
-    async def session(self, upload_id: str) -> tuple[UploadSession, str] | None:
-        return await self._load(f"upload:{upload_id}", UploadSession)
+    async def session(self, upload_id: str) -> UploadSession | None:
+        return await self._sessions.get(f"upload:{upload_id}")
 
     async def create_session(self, session: UploadSession) -> None:
-        await self.state.create(f"upload:{session.id}", session.model_dump_json().encode())
-        await self._update(OPEN_UPLOADS, lambda doc: doc | {session.id: session.created_at.isoformat()})
+        def add(uploads: OpenUploads | None) -> OpenUploads:
+            uploads = uploads or OpenUploads()
+            uploads.root[session.id] = session.created_at.isoformat()
+            return uploads
+
+        await self._sessions.create(f"upload:{session.id}", session)
+        await self._open.update(OPEN_UPLOADS, add)
+
+    async def update_session(self, upload_id: str, change: Change[UploadSession]) -> UploadSession | None:
+        return await self._sessions.update(f"upload:{upload_id}", change)
 
     async def open_uploads(self) -> dict[str, str]:
         """Upload id -> when it started, for uploads neither committed nor aborted yet."""
-        return await self._read(OPEN_UPLOADS)
+        found = await self._open.get(OPEN_UPLOADS)
+        return found.root if found else {}
 
     async def forget_upload(self, upload_id: str) -> None:
-        await self._update(OPEN_UPLOADS, lambda doc: {k: v for k, v in doc.items() if k != upload_id})
+        def remove(uploads: OpenUploads | None) -> OpenUploads | None:
+            if uploads is not None:
+                uploads.root.pop(upload_id, None)
+            return uploads
 
-    async def save_session(self, session: UploadSession, etag: str) -> None:
-        await self.state.save(f"upload:{session.id}", session.model_dump_json().encode(), etag=etag)
+        await self._open.update(OPEN_UPLOADS, remove)
 
-    # manifests: one key per upload, written before the dataset record points at it
+    # manifests: one key per version, written before the dataset record points at it
 
-    async def manifest(self, key: str) -> Manifest:
-        return await self._referenced(key, Manifest)
+    async def manifest(self, dataset: str, ref: VersionRef) -> Manifest:
+        return await _referenced(self._manifests, ref.manifest_key,
+                                 f"the manifest of dataset {dataset!r} version {ref.version}")
 
     async def save_manifest(self, manifest: Manifest) -> str:
-        key = f"manifest:{manifest.dataset}:{manifest.upload_id}"
-        await self.state.save(key, manifest.model_dump_json().encode())
+        key = f"manifest:{manifest.dataset}:v{manifest.version}:{manifest.upload_id}"
+        await self._manifests.put(key, manifest)
         return key
+
+    async def delete_manifest(self, key: str) -> None:
+        await self._manifests.delete(key)
 
     # parts: rows and fingerprints as blobs, their account in state
 
@@ -129,16 +145,24 @@ class DatasetRepository:
         data = await asyncio.to_thread(parquet_bytes, table)
         await asyncio.gather(self.blobs.put(f"{record.key}.parquet", data),
                              self.blobs.put(f"{record.key}.hashes", hashes.astype("<u8").tobytes()),
-                             self.state.save(f"part:{record.key}", record.model_dump_json().encode()))
+                             self._parts.put(f"part:{record.key}", record))
 
     async def part_record(self, key: str) -> PartRecord:
-        return await self._referenced(f"part:{key}", PartRecord)
+        return await _referenced(self._parts, f"part:{key}", f"the record of part {key!r}")
 
-    async def part_rows(self, key: str) -> pa.Table:
-        return pq.read_table(io.BytesIO(await self.blobs.get(f"{key}.parquet")))
+    async def _blob(self, key: str, of: str) -> bytes:
+        try:
+            return await self.blobs.get(key)
+        except NotFound:
+            raise Lost(f"the stored rows of {of} are missing (part {key!r}); the data was lost from "
+                       f"the blob store") from None
 
-    async def part_hashes(self, key: str) -> np.ndarray:
-        return np.frombuffer(await self.blobs.get(f"{key}.hashes"), dtype="<u8")
+    async def part_rows(self, key: str, of: str) -> pa.Table:
+        """`of` names what the part belongs to, for the error when its file was lost."""
+        return pq.read_table(io.BytesIO(await self._blob(f"{key}.parquet", of)))
+
+    async def part_hashes(self, key: str, of: str) -> np.ndarray:
+        return np.frombuffer(await self._blob(f"{key}.hashes", of), dtype="<u8")
 
     async def delete_part(self, key: str) -> None:
         """Deletes whatever of a part exists: a crash may have left only some of its files."""

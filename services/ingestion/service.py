@@ -14,15 +14,21 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from services.common.ports import ConcurrencyConflict, EventPublisher
+from services.common.state import Busy, Change
 from services.ingestion import outbox
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.errors import BadInput, Conflict, Missing, TooLarge
 from services.ingestion.domain.model import (
+    CommitResult,
+    DatasetList,
     DatasetRecord,
     Manifest,
     PartFile,
     PartRecord,
     PartRef,
+    PartResult,
+    RowsPage,
+    UploadResult,
     UploadSession,
     VersionRef,
 )
@@ -37,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 class DatasetSpec(BaseModel):
-    """What POST /api/datasets takes."""
+    """What creating a dataset takes."""
 
     name: str = Field(pattern=NAME, description="lower-case letters, digits, '-' and '_'")
     task: Task
@@ -72,13 +78,22 @@ class IngestionService:
     async def dataset(self, name: str) -> DatasetRecord:
         found = await self.repo.dataset(name)
         if found is None:
-            raise Missing(f"dataset {name!r} does not exist; create it with POST /api/datasets "
-                          f"or upload with ?target=<column> to create it from the data")
-        return found[0]
+            raise Missing(f"dataset {name!r} does not exist; create it first, or upload with a target column "
+                          f"to create it from the data")
+        return found
 
-    async def datasets(self) -> list[dict[str, Any]]:
-        records = await asyncio.gather(*(self.repo.dataset(n) for n in await self.repo.names()))
-        return [r[0].summary() for r in records if r is not None]
+    async def datasets(self, offset: int = 0, limit: int = 100) -> DatasetList:
+        """One page of the datasets, in order of name."""
+        self._check_page(offset, limit, self.settings.max_page_datasets)
+        names = await self.repo.names()
+        records = await asyncio.gather(*(self.repo.dataset(n) for n in names[offset:offset + limit]))
+        return DatasetList(datasets=[r.summary() for r in records if r is not None], total=len(names),
+                           offset=offset, limit=limit)
+
+    @staticmethod
+    def _check_page(offset: int, limit: int, most: int) -> None:
+        if offset < 0 or not 1 <= limit <= most:
+            raise BadInput(f"offset must be >= 0 and limit between 1 and {most}")
 
     # uploads
 
@@ -89,14 +104,13 @@ class IngestionService:
 
     async def _new_session(self, name: str, target: str | None, task: Task | None) -> UploadSession:
         """A session for an existing dataset, or for a new one when the target is named."""
-        found = await self.repo.dataset(name)
-        if found is None and target is None:
+        record = await self.repo.dataset(name)
+        if record is None and target is None:
             await self.dataset(name)  # raises the message that says how to create it
-        if found is None:
+        if record is None:
             if not is_valid_name(name):
                 raise BadInput(f"{name!r} is not a valid dataset name: use lower-case letters, digits, '-' and '_'")
             return UploadSession(id=uuid.uuid4().hex, dataset=name, target=target, task=task)
-        record = found[0]
         if target is not None and target != record.target:
             raise Conflict(f"dataset {name!r} has target {record.target!r}, not {target!r}")
         if task is not None and task != record.task:
@@ -106,35 +120,54 @@ class IngestionService:
 
     async def upload_of(self, name: str, upload_id: str) -> UploadSession:
         found = await self.repo.session(upload_id)
-        if found is None or found[0].dataset != name:
+        if found is None or found.dataset != name:
             raise Missing(f"dataset {name!r} has no upload {upload_id!r}")
-        return found[0]
-
-    async def _open_session(self, upload_id: str) -> tuple[UploadSession, str]:
-        found = await self.repo.session(upload_id)
-        if found is None:
-            raise Missing(f"upload {upload_id!r} does not exist (or was aborted)")
-        if found[0].state == "aborted":
-            raise Conflict(f"upload {upload_id!r} was aborted; start a new one")
         return found
+
+    @staticmethod
+    def _usable(session: UploadSession | None, upload_id: str) -> UploadSession:
+        if session is None:
+            raise Missing(f"upload {upload_id!r} does not exist (or was aborted)")
+        if session.state == "aborted":
+            raise Conflict(f"upload {upload_id!r} was aborted; start a new one")
+        return session
+
+    async def _open_session(self, upload_id: str) -> UploadSession:
+        return self._usable(await self.repo.session(upload_id), upload_id)
+
+    async def _update_session(self, upload_id: str, change: Change[UploadSession]) -> UploadSession:
+        """Changes go through _usable first, so there is a session to return."""
+        try:
+            updated = await self.repo.update_session(upload_id, change)
+        except Busy:
+            raise Conflict(f"upload {upload_id!r} is busy: other requests changed it each time this one tried; "
+                           f"send this one again") from None
+        if updated is None:
+            raise Missing(f"upload {upload_id!r} does not exist")
+        return updated
 
     def _check_size(self, body: bytes) -> None:
         if len(body) > self.settings.max_part_bytes:
             raise TooLarge.part(str(len(body)), self.settings.max_part_bytes)
 
-    async def put_part(self, upload_id: str, number: int, body: bytes, content_type: str | None) -> dict[str, Any]:
+    async def put_part(self, upload_id: str, number: int, body: bytes, content_type: str | None) -> PartResult:
         if not 1 <= number <= self.settings.max_parts:
             raise BadInput(f"part numbers go from 1 to {self.settings.max_parts}, not {number}")
         self._check_size(body)
         sha = hashlib.sha256(body).hexdigest()
-        session, _ = await self._open_session(upload_id)
+        session = await self._open_session(upload_id)
         if session.state == "committed":
             raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; start a new upload")
         existing = session.parts.get(number)
-        if existing is not None and existing.sha256 == sha:  # a retried part: nothing stored again
-            return {"part": number, "unchanged": True, **(await self.repo.part_record(existing.key)).report}
+        if existing is not None and existing.sha256 == sha and session.schema_ is not None:
+            # A retried part: nothing stored again.
+            report = (await self.repo.part_record(existing.key)).report
+            return PartResult(part=number, unchanged=True, schema=session.schema_, **dict(report))
         schema, validated, profile = await self._prepare(body, content_type, session)
-        return await self._store_part(session, number, sha, schema, validated, profile, body, content_type)
+        stored = await self._store_part(session, number, sha, schema, validated, profile)
+        if stored is None:  # another part inferred the schema first: validate against that one instead
+            return await self.put_part(upload_id, number, body, content_type)
+        return PartResult(part=number, unchanged=False, schema=schema, **dict(stored.report))
 
     async def _prepare(self, body: bytes, content_type: str | None, session: UploadSession
                        ) -> tuple[Schema, Validated, dict[str, Any]]:
@@ -150,33 +183,41 @@ class IngestionService:
         return await asyncio.to_thread(work)
 
     async def _store_part(self, session: UploadSession, number: int, sha: str, schema: Schema,
-                          validated: Validated, profile: dict[str, Any], body: bytes,
-                          content_type: str | None) -> dict[str, Any]:
+                          validated: Validated, profile: dict[str, Any]) -> PartRecord | None:
+        """Stores the part's files, then records it in the session. None when the session
+        has meanwhile taken another schema than the one the part was validated with: the part
+        is then not kept."""
         upload_id = session.id
         key = f"datasets/{session.dataset}/uploads/{upload_id}/part-{number:05d}-{sha[:16]}"
         part = PartRecord(number=number, sha256=sha, key=key, rows=validated.accepted, report=validated.report(),
                           profile=profile)
+        ref = PartRef(sha256=sha, key=key, rows=part.rows)
         await self.repo.put_part(part, validated.table, validated.hashes)
-        while True:
-            session, etag = await self._open_session(upload_id)
-            if session.state == "committed":
-                await self.repo.delete_part(key)
+        replaced: PartRef | None = None
+
+        def record_part(current: UploadSession | None) -> UploadSession:
+            nonlocal replaced
+            current = self._usable(current, upload_id)
+            if current.state == "committed":
                 raise Conflict(f"upload {upload_id!r} was committed while this part was on its way")
-            if session.schema_ is not None and session.schema_ != schema:
-                # Another part inferred the schema first: validate against that one instead.
-                await self.repo.delete_part(key)
-                return await self.put_part(upload_id, number, body, content_type)
-            replaced = session.parts.get(number)
-            session.schema_ = schema
-            session.parts[number] = PartRef(sha256=sha, key=key, rows=part.rows)
-            try:
-                await self.repo.save_session(session, etag)
-                break
-            except ConcurrencyConflict:
-                continue  # parts racing to record themselves: read again and retry
+            if current.schema_ is not None and current.schema_ != schema:
+                return current
+            replaced = current.parts.get(number)
+            current.schema_ = schema
+            current.parts[number] = ref
+            return current
+
+        try:
+            current = await self._update_session(upload_id, record_part)
+        except Exception:
+            await self.repo.delete_part(key)
+            raise
+        if current.parts.get(number) != ref:
+            await self.repo.delete_part(key)
+            return None
         if replaced is not None and replaced.key != key:
             await self.repo.delete_part(replaced.key)
-        return {"part": number, "unchanged": False, **part.report, "schema": schema.model_dump(mode="json")}
+        return part
 
     def _infer(self, table: pa.Table, session: UploadSession) -> Schema:
         try:
@@ -201,84 +242,29 @@ class IngestionService:
             expired.append(upload_id)
         return expired
 
-    async def commit(self, upload_id: str) -> dict[str, Any]:
-        session, etag = await self._open_session(upload_id)
-        if session.state == "committed":
-            return await self._committed(session.dataset, session.version, unchanged=False)
+    async def commit(self, upload_id: str) -> CommitResult:
+        """Makes the upload's parts one new version, all of it or nothing."""
+        session = await self._open_session(upload_id)
+        if session.state == "committed" and session.version is not None:
+            return CommitResult.of(await self.manifest(session.dataset, str(session.version)), unchanged=False)
         if not session.parts or session.schema_ is None:
-            raise BadInput(f"upload {upload_id!r} has no parts yet; PUT at least one part before committing")
-        schema = session.schema_
-        records = await asyncio.gather(*(self.repo.part_record(session.parts[n].key) for n in sorted(session.parts)))
-        parts, hashes, duplicates = await self._drop_duplicates_across_parts(list(records), schema)
+            raise BadInput(f"upload {upload_id!r} has no parts yet; send at least one part before committing")
+        parts, hashes, duplicates = await self._parts_without_repeats(session)
+        draft = await self._summarise(session, session.schema_, parts, hashes, duplicates)
+        manifest, unchanged = await self._commit_version(draft)
+        kept = frozenset() if unchanged else frozenset(p.key for p in manifest.parts)
+        await self._end_session(upload_id, "committed", manifest.version, kept)
+        await self._announce(session.dataset)
+        return CommitResult.of(manifest, unchanged)
 
-        def summarise() -> tuple[str, dict[str, Any]]:
-            digest = hashlib.sha256(schema.hash().encode() + hashes.astype("<u8").tobytes()).hexdigest()
-            merged = None
-            for part in parts:
-                merged = profiles.merge(merged, part.profile)
-            return digest, profiles.finish(merged, schema)
-
-        digest, profile = await asyncio.to_thread(summarise)
-        rejected = sum(p.report["rows_rejected"] for p in parts)
-        duplicates += sum(p.report["duplicates_dropped"] for p in parts)
-
-        for _ in range(self.settings.commit_attempts):
-            record, record_etag = await self._dataset_for_commit(session, schema)
-            done = next((v for v in record.versions if v.upload_id == upload_id), None)
-            if done is not None:  # an earlier try of this commit got through
-                version, unchanged = done.version, False
-                kept = {p.key for p in (await self.repo.manifest(done.manifest_key)).parts}
-                break
-            if record.schema_ is not None and record.schema_.hash() != schema.hash():
-                raise Conflict(f"dataset {record.name!r} changed its schema while this upload was open; "
-                               f"upload again")
-            latest = record.latest
-            if latest is not None and latest.sha256 == digest:
-                version, unchanged, kept = latest.version, True, set()  # its rows are stored already
-                break
-            version = latest.version + 1 if latest else 1
-            manifest = Manifest(dataset=record.name, version=version, upload_id=upload_id, schema=schema,
-                                schema_hash=schema.hash(), parts=[PartFile(key=p.key, rows=p.rows) for p in parts],
-                                row_count=int(len(hashes)), sha256=digest, profile=profile,
-                                rows_rejected=rejected, duplicates_dropped=duplicates)
-            key = await self.repo.save_manifest(manifest)
-            record.schema_ = schema
-            record.versions.append(VersionRef(version=version, manifest_key=key, upload_id=upload_id,
-                                              row_count=manifest.row_count, sha256=digest,
-                                              created_at=manifest.created_at))
-            record.outbox.append(version)
-            try:
-                await self.repo.save_dataset(record, record_etag)  # the commit point
-                unchanged, kept = False, {p.key for p in parts}
-                break
-            except ConcurrencyConflict:
-                continue  # another commit to this dataset won the race for this number: try the next
-        else:
-            raise Conflict(f"dataset {session.dataset!r} is busy: {self.settings.commit_attempts} commits raced "
-                           f"this one; commit again")
-        await self._end_session(upload_id, "committed", version, frozenset(kept))
-        try:
-            await self.flush_outbox(session.dataset)
-        except Exception as exc:  # the version is committed; the relay publishes its event later
-            log.warning("event for %s v%s not published yet, will retry: %s", session.dataset, version, exc)
-        return await self._committed(session.dataset, version, unchanged)
-
-    async def _dataset_for_commit(self, session: UploadSession, schema: Schema) -> tuple[DatasetRecord, str]:
-        while True:
-            found = await self.repo.dataset(session.dataset)
-            if found is not None:
-                return found
-            record = DatasetRecord(name=session.dataset, task=schema.task, target=schema.target, schema=schema)
-            try:
-                await self.repo.create_dataset(record)
-            except ConcurrencyConflict:
-                pass  # created by someone else meanwhile: read theirs
-
-    async def _drop_duplicates_across_parts(self, parts: list[PartRecord], schema: Schema
-                                            ) -> tuple[list[PartRecord], np.ndarray, int]:
-        """Rows equal to a row of an earlier part are dropped; parts that lose rows are rewritten.
-        Returns the parts, the fingerprints of the rows kept, and how many were dropped."""
-        hashes = await asyncio.gather(*(self.repo.part_hashes(p.key) for p in parts))
+    async def _parts_without_repeats(self, session: UploadSession) -> tuple[list[PartRecord], np.ndarray, int]:
+        """The session's parts in order, rows equal to a row of an earlier part dropped (parts
+        that lose rows are rewritten). Returns the parts, the fingerprints of the rows kept, and
+        how many were dropped."""
+        parts = list(await asyncio.gather(*(self.repo.part_record(session.parts[n].key)
+                                            for n in sorted(session.parts))))
+        of = f"upload {session.id!r}"
+        hashes = await asyncio.gather(*(self.repo.part_hashes(p.key, of) for p in parts))
         every = np.concatenate(hashes)
         keep = np.zeros(len(every), dtype=bool)
         keep[await asyncio.to_thread(first_occurrences, every)] = True
@@ -291,44 +277,110 @@ class IngestionService:
             if mask.all():
                 result.append(part)
                 continue
-            table = (await self.repo.part_rows(part.key)).filter(pa.array(mask))
+            table = (await self.repo.part_rows(part.key, of)).filter(pa.array(mask))
             rewritten = part.model_copy(update={"key": f"{part.key}-dedup", "rows": table.num_rows,
-                                                "profile": profiles.part_profile(table, schema)})
+                                                "profile": profiles.part_profile(table, session.schema_)})
             await self.repo.put_part(rewritten, table, part_hashes[mask])
             dropped += int((~mask).sum())
             result.append(rewritten)
         return result, every[keep], dropped
+
+    async def _summarise(self, session: UploadSession, schema: Schema, parts: list[PartRecord],
+                         hashes: np.ndarray, duplicates: int) -> Manifest:
+        """The manifest the version will have, but for its number (0 here), which the commit
+        gives it."""
+
+        def work() -> tuple[str, dict[str, Any]]:
+            digest = hashlib.sha256(schema.hash().encode() + hashes.astype("<u8").tobytes()).hexdigest()
+            merged: dict[str, Any] | None = None
+            for part in parts:
+                merged = profiles.merge(merged, part.profile)
+            return digest, profiles.finish(merged or {}, schema)
+
+        digest, profile = await asyncio.to_thread(work)
+        return Manifest(dataset=session.dataset, version=0, upload_id=session.id, schema=schema,
+                        schema_hash=schema.hash(), parts=[PartFile(key=p.key, rows=p.rows) for p in parts],
+                        row_count=int(len(hashes)), sha256=digest, profile=profile,
+                        rows_rejected=sum(p.report.rows_rejected for p in parts),
+                        duplicates_dropped=duplicates + sum(p.report.duplicates_dropped for p in parts))
+
+    async def _commit_version(self, draft: Manifest) -> tuple[Manifest, bool]:
+        """Gives the upload the next version number of its dataset: one compare-and-swap of the
+        dataset record, which creates the dataset if it is new. Two commits racing for a number
+        cannot both get it: the loser reads the record again and takes the next. Returns the
+        manifest of the version the upload is now and whether that is the latest version
+        already (identical content, nothing added)."""
+        name, upload_id, schema = draft.dataset, draft.upload_id, draft.schema_
+        written: dict[str, Manifest] = {}  # manifests saved for a number, by key
+
+        async def add_version(record: DatasetRecord | None) -> DatasetRecord:
+            record = record or DatasetRecord(name=name, task=schema.task, target=schema.target, schema=schema)
+            if record.version_of(upload_id) is not None:
+                return record  # an earlier try of this commit got through
+            if record.schema_ is not None and record.schema_.hash() != draft.schema_hash:
+                raise Conflict(f"dataset {name!r} changed its schema while this upload was open; upload again")
+            latest = record.latest
+            if latest is not None and latest.sha256 == draft.sha256:
+                return record  # the same content as the latest version: nothing to add
+            manifest = draft.model_copy(update={"version": latest.version + 1 if latest else 1})
+            # Saved before the record points at it, so that no version is without its manifest.
+            key = await self.repo.save_manifest(manifest)
+            written[key] = manifest
+            record.schema_ = schema
+            record.versions.append(VersionRef(version=manifest.version, manifest_key=key, upload_id=upload_id,
+                                              row_count=manifest.row_count, sha256=manifest.sha256,
+                                              created_at=manifest.created_at))
+            record.outbox.append(manifest.version)
+            return record
+
+        record = None
+        try:
+            record = await self.repo.update_dataset(name, add_version, self.settings.commit_attempts)
+        except Busy:
+            raise Conflict(f"dataset {name!r} is busy: {self.settings.commit_attempts} commits raced this one; "
+                           f"commit again") from None
+        finally:
+            # Whatever happened: manifests saved for numbers other commits got, or for a commit
+            # that ended without a version, are no one's.
+            mine = record.version_of(upload_id) if record is not None else None
+            for key in written.keys() - {mine.manifest_key if mine else ""}:
+                await self.repo.delete_manifest(key)
+        await self.repo.index(name)  # a dataset this commit created is listed from now on
+        if mine is not None:
+            return written.get(mine.manifest_key) or await self.repo.manifest(name, mine), False
+        latest = record.latest if record is not None else None
+        if latest is None:  # add_version leaves a version of this upload, or an identical latest one
+            raise RuntimeError(f"committing upload {upload_id!r} left dataset {name!r} without its version")
+        return await self.repo.manifest(name, latest), True
 
     async def _end_session(self, upload_id: str, state: Literal["committed", "aborted"], version: int | None = None,
                            kept: frozenset[str] = frozenset()) -> None:
         """Closes the upload and deletes the part files no version uses: all of them on abort
         or when the upload matched the latest version; otherwise the originals of parts
         rewritten without cross-part duplicates, and parts that arrived while the commit ran."""
-        while True:
-            session, etag = await self._open_session(upload_id)
+
+        def close(session: UploadSession | None) -> UploadSession:
+            session = self._usable(session, upload_id)
             if state == "aborted" and session.state == "committed":
                 raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; it cannot be aborted")
             session.state, session.version = state, version
-            try:
-                await self.repo.save_session(session, etag)
-                break
-            except ConcurrencyConflict:
-                continue
+            return session
+
+        session = await self._update_session(upload_id, close)
         await self.repo.forget_upload(upload_id)
         for part in session.parts.values():
             for key in (part.key, f"{part.key}-dedup"):
                 if key not in kept:
                     await self.repo.delete_part(key)
 
-    async def _committed(self, name: str, version: int | None, unchanged: bool) -> dict[str, Any]:
-        manifest = await self.manifest(name, str(version))
-        return {"dataset": name, "version": manifest.version, "unchanged": unchanged,
-                "row_count": manifest.row_count, "sha256": manifest.sha256,
-                "rows_rejected": manifest.rows_rejected, "duplicates_dropped": manifest.duplicates_dropped,
-                "schema": manifest.schema_.model_dump(mode="json"), "profile": manifest.profile}
+    async def _announce(self, name: str) -> None:
+        try:
+            await self.flush_outbox(name)
+        except Exception as exc:  # the version is committed; the relay publishes its event later
+            log.warning("events of dataset %s not published yet, will retry: %s", name, exc)
 
     async def upload_once(self, name: str, body: bytes, content_type: str | None, target: str | None = None,
-                          task: Task | None = None) -> dict[str, Any]:
+                          task: Task | None = None) -> UploadResult:
         """Validates first and stores only then, so a refused body leaves nothing behind."""
         self._check_size(body)
         session = await self._new_session(name, target, task)
@@ -336,8 +388,7 @@ class IngestionService:
         session.schema_ = schema
         await self.repo.create_session(session)
         try:
-            report = await self._store_part(session, 1, hashlib.sha256(body).hexdigest(), schema, validated,
-                                            profile, body, content_type)
+            await self._store_part(session, 1, hashlib.sha256(body).hexdigest(), schema, validated, profile)
             result = await self.commit(session.id)
         except Exception:
             try:
@@ -345,7 +396,7 @@ class IngestionService:
             except Conflict:
                 pass  # committed after all
             raise
-        return result | {"upload": {k: v for k, v in report.items() if k not in ("part", "unchanged", "schema")}}
+        return UploadResult(**dict(result), upload=validated.report())
 
     # events: at least once, through the dataset record's outbox (see outbox.py)
 
@@ -370,26 +421,27 @@ class IngestionService:
             if ref is None:
                 raise Missing(f"dataset {name!r} has no version {version}; "
                               f"it has {[v.version for v in record.versions] or 'none'}")
-        return await self.repo.manifest(ref.manifest_key)
+        return await self.repo.manifest(name, ref)
 
-    async def rows(self, name: str, version: str, offset: int, limit: int) -> dict[str, Any]:
-        if offset < 0 or not 1 <= limit <= self.settings.max_page_rows:
-            raise BadInput(f"offset must be >= 0 and limit between 1 and {self.settings.max_page_rows}")
+    async def rows(self, name: str, version: str, offset: int, limit: int) -> RowsPage:
+        self._check_page(offset, limit, self.settings.max_page_rows)
         manifest = await self.manifest(name, version)
         rows, start = [], 0
         for part in manifest.parts:
             end = start + part.rows
             if end > offset and start < offset + limit:
-                table = await self.repo.part_rows(part.key)
+                table = await self._rows_of(manifest, part)
                 lo = max(offset - start, 0)
                 rows.extend(table.slice(lo, offset + limit - start - lo).to_pylist())
             start = end
             if start >= offset + limit:
                 break
-        return {"dataset": name, "version": manifest.version, "offset": offset, "limit": limit,
-                "total": manifest.row_count, "rows": rows}
+        return RowsPage(dataset=name, version=manifest.version, offset=offset, limit=limit,
+                        total=manifest.row_count, rows=rows)
 
     async def parts(self, manifest: Manifest) -> AsyncIterator[pa.Table]:
         for part in manifest.parts:
-            yield await self.repo.part_rows(part.key)
+            yield await self._rows_of(manifest, part)
 
+    async def _rows_of(self, manifest: Manifest, part: PartFile) -> pa.Table:
+        return await self.repo.part_rows(part.key, f"dataset {manifest.dataset!r} version {manifest.version}")

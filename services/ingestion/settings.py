@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     """How many rejected rows an upload answer lists with their reasons (all are counted)."""
     max_page_rows: int = 1000
     """Most rows one page of GET .../rows returns."""
+    max_page_datasets: int = 1000
+    """Most datasets one page of GET /api/datasets lists."""
     max_parts: int = 10_000
     """Highest part number of a multi-part upload."""
     commit_attempts: int = 20

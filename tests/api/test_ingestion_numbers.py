@@ -48,7 +48,7 @@ def test_a_declared_number_column_rejects_infinite_values_the_same_way(client):
 @pytest.mark.parametrize("fill_value", ["Infinity", '"abc"'])
 def test_a_declared_number_column_refuses_a_fill_value_that_is_no_finite_number(client, fill_value):
     spec = ('{"name": "d", "task": "classification", "target": "y", "columns": [{"name": "x", "type": "number", '
-            '"missing": "fill", "fill_value": %s}, {"name": "y", "type": "category"}]}' % fill_value)
+            '"missing": "fill", "fill_value": FILL}, {"name": "y", "type": "category"}]}').replace("FILL", fill_value)
     reply = client.post("/api/datasets", content=spec, headers={"content-type": "application/json"})
     assert reply.status_code in (400, 422) and "fill_value" in json.dumps(reply.json())
     assert client.ports.state.items == {}

@@ -17,7 +17,7 @@ class TooLarge(IngestionError):
     @classmethod
     def part(cls, size: str, limit: int) -> "TooLarge":
         return cls(f"the body is {size} bytes; one part may be at most {limit} bytes: "
-                   f"send the file in parts (POST /api/datasets/<name>/uploads)")
+                   f"send the file in parts (a multi-part upload)")
 
 
 class UnsupportedType(IngestionError):
@@ -36,3 +36,10 @@ class Conflict(IngestionError):
 
 class Missing(IngestionError):
     status = 404
+
+
+class Lost(IngestionError):
+    """What a stored record points at is gone from the store: the server's fault, not the
+    client's, and no retry brings it back."""
+
+    status = 500

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.ingestion.domain.errors import NoValidRows
+from services.ingestion.domain.model import PartReport, RejectedRow
 from services.ingestion.domain.parse import Parsed, RowProblem
 from services.ingestion.domain.rows import first_occurrences, row_hashes
 from services.ingestion.domain.schema import (
@@ -41,16 +42,11 @@ class Validated:
     def accepted(self) -> int:
         return self.table.num_rows
 
-    def report(self) -> dict:
-        return {
-            "rows_received": self.received,
-            "rows_accepted": self.accepted,
-            "rows_rejected": self.rejected,
-            "duplicates_dropped": self.duplicates,
-            "rejected_rows": [{"row": p.row, "reason": p.reason} for p in self.problems],
-            "unknown_columns": self.unknown_columns,
-            "absent_columns": self.absent_columns,
-        }
+    def report(self) -> PartReport:
+        return PartReport(rows_received=self.received, rows_accepted=self.accepted, rows_rejected=self.rejected,
+                          duplicates_dropped=self.duplicates,
+                          rejected_rows=[RejectedRow(row=p.row, reason=p.reason) for p in self.problems],
+                          unknown_columns=self.unknown_columns, absent_columns=self.absent_columns)
 
 
 @dataclass
@@ -202,5 +198,5 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
     if result.accepted == 0 and rejected:
         raise NoValidRows(f"all {result.received} rows were rejected; the first: "
                           + "; ".join(f"row {p.row}: {p.reason}" for p in result.problems[:3]),
-                          **result.report())
+                          **result.report().model_dump())
     return result

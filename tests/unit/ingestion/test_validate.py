@@ -25,7 +25,7 @@ def test_values_are_coerced_to_their_column_types():
     v = run(b"x,n,b,y\n 1.5 ,3,Yes, a \n-2e3,4.0,0,b\n", NUMERIC)
     assert v.table.to_pylist() == [{"x": 1.5, "n": 3, "b": True, "y": "a"},
                                    {"x": -2000.0, "n": 4, "b": False, "y": "b"}]
-    assert v.report()["rows_rejected"] == 0
+    assert v.report().rows_rejected == 0
 
 
 def test_bad_values_reject_their_row_with_the_row_number_and_reason():
