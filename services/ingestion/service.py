@@ -68,7 +68,7 @@ class IngestionService:
                 schema = Schema(task=spec.task, target=spec.target, columns=spec.columns)
             except ValueError as exc:
                 raise BadInput(f"the schema is not valid: {exc}") from None
-        record = DatasetRecord(name=spec.name, task=spec.task, target=spec.target, schema=schema)
+        record = DatasetRecord(name=spec.name, task=spec.task, target=spec.target, schema_=schema)
         try:
             await self.repo.create_dataset(record)
         except ConcurrencyConflict:
@@ -116,7 +116,7 @@ class IngestionService:
         if task is not None and task != record.task:
             raise Conflict(f"dataset {name!r} is for {record.task}, not {task}")
         return UploadSession(id=uuid.uuid4().hex, dataset=name, target=record.target, task=record.task,
-                             schema=record.schema_)
+                             schema_=record.schema_)
 
     async def upload_of(self, name: str, upload_id: str) -> UploadSession:
         found = await self.repo.session(upload_id)
@@ -162,12 +162,12 @@ class IngestionService:
         if existing is not None and existing.sha256 == sha and session.schema_ is not None:
             # A retried part: nothing stored again.
             report = (await self.repo.part_record(existing.key)).report
-            return PartResult(part=number, unchanged=True, schema=session.schema_, **dict(report))
+            return PartResult(part=number, unchanged=True, schema_=session.schema_, **dict(report))
         schema, validated, profile = await self._prepare(body, content_type, session)
         stored = await self._store_part(session, number, sha, schema, validated, profile)
         if stored is None:  # another part inferred the schema first: validate against that one instead
             return await self.put_part(upload_id, number, body, content_type)
-        return PartResult(part=number, unchanged=False, schema=schema, **dict(stored.report))
+        return PartResult(part=number, unchanged=False, schema_=schema, **dict(stored.report))
 
     async def _prepare(self, body: bytes, content_type: str | None, session: UploadSession
                        ) -> tuple[Schema, Validated, dict[str, Any]]:
@@ -210,14 +210,22 @@ class IngestionService:
         try:
             current = await self._update_session(upload_id, record_part)
         except Exception:
-            await self.repo.delete_part(key)
+            await self._delete_unrecorded(upload_id, key)
             raise
         if current.parts.get(number) != ref:
-            await self.repo.delete_part(key)
+            await self._delete_unrecorded(upload_id, key)
             return None
         if replaced is not None and replaced.key != key:
             await self.repo.delete_part(replaced.key)
         return part
+
+    async def _delete_unrecorded(self, upload_id: str, key: str) -> None:
+        """Deletes the files of a part this request stored but could not record, unless the
+        session records them after all: the same part sent twice at once has the same key,
+        and the other request may have recorded it (and a commit kept it since)."""
+        session = await self.repo.session(upload_id)
+        if session is None or all(p.key != key for p in session.parts.values()):
+            await self.repo.delete_part(key)
 
     def _infer(self, table: pa.Table, session: UploadSession) -> Schema:
         try:
@@ -249,7 +257,7 @@ class IngestionService:
             return CommitResult.of(await self.manifest(session.dataset, str(session.version)), unchanged=False)
         if not session.parts or session.schema_ is None:
             raise BadInput(f"upload {upload_id!r} has no parts yet; send at least one part before committing")
-        parts, hashes, duplicates = await self._parts_without_repeats(session)
+        parts, hashes, duplicates = await self._parts_without_repeats(session, session.schema_)
         draft = await self._summarise(session, session.schema_, parts, hashes, duplicates)
         manifest, unchanged = await self._commit_version(draft)
         kept = frozenset() if unchanged else frozenset(p.key for p in manifest.parts)
@@ -257,7 +265,8 @@ class IngestionService:
         await self._announce(session.dataset)
         return CommitResult.of(manifest, unchanged)
 
-    async def _parts_without_repeats(self, session: UploadSession) -> tuple[list[PartRecord], np.ndarray, int]:
+    async def _parts_without_repeats(self, session: UploadSession, schema: Schema
+                                     ) -> tuple[list[PartRecord], np.ndarray, int]:
         """The session's parts in order, rows equal to a row of an earlier part dropped (parts
         that lose rows are rewritten). Returns the parts, the fingerprints of the rows kept, and
         how many were dropped."""
@@ -279,7 +288,7 @@ class IngestionService:
                 continue
             table = (await self.repo.part_rows(part.key, of)).filter(pa.array(mask))
             rewritten = part.model_copy(update={"key": f"{part.key}-dedup", "rows": table.num_rows,
-                                                "profile": profiles.part_profile(table, session.schema_)})
+                                                "profile": profiles.part_profile(table, schema)})
             await self.repo.put_part(rewritten, table, part_hashes[mask])
             dropped += int((~mask).sum())
             result.append(rewritten)
@@ -298,7 +307,7 @@ class IngestionService:
             return digest, profiles.finish(merged or {}, schema)
 
         digest, profile = await asyncio.to_thread(work)
-        return Manifest(dataset=session.dataset, version=0, upload_id=session.id, schema=schema,
+        return Manifest(dataset=session.dataset, version=0, upload_id=session.id, schema_=schema,
                         schema_hash=schema.hash(), parts=[PartFile(key=p.key, rows=p.rows) for p in parts],
                         row_count=int(len(hashes)), sha256=digest, profile=profile,
                         rows_rejected=sum(p.report.rows_rejected for p in parts),
@@ -314,7 +323,7 @@ class IngestionService:
         written: dict[str, Manifest] = {}  # manifests saved for a number, by key
 
         async def add_version(record: DatasetRecord | None) -> DatasetRecord:
-            record = record or DatasetRecord(name=name, task=schema.task, target=schema.target, schema=schema)
+            record = record or DatasetRecord(name=name, task=schema.task, target=schema.target, schema_=schema)
             if record.version_of(upload_id) is not None:
                 return record  # an earlier try of this commit got through
             if record.schema_ is not None and record.schema_.hash() != draft.schema_hash:

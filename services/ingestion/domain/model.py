@@ -173,7 +173,7 @@ class UploadSession(Stored):
     def public(self) -> UploadState:
         return UploadState(upload_id=self.id, dataset=self.dataset, state=self.state, parts=sorted(self.parts),
                            rows_accepted=sum(p.rows for p in self.parts.values()), version=self.version,
-                           created_at=self.created_at, schema=self.schema_)
+                           created_at=self.created_at, schema_=self.schema_)
 
 
 class OpenUploads(RootModel[dict[str, str]]):
@@ -200,7 +200,8 @@ class CommitResult(Stored):
     def of(cls, manifest: Manifest, unchanged: bool) -> "CommitResult":
         return cls(dataset=manifest.dataset, version=manifest.version, unchanged=unchanged,
                    row_count=manifest.row_count, sha256=manifest.sha256, rows_rejected=manifest.rows_rejected,
-                   duplicates_dropped=manifest.duplicates_dropped, schema=manifest.schema_, profile=manifest.profile)
+                   duplicates_dropped=manifest.duplicates_dropped, schema_=manifest.schema_,
+                   profile=manifest.profile)
 
 
 class UploadResult(CommitResult):

@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +78,7 @@ def _check_header(names: list[str], limits: Limits) -> None:
     if long:
         raise BadInput(f"column(s) {long} of the header have names longer than {MAX_NAME_CHARS} characters; "
                        f"shorten them")
-    seen = set()
-    twice = sorted({n for n in names if n in seen or seen.add(n)})
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
     if twice:
         raise BadInput(f"the header names {twice} more than once")
 
@@ -160,7 +161,7 @@ def _parse_csv_slowly(text: str, names: list[str]) -> Parsed:
     except csv.Error as exc:
         raise BadInput(f"the CSV is malformed at line {reader.line_num}: {exc}; fields holding commas, "
                        f"quotes or newlines must be quoted, and quotes inside them doubled") from None
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    columns: list[Sequence[str | None]] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
     table = pa.table({n: pa.array(col, type=pa.string()) for n, col in zip(names, columns, strict=True)})
     return Parsed(table, row_numbers=numbers, problems=problems)
 

@@ -40,7 +40,7 @@ class Validated:
 
     @property
     def accepted(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def report(self) -> PartReport:
         return PartReport(rows_received=self.received, rows_accepted=self.accepted, rows_rejected=self.rejected,
@@ -58,7 +58,7 @@ class _Check:
 
 
 def _numpy(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False).astype(bool)
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _none(n: int) -> pa.ChunkedArray:
@@ -71,9 +71,11 @@ def _show(value: str | None, limit: int = 40) -> str:
 
 
 def _infinite_or_nan(value: str | float | None) -> bool:
+    if value is None:
+        return False
     try:
         return not math.isfinite(float(value))
-    except (TypeError, ValueError):
+    except ValueError:
         return False
 
 
@@ -137,6 +139,24 @@ def _coerce_slowly(readable: pa.ChunkedArray, kind: ColumnType) -> tuple[pa.Arra
     return pa.array(values, type=ARROW_TYPES[kind]), pa.array(flags)
 
 
+def _why_bad(raw: pa.ChunkedArray, column: Column, max_chars: int) -> Callable[[int], str]:
+    """Why the value of row i of a column is bad."""
+
+    def why(i: int) -> str:
+        value = raw[i].as_py()
+        if column.type in (ColumnType.TEXT, ColumnType.CATEGORY):
+            return f"column {column.name!r}: the value is longer than {max_chars} characters"
+        if column.type == ColumnType.NUMBER and _infinite_or_nan(value):
+            return f"column {column.name!r}: {_show(str(value))} is not a finite number"
+        return f"column {column.name!r}: {_show(value)} is not {column.type.with_article}"
+
+    return why
+
+
+def _always(reason: str) -> Callable[[int], str]:
+    return lambda _: reason
+
+
 def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: int) -> Validated:
     """Accepts or rejects every row of a parsed body; raises NoValidRows when none is left."""
     table = parsed.table
@@ -154,22 +174,12 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
         raw = table[column.name] if column.name in present else pa.chunked_array([pa.nulls(n, pa.string())])
         values, bad = _coerce(raw, column, max_field_chars)
         if bad.any():
-            raw_values = raw  # bound for the message below
-
-            def why(i, name=column.name, kind=column.type, raw_values=raw_values):
-                value = raw_values[i].as_py()
-                if kind in (ColumnType.TEXT, ColumnType.CATEGORY):
-                    return f"column {name!r}: the value is longer than {max_field_chars} characters"
-                if kind == ColumnType.NUMBER and _infinite_or_nan(value):
-                    return f"column {name!r}: {_show(str(value))} is not a finite number"
-                return f"column {name!r}: {_show(value)} is not {kind.with_article}"
-
-            checks.append(_Check(bad, why))
+            checks.append(_Check(bad, _why_bad(raw, column, max_field_chars)))
         missing = _numpy(pc.is_null(values)) & ~bad
         if column.name == schema.target:
-            checks.append(_Check(missing, lambda i, name=column.name: f"the target {name!r} is missing"))
+            checks.append(_Check(missing, _always(f"the target {column.name!r} is missing")))
         elif column.missing == MissingPolicy.REJECT:
-            checks.append(_Check(missing, lambda i, name=column.name: f"column {name!r} is missing"))
+            checks.append(_Check(missing, _always(f"column {column.name!r} is missing")))
         elif column.missing == MissingPolicy.FILL:
             values = pc.fill_null(values, column.fill())
         columns[column.name] = values
