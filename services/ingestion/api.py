@@ -87,8 +87,9 @@ async def create_dataset(spec: DatasetSpec, service: ServiceDep) -> DatasetRecor
 
 
 @router.get("", response_model=DatasetList)
-async def list_datasets(service: ServiceDep, offset: Annotated[int, Query(ge=0)] = 0,
-                        limit: Annotated[int, Query(ge=1)] = 100) -> DatasetList:
+async def list_datasets(
+    service: ServiceDep, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1)] = 100
+) -> DatasetList:
     """The datasets in order of name, a page at a time."""
     return await service.datasets(offset, limit)
 
@@ -98,10 +99,21 @@ async def get_dataset(name: Name, service: ServiceDep) -> DatasetInfo:
     return await service.dataset(name)
 
 
-@router.post("/{name}/versions", status_code=201, response_model=UploadResult,
-             responses={200: {"model": UploadResult, "description": "identical to the latest version"}})
-async def upload(name: Name, request: Request, response: Response, service: ServiceDep, settings: SettingsDep,
-                 target: Target = None, task: TaskQuery = None) -> UploadResult:
+@router.post(
+    "/{name}/versions",
+    status_code=201,
+    response_model=UploadResult,
+    responses={200: {"model": UploadResult, "description": "identical to the latest version"}},
+)
+async def upload(
+    name: Name,
+    request: Request,
+    response: Response,
+    service: ServiceDep,
+    settings: SettingsDep,
+    target: Target = None,
+    task: TaskQuery = None,
+) -> UploadResult:
     """One-shot upload: CSV, a JSON list of records, or NDJSON. Answers the committed version."""
     body = await read_body(request, settings.max_part_bytes)
     result = await service.upload_once(name, body, request.headers.get("content-type"), target, task)
@@ -111,8 +123,7 @@ async def upload(name: Name, request: Request, response: Response, service: Serv
 
 
 @router.post("/{name}/uploads", status_code=201, response_model=UploadState)
-async def start_upload(name: Name, service: ServiceDep, target: Target = None,
-                       task: TaskQuery = None) -> UploadState:
+async def start_upload(name: Name, service: ServiceDep, target: Target = None, task: TaskQuery = None) -> UploadState:
     return (await service.start_upload(name, target, task)).public()
 
 
@@ -122,16 +133,26 @@ async def get_upload(name: Name, upload_id: UploadId, service: ServiceDep) -> Up
 
 
 @router.put("/{name}/uploads/{upload_id}/parts/{number}", response_model=PartResult)
-async def put_part(name: Name, upload_id: UploadId, number: Annotated[int, Path(ge=1)], request: Request,
-                   service: ServiceDep, settings: SettingsDep) -> PartResult:
+async def put_part(
+    name: Name,
+    upload_id: UploadId,
+    number: Annotated[int, Path(ge=1)],
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+) -> PartResult:
     """One part: a self-contained body (CSV parts each start with the header line)."""
     await service.upload_of(name, upload_id)
     body = await read_body(request, settings.max_part_bytes)
     return await service.put_part(upload_id, number, body, request.headers.get("content-type"))
 
 
-@router.post("/{name}/uploads/{upload_id}/commit", status_code=201, response_model=CommitResult,
-             responses={200: {"model": CommitResult, "description": "identical to the latest version"}})
+@router.post(
+    "/{name}/uploads/{upload_id}/commit",
+    status_code=201,
+    response_model=CommitResult,
+    responses={200: {"model": CommitResult, "description": "identical to the latest version"}},
+)
 async def commit(name: Name, upload_id: UploadId, response: Response, service: ServiceDep) -> CommitResult:
     await service.upload_of(name, upload_id)
     result = await service.commit(upload_id)
@@ -152,9 +173,13 @@ async def get_version(name: Name, version: Version, service: ServiceDep) -> Mani
 
 
 @router.get("/{name}/versions/{version}/rows", response_model=RowsPage)
-async def get_rows(name: Name, version: Version, service: ServiceDep,
-                   offset: Annotated[int, Query(ge=0)] = 0,
-                   limit: Annotated[int, Query(ge=1)] = 100) -> RowsPage:
+async def get_rows(
+    name: Name,
+    version: Version,
+    service: ServiceDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> RowsPage:
     return await service.rows(name, version, offset, limit)
 
 
@@ -187,8 +212,7 @@ async def _csv(tables: AsyncIterator[pa.Table]) -> AsyncIterator[bytes]:
     first = True
     async for table in tables:
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(spreadsheet_safe(table), sink, pacsv.WriteOptions(include_header=first,
-                                                                          quoting_style="needed"))
+        pacsv.write_csv(spreadsheet_safe(table), sink, pacsv.WriteOptions(include_header=first, quoting_style="needed"))
         first = False
         yield sink.getvalue().to_pybytes()
 
@@ -218,11 +242,19 @@ async def _read_ahead(tables: AsyncIterator[pa.Table]) -> AsyncIterator[pa.Table
     return all_of_them()
 
 
-@router.get("/{name}/versions/{version}/data", response_model=None, response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}, PARQUET_TYPES[0]: {}},
-                             "description": "the rows of the version"}})
-async def download(name: Name, version: Version, request: Request, service: ServiceDep,
-                   format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None) -> StreamingResponse:
+@router.get(
+    "/{name}/versions/{version}/data",
+    response_model=None,
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, PARQUET_TYPES[0]: {}}, "description": "the rows of the version"}},
+)
+async def download(
+    name: Name,
+    version: Version,
+    request: Request,
+    service: ServiceDep,
+    format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None,
+) -> StreamingResponse:
     """The whole version as CSV (default) or Parquet: ?format= or the Accept header chooses."""
     manifest = await service.manifest(name, version)
     accept = request.headers.get("accept", "")
@@ -231,6 +263,7 @@ async def download(name: Name, version: Version, request: Request, service: Serv
     headers = {"content-disposition": f'attachment; filename="{filename}"'}
     tables = await _read_ahead(service.parts(manifest))
     if as_parquet:
-        return StreamingResponse(_parquet(tables, manifest.schema_.arrow()), media_type=PARQUET_TYPES[0],
-                                 headers=headers)
+        return StreamingResponse(
+            _parquet(tables, manifest.schema_.arrow()), media_type=PARQUET_TYPES[0], headers=headers
+        )
     return StreamingResponse(_csv(tables), media_type="text/csv", headers=headers)

@@ -30,11 +30,19 @@ async def flush(repo: DatasetRepository, publisher: EventPublisher, name: str) -
             sent.append(number)
             continue
         manifest = await repo.manifest(name, ref)
-        payload = DatasetVersionCommitted(dataset=name, version=number, row_count=manifest.row_count,
-                                          schema_hash=manifest.schema_hash,
-                                          profile=profiles.summary(manifest.profile))
-        await publisher.publish(EventType.DATASET_VERSION_COMMITTED, payload, subject=f"{name}/v{number}",
-                                event_id=f"{name}-v{number}-{ref.sha256[:12]}")
+        payload = DatasetVersionCommitted(
+            dataset=name,
+            version=number,
+            row_count=manifest.row_count,
+            schema_hash=manifest.schema_hash,
+            profile=profiles.summary(manifest.profile),
+        )
+        await publisher.publish(
+            EventType.DATASET_VERSION_COMMITTED,
+            payload,
+            subject=f"{name}/v{number}",
+            event_id=f"{name}-v{number}-{ref.sha256[:12]}",
+        )
         sent.append(number)
 
     def drop_sent(current: DatasetRecord | None) -> DatasetRecord | None:

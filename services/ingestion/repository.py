@@ -75,8 +75,9 @@ class DatasetRepository:
         await self._datasets.create(f"dataset:{record.name}", record)
         await self.index(record.name)
 
-    async def update_dataset(self, name: str, change: Change[DatasetRecord], attempts: int = 20
-                             ) -> DatasetRecord | None:
+    async def update_dataset(
+        self, name: str, change: Change[DatasetRecord], attempts: int = 20
+    ) -> DatasetRecord | None:
         """Compare-and-swap, retried: see Documents.update. A change given None may create the
         record; the caller then indexes it."""
         return await Documents(self.state, DatasetRecord, attempts).update(f"dataset:{name}", change)
@@ -127,8 +128,9 @@ class DatasetRepository:
     # manifests: one key per version, written before the dataset record points at it
 
     async def manifest(self, dataset: str, ref: VersionRef) -> Manifest:
-        return await _referenced(self._manifests, ref.manifest_key,
-                                 f"the manifest of dataset {dataset!r} version {ref.version}")
+        return await _referenced(
+            self._manifests, ref.manifest_key, f"the manifest of dataset {dataset!r} version {ref.version}"
+        )
 
     async def save_manifest(self, manifest: Manifest) -> str:
         key = f"manifest:{manifest.dataset}:v{manifest.version}:{manifest.upload_id}"
@@ -143,9 +145,11 @@ class DatasetRepository:
     async def put_part(self, record: PartRecord, table: pa.Table, hashes: np.ndarray) -> None:
         # Encoding is CPU work: off the event loop, so other requests go on meanwhile.
         data = await asyncio.to_thread(parquet_bytes, table)
-        await asyncio.gather(self.blobs.put(f"{record.key}.parquet", data),
-                             self.blobs.put(f"{record.key}.hashes", hashes.astype("<u8").tobytes()),
-                             self._parts.put(f"part:{record.key}", record))
+        await asyncio.gather(
+            self.blobs.put(f"{record.key}.parquet", data),
+            self.blobs.put(f"{record.key}.hashes", hashes.astype("<u8").tobytes()),
+            self._parts.put(f"part:{record.key}", record),
+        )
 
     async def part_record(self, key: str) -> PartRecord:
         return await _referenced(self._parts, f"part:{key}", f"the record of part {key!r}")
@@ -154,8 +158,9 @@ class DatasetRepository:
         try:
             return await self.blobs.get(key)
         except NotFound:
-            raise Lost(f"the stored rows of {of} are missing (part {key!r}); the data was lost from "
-                       f"the blob store") from None
+            raise Lost(
+                f"the stored rows of {of} are missing (part {key!r}); the data was lost from the blob store"
+            ) from None
 
     async def part_rows(self, key: str, of: str) -> pa.Table:
         """`of` names what the part belongs to, for the error when its file was lost."""

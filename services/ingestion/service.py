@@ -62,8 +62,10 @@ class IngestionService:
         schema = None
         if spec.columns is not None:
             if len(spec.columns) > self.settings.max_columns:
-                raise BadInput(f"the schema declares {len(spec.columns)} columns; a dataset may have at most "
-                               f"{self.settings.max_columns}")
+                raise BadInput(
+                    f"the schema declares {len(spec.columns)} columns; a dataset may have at most "
+                    f"{self.settings.max_columns}"
+                )
             try:
                 schema = Schema(task=spec.task, target=spec.target, columns=spec.columns)
             except ValueError as exc:
@@ -78,17 +80,20 @@ class IngestionService:
     async def dataset(self, name: str) -> DatasetRecord:
         found = await self.repo.dataset(name)
         if found is None:
-            raise Missing(f"dataset {name!r} does not exist; create it first, or upload with a target column "
-                          f"to create it from the data")
+            raise Missing(
+                f"dataset {name!r} does not exist; create it first, or upload with a target column "
+                f"to create it from the data"
+            )
         return found
 
     async def datasets(self, offset: int = 0, limit: int = 100) -> DatasetList:
         """One page of the datasets, in order of name."""
         self._check_page(offset, limit, self.settings.max_page_datasets)
         names = await self.repo.names()
-        records = await asyncio.gather(*(self.repo.dataset(n) for n in names[offset:offset + limit]))
-        return DatasetList(datasets=[r.summary() for r in records if r is not None], total=len(names),
-                           offset=offset, limit=limit)
+        records = await asyncio.gather(*(self.repo.dataset(n) for n in names[offset : offset + limit]))
+        return DatasetList(
+            datasets=[r.summary() for r in records if r is not None], total=len(names), offset=offset, limit=limit
+        )
 
     @staticmethod
     def _check_page(offset: int, limit: int, most: int) -> None:
@@ -115,8 +120,9 @@ class IngestionService:
             raise Conflict(f"dataset {name!r} has target {record.target!r}, not {target!r}")
         if task is not None and task != record.task:
             raise Conflict(f"dataset {name!r} is for {record.task}, not {task}")
-        return UploadSession(id=uuid.uuid4().hex, dataset=name, target=record.target, task=record.task,
-                             schema_=record.schema_)
+        return UploadSession(
+            id=uuid.uuid4().hex, dataset=name, target=record.target, task=record.task, schema_=record.schema_
+        )
 
     async def upload_of(self, name: str, upload_id: str) -> UploadSession:
         found = await self.repo.session(upload_id)
@@ -140,8 +146,9 @@ class IngestionService:
         try:
             updated = await self.repo.update_session(upload_id, change)
         except Busy:
-            raise Conflict(f"upload {upload_id!r} is busy: other requests changed it each time this one tried; "
-                           f"send this one again") from None
+            raise Conflict(
+                f"upload {upload_id!r} is busy: other requests changed it each time this one tried; send this one again"
+            ) from None
         if updated is None:
             raise Missing(f"upload {upload_id!r} does not exist")
         return updated
@@ -169,8 +176,9 @@ class IngestionService:
             return await self.put_part(upload_id, number, body, content_type)
         return PartResult(part=number, unchanged=False, schema_=schema, **dict(stored.report))
 
-    async def _prepare(self, body: bytes, content_type: str | None, session: UploadSession
-                       ) -> tuple[Schema, Validated, dict[str, Any]]:
+    async def _prepare(
+        self, body: bytes, content_type: str | None, session: UploadSession
+    ) -> tuple[Schema, Validated, dict[str, Any]]:
         """Parses, validates and profiles in a worker thread: CPU work must not stall the
         event loop, which serves the other parts in flight meanwhile."""
 
@@ -182,15 +190,23 @@ class IngestionService:
 
         return await asyncio.to_thread(work)
 
-    async def _store_part(self, session: UploadSession, number: int, sha: str, schema: Schema,
-                          validated: Validated, profile: dict[str, Any]) -> PartRecord | None:
+    async def _store_part(
+        self,
+        session: UploadSession,
+        number: int,
+        sha: str,
+        schema: Schema,
+        validated: Validated,
+        profile: dict[str, Any],
+    ) -> PartRecord | None:
         """Stores the part's files, then records it in the session. None when the session
         has meanwhile taken another schema than the one the part was validated with: the part
         is then not kept."""
         upload_id = session.id
         key = f"datasets/{session.dataset}/uploads/{upload_id}/part-{number:05d}-{sha[:16]}"
-        part = PartRecord(number=number, sha256=sha, key=key, rows=validated.accepted, report=validated.report(),
-                          profile=profile)
+        part = PartRecord(
+            number=number, sha256=sha, key=key, rows=validated.accepted, report=validated.report(), profile=profile
+        )
         ref = PartRef(sha256=sha, key=key, rows=part.rows)
         await self.repo.put_part(part, validated.table, validated.hashes)
         replaced: PartRef | None = None
@@ -265,13 +281,15 @@ class IngestionService:
         await self._announce(session.dataset)
         return CommitResult.of(manifest, unchanged)
 
-    async def _parts_without_repeats(self, session: UploadSession, schema: Schema
-                                     ) -> tuple[list[PartRecord], np.ndarray, int]:
+    async def _parts_without_repeats(
+        self, session: UploadSession, schema: Schema
+    ) -> tuple[list[PartRecord], np.ndarray, int]:
         """The session's parts in order, rows equal to a row of an earlier part dropped (parts
         that lose rows are rewritten). Returns the parts, the fingerprints of the rows kept, and
         how many were dropped."""
-        parts = list(await asyncio.gather(*(self.repo.part_record(session.parts[n].key)
-                                            for n in sorted(session.parts))))
+        parts = list(
+            await asyncio.gather(*(self.repo.part_record(session.parts[n].key) for n in sorted(session.parts)))
+        )
         of = f"upload {session.id!r}"
         hashes = await asyncio.gather(*(self.repo.part_hashes(p.key, of) for p in parts))
         every = np.concatenate(hashes)
@@ -281,21 +299,27 @@ class IngestionService:
             return parts, every, 0
         result, offset, dropped = [], 0, 0
         for part, part_hashes in zip(parts, hashes, strict=True):
-            mask = keep[offset:offset + len(part_hashes)]
+            mask = keep[offset : offset + len(part_hashes)]
             offset += len(part_hashes)
             if mask.all():
                 result.append(part)
                 continue
             table = (await self.repo.part_rows(part.key, of)).filter(pa.array(mask))
-            rewritten = part.model_copy(update={"key": f"{part.key}-dedup", "rows": table.num_rows,
-                                                "profile": profiles.part_profile(table, schema)})
+            rewritten = part.model_copy(
+                update={
+                    "key": f"{part.key}-dedup",
+                    "rows": table.num_rows,
+                    "profile": profiles.part_profile(table, schema),
+                }
+            )
             await self.repo.put_part(rewritten, table, part_hashes[mask])
             dropped += int((~mask).sum())
             result.append(rewritten)
         return result, every[keep], dropped
 
-    async def _summarise(self, session: UploadSession, schema: Schema, parts: list[PartRecord],
-                         hashes: np.ndarray, duplicates: int) -> Manifest:
+    async def _summarise(
+        self, session: UploadSession, schema: Schema, parts: list[PartRecord], hashes: np.ndarray, duplicates: int
+    ) -> Manifest:
         """The manifest the version will have, but for its number (0 here), which the commit
         gives it."""
 
@@ -307,11 +331,19 @@ class IngestionService:
             return digest, profiles.finish(merged or {}, schema)
 
         digest, profile = await asyncio.to_thread(work)
-        return Manifest(dataset=session.dataset, version=0, upload_id=session.id, schema_=schema,
-                        schema_hash=schema.hash(), parts=[PartFile(key=p.key, rows=p.rows) for p in parts],
-                        row_count=int(len(hashes)), sha256=digest, profile=profile,
-                        rows_rejected=sum(p.report.rows_rejected for p in parts),
-                        duplicates_dropped=duplicates + sum(p.report.duplicates_dropped for p in parts))
+        return Manifest(
+            dataset=session.dataset,
+            version=0,
+            upload_id=session.id,
+            schema_=schema,
+            schema_hash=schema.hash(),
+            parts=[PartFile(key=p.key, rows=p.rows) for p in parts],
+            row_count=int(len(hashes)),
+            sha256=digest,
+            profile=profile,
+            rows_rejected=sum(p.report.rows_rejected for p in parts),
+            duplicates_dropped=duplicates + sum(p.report.duplicates_dropped for p in parts),
+        )
 
     async def _commit_version(self, draft: Manifest) -> tuple[Manifest, bool]:
         """Gives the upload the next version number of its dataset: one compare-and-swap of the
@@ -336,9 +368,16 @@ class IngestionService:
             key = await self.repo.save_manifest(manifest)
             written[key] = manifest
             record.schema_ = schema
-            record.versions.append(VersionRef(version=manifest.version, manifest_key=key, upload_id=upload_id,
-                                              row_count=manifest.row_count, sha256=manifest.sha256,
-                                              created_at=manifest.created_at))
+            record.versions.append(
+                VersionRef(
+                    version=manifest.version,
+                    manifest_key=key,
+                    upload_id=upload_id,
+                    row_count=manifest.row_count,
+                    sha256=manifest.sha256,
+                    created_at=manifest.created_at,
+                )
+            )
             record.outbox.append(manifest.version)
             return record
 
@@ -346,8 +385,9 @@ class IngestionService:
         try:
             record = await self.repo.update_dataset(name, add_version, self.settings.commit_attempts)
         except Busy:
-            raise Conflict(f"dataset {name!r} is busy: {self.settings.commit_attempts} commits raced this one; "
-                           f"commit again") from None
+            raise Conflict(
+                f"dataset {name!r} is busy: {self.settings.commit_attempts} commits raced this one; commit again"
+            ) from None
         finally:
             # Whatever happened: manifests saved for numbers other commits got, or for a commit
             # that ended without a version, are no one's.
@@ -362,8 +402,13 @@ class IngestionService:
             raise RuntimeError(f"committing upload {upload_id!r} left dataset {name!r} without its version")
         return await self.repo.manifest(name, latest), True
 
-    async def _end_session(self, upload_id: str, state: Literal["committed", "aborted"], version: int | None = None,
-                           kept: frozenset[str] = frozenset()) -> None:
+    async def _end_session(
+        self,
+        upload_id: str,
+        state: Literal["committed", "aborted"],
+        version: int | None = None,
+        kept: frozenset[str] = frozenset(),
+    ) -> None:
         """Closes the upload and deletes the part files no version uses: all of them on abort
         or when the upload matched the latest version; otherwise the originals of parts
         rewritten without cross-part duplicates, and parts that arrived while the commit ran."""
@@ -388,8 +433,9 @@ class IngestionService:
         except Exception as exc:  # the version is committed; the relay publishes its event later
             log.warning("events of dataset %s not published yet, will retry: %s", name, exc)
 
-    async def upload_once(self, name: str, body: bytes, content_type: str | None, target: str | None = None,
-                          task: Task | None = None) -> UploadResult:
+    async def upload_once(
+        self, name: str, body: bytes, content_type: str | None, target: str | None = None, task: Task | None = None
+    ) -> UploadResult:
         """Validates first and stores only then, so a refused body leaves nothing behind."""
         self._check_size(body)
         session = await self._new_session(name, target, task)
@@ -428,8 +474,10 @@ class IngestionService:
                 raise BadInput(f"a version is a number or 'latest', not {version!r}")
             ref = record.version(int(version))
             if ref is None:
-                raise Missing(f"dataset {name!r} has no version {version}; "
-                              f"it has {[v.version for v in record.versions] or 'none'}")
+                raise Missing(
+                    f"dataset {name!r} has no version {version}; "
+                    f"it has {[v.version for v in record.versions] or 'none'}"
+                )
         return await self.repo.manifest(name, ref)
 
     async def rows(self, name: str, version: str, offset: int, limit: int) -> RowsPage:
@@ -445,8 +493,9 @@ class IngestionService:
             start = end
             if start >= offset + limit:
                 break
-        return RowsPage(dataset=name, version=manifest.version, offset=offset, limit=limit,
-                        total=manifest.row_count, rows=rows)
+        return RowsPage(
+            dataset=name, version=manifest.version, offset=offset, limit=limit, total=manifest.row_count, rows=rows
+        )
 
     async def parts(self, manifest: Manifest) -> AsyncIterator[pa.Table]:
         for part in manifest.parts:

@@ -54,9 +54,14 @@ def upload(client, body=IRIS, name="iris", query="?target=species", headers=CSV)
 
 # datasets
 
+
 def test_create_a_dataset_with_a_schema_then_list_and_show_it(client):
-    spec = {"name": "houses", "task": "regression", "target": "price",
-            "columns": [{"name": "rooms", "type": "integer"}, {"name": "price", "type": "number"}]}
+    spec = {
+        "name": "houses",
+        "task": "regression",
+        "target": "price",
+        "columns": [{"name": "rooms", "type": "integer"}, {"name": "price", "type": "number"}],
+    }
     reply = client.post("/api/datasets", json=spec)
     assert reply.status_code == 201 and reply.json()["schema"]["columns"][0]["name"] == "rooms"
     assert [d["name"] for d in client.get("/api/datasets").json()["datasets"]] == ["houses"]
@@ -70,14 +75,23 @@ def test_creating_a_dataset_twice_is_409(client):
     assert reply.status_code == 409 and "exists already" in reply.json()["detail"]
 
 
-@pytest.mark.parametrize("spec, status, message", [
-    ({"name": "Bad Name", "task": "classification", "target": "y"}, 422, "name"),
-    ({"name": "d", "task": "clustering", "target": "y"}, 422, "task"),
-    ({"name": "d", "task": "classification", "target": "y", "columns": [{"name": "x", "type": "number"}]},
-     400, "target 'y' is not one of the columns"),
-    ({"name": "d", "task": "classification", "target": "y", "columns": [{"name": "y", "type": "date"}]},
-     422, "type"),
-])
+@pytest.mark.parametrize(
+    "spec, status, message",
+    [
+        ({"name": "Bad Name", "task": "classification", "target": "y"}, 422, "name"),
+        ({"name": "d", "task": "clustering", "target": "y"}, 422, "task"),
+        (
+            {"name": "d", "task": "classification", "target": "y", "columns": [{"name": "x", "type": "number"}]},
+            400,
+            "target 'y' is not one of the columns",
+        ),
+        (
+            {"name": "d", "task": "classification", "target": "y", "columns": [{"name": "y", "type": "date"}]},
+            422,
+            "type",
+        ),
+    ],
+)
 def test_bad_dataset_specs_are_refused_and_store_nothing(client, spec, status, message):
     reply = client.post("/api/datasets", json=spec)
     assert reply.status_code == status and message in json.dumps(reply.json())
@@ -91,13 +105,17 @@ def test_an_unknown_dataset_is_404_saying_how_to_create_it(client):
 
 # one-shot uploads
 
+
 def test_a_csv_upload_creates_the_dataset_infers_the_schema_and_profiles_it(client):
     reply = upload(client)
     assert reply.status_code == 201
     body = reply.json()
     assert body["version"] == 1 and body["row_count"] == 3 and body["unchanged"] is False
     assert {c["name"]: c["type"] for c in body["schema"]["columns"]} == {
-        "sepal": "number", "petal": "number", "species": "category"}
+        "sepal": "number",
+        "petal": "number",
+        "species": "category",
+    }
     assert body["schema"]["task"] == "classification"
     assert body["profile"]["columns"]["sepal"]["min"] == 5.1
     assert body["profile"]["class_balance"] == {"setosa": 0.333333, "versicolor": 0.333333, "virginica": 0.333333}
@@ -114,8 +132,12 @@ def test_uploading_the_same_content_again_returns_the_latest_version(client):
 
 def test_json_and_ndjson_uploads(client):
     records = [{"x": 1, "y": "a"}, {"x": 2.5, "y": "b"}]
-    assert upload(client, json.dumps(records).encode(), "j", "?target=y",
-                  {"content-type": "application/json"}).json()["row_count"] == 2
+    assert (
+        upload(client, json.dumps(records).encode(), "j", "?target=y", {"content-type": "application/json"}).json()[
+            "row_count"
+        ]
+        == 2
+    )
     lines = b"\n".join(json.dumps(r).encode() for r in records)
     assert upload(client, lines, "n", "?target=y", {"content-type": "application/x-ndjson"}).json()["row_count"] == 2
 
@@ -126,18 +148,22 @@ def test_rejected_rows_are_listed_with_row_number_and_reason(client):
     assert reply.status_code == 201
     assert reply.json()["upload"]["rejected_rows"] == [
         {"row": 2, "reason": "column 'sepal': 'abc' is not a number"},
-        {"row": 3, "reason": "the target 'species' is missing"}]
+        {"row": 3, "reason": "the target 'species' is missing"},
+    ]
     assert reply.json()["row_count"] == 1 and reply.json()["rows_rejected"] == 2
 
 
-@pytest.mark.parametrize("body, headers, status, message", [
-    (b"", CSV, 400, "the body is empty"),
-    (b"sepal,species\n\xff,a\n", CSV, 400, "not UTF-8"),
-    (b'sepal,species\n1,"a\n', CSV, 400, "quote that is never closed"),
-    (b"sepal,species\n1,a\n", {"content-type": "application/xml"}, 415, "not supported"),
-    (b"sepal,species\n1,\n2,NA\n", CSV, 422, "all 2 rows were rejected"),
-    (b"sepal,petal\n1,2\n", CSV, 400, "target 'species' is not a column"),
-])
+@pytest.mark.parametrize(
+    "body, headers, status, message",
+    [
+        (b"", CSV, 400, "the body is empty"),
+        (b"sepal,species\n\xff,a\n", CSV, 400, "not UTF-8"),
+        (b'sepal,species\n1,"a\n', CSV, 400, "quote that is never closed"),
+        (b"sepal,species\n1,a\n", {"content-type": "application/xml"}, 415, "not supported"),
+        (b"sepal,species\n1,\n2,NA\n", CSV, 422, "all 2 rows were rejected"),
+        (b"sepal,petal\n1,2\n", CSV, 400, "target 'species' is not a column"),
+    ],
+)
 def test_bad_bodies_get_a_clear_4xx_and_store_nothing(client, body, headers, status, message):
     reply = upload(client, body, query="?target=species", headers=headers)
     assert reply.status_code == status, reply.json()
@@ -171,6 +197,7 @@ def test_a_target_other_than_the_datasets_is_409(client):
 
 
 # multi-part uploads
+
 
 def start(client, name="iris", query="?target=species") -> str:
     reply = client.post(f"/api/datasets/{name}/uploads{query}")
@@ -251,6 +278,7 @@ def test_upload_mistakes(client):
 
 # read side
 
+
 def test_rows_are_paged(client):
     body = b"x,y\n" + b"".join(f"{i},c{i % 2}\n".encode() for i in range(25))
     upload(client, body, "d", "?target=y")
@@ -265,7 +293,11 @@ def test_download_as_csv_and_as_parquet(client):
     csv = client.get("/api/datasets/iris/versions/1/data")
     assert csv.headers["content-type"].startswith("text/csv")
     assert list(csvlib.reader(io.StringIO(csv.text))) == [
-        ["sepal", "petal", "species"], ["5.1", "1.4", "setosa"], ["7", "4.7", "versicolor"], ["6.3", "6", "virginica"]]
+        ["sepal", "petal", "species"],
+        ["5.1", "1.4", "setosa"],
+        ["7", "4.7", "versicolor"],
+        ["6.3", "6", "virginica"],
+    ]
     parquet = client.get("/api/datasets/iris/versions/1/data", headers={"accept": "application/vnd.apache.parquet"})
     table = pq.read_table(io.BytesIO(parquet.content))
     assert table.to_pylist()[0] == {"sepal": 5.1, "petal": 1.4, "species": "setosa"}
@@ -281,10 +313,11 @@ def test_versions_that_do_not_exist(client):
 
 # events
 
+
 def test_each_committed_version_is_announced_once_with_a_stable_id(client):
     upload(client)
     upload(client, query="")  # unchanged: no new version, no new event
-    (event_type, payload, subject), = ports(client).publisher.sent
+    ((event_type, payload, subject),) = ports(client).publisher.sent
     assert payload.dataset == "iris" and payload.version == 1 and payload.row_count == 3
     assert payload.profile["rows"] == 3 and subject == "iris/v1"
     assert ports(client).publisher.ids[0].startswith("iris-v1-")

@@ -23,9 +23,16 @@ def client(make_client):
 
 
 def formulas(client):
-    spec = {"name": "f", "task": "regression", "target": "y",
-            "columns": [{"name": "note", "type": "text"}, {"name": "kind", "type": "category"},
-                        {"name": "y", "type": "number"}]}
+    spec = {
+        "name": "f",
+        "task": "regression",
+        "target": "y",
+        "columns": [
+            {"name": "note", "type": "text"},
+            {"name": "kind", "type": "category"},
+            {"name": "y", "type": "number"},
+        ],
+    }
     assert client.post("/api/datasets", json=spec).status_code == 201
     out = io.StringIO()
     writer = csv.writer(out)
@@ -128,8 +135,10 @@ def test_rows_whose_part_was_lost_are_a_500_saying_the_data_was_lost_not_a_404(c
     assert client.get("/api/datasets/iris/versions/1/rows?limit=3").status_code == 200, "part 1 is all it needs"
     reply = client.get("/api/datasets/iris/versions/1/rows")
     assert reply.status_code == 500
-    assert reply.json()["detail"] == (f"the stored rows of dataset 'iris' version 1 are missing (part "
-                                      f"'{second}.parquet'); the data was lost from the blob store")
+    assert reply.json()["detail"] == (
+        f"the stored rows of dataset 'iris' version 1 are missing (part "
+        f"'{second}.parquet'); the data was lost from the blob store"
+    )
 
 
 def test_a_version_whose_manifest_was_lost_is_a_500_saying_so(client):
@@ -139,5 +148,6 @@ def test_a_version_whose_manifest_was_lost_is_a_500_saying_so(client):
     for path in ("", "/rows", "/data"):
         reply = client.get(f"/api/datasets/iris/versions/1{path}")
         assert reply.status_code == 500
-        assert reply.json()["detail"] == (f"the manifest of dataset 'iris' version 1 is missing (state key "
-                                          f"{key!r}); it was lost from the state store")
+        assert reply.json()["detail"] == (
+            f"the manifest of dataset 'iris' version 1 is missing (state key {key!r}); it was lost from the state store"
+        )

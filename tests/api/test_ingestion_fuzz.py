@@ -13,8 +13,33 @@ from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
 from tests.fakes import fake_ports
 
-PIECES = ["a", "b", "y", "1", "-2.5", "1e3", "NA", "", " ", '"', '""', ",", "\n", "\r\n", "true", "x,y",
-          "\ufeff", "é", "\x00", "nan", "inf", "99999999999999999999", "{", "[", "null"]
+PIECES = [
+    "a",
+    "b",
+    "y",
+    "1",
+    "-2.5",
+    "1e3",
+    "NA",
+    "",
+    " ",
+    '"',
+    '""',
+    ",",
+    "\n",
+    "\r\n",
+    "true",
+    "x,y",
+    "\ufeff",
+    "é",
+    "\x00",
+    "nan",
+    "inf",
+    "99999999999999999999",
+    "{",
+    "[",
+    "null",
+]
 
 
 def bodies(seed: int, count: int):
@@ -27,8 +52,13 @@ def bodies(seed: int, count: int):
             text = "a,y\n" + "".join(rng.choice(PIECES) for _ in range(rng.randrange(40)))
             yield "text/csv", text.encode("utf-8", "surrogatepass")
         else:
-            records = [{rng.choice(["a", "y", "z"]): rng.choice([1, -2.5, "x", None, True, [1], {"k": 1}, "NA"])
-                        for _ in range(rng.randrange(4))} for _ in range(rng.randrange(5))]
+            records = [
+                {
+                    rng.choice(["a", "y", "z"]): rng.choice([1, -2.5, "x", None, True, [1], {"k": 1}, "NA"])
+                    for _ in range(rng.randrange(4))
+                }
+                for _ in range(rng.randrange(5))
+            ]
             if kind == "json":
                 yield "application/json", json.dumps(rng.choice([records, records[:1], {"a": 1}, 3])).encode()
             else:
@@ -41,8 +71,9 @@ def test_random_bodies_never_crash_and_refusals_store_nothing(seed):
         ports = client.app.state.ports
         for content_type, body in bodies(seed, 60):
             before = (dict(ports.state.items), dict(ports.blobs.blobs))
-            reply = client.post("/api/datasets/fuzz/versions?target=y", content=body,
-                                headers={"content-type": content_type})
+            reply = client.post(
+                "/api/datasets/fuzz/versions?target=y", content=body, headers={"content-type": content_type}
+            )
             assert reply.status_code < 500, (body, reply.text)
             assert reply.json().get("detail") or reply.status_code in (200, 201), (body, reply.text)
             if reply.status_code >= 400:
@@ -50,8 +81,22 @@ def test_random_bodies_never_crash_and_refusals_store_nothing(seed):
 
 
 # Values past what a reader or a number type can take, and text a spreadsheet would run.
-EXTREMES = ["inf", "-Infinity", "1e309", "-1e309", "1" * 5000, "=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)",
-            "\tx", "0", "2.5", "a", "b"]
+EXTREMES = [
+    "inf",
+    "-Infinity",
+    "1e309",
+    "-1e309",
+    "1" * 5000,
+    "=cmd|' /C calc'!A0",
+    "+1",
+    "-x",
+    "@SUM(A1)",
+    "\tx",
+    "0",
+    "2.5",
+    "a",
+    "b",
+]
 
 
 def extreme_bodies(seed: int, count: int):

@@ -29,15 +29,22 @@ def stored_no_rows(client) -> bool:
 
 
 @pytest.mark.parametrize("how", ["upload", "part"])
-@pytest.mark.parametrize("body, content_type, message", [
-    (b"a" * 1_000_000 + b",y\n1,2\n", CSV, "column names may be at most 200 characters"),
-    (b"a" * 201 + b",y\n1,2\n", CSV, "column(s) [1] of the header have names longer than 200 characters"),
-    (json.dumps([{"a" * 201: 1, "y": "b"}]).encode(), JSON, "longer than 200 characters"),
-    (DEEP, JSON, "nests lists or objects too deeply"),
-    (b'{"x": 1, "y": ' + DEEP + b"}", NDJSON, "nests lists or objects too deeply"),
-    (b'[{"x": ' + LONG_NUMBER + b', "y": "a"}]', JSON, "has 5000 digits; numbers may have at most 4300"),
-    (b'{"x": 1, "y": "a"}\n{"x": -' + LONG_NUMBER + b', "y": "b"}', NDJSON, "line 2: a number in the JSON has 5000"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, message",
+    [
+        (b"a" * 1_000_000 + b",y\n1,2\n", CSV, "column names may be at most 200 characters"),
+        (b"a" * 201 + b",y\n1,2\n", CSV, "column(s) [1] of the header have names longer than 200 characters"),
+        (json.dumps([{"a" * 201: 1, "y": "b"}]).encode(), JSON, "longer than 200 characters"),
+        (DEEP, JSON, "nests lists or objects too deeply"),
+        (b'{"x": 1, "y": ' + DEEP + b"}", NDJSON, "nests lists or objects too deeply"),
+        (b'[{"x": ' + LONG_NUMBER + b', "y": "a"}]', JSON, "has 5000 digits; numbers may have at most 4300"),
+        (
+            b'{"x": 1, "y": "a"}\n{"x": -' + LONG_NUMBER + b', "y": "b"}',
+            NDJSON,
+            "line 2: a number in the JSON has 5000",
+        ),
+    ],
+)
 def test_bodies_past_what_can_be_read_are_400_saying_why_and_store_no_rows(client, how, body, content_type, message):
     reply = send(client, how, body, content_type)
     assert reply.status_code == 400, reply.text
@@ -54,8 +61,9 @@ def test_json_values_nested_a_few_levels_are_kept_as_text(client):
 def test_a_declared_schema_with_more_columns_than_allowed_is_refused_quickly_naming_the_limit(client):
     columns = [{"name": f"c{i}", "type": "number"} for i in range(100_000)]
     started = time.perf_counter()
-    reply = client.post("/api/datasets", json={"name": "wide", "task": "regression", "target": "c0",
-                                               "columns": columns})
+    reply = client.post(
+        "/api/datasets", json={"name": "wide", "task": "regression", "target": "c0", "columns": columns}
+    )
     assert time.perf_counter() - started < 10
     assert reply.status_code == 400 and "declares 100000 columns; a dataset may have at most 500" in reply.text
     assert client.ports.state.items == {}
@@ -63,6 +71,7 @@ def test_a_declared_schema_with_more_columns_than_allowed_is_refused_quickly_nam
 
 def test_a_declared_schema_at_the_column_limit_is_accepted(client):
     columns = [{"name": f"c{i}", "type": "number"} for i in range(500)]
-    reply = client.post("/api/datasets", json={"name": "wide", "task": "regression", "target": "c0",
-                                               "columns": columns})
+    reply = client.post(
+        "/api/datasets", json={"name": "wide", "task": "regression", "target": "c0", "columns": columns}
+    )
     assert reply.status_code == 201 and len(reply.json()["schema"]["columns"]) == 500

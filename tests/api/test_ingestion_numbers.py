@@ -7,9 +7,11 @@ import pytest
 
 CSV = {"content-type": "text/csv"}
 INFINITE = b"x,y\n1.5,a\ninf,b\n1e309,a\n2,b\n-Infinity,a\n"
-REASONS = [{"row": 2, "reason": "column 'x': 'inf' is not a finite number"},
-           {"row": 3, "reason": "column 'x': '1e309' is not a finite number"},
-           {"row": 5, "reason": "column 'x': '-Infinity' is not a finite number"}]
+REASONS = [
+    {"row": 2, "reason": "column 'x': 'inf' is not a finite number"},
+    {"row": 3, "reason": "column 'x': '1e309' is not a finite number"},
+    {"row": 5, "reason": "column 'x': '-Infinity' is not a finite number"},
+]
 
 
 @pytest.fixture
@@ -34,8 +36,12 @@ def test_a_json_number_too_big_for_a_float_rejects_its_row(client):
 
 
 def test_a_declared_number_column_rejects_infinite_values_the_same_way(client):
-    spec = {"name": "d", "task": "classification", "target": "y",
-            "columns": [{"name": "x", "type": "number"}, {"name": "y", "type": "category"}]}
+    spec = {
+        "name": "d",
+        "task": "classification",
+        "target": "y",
+        "columns": [{"name": "x", "type": "number"}, {"name": "y", "type": "category"}],
+    }
     assert client.post("/api/datasets", json=spec).status_code == 201
     reply = client.post("/api/datasets/d/versions", content=INFINITE, headers=CSV)
     assert reply.status_code == 201, reply.text
@@ -47,8 +53,10 @@ def test_a_declared_number_column_rejects_infinite_values_the_same_way(client):
 
 @pytest.mark.parametrize("fill_value", ["Infinity", '"abc"'])
 def test_a_declared_number_column_refuses_a_fill_value_that_is_no_finite_number(client, fill_value):
-    spec = ('{"name": "d", "task": "classification", "target": "y", "columns": [{"name": "x", "type": "number", '
-            '"missing": "fill", "fill_value": FILL}, {"name": "y", "type": "category"}]}').replace("FILL", fill_value)
+    spec = (
+        '{"name": "d", "task": "classification", "target": "y", "columns": [{"name": "x", "type": "number", '
+        '"missing": "fill", "fill_value": FILL}, {"name": "y", "type": "category"}]}'
+    ).replace("FILL", fill_value)
     reply = client.post("/api/datasets", content=spec, headers={"content-type": "application/json"})
     assert reply.status_code in (400, 422) and "fill_value" in json.dumps(reply.json())
     assert client.ports.state.items == {}

@@ -16,8 +16,10 @@ class TooLarge(IngestionError):
 
     @classmethod
     def part(cls, size: str, limit: int) -> "TooLarge":
-        return cls(f"the body is {size} bytes; one part may be at most {limit} bytes: "
-                   f"send the file in parts (a multi-part upload)")
+        return cls(
+            f"the body is {size} bytes; one part may be at most {limit} bytes: "
+            f"send the file in parts (a multi-part upload)"
+        )
 
 
 class UnsupportedType(IngestionError):

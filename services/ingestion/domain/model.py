@@ -65,9 +65,15 @@ class DatasetRecord(DatasetInfo):
 
     def summary(self) -> DatasetSummary:
         latest = self.latest
-        return DatasetSummary(name=self.name, task=self.task, target=self.target, versions=len(self.versions),
-                              latest_version=latest.version if latest else None,
-                              latest_rows=latest.row_count if latest else None, created_at=self.created_at)
+        return DatasetSummary(
+            name=self.name,
+            task=self.task,
+            target=self.target,
+            versions=len(self.versions),
+            latest_version=latest.version if latest else None,
+            latest_rows=latest.row_count if latest else None,
+            created_at=self.created_at,
+        )
 
 
 class DatasetIndex(BaseModel):
@@ -134,7 +140,7 @@ class PartRef(Stored):
     """What an upload session keeps of each part: small, so the session stays small."""
 
     sha256: str  # of the body as received: a retried identical part is recognised by it
-    key: str     # blob key prefix: <key>.parquet holds the rows, <key>.hashes their fingerprints
+    key: str  # blob key prefix: <key>.parquet holds the rows, <key>.hashes their fingerprints
     rows: int
 
 
@@ -171,9 +177,16 @@ class UploadSession(Stored):
     version: int | None = None  # once committed
 
     def public(self) -> UploadState:
-        return UploadState(upload_id=self.id, dataset=self.dataset, state=self.state, parts=sorted(self.parts),
-                           rows_accepted=sum(p.rows for p in self.parts.values()), version=self.version,
-                           created_at=self.created_at, schema_=self.schema_)
+        return UploadState(
+            upload_id=self.id,
+            dataset=self.dataset,
+            state=self.state,
+            parts=sorted(self.parts),
+            rows_accepted=sum(p.rows for p in self.parts.values()),
+            version=self.version,
+            created_at=self.created_at,
+            schema_=self.schema_,
+        )
 
 
 class OpenUploads(RootModel[dict[str, str]]):
@@ -198,10 +211,17 @@ class CommitResult(Stored):
 
     @classmethod
     def of(cls, manifest: Manifest, unchanged: bool) -> "CommitResult":
-        return cls(dataset=manifest.dataset, version=manifest.version, unchanged=unchanged,
-                   row_count=manifest.row_count, sha256=manifest.sha256, rows_rejected=manifest.rows_rejected,
-                   duplicates_dropped=manifest.duplicates_dropped, schema_=manifest.schema_,
-                   profile=manifest.profile)
+        return cls(
+            dataset=manifest.dataset,
+            version=manifest.version,
+            unchanged=unchanged,
+            row_count=manifest.row_count,
+            sha256=manifest.sha256,
+            rows_rejected=manifest.rows_rejected,
+            duplicates_dropped=manifest.duplicates_dropped,
+            schema_=manifest.schema_,
+            profile=manifest.profile,
+        )
 
 
 class UploadResult(CommitResult):

@@ -48,12 +48,18 @@ class Limits:
 
 def media_type(content_type: str | None) -> str:
     kind = (content_type or "").split(";")[0].strip().lower()
-    aliases = {"application/csv": CSV, "text/plain": CSV, "application/jsonl": NDJSON,
-               "application/jsonlines": NDJSON, "application/ndjson": NDJSON}
+    aliases = {
+        "application/csv": CSV,
+        "text/plain": CSV,
+        "application/jsonl": NDJSON,
+        "application/jsonlines": NDJSON,
+        "application/ndjson": NDJSON,
+    }
     kind = aliases.get(kind, kind)
     if kind not in MEDIA_TYPES:
-        raise UnsupportedType(f"content type {content_type or '(none)'!r} is not supported; "
-                              f"send one of {', '.join(MEDIA_TYPES)}")
+        raise UnsupportedType(
+            f"content type {content_type or '(none)'!r} is not supported; send one of {', '.join(MEDIA_TYPES)}"
+        )
     return kind
 
 
@@ -64,8 +70,10 @@ def _text(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
-        raise BadInput(f"the body is not UTF-8 text: byte 0x{body[exc.start]:02x} at line {line} "
-                       f"(offset {exc.start}); save the file as UTF-8 and send it again") from None
+        raise BadInput(
+            f"the body is not UTF-8 text: byte 0x{body[exc.start]:02x} at line {line} "
+            f"(offset {exc.start}); save the file as UTF-8 and send it again"
+        ) from None
 
 
 def _check_header(names: list[str], limits: Limits) -> None:
@@ -76,8 +84,9 @@ def _check_header(names: list[str], limits: Limits) -> None:
         raise BadInput(f"column(s) {blank} of the header have no name")
     long = [i + 1 for i, n in enumerate(names) if len(n) > MAX_NAME_CHARS]
     if long:
-        raise BadInput(f"column(s) {long} of the header have names longer than {MAX_NAME_CHARS} characters; "
-                       f"shorten them")
+        raise BadInput(
+            f"column(s) {long} of the header have names longer than {MAX_NAME_CHARS} characters; shorten them"
+        )
     twice = sorted(n for n, count in Counter(names).items() if count > 1)
     if twice:
         raise BadInput(f"the header names {twice} more than once")
@@ -97,8 +106,13 @@ def _read_typed(body: bytes, names: list[str], schema: Schema) -> pa.Table | Non
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _: "error"),
             convert_options=pacsv.ConvertOptions(
-                column_types=types, null_values=MISSING_MARKERS, strings_can_be_null=True,
-                quoted_strings_can_be_null=True, true_values=_variants(TRUE), false_values=_variants(FALSE)),
+                column_types=types,
+                null_values=MISSING_MARKERS,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                true_values=_variants(TRUE),
+                false_values=_variants(FALSE),
+            ),
         )
     except pa.ArrowInvalid:
         return None
@@ -106,15 +120,18 @@ def _read_typed(body: bytes, names: list[str], schema: Schema) -> pa.Table | Non
 
 def parse_csv(body: bytes, limits: Limits, schema: Schema | None = None) -> Parsed:
     text = _text(body)
-    body = body[len(BOM):] if body.startswith(BOM) else body
+    body = body[len(BOM) :] if body.startswith(BOM) else body
     if body.count(b'"') % 2:
-        raise BadInput("the CSV has a quote that is never closed; fields holding commas, quotes or "
-                       "newlines must be quoted, and quotes inside them doubled")
+        raise BadInput(
+            "the CSV has a quote that is never closed; fields holding commas, quotes or "
+            "newlines must be quoted, and quotes inside them doubled"
+        )
     try:
         header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
     except csv.Error as exc:  # e.g. a field longer than the csv module's limit (128 KiB)
-        raise BadInput(f"the CSV header line cannot be read: {exc}; column names may be at most "
-                       f"{MAX_NAME_CHARS} characters") from None
+        raise BadInput(
+            f"the CSV header line cannot be read: {exc}; column names may be at most {MAX_NAME_CHARS} characters"
+        ) from None
     names = [h.strip() for h in header]
     _check_header(names, limits)
     if schema is not None:
@@ -135,7 +152,10 @@ def parse_csv(body: bytes, limits: Limits, schema: Schema | None = None) -> Pars
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=count),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
-                null_values=MISSING_MARKERS, strings_can_be_null=True, quoted_strings_can_be_null=True),
+                null_values=MISSING_MARKERS,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
         )
     except pa.ArrowInvalid as exc:
         raise BadInput(f"the CSV is malformed: {exc}") from None
@@ -159,8 +179,10 @@ def _parse_csv_slowly(text: str, names: list[str]) -> Parsed:
             elif row:
                 problems.append(RowProblem(number, f"has {len(row)} fields, the header has {len(names)}"))
     except csv.Error as exc:
-        raise BadInput(f"the CSV is malformed at line {reader.line_num}: {exc}; fields holding commas, "
-                       f"quotes or newlines must be quoted, and quotes inside them doubled") from None
+        raise BadInput(
+            f"the CSV is malformed at line {reader.line_num}: {exc}; fields holding commas, "
+            f"quotes or newlines must be quoted, and quotes inside them doubled"
+        ) from None
     columns: list[Sequence[str | None]] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
     table = pa.table({n: pa.array(col, type=pa.string()) for n, col in zip(names, columns, strict=True)})
     return Parsed(table, row_numbers=numbers, problems=problems)
@@ -195,8 +217,10 @@ def _integer(digits: str) -> int:
     # digits) with a ValueError; no column type could hold one anyway.
     limit = sys.get_int_max_str_digits()
     if limit and len(digits.lstrip("-")) > limit:
-        raise BadInput(f"a number in the JSON has {len(digits.lstrip('-'))} digits; numbers may have at most "
-                       f"{limit} digits (send longer ones as strings)")
+        raise BadInput(
+            f"a number in the JSON has {len(digits.lstrip('-'))} digits; numbers may have at most "
+            f"{limit} digits (send longer ones as strings)"
+        )
     return int(digits)
 
 
@@ -210,7 +234,7 @@ def parse_json(body: bytes, limits: Limits, schema: Schema | None = None) -> Par
     except json.JSONDecodeError as exc:
         raise BadInput(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(records, list):
-        raise BadInput("a JSON body must be a list of records, e.g. [{\"x\": 1, \"y\": \"a\"}]")
+        raise BadInput('a JSON body must be a list of records, e.g. [{"x": 1, "y": "a"}]')
     return _records_to_table(records, limits, "record")
 
 
@@ -238,5 +262,7 @@ def parse(body: bytes, content_type: str | None, limits: Limits, schema: Schema 
     try:
         return parser(body, limits, schema)
     except RecursionError:  # reading JSON, or writing a nested value back as text
-        raise BadInput("the JSON nests lists or objects too deeply to read; send records as objects of "
-                       "column: value, with values nested a few levels at most") from None
+        raise BadInput(
+            "the JSON nests lists or objects too deeply to read; send records as objects of "
+            "column: value, with values nested a few levels at most"
+        ) from None

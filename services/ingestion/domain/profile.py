@@ -23,8 +23,13 @@ def part_profile(table: pa.Table, schema: Schema) -> dict[str, Any]:
             floats = pc.cast(values, pa.float64())
             minmax = pc.min_max(floats).as_py()
             variance = pc.variance(floats, ddof=0).as_py() or 0.0
-            stats |= {"n": present, "mean": pc.mean(floats).as_py(), "m2": variance * present,
-                      "min": minmax["min"], "max": minmax["max"]}
+            stats |= {
+                "n": present,
+                "mean": pc.mean(floats).as_py(),
+                "m2": variance * present,
+                "min": minmax["min"],
+                "max": minmax["max"],
+            }
         elif column.type in (ColumnType.CATEGORY, ColumnType.BOOLEAN):
             counts = pc.value_counts(pc.drop_null(values))
             pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
@@ -41,9 +46,13 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if "n" in a and "n" in b:
         n = a["n"] + b["n"]
         delta = b["mean"] - a["mean"]
-        merged |= {"n": n, "mean": a["mean"] + delta * b["n"] / n,
-                   "m2": a["m2"] + b["m2"] + delta * delta * a["n"] * b["n"] / n,
-                   "min": min(a["min"], b["min"]), "max": max(a["max"], b["max"])}
+        merged |= {
+            "n": n,
+            "mean": a["mean"] + delta * b["n"] / n,
+            "m2": a["m2"] + b["m2"] + delta * delta * a["n"] * b["n"] / n,
+            "min": min(a["min"], b["min"]),
+            "max": max(a["max"], b["max"]),
+        }
     elif "n" in a or "n" in b:
         merged |= {k: v for k, v in (a if "n" in a else b).items() if k not in ("rows", "missing")}
     if "counts" in a or "counts" in b:
@@ -61,8 +70,10 @@ def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def merge(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
     if a is None:
         return b
-    return {"rows": a["rows"] + b["rows"],
-            "columns": {name: _merge_column(a["columns"][name], b["columns"][name]) for name in b["columns"]}}
+    return {
+        "rows": a["rows"] + b["rows"],
+        "columns": {name: _merge_column(a["columns"][name], b["columns"][name]) for name in b["columns"]},
+    }
 
 
 def _top(counts: dict[str, int]) -> dict[str, int]:
@@ -78,8 +89,11 @@ def finish(merged: dict[str, Any], schema: Schema) -> dict[str, Any]:
     columns = {}
     for column in schema.columns:
         stats = merged["columns"][column.name]
-        out: dict[str, Any] = {"type": column.type.value, "missing": stats["missing"],
-                               "present": stats["rows"] - stats["missing"]}
+        out: dict[str, Any] = {
+            "type": column.type.value,
+            "missing": stats["missing"],
+            "present": stats["rows"] - stats["missing"],
+        }
         if "n" in stats:
             std = math.sqrt(stats["m2"] / (stats["n"] - 1)) if stats["n"] > 1 else 0.0
             out |= {"min": stats["min"], "max": stats["max"], "mean": stats["mean"], "std": std}

@@ -35,9 +35,9 @@ class ColumnType(StrEnum):
 
 
 class MissingPolicy(StrEnum):
-    KEEP = "keep"      # stays missing: counted in the profile, imputed at training
+    KEEP = "keep"  # stays missing: counted in the profile, imputed at training
     REJECT = "reject"  # the row is rejected
-    FILL = "fill"      # replaced by the column's fill_value
+    FILL = "fill"  # replaced by the column's fill_value
 
 
 ARROW_TYPES = {
@@ -93,8 +93,9 @@ class Schema(BaseModel):
         if target is None:
             raise ValueError(f"target {self.target!r} is not one of the columns {list(counts)}")
         if self.task == Task.REGRESSION and target.type not in (ColumnType.NUMBER, ColumnType.INTEGER):
-            raise ValueError(f"a regression target must be a number or integer column, "
-                             f"{self.target!r} is {target.type}")
+            raise ValueError(
+                f"a regression target must be a number or integer column, {self.target!r} is {target.type}"
+            )
         return self
 
     def column(self, name: str) -> Column | None:
@@ -137,8 +138,10 @@ def infer_type(values: pa.ChunkedArray) -> ColumnType:
     if len(present) == 0:
         return ColumnType.TEXT
     lowered = pc.utf8_lower(present)
-    if pc.all(pc.is_in(lowered, value_set=pa.array(sorted(TRUE | FALSE)))).as_py() and \
-            not pc.all(pc.is_in(present, value_set=pa.array(["0", "1"]))).as_py():
+    if (
+        pc.all(pc.is_in(lowered, value_set=pa.array(sorted(TRUE | FALSE)))).as_py()
+        and not pc.all(pc.is_in(present, value_set=pa.array(["0", "1"]))).as_py()
+    ):
         return ColumnType.BOOLEAN
     if _all_read_as(present, pa.int64()):  # "3.0" reads into an integer column, but says "number"
         return ColumnType.INTEGER
@@ -177,4 +180,3 @@ def infer_schema(table: pa.Table, target: str, task: Task | None = None) -> Sche
 
 def is_valid_name(name: str) -> bool:
     return re.fullmatch(NAME, name) is not None
-

@@ -29,24 +29,29 @@ from services.ingestion.domain.schema import (
 
 @dataclass
 class Validated:
-    table: pa.Table            # accepted rows, typed, in schema column order, duplicates dropped
-    hashes: np.ndarray         # one fingerprint per accepted row
-    received: int              # rows in the body
+    table: pa.Table  # accepted rows, typed, in schema column order, duplicates dropped
+    hashes: np.ndarray  # one fingerprint per accepted row
+    received: int  # rows in the body
     rejected: int
-    duplicates: int            # exact duplicates of an earlier row of the same body, dropped
+    duplicates: int  # exact duplicates of an earlier row of the same body, dropped
     problems: list[RowProblem] = field(default_factory=list)  # the first rejected rows, with reasons
     unknown_columns: list[str] = field(default_factory=list)  # in the data, not in the schema: ignored
-    absent_columns: list[str] = field(default_factory=list)   # in the schema, not in the data: missing
+    absent_columns: list[str] = field(default_factory=list)  # in the schema, not in the data: missing
 
     @property
     def accepted(self) -> int:
         return int(self.table.num_rows)
 
     def report(self) -> PartReport:
-        return PartReport(rows_received=self.received, rows_accepted=self.accepted, rows_rejected=self.rejected,
-                          duplicates_dropped=self.duplicates,
-                          rejected_rows=[RejectedRow(row=p.row, reason=p.reason) for p in self.problems],
-                          unknown_columns=self.unknown_columns, absent_columns=self.absent_columns)
+        return PartReport(
+            rows_received=self.received,
+            rows_accepted=self.accepted,
+            rows_rejected=self.rejected,
+            duplicates_dropped=self.duplicates,
+            rejected_rows=[RejectedRow(row=p.row, reason=p.reason) for p in self.problems],
+            unknown_columns=self.unknown_columns,
+            absent_columns=self.absent_columns,
+        )
 
 
 @dataclass
@@ -165,8 +170,9 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
     unknown = [c for c in table.column_names if schema.column(c) is None]
     absent = [c.name for c in schema.columns if c.name not in present]
     if schema.target in absent:
-        raise NoValidRows(f"the target column {schema.target!r} is not in the data; "
-                          f"its columns are {table.column_names}")
+        raise NoValidRows(
+            f"the target column {schema.target!r} is not in the data; its columns are {table.column_names}"
+        )
 
     checks: list[_Check] = []
     columns = {}
@@ -203,10 +209,13 @@ def validate(parsed: Parsed, schema: Schema, max_field_chars: int, max_listed: i
     duplicates = kept.num_rows - len(first)
     if duplicates:
         kept, hashes = kept.take(pa.array(first)), hashes[first]
-    result = Validated(kept, hashes, n + len(parsed.problems), rejected, duplicates,
-                       problems[:max_listed], unknown, absent)
+    result = Validated(
+        kept, hashes, n + len(parsed.problems), rejected, duplicates, problems[:max_listed], unknown, absent
+    )
     if result.accepted == 0 and rejected:
-        raise NoValidRows(f"all {result.received} rows were rejected; the first: "
-                          + "; ".join(f"row {p.row}: {p.reason}" for p in result.problems[:3]),
-                          **result.report().model_dump())
+        raise NoValidRows(
+            f"all {result.received} rows were rejected; the first: "
+            + "; ".join(f"row {p.row}: {p.reason}" for p in result.problems[:3]),
+            **result.report().model_dump(),
+        )
     return result

@@ -17,8 +17,11 @@ def messages(path: Path) -> list[str]:
     the errors' own constructors)."""
     texts = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                (node.func.id == "cls" or node.func.id.endswith("Error") or node.func.id in ERRORS):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and (node.func.id == "cls" or node.func.id.endswith("Error") or node.func.id in ERRORS)
+        ):
             texts += [c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
     return texts
 

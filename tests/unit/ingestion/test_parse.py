@@ -34,20 +34,25 @@ def test_rows_with_the_wrong_number_of_fields_are_named_by_row_number():
     assert parsed.table.to_pylist() == [{"a": "1", "b": "2"}, {"a": "6", "b": "7"}]
     assert parsed.row_numbers == [1, 3]
     assert [(p.row, p.reason) for p in parsed.problems] == [
-        (2, "has 3 fields, the header has 2"), (4, "has 1 fields, the header has 2")]
+        (2, "has 3 fields, the header has 2"),
+        (4, "has 1 fields, the header has 2"),
+    ]
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"", "the body is empty"),
-    (b"  \n", "the body is empty"),
-    (b"a,b\n", "header but no data rows"),
-    (b"a,b\n1,\xff\n", "not UTF-8 text: byte 0xff at line 2"),
-    (b"a,a\n1,2\n", "names ['a'] more than once"),
-    (b"a,,c\n1,2,3\n", "column(s) [2] of the header have no name"),
-    (b"a,b,c,d,e,f\n1,2,3,4,5,6\n", "6 columns; the limit is 5"),
-    (b'a,b\n1,"2\n3,4\n', "quote that is never closed"),
-    (b'a,b\n1,"2"x,3\n', "malformed at line 2"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "the body is empty"),
+        (b"  \n", "the body is empty"),
+        (b"a,b\n", "header but no data rows"),
+        (b"a,b\n1,\xff\n", "not UTF-8 text: byte 0xff at line 2"),
+        (b"a,a\n1,2\n", "names ['a'] more than once"),
+        (b"a,,c\n1,2,3\n", "column(s) [2] of the header have no name"),
+        (b"a,b,c,d,e,f\n1,2,3,4,5,6\n", "6 columns; the limit is 5"),
+        (b'a,b\n1,"2\n3,4\n', "quote that is never closed"),
+        (b'a,b\n1,"2"x,3\n', "malformed at line 2"),
+    ],
+)
 def test_unreadable_csv_is_a_clear_bad_input(body, message):
     with pytest.raises(BadInput, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         parse(body, "text/csv", LIMITS)
@@ -72,12 +77,15 @@ def test_ndjson_skips_blank_lines_and_names_the_bad_one():
         parse(b'{"a": 1}\n{"a": \n', "application/x-ndjson", LIMITS)
 
 
-@pytest.mark.parametrize("body, message", [
-    (b'{"a": 1}', "must be a list of records"),
-    (b"[1, 2]", "record 1 is int"),
-    (b"[]", "holds no records"),
-    (b"[{", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"a": 1}', "must be a list of records"),
+        (b"[1, 2]", "record 1 is int"),
+        (b"[]", "holds no records"),
+        (b"[{", "not valid JSON"),
+    ],
+)
 def test_bad_json_bodies(body, message):
     with pytest.raises(BadInput, match=message):
         parse(body, "application/json", LIMITS)

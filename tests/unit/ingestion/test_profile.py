@@ -6,8 +6,11 @@ import pyarrow as pa
 from services.ingestion.domain import profile
 from services.ingestion.domain.schema import Column, Schema
 
-SCHEMA = Schema(task="classification", target="y", columns=[
-    Column(name="x", type="number"), Column(name="t", type="text"), Column(name="y", type="category")])
+SCHEMA = Schema(
+    task="classification",
+    target="y",
+    columns=[Column(name="x", type="number"), Column(name="t", type="text"), Column(name="y", type="category")],
+)
 
 
 def table(xs, ts, ys) -> pa.Table:
@@ -33,8 +36,15 @@ def test_a_column_missing_in_one_part_merges():
     a = table([None, None], ["a", "b"], ["p", "q"])
     b = table([3.0], ["c"], ["p"])
     merged = profile.finish(profile.merge(profile.part_profile(a, SCHEMA), profile.part_profile(b, SCHEMA)), SCHEMA)
-    assert merged["columns"]["x"] | {} == {"type": "number", "missing": 2, "present": 1,
-                                          "min": 3.0, "max": 3.0, "mean": 3.0, "std": 0.0}
+    assert merged["columns"]["x"] | {} == {
+        "type": "number",
+        "missing": 2,
+        "present": 1,
+        "min": 3.0,
+        "max": 3.0,
+        "mean": 3.0,
+        "std": 0.0,
+    }
 
 
 def test_summary_for_the_event():

@@ -12,13 +12,23 @@ def strings(**columns) -> pa.Table:
 
 
 def test_inference_picks_the_narrowest_type_per_column():
-    table = strings(i=["1", "2", None, "-3"], f=["1.5", "2", "1e3", None], b=["yes", "No", "TRUE", None],
-                    c=["red", "blue", "red", "red"], t=["a long note", "another", "third one", "fourth"],
-                    y=["a", "b", "a", "b"])
+    table = strings(
+        i=["1", "2", None, "-3"],
+        f=["1.5", "2", "1e3", None],
+        b=["yes", "No", "TRUE", None],
+        c=["red", "blue", "red", "red"],
+        t=["a long note", "another", "third one", "fourth"],
+        y=["a", "b", "a", "b"],
+    )
     s = infer_schema(table, "y")
     assert {c.name: c.type for c in s.columns} == {
-        "i": ColumnType.INTEGER, "f": ColumnType.NUMBER, "b": ColumnType.BOOLEAN,
-        "c": ColumnType.CATEGORY, "t": ColumnType.TEXT, "y": ColumnType.CATEGORY}
+        "i": ColumnType.INTEGER,
+        "f": ColumnType.NUMBER,
+        "b": ColumnType.BOOLEAN,
+        "c": ColumnType.CATEGORY,
+        "t": ColumnType.TEXT,
+        "y": ColumnType.CATEGORY,
+    }
     assert s.task == Task.CLASSIFICATION
 
 
@@ -69,8 +79,11 @@ def test_checking_a_wide_schema_for_repeated_names_takes_linear_time():
 
 
 def test_a_column_of_numbers_some_infinite_infers_as_number_and_one_of_only_infinities_does_not():
-    table = strings(x=["1.5", "inf", "-1e309", "Infinity", None], all_inf=["inf", "-inf", "inf", "inf", "inf"],
-                    y=["a", "b", "a", "b", "a"])
+    table = strings(
+        x=["1.5", "inf", "-1e309", "Infinity", None],
+        all_inf=["inf", "-inf", "inf", "inf", "inf"],
+        y=["a", "b", "a", "b", "a"],
+    )
     s = infer_schema(table, "y")
     assert s.column("x").type == ColumnType.NUMBER
     assert s.column("all_inf").type != ColumnType.NUMBER

@@ -41,12 +41,12 @@ def test_the_same_part_sent_twice_while_the_upload_is_committed_keeps_the_commit
 
     async def race():
         session = await service.start_upload("iris", target="species")
-        return await asyncio.gather(*(service.put_part(session.id, 1, IRIS, "text/csv") for _ in range(2)),
-                                    return_exceptions=True)
+        return await asyncio.gather(
+            *(service.put_part(session.id, 1, IRIS, "text/csv") for _ in range(2)), return_exceptions=True
+        )
 
     results = asyncio.run(race())
-    assert sum(isinstance(r, Conflict) and "committed while this part was on its way" in str(r)
-               for r in results) == 1
+    assert sum(isinstance(r, Conflict) and "committed while this part was on its way" in str(r) for r in results) == 1
     rows = asyncio.run(service.rows("iris", "1", 0, 10))
     assert rows.total == 3 and len(rows.rows) == 3
 
@@ -65,7 +65,8 @@ def test_a_session_that_keeps_changing_under_a_part_is_a_409_saying_to_send_it_a
         session = await service.start_upload("iris", target="species")
         await service.put_part(session.id, 1, IRIS, "text/csv")
 
-    with pytest.raises(Conflict, match="is busy: other requests changed it each time this one tried; send this "
-                                       "one again"):
+    with pytest.raises(
+        Conflict, match="is busy: other requests changed it each time this one tried; send this one again"
+    ):
         asyncio.run(put())
     assert service.repo.blobs.blobs == {}, "the part's files are not left behind"

@@ -17,14 +17,20 @@ def run(body: bytes, s: Schema, listed: int = 20):
     return validate(parse(body, "text/csv", LIMITS), s, LIMITS.max_field_chars, listed)
 
 
-NUMERIC = schema(Column(name="x", type="number"), Column(name="n", type="integer"),
-                 Column(name="b", type="boolean"), Column(name="y", type="category"))
+NUMERIC = schema(
+    Column(name="x", type="number"),
+    Column(name="n", type="integer"),
+    Column(name="b", type="boolean"),
+    Column(name="y", type="category"),
+)
 
 
 def test_values_are_coerced_to_their_column_types():
     v = run(b"x,n,b,y\n 1.5 ,3,Yes, a \n-2e3,4.0,0,b\n", NUMERIC)
-    assert v.table.to_pylist() == [{"x": 1.5, "n": 3, "b": True, "y": "a"},
-                                   {"x": -2000.0, "n": 4, "b": False, "y": "b"}]
+    assert v.table.to_pylist() == [
+        {"x": 1.5, "n": 3, "b": True, "y": "a"},
+        {"x": -2000.0, "n": 4, "b": False, "y": "b"},
+    ]
     assert v.report().rows_rejected == 0
 
 
@@ -52,10 +58,12 @@ def test_a_missing_target_rejects_the_row_other_missing_values_are_kept():
 
 
 def test_missing_policies_reject_and_fill():
-    s = schema(Column(name="a", type="number", missing="reject"),
-               Column(name="b", type="integer", missing="fill", fill_value=0),
-               Column(name="c", type="category", missing="fill", fill_value="unknown"),
-               Column(name="y", type="category"))
+    s = schema(
+        Column(name="a", type="number", missing="reject"),
+        Column(name="b", type="integer", missing="fill", fill_value=0),
+        Column(name="c", type="category", missing="fill", fill_value="unknown"),
+        Column(name="y", type="category"),
+    )
     v = run(b"a,b,c,y\n1,,,p\n,5,z,q\n", s)
     assert v.table.to_pylist() == [{"a": 1.0, "b": 0, "c": "unknown", "y": "p"}]
     assert [(p.row, p.reason) for p in v.problems] == [(2, "column 'a' is missing")]
@@ -95,8 +103,10 @@ def test_overlong_fields_are_rejected():
 def test_malformed_rows_count_as_rejected_with_their_numbers():
     v = run(b"x,n,b,y\n1,2,true,a\n1,2\nbad,2,true,a\n", NUMERIC)
     assert v.received == 3 and v.rejected == 2
-    assert [(p.row, p.reason) for p in v.problems] == [(2, "has 2 fields, the header has 4"),
-                                                        (3, "column 'x': 'bad' is not a number")]
+    assert [(p.row, p.reason) for p in v.problems] == [
+        (2, "has 2 fields, the header has 4"),
+        (3, "column 'x': 'bad' is not a number"),
+    ]
 
 
 def test_integers_beyond_64_bits_are_rejected_not_wrapped():
@@ -119,10 +129,13 @@ def test_one_huge_integer_among_many_rejects_only_its_row():
     assert [(p.row, p.reason) for p in v.problems] == [(2, "column 'n': '99999999999999999999' is not an integer")]
 
 
-@pytest.mark.parametrize("typed, shown", [
-    (False, ["'inf'", "'-1e309'", "'Infinity'"]),  # read as strings, then coerced
-    (True, ["'inf'", "'-inf'", "'inf'"]),          # read typed by the CSV reader
-])
+@pytest.mark.parametrize(
+    "typed, shown",
+    [
+        (False, ["'inf'", "'-1e309'", "'Infinity'"]),  # read as strings, then coerced
+        (True, ["'inf'", "'-inf'", "'inf'"]),  # read typed by the CSV reader
+    ],
+)
 def test_infinite_numbers_reject_their_row_as_not_finite(typed, shown):
     s = schema(Column(name="x", type="number"), Column(name="y", type="category"))
     parsed = parse(b"x,y\n1,a\ninf,a\n-1e309,b\nInfinity,a\n2,b\n", "text/csv", LIMITS, s if typed else None)
