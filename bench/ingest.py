@@ -33,26 +33,42 @@ from scripts.proc import ROOT, free_port, listener_pid, port_open, wait_until
 from scripts.stack import Stack
 
 # Declared up front, as a pipeline loading version after version of one dataset would.
-DATASET = {"task": "classification", "target": "label", "columns":
-           [{"name": f"f{i}", "type": "number"} for i in range(4)]
-           + [{"name": f"i{i}", "type": "integer"} for i in range(3)]
-           + [{"name": "color", "type": "category"}, {"name": "flag", "type": "boolean"},
-              {"name": "label", "type": "category"}]}
+DATASET = {
+    "task": "classification",
+    "target": "label",
+    "columns": [{"name": f"f{i}", "type": "number"} for i in range(4)]
+    + [{"name": f"i{i}", "type": "integer"} for i in range(3)]
+    + [
+        {"name": "color", "type": "category"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "label", "type": "category"},
+    ],
+}
 
 
 def generate(rows: int, path: Path) -> None:
     rng = np.random.default_rng(0)
-    with pacsv.CSVWriter(str(path), pa.schema(
-            [(f"f{i}", pa.float64()) for i in range(4)] + [(f"i{i}", pa.int64()) for i in range(3)]
-            + [("color", pa.string()), ("flag", pa.bool_()), ("label", pa.string())])) as writer:
+    with pacsv.CSVWriter(
+        str(path),
+        pa.schema(
+            [(f"f{i}", pa.float64()) for i in range(4)]
+            + [(f"i{i}", pa.int64()) for i in range(3)]
+            + [("color", pa.string()), ("flag", pa.bool_()), ("label", pa.string())]
+        ),
+    ) as writer:
         for start in range(0, rows, 250_000):
             n = min(250_000, rows - start)
-            writer.write_table(pa.table(
-                {f"f{i}": rng.normal(size=n).round(6) for i in range(4)}
-                | {f"i{i}": rng.integers(0, 1_000_000, size=n) for i in range(3)}
-                | {"color": rng.choice(["red", "green", "blue", "cyan"], size=n),
-                   "flag": rng.random(n) < 0.5,
-                   "label": rng.choice(["a", "b", "c"], size=n)}))
+            writer.write_table(
+                pa.table(
+                    {f"f{i}": rng.normal(size=n).round(6) for i in range(4)}
+                    | {f"i{i}": rng.integers(0, 1_000_000, size=n) for i in range(3)}
+                    | {
+                        "color": rng.choice(["red", "green", "blue", "cyan"], size=n),
+                        "flag": rng.random(n) < 0.5,
+                        "label": rng.choice(["a", "b", "c"], size=n),
+                    }
+                )
+            )
 
 
 def ceiling(path: Path, workdir: Path) -> float:
@@ -122,16 +138,20 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
 def ingest(stack: Stack, path: Path, part_bytes: int, concurrency: int) -> tuple[float, int, int]:
     """Seconds from starting the upload to the committed version, rows stored, parts sent."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(base_url=stack.gateway_url, timeout=600,
-                      limits=httpx.Limits(max_connections=concurrency)) as client:
+    with httpx.Client(
+        base_url=stack.gateway_url, timeout=600, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
         client.post("/api/datasets", json={"name": name, **DATASET}).raise_for_status()
         t0 = time.perf_counter()
         upload = client.post(f"/api/datasets/{name}/uploads").json()["upload_id"]
 
         def put(numbered: tuple[int, bytes]) -> None:
             number, body = numbered
-            client.put(f"/api/datasets/{name}/uploads/{upload}/parts/{number}", content=body,
-                       headers={"content-type": "text/csv"}).raise_for_status()
+            client.put(
+                f"/api/datasets/{name}/uploads/{upload}/parts/{number}",
+                content=body,
+                headers={"content-type": "text/csv"},
+            ).raise_for_status()
 
         numbered = list(enumerate(parts(path, part_bytes), start=1))
         with ThreadPoolExecutor(concurrency) as pool:
@@ -150,11 +170,15 @@ def main(argv: list[str]) -> int:
     sizes = [int(n) for n in args.rows.split(",")]
     part_bytes = int(args.part_mb * 1024 * 1024)
     started = infra.up()
-    print(f"machine: {os.cpu_count()} cores; parts of {args.part_mb:g} MB, {args.concurrency} in flight; "
-          f"Parquet (snappy) on both sides\n")
-    print(f"{'rows':>9} {'CSV MB':>7} {'parts':>5} | {'daprml s':>8} {'rows/s':>9} {'RSS MB idle':>11} "
-          f"{'peak':>5} | {'no Dapr rows/s':>14} | "
-          f"{'pyarrow s':>9} {'rows/s':>9} | {'ratio':>5}")
+    print(
+        f"machine: {os.cpu_count()} cores; parts of {args.part_mb:g} MB, {args.concurrency} in flight; "
+        f"Parquet (snappy) on both sides\n"
+    )
+    print(
+        f"{'rows':>9} {'CSV MB':>7} {'parts':>5} | {'daprml s':>8} {'rows/s':>9} {'RSS MB idle':>11} "
+        f"{'peak':>5} | {'no Dapr rows/s':>14} | "
+        f"{'pyarrow s':>9} {'rows/s':>9} | {'ratio':>5}"
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="daprml-bench-") as tmp:
             workdir = Path(tmp)
@@ -180,14 +204,18 @@ def main(argv: list[str]) -> int:
                     ingest(alone, warmup, part_bytes, args.concurrency)
                     alone_s = ingest(alone, csv_path, part_bytes, args.concurrency)[0]
                 ours, theirs = rows / seconds, rows / ceiling_s
-                print(f"{rows:>9} {csv_path.stat().st_size / 2**20:>7.1f} {count:>5} | {seconds:>8.2f} "
-                      f"{ours:>9,.0f} {idle:>11.0f} {rss:>5.0f} | {rows / alone_s:>14,.0f} | {ceiling_s:>9.2f} "
-                      f"{theirs:>9,.0f} | {ours / theirs:>5.2f}")
+                print(
+                    f"{rows:>9} {csv_path.stat().st_size / 2**20:>7.1f} {count:>5} | {seconds:>8.2f} "
+                    f"{ours:>9,.0f} {idle:>11.0f} {rss:>5.0f} | {rows / alone_s:>14,.0f} | {ceiling_s:>9.2f} "
+                    f"{theirs:>9,.0f} | {ours / theirs:>5.2f}"
+                )
     finally:
         infra.down(started)
-    print("\nratio: daprml rows/s over pyarrow's. RSS: the ingestion process on a fresh stack, before the "
-          "upload (VmRSS) and its peak (VmHWM).\nno Dapr: the ingestion app alone, its ports faked in memory, "
-          "parts sent straight to it: what the gateway, the sidecars and the stores cost.")
+    print(
+        "\nratio: daprml rows/s over pyarrow's. RSS: the ingestion process on a fresh stack, before the "
+        "upload (VmRSS) and its peak (VmHWM).\nno Dapr: the ingestion app alone, its ports faked in memory, "
+        "parts sent straight to it: what the gateway, the sidecars and the stores cost."
+    )
     return 0
 
 

@@ -34,8 +34,9 @@ class FakeProbe:
         return self.is_healthy
 
     async def info(self) -> SidecarInfo:
-        return SidecarInfo(app_id="fake", runtime_version=self.runtime_version,
-                           components=[{"name": "state", "type": "state.fake"}])
+        return SidecarInfo(
+            app_id="fake", runtime_version=self.runtime_version, components=[{"name": "state", "type": "state.fake"}]
+        )
 
 
 class FakeStateStore:
@@ -85,8 +86,9 @@ class FakePublisher:
         self.sent: list[tuple[EventType, BaseModel, str | None]] = []
         self.ids: list[str | None] = []
 
-    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None,
-                      event_id: str | None = None) -> None:
+    async def publish(
+        self, event_type: EventType, payload: BaseModel, subject: str | None = None, event_id: str | None = None
+    ) -> None:
         self.sent.append((event_type, payload, subject))
         self.ids.append(event_id)
 
@@ -109,15 +111,17 @@ class FakeInvoker:
         self.calls: list[tuple[str, str, str]] = []
         self.forwarded: list[tuple[str, str, str, dict[str, str], bytes]] = []
 
-    async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
-                   headers: dict[str, str] | None = None) -> Reply:
+    async def call(
+        self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply:
         self.calls.append((app_id, method, http_verb))
         reply = self.replies.get((app_id, method), Reply(404, b'{"detail": "no such method"}'))
         answer: Reply = await reply(body) if callable(reply) else reply
         return answer
 
-    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
-                      body: AsyncIterator[bytes]) -> StreamedReply:
+    async def forward(
+        self, app_id: str, method: str, http_verb: str, headers: dict[str, str], body: AsyncIterator[bytes]
+    ) -> StreamedReply:
         received = b"".join([chunk async for chunk in body])
         reply = await self.call(app_id, method, http_verb, received, headers)
         self.forwarded.append((app_id, method, http_verb, headers, received))
@@ -141,6 +145,7 @@ def _fake(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
     def register(make: Callable[[], Any]) -> Callable[[], Any]:
         FAKES[name] = make
         return make
+
     return register
 
 

@@ -73,16 +73,23 @@ async def healthz(settings: SettingsDep) -> dict[str, Any]:
 async def readyz(settings: SettingsDep, probe: ProbeDep) -> JSONResponse:
     """Ready only when this service's sidecar answers /v1.0/healthz/outbound."""
     if not await probe.healthy():
-        return JSONResponse(status_code=503, content={
-            "ready": False, "app_id": settings.app_id,
-            "reason": f"sidecar on port {settings.dapr_http_port} does not answer /v1.0/healthz/outbound"})
+        return JSONResponse(
+            status_code=503,
+            content={
+                "ready": False,
+                "app_id": settings.app_id,
+                "reason": f"sidecar on port {settings.dapr_http_port} does not answer /v1.0/healthz/outbound",
+            },
+        )
     info = await probe.info()
-    return JSONResponse({
-        "ready": True,
-        "app_id": settings.app_id,
-        "runtime_version": info.runtime_version,
-        "components": sorted(f"{c.get('name')} ({c.get('type')})" for c in info.components),
-    })
+    return JSONResponse(
+        {
+            "ready": True,
+            "app_id": settings.app_id,
+            "runtime_version": info.runtime_version,
+            "components": sorted(f"{c.get('name')} ({c.get('type')})" for c in info.components),
+        }
+    )
 
 
 def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]]:
@@ -91,21 +98,28 @@ def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awa
 
     async def conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
         log.info("%s %s: conflict: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "the data changed while this request was handled; send it again"},
-                            status_code=409)
+        return JSONResponse(
+            {"detail": "the data changed while this request was handled; send it again"}, status_code=409
+        )
 
     async def unavailable(request: Request, exc: SidecarUnavailable) -> JSONResponse:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": f"{exc.public}; try again in a few seconds"}, status_code=503,
-                            headers={"retry-after": "5"})
+        return JSONResponse(
+            {"detail": f"{exc.public}; try again in a few seconds"}, status_code=503, headers={"retry-after": "5"}
+        )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": f"{app_id} failed to handle this request; its log has the details"},
-                            status_code=500)
+        return JSONResponse(
+            {"detail": f"{app_id} failed to handle this request; its log has the details"}, status_code=500
+        )
 
-    return {ClientError: client_error, ConcurrencyConflict: conflict, SidecarUnavailable: unavailable,
-            Exception: unexpected}
+    return {
+        ClientError: client_error,
+        ConcurrencyConflict: conflict,
+        SidecarUnavailable: unavailable,
+        Exception: unexpected,
+    }
 
 
 def build_app(spec: ServiceSpec) -> FastAPI:

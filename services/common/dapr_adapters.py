@@ -110,8 +110,10 @@ class Sidecar:
             reply = await self._http.get("/v1.0/metadata")
             reply.raise_for_status()
         except httpx.HTTPError as exc:
-            raise SidecarUnavailable(f"sidecar at {self.http_url} did not answer /v1.0/metadata: {exc}",
-                                     "this service's Dapr sidecar does not answer") from exc
+            raise SidecarUnavailable(
+                f"sidecar at {self.http_url} did not answer /v1.0/metadata: {exc}",
+                "this service's Dapr sidecar does not answer",
+            ) from exc
         meta = reply.json()
         return SidecarInfo(
             app_id=meta.get("id", ""),
@@ -125,33 +127,50 @@ class Sidecar:
                 # The SDK's constructor blocks until the sidecar answers, polling the address
                 # in its global settings; check first, then point those settings at our sidecar.
                 if not await self.healthy():
-                    raise SidecarUnavailable(f"sidecar at {self.http_url} is not ready",
-                                             "this service's Dapr sidecar does not answer")
+                    raise SidecarUnavailable(
+                        f"sidecar at {self.http_url} is not ready", "this service's Dapr sidecar does not answer"
+                    )
                 dapr.conf.settings.DAPR_HTTP_ENDPOINT = self.http_url  # type: ignore[attr-defined]
-                self._client = DaprClient(address=self.grpc_address,
-                                          max_grpc_message_length=self.settings.max_message_bytes)
+                self._client = DaprClient(
+                    address=self.grpc_address, max_grpc_message_length=self.settings.max_message_bytes
+                )
             return self._client
 
-    async def invoke(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
-                     headers: dict[str, str] | None = None) -> Reply:
+    async def invoke(
+        self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply:
         try:
-            reply = await self._http.request(http_verb, invoke_path(app_id, method), content=body,
-                                             headers=headers, timeout=self.settings.call_timeout_s)
+            reply = await self._http.request(
+                http_verb,
+                invoke_path(app_id, method),
+                content=body,
+                headers=headers,
+                timeout=self.settings.call_timeout_s,
+            )
         except httpx.HTTPError as exc:
-            raise SidecarUnavailable(f"invoking {app_id}/{method} through {self.http_url} failed: {exc}",
-                                     f"the {app_id} service cannot be reached") from exc
+            raise SidecarUnavailable(
+                f"invoking {app_id}/{method} through {self.http_url} failed: {exc}",
+                f"the {app_id} service cannot be reached",
+            ) from exc
         return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
 
-    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
-                      body: AsyncIterator[bytes]) -> StreamedReply:
-        request = self._http.build_request(http_verb, invoke_path(app_id, method), headers=headers,
-                                           content=body if http_verb in ("POST", "PUT", "PATCH") else None,
-                                           timeout=self.settings.call_timeout_s)
+    async def forward(
+        self, app_id: str, method: str, http_verb: str, headers: dict[str, str], body: AsyncIterator[bytes]
+    ) -> StreamedReply:
+        request = self._http.build_request(
+            http_verb,
+            invoke_path(app_id, method),
+            headers=headers,
+            content=body if http_verb in ("POST", "PUT", "PATCH") else None,
+            timeout=self.settings.call_timeout_s,
+        )
         try:
             reply = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise SidecarUnavailable(f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}",
-                                     f"the {app_id} service cannot be reached") from exc
+            raise SidecarUnavailable(
+                f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}",
+                f"the {app_id} service cannot be reached",
+            ) from exc
         return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
 
     async def close(self) -> None:
@@ -186,8 +205,7 @@ class DaprStateStore:
     async def create(self, key: str, value: bytes) -> None:
         client = await self.sidecar.client()
         try:
-            await client.save_state(self.store, key, value,
-                                    options=StateOptions(concurrency=Concurrency.first_write))
+            await client.save_state(self.store, key, value, options=StateOptions(concurrency=Concurrency.first_write))
         except _SDK_ERRORS as exc:
             # Stores word "already exists" differently (and Redis answers it as an ETag
             # mismatch): whether the key is there now says it.
@@ -220,16 +238,22 @@ class DaprPublisher:
     def __init__(self, sidecar: Sidecar, pubsub: str, source: str, topic_prefix: str = ""):
         self.sidecar, self.pubsub, self.source, self.topic_prefix = sidecar, pubsub, source, topic_prefix
 
-    async def publish(self, event_type: events.EventType, payload: BaseModel, subject: str | None = None,
-                      event_id: str | None = None) -> None:
+    async def publish(
+        self, event_type: events.EventType, payload: BaseModel, subject: str | None = None, event_id: str | None = None
+    ) -> None:
         body = events.encode(event_type, self.source, payload, subject, event_id)
         client = await self.sidecar.client()
         try:
-            await client.publish_event(self.pubsub, events.topic_of(event_type, self.topic_prefix), body,
-                                       data_content_type=events.CLOUDEVENTS_JSON)
+            await client.publish_event(
+                self.pubsub,
+                events.topic_of(event_type, self.topic_prefix),
+                body,
+                data_content_type=events.CLOUDEVENTS_JSON,
+            )
         except _SDK_ERRORS as exc:
-            raise SidecarUnavailable(f"publishing {event_type} to {self.pubsub}: {_message(exc)}",
-                                     "the event bus is unavailable") from exc
+            raise SidecarUnavailable(
+                f"publishing {event_type} to {self.pubsub}: {_message(exc)}", "the event bus is unavailable"
+            ) from exc
 
 
 # How the blob bindings say a key does not exist (localstorage: "no such file or directory";
@@ -289,8 +313,9 @@ class DaprSecretStore:
             message = _message(exc)
             if _grpc_code(exc) == grpc.StatusCode.INTERNAL and _MISSING.search(message):
                 raise NotFound(f"no secret {name!r} in {self.store}") from exc
-            raise SidecarUnavailable(f"reading secret {name!r} from {self.store}: {message}",
-                                     "the secret store is unavailable") from exc
+            raise SidecarUnavailable(
+                f"reading secret {name!r} from {self.store}: {message}", "the secret store is unavailable"
+            ) from exc
         return dict(resp.secret)
 
 
@@ -298,12 +323,14 @@ class DaprInvoker:
     def __init__(self, sidecar: Sidecar):
         self.sidecar = sidecar
 
-    async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
-                   headers: dict[str, str] | None = None) -> Reply:
+    async def call(
+        self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply:
         return await self.sidecar.invoke(app_id, method, http_verb, body, headers)
 
-    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
-                      body: AsyncIterator[bytes]) -> StreamedReply:
+    async def forward(
+        self, app_id: str, method: str, http_verb: str, headers: dict[str, str], body: AsyncIterator[bytes]
+    ) -> StreamedReply:
         return await self.sidecar.forward(app_id, method, http_verb, headers, body)
 
 
@@ -371,14 +398,18 @@ async def deliver(envelope: bytes, event_type: events.EventType, handler: events
     return "SUCCESS"
 
 
-def declare_subscriptions(app: FastAPI, settings: ServiceSettings,
-                          subscriptions: Mapping[events.EventType, events.EventHandler]) -> None:
+def declare_subscriptions(
+    app: FastAPI, settings: ServiceSettings, subscriptions: Mapping[events.EventType, events.EventHandler]
+) -> None:
     """Serves /dapr/subscribe for the app (the sidecar asks it at start) and one delivery
     route per event type, /internal/events/<topic>, which hands each event to its handler."""
     dapr_app = DaprApp(app)
     for event_type, handler in subscriptions.items():
-        dapr_app.subscribe(pubsub=settings.pubsub, topic=events.topic_of(event_type, settings.topic_prefix),
-                           route=f"/internal/events/{events.topic_of(event_type)}")(_delivery(event_type, handler))
+        dapr_app.subscribe(
+            pubsub=settings.pubsub,
+            topic=events.topic_of(event_type, settings.topic_prefix),
+            route=f"/internal/events/{events.topic_of(event_type)}",
+        )(_delivery(event_type, handler))
 
 
 def _delivery(event_type: events.EventType, handler: events.EventHandler) -> Callable[[Request], Any]:

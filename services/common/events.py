@@ -67,8 +67,9 @@ def topic_of(event_type: EventType, prefix: str = "") -> str:
     return f"{prefix}{ROUTES[event_type][0]}"
 
 
-def encode(event_type: EventType, source: str, payload: BaseModel, subject: str | None = None,
-           event_id: str | None = None) -> bytes:
+def encode(
+    event_type: EventType, source: str, payload: BaseModel, subject: str | None = None, event_id: str | None = None
+) -> bytes:
     """Builds the structured CloudEvent for a payload; its model must match the event type."""
     model = ROUTES[event_type][1]
     if not isinstance(payload, model):

@@ -63,8 +63,9 @@ class StateStore(Protocol):
 
 
 class EventPublisher(Protocol):
-    async def publish(self, event_type: EventType, payload: BaseModel, subject: str | None = None,
-                      event_id: str | None = None) -> None:
+    async def publish(
+        self, event_type: EventType, payload: BaseModel, subject: str | None = None, event_id: str | None = None
+    ) -> None:
         """event_id: a stable id lets subscribers drop the copies an at-least-once retry sends."""
 
 
@@ -93,11 +94,13 @@ class StreamedReply:
 
 
 class ServiceInvoker(Protocol):
-    async def call(self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"",
-                   headers: dict[str, str] | None = None) -> Reply: ...
+    async def call(
+        self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Reply: ...
 
-    async def forward(self, app_id: str, method: str, http_verb: str, headers: dict[str, str],
-                      body: AsyncIterator[bytes]) -> StreamedReply:
+    async def forward(
+        self, app_id: str, method: str, http_verb: str, headers: dict[str, str], body: AsyncIterator[bytes]
+    ) -> StreamedReply:
         """Streams a request to another service and its reply back, without holding either whole.
         `method` may carry a query string."""
 

@@ -38,8 +38,9 @@ def step(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "ok": ok, "detail": detail}
 
 
-async def send(run_id: str, app_id: str, state: StateStore, blobs: BlobStore,
-               publisher: EventPublisher) -> list[dict[str, Any]]:
+async def send(
+    run_id: str, app_id: str, state: StateStore, blobs: BlobStore, publisher: EventPublisher
+) -> list[dict[str, Any]]:
     """The sender's half: blob write, state with ETag, publish."""
     key = blob_key(run_id)
     await blobs.put(key, json.dumps({"run_id": run_id, "written_by": app_id}).encode())
@@ -68,12 +69,17 @@ async def _check_etags(key: str, state: StateStore) -> dict[str, Any]:
         await state.delete(key, etag=current.etag)
     gone = await state.get(key) is None
     ok = refused and current is not None and current.value == b'{"n": 2}' and gone
-    return step("state etag", ok, f"save, update with ETag, stale ETag {'refused' if refused else 'ACCEPTED'}, "
-                                  f"delete {'done' if gone else 'FAILED'}")
+    return step(
+        "state etag",
+        ok,
+        f"save, update with ETag, stale ETag {'refused' if refused else 'ACCEPTED'}, "
+        f"delete {'done' if gone else 'FAILED'}",
+    )
 
 
-async def receive(attributes: dict[str, Any], ping: RoundtripPing, *, app_id: str, state: StateStore,
-                  blobs: BlobStore) -> None:
+async def receive(
+    attributes: dict[str, Any], ping: RoundtripPing, *, app_id: str, state: StateStore, blobs: BlobStore
+) -> None:
     """The receiver's half: reads the blob the ping names and records what it found."""
     try:
         blob = json.loads(await blobs.get(ping.blob_key))
@@ -98,8 +104,9 @@ sender = APIRouter(prefix=PREFIX, tags=["round trip"])
 
 
 @sender.post("/{run_id}")
-async def start(run_id: RunId, settings: SettingsDep, state: StateDep, blobs: BlobsDep,
-                publisher: PublisherDep) -> dict[str, Any]:
+async def start(
+    run_id: RunId, settings: SettingsDep, state: StateDep, blobs: BlobsDep, publisher: PublisherDep
+) -> dict[str, Any]:
     return {"steps": await send(run_id, settings.app_id, state, blobs, publisher)}
 
 

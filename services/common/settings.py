@@ -14,8 +14,9 @@ def env(name: str, *fallbacks: str) -> AliasChoices:
 
 class ServiceSettings(BaseSettings):
     # Attribute docstrings become field descriptions: each setting documents itself.
-    model_config = SettingsConfigDict(env_prefix="DAPRML_", extra="ignore", populate_by_name=True,
-                                      use_attribute_docstrings=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DAPRML_", extra="ignore", populate_by_name=True, use_attribute_docstrings=True
+    )
 
     @classmethod
     def load(cls) -> Self:
@@ -24,8 +25,9 @@ class ServiceSettings(BaseSettings):
         try:
             return cls()
         except ValidationError as exc:
-            problems = "; ".join(f"DAPRML_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                                 for e in exc.errors(include_url=False))
+            problems = "; ".join(
+                f"DAPRML_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
             sys.exit(f"{cls.__module__}: invalid settings: {problems}")
 
     app_id: str = Field("service", validation_alias=env("app_id", "APP_ID"))

@@ -22,7 +22,8 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(GatewayPorts, settings)
-    app = build_app(ServiceSpec(title="daprml gateway", settings=settings, ports=ports,
-                                routers=[api.router, datasets.router]))
+    app = build_app(
+        ServiceSpec(title="daprml gateway", settings=settings, ports=ports, routers=[api.router, datasets.router])
+    )
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     return app

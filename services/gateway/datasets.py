@@ -22,13 +22,22 @@ Target = Annotated[str | None, Query(max_length=200, description="creates the da
 Task = Annotated[str | None, Query(pattern="^(classification|regression)$")]
 
 TEXT_BODY = {"type": "string"}
-DATA_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "text/csv": {"schema": TEXT_BODY},
-    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-    "application/x-ndjson": {"schema": TEXT_BODY},
-}}}
-SPEC_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "required": ["name", "task", "target"]}}}}}
+DATA_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": TEXT_BODY},
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": TEXT_BODY},
+        },
+    }
+}
+SPEC_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "required": ["name", "task", "target"]}}},
+    }
+}
 
 
 @router.post("", status_code=201, openapi_extra=SPEC_BODY)
@@ -38,8 +47,11 @@ async def create_dataset(ingestion: IngestionDep) -> Response:
 
 
 @router.get("")
-async def list_datasets(ingestion: IngestionDep, offset: Annotated[int | None, Query(ge=0)] = None,
-                        limit: Annotated[int | None, Query(ge=1)] = None) -> Response:
+async def list_datasets(
+    ingestion: IngestionDep,
+    offset: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
     return await ingestion.forward("api", "datasets", query={"offset": offset, "limit": limit})
 
 
@@ -87,15 +99,24 @@ async def get_version(name: Name, version: Version, ingestion: IngestionDep) -> 
 
 
 @router.get("/{name}/versions/{version}/rows")
-async def get_rows(name: Name, version: Version, ingestion: IngestionDep,
-                   offset: Annotated[int | None, Query(ge=0)] = None,
-                   limit: Annotated[int | None, Query(ge=1)] = None) -> Response:
-    return await ingestion.forward("api", "datasets", name, "versions", version, "rows",
-                                   query={"offset": offset, "limit": limit})
+async def get_rows(
+    name: Name,
+    version: Version,
+    ingestion: IngestionDep,
+    offset: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return await ingestion.forward(
+        "api", "datasets", name, "versions", version, "rows", query={"offset": offset, "limit": limit}
+    )
 
 
 @router.get("/{name}/versions/{version}/data")
-async def download(name: Name, version: Version, ingestion: IngestionDep,
-                   format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None) -> Response:
+async def download(
+    name: Name,
+    version: Version,
+    ingestion: IngestionDep,
+    format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None,
+) -> Response:
     """The whole version as CSV (default) or Parquet."""
     return await ingestion.forward("api", "datasets", name, "versions", version, "data", query={"format": format})

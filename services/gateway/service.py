@@ -25,8 +25,13 @@ async def service_status(invoker: ServiceInvoker, app_ids: dict[str, str]) -> li
     """Asks every service's /readyz through Dapr service invocation, all at once."""
 
     async def one(name: str, app_id: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {"service": name, "app_id": app_id, "reachable": False,
-                                 "runtime_version": None, "error": None}
+        entry: dict[str, Any] = {
+            "service": name,
+            "app_id": app_id,
+            "reachable": False,
+            "runtime_version": None,
+            "error": None,
+        }
         try:
             reply = await invoker.call(app_id, "readyz")
         except SidecarUnavailable as exc:
@@ -47,9 +52,14 @@ async def roundtrip(run_id: str, ports: GatewayPorts, settings: Settings) -> dic
     status = await service_status(ports.invoker, settings.app_ids())
     up = [s for s in status if s["reachable"]]
     versions = sorted({str(s["runtime_version"]) for s in up})
-    steps.append(step("invocation", len(up) == len(status),
-                      f"{len(up)}/{len(status)} services answered /readyz through Dapr "
-                      f"(sidecar runtime {', '.join(versions) or 'unknown'})"))
+    steps.append(
+        step(
+            "invocation",
+            len(up) == len(status),
+            f"{len(up)}/{len(status)} services answered /readyz through Dapr "
+            f"(sidecar runtime {', '.join(versions) or 'unknown'})",
+        )
+    )
 
     try:
         secret = await ports.secrets.get(settings.gateway_secret)
@@ -79,8 +89,12 @@ async def _await_receipt(invoker: ServiceInvoker, app_id: str, run_id: str, time
         if reply.status == 200:
             record = _json(reply.body)
             return [
-                step("subscription", True, f"{record.get('received_by')} received event {record.get('event_id')} "
-                                           f"from {record.get('event_source')}"),
+                step(
+                    "subscription",
+                    True,
+                    f"{record.get('received_by')} received event {record.get('event_id')} "
+                    f"from {record.get('event_source')}",
+                ),
                 step("blob read", bool(record.get("blob_ok")), str(record.get("blob_detail"))),
             ]
         if time.monotonic() >= deadline:

@@ -46,8 +46,9 @@ class Upstream:
         declared = self.request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large(declared)  # before a byte goes on
-        reply = await self.invoker.forward(self.app_id, method, verb, headers,
-                                           self._body() if verb in WITH_BODY else _nothing())
+        reply = await self.invoker.forward(
+            self.app_id, method, verb, headers, self._body() if verb in WITH_BODY else _nothing()
+        )
         body = reply.body
         if reply.status >= 500:
             # A 5xx from the sidecar itself (its JSON names an ERR_ code) means the app is down,
@@ -57,15 +58,29 @@ class Upstream:
             code = _sidecar_error_code(head)
             if code is not None:
                 await reply.close()
-                log.warning("%s %s: the sidecar could not reach %s (%s): %s", verb, self.request.url.path,
-                            self.app_id, code, head[:500])
-                return JSONResponse({"detail": f"the {self.app_id} service is not answering (it may be "
-                                               f"restarting); try again in a few seconds"},
-                                    status_code=503, headers={"retry-after": "5"})
+                log.warning(
+                    "%s %s: the sidecar could not reach %s (%s): %s",
+                    verb,
+                    self.request.url.path,
+                    self.app_id,
+                    code,
+                    head[:500],
+                )
+                return JSONResponse(
+                    {
+                        "detail": f"the {self.app_id} service is not answering (it may be "
+                        f"restarting); try again in a few seconds"
+                    },
+                    status_code=503,
+                    headers={"retry-after": "5"},
+                )
             body = _prepend(head, body)
-        return StreamingResponse(body, status_code=reply.status,
-                                 headers={k: v for k, v in reply.headers.items() if k in REPLY_HEADERS},
-                                 background=BackgroundTask(reply.close))
+        return StreamingResponse(
+            body,
+            status_code=reply.status,
+            headers={k: v for k, v in reply.headers.items() if k in REPLY_HEADERS},
+            background=BackgroundTask(reply.close),
+        )
 
     async def _body(self) -> AsyncIterator[bytes]:
         """The request body as it arrives, refused once it passes the limit (a chunked body
@@ -78,8 +93,10 @@ class Upstream:
             yield chunk
 
     def _too_large(self, size: str) -> BodyTooLarge:
-        return BodyTooLarge(f"the body is {size} bytes; the gateway takes at most {self.max_body_bytes} bytes "
-                            f"per request: send a big file in parts (a multi-part upload)")
+        return BodyTooLarge(
+            f"the body is {size} bytes; the gateway takes at most {self.max_body_bytes} bytes "
+            f"per request: send a big file in parts (a multi-part upload)"
+        )
 
 
 async def _read_up_to(body: AsyncIterator[bytes], limit: int) -> bytes:

@@ -37,8 +37,15 @@ def create_app(settings: Settings | None = None, ports: IngestionPorts | None = 
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(IngestionPorts, settings)
     service = IngestionService(DatasetRepository(ports.state, ports.blobs), ports.publisher, settings)
-    return build_app(ServiceSpec(
-        title="daprml ingestion", settings=settings, ports=ports, service=service,
-        routers=[router, roundtrip.sender],
-        background=[Periodic("housekeeping", settings.outbox_interval_s, lambda: housekeeping(service, ports.probe))],
-    ))
+    return build_app(
+        ServiceSpec(
+            title="daprml ingestion",
+            settings=settings,
+            ports=ports,
+            service=service,
+            routers=[router, roundtrip.sender],
+            background=[
+                Periodic("housekeeping", settings.outbox_interval_s, lambda: housekeeping(service, ports.probe))
+            ],
+        )
+    )

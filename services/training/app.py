@@ -21,12 +21,17 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(TrainingPorts, settings)
-    return build_app(ServiceSpec(
-        title="daprml training", settings=settings, ports=ports,
-        routers=[roundtrip.receiver, announcements.router],
-        subscriptions={
-            EventType.ROUNDTRIP_PING: partial(roundtrip.receive, app_id=settings.app_id, state=ports.state,
-                                              blobs=ports.blobs),
-            EventType.DATASET_VERSION_COMMITTED: partial(announcements.record, state=ports.state),
-        },
-    ))
+    return build_app(
+        ServiceSpec(
+            title="daprml training",
+            settings=settings,
+            ports=ports,
+            routers=[roundtrip.receiver, announcements.router],
+            subscriptions={
+                EventType.ROUNDTRIP_PING: partial(
+                    roundtrip.receive, app_id=settings.app_id, state=ports.state, blobs=ports.blobs
+                ),
+                EventType.DATASET_VERSION_COMMITTED: partial(announcements.record, state=ports.state),
+            },
+        )
+    )

@@ -20,8 +20,10 @@ class BrokenStateStore(FakeStateStore):
 
 
 def test_an_unavailable_state_store_is_a_503_that_says_which_and_to_retry(make_client, caplog):
-    down = SidecarUnavailable("reading 'dataset:iris' from statestore: dial tcp 127.0.0.1:3511: connection refused",
-                              "the state store is unavailable")
+    down = SidecarUnavailable(
+        "reading 'dataset:iris' from statestore: dial tcp 127.0.0.1:3511: connection refused",
+        "the state store is unavailable",
+    )
     client = make_client("ingestion", state=BrokenStateStore(down))
     reply = client.get("/api/datasets/iris")
     assert reply.status_code == 503 and reply.headers["retry-after"] == "5"

@@ -11,8 +11,9 @@ def test_status_lists_all_five_services(make_client):
     client = make_client("gateway", invoker=FakeInvoker({(i, "readyz"): READY for i in ids}))
     body = client.get("/api/status").json()
     assert body["ok"] is True
-    assert [(s["service"], s["reachable"], s["runtime_version"]) for s in body["services"]] == \
-        [(i, True, "1.18.2") for i in ids]
+    assert [(s["service"], s["reachable"], s["runtime_version"]) for s in body["services"]] == [
+        (i, True, "1.18.2") for i in ids
+    ]
 
 
 def test_status_is_not_ok_when_one_service_is_down(make_client):
@@ -30,10 +31,13 @@ def test_dataset_paths_are_forwarded_to_ingestion_with_body_query_and_status(mak
     created = Reply(201, b'{"version": 1}')
     invoker = FakeInvoker({("ingestion", "api/datasets/iris/versions?target=species"): created})
     client = make_client("gateway", invoker=invoker)
-    reply = client.post("/api/datasets/iris/versions?target=species", content=b"a,species\n1,x\n",
-                        headers={"content-type": "text/csv", "x-private": "not forwarded"})
+    reply = client.post(
+        "/api/datasets/iris/versions?target=species",
+        content=b"a,species\n1,x\n",
+        headers={"content-type": "text/csv", "x-private": "not forwarded"},
+    )
     assert reply.status_code == 201 and reply.json() == {"version": 1}
-    (app_id, method, verb, headers, body), = invoker.forwarded
+    ((app_id, method, verb, headers, body),) = invoker.forwarded
     assert (app_id, verb, body) == ("ingestion", "POST", b"a,species\n1,x\n")
     assert headers["content-type"] == "text/csv" and "x-private" not in headers
 

@@ -20,10 +20,20 @@ def raw_request(app, method: str, raw_path: bytes, body: bytes = b"", headers=()
     from urllib.parse import unquote_to_bytes
 
     path, _, query = raw_path.partition(b"?")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": unquote_to_bytes(path).decode("latin-1"), "raw_path": path,
-             "query_string": query, "root_path": "", "headers": [(b"host", b"gw"), *headers],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote_to_bytes(path).decode("latin-1"),
+        "raw_path": path,
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"gw"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
     sent, answer = [{"type": "http.request", "body": body, "more_body": False}], {"status": 0, "body": b""}
 
     async def receive():
@@ -72,19 +82,28 @@ def test_a_nul_in_a_dataset_name_is_400_with_a_message():
 
 
 def test_only_the_declared_query_parameters_are_forwarded_and_re_encoded():
-    invoker = FakeInvoker({("ingestion", "api/datasets/iris/versions?target=species&task=classification"):
-                           Reply(201, b"{}")})
+    invoker = FakeInvoker(
+        {("ingestion", "api/datasets/iris/versions?target=species&task=classification"): Reply(201, b"{}")}
+    )
     app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
-    status, _ = raw_request(app, "POST", b"/api/datasets/iris/versions?target=species&task=classification"
-                                         b"&x=..%2F..%2Fv1.0%2Fshutdown", b"a,species\n1,x\n")
+    status, _ = raw_request(
+        app,
+        "POST",
+        b"/api/datasets/iris/versions?target=species&task=classification&x=..%2F..%2Fv1.0%2Fshutdown",
+        b"a,species\n1,x\n",
+    )
     assert status == 201
     assert [c[1] for c in invoker.calls] == ["api/datasets/iris/versions?target=species&task=classification"]
 
 
 def test_gateway_routes_name_exactly_the_operations_ingestion_serves():
     def operations(app, prefix="/api/datasets"):
-        return {(method, route.path) for route in app.routes if getattr(route, "path", "").startswith(prefix)
-                for method in getattr(route, "methods", ())}
+        return {
+            (method, route.path)
+            for route in app.routes
+            if getattr(route, "path", "").startswith(prefix)
+            for method in getattr(route, "methods", ())
+        }
 
     gateway = create_app(ports=fake_ports(GatewayPorts))
     from services.ingestion.app import IngestionPorts
@@ -96,8 +115,7 @@ def test_gateway_routes_name_exactly_the_operations_ingestion_serves():
 def test_a_body_over_the_limit_is_413_before_anything_is_forwarded(make_client):
     client = make_client("gateway")
     limit = client.app.state.settings.max_body_bytes
-    reply = client.post("/api/datasets/iris/versions", content=b"x" * (limit + 1),
-                        headers={"content-type": "text/csv"})
+    reply = client.post("/api/datasets/iris/versions", content=b"x" * (limit + 1), headers={"content-type": "text/csv"})
     assert reply.status_code == 413 and "multi-part upload" in reply.json()["detail"]
     assert client.ports.invoker.forwarded == [] and client.ports.invoker.calls == []
 
@@ -115,8 +133,11 @@ def test_a_chunked_body_over_the_limit_is_413(make_client):
 
 
 def test_a_sidecar_error_for_a_down_app_becomes_a_503_that_says_so(make_client):
-    down = Reply(500, b'{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: ingestion, err: '
-                      b'dial tcp 127.0.0.1:8001: connect: connection refused"}')
+    down = Reply(
+        500,
+        b'{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: ingestion, err: '
+        b'dial tcp 127.0.0.1:8001: connect: connection refused"}',
+    )
     client = make_client("gateway", invoker=FakeInvoker({("ingestion", "api/datasets/iris"): down}))
     reply = client.get("/api/datasets/iris")
     assert reply.status_code == 503 and reply.headers["retry-after"] == "5"

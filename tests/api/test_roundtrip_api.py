@@ -8,8 +8,12 @@ def test_training_declares_its_subscriptions_to_dapr(make_client):
     subs = make_client("training").get("/dapr/subscribe").json()
     assert subs == [
         {"pubsubname": "pubsub", "topic": "roundtrip", "route": "/internal/events/roundtrip", "metadata": {}},
-        {"pubsubname": "pubsub", "topic": "dataset-versions", "route": "/internal/events/dataset-versions",
-         "metadata": {}},
+        {
+            "pubsubname": "pubsub",
+            "topic": "dataset-versions",
+            "route": "/internal/events/dataset-versions",
+            "metadata": {},
+        },
     ]
 
 
@@ -20,10 +24,10 @@ def test_ingestion_declares_no_subscription(make_client):
 def test_a_valid_ping_is_recorded_and_served(make_client):
     client = make_client("training")
     client.ports.blobs.blobs["roundtrip/r9.json"] = b'{"run_id": "r9", "written_by": "ingestion"}'
-    body = events.encode(EventType.ROUNDTRIP_PING, "/daprml/ingestion",
-                         RoundtripPing(run_id="r9", blob_key="roundtrip/r9.json"))
-    reply = client.post("/internal/events/roundtrip", content=body,
-                        headers={"content-type": events.CLOUDEVENTS_JSON})
+    body = events.encode(
+        EventType.ROUNDTRIP_PING, "/daprml/ingestion", RoundtripPing(run_id="r9", blob_key="roundtrip/r9.json")
+    )
+    reply = client.post("/internal/events/roundtrip", content=body, headers={"content-type": events.CLOUDEVENTS_JSON})
     assert reply.json() == {"status": "SUCCESS"}
     assert client.get("/internal/roundtrip/r9").json()["blob_ok"] is True
     assert client.delete("/internal/roundtrip/r9").status_code == 204

@@ -5,8 +5,11 @@ ROUTE = "/internal/events/dataset-versions"
 
 
 def announce(client, version: int, dataset: str = "iris"):
-    body = events.encode(EventType.DATASET_VERSION_COMMITTED, "/daprml/ingestion",
-                         DatasetVersionCommitted(dataset=dataset, version=version, row_count=150, schema_hash="h"))
+    body = events.encode(
+        EventType.DATASET_VERSION_COMMITTED,
+        "/daprml/ingestion",
+        DatasetVersionCommitted(dataset=dataset, version=version, row_count=150, schema_hash="h"),
+    )
     return client.post(ROUTE, content=body, headers={"content-type": events.CLOUDEVENTS_JSON}).json()
 
 

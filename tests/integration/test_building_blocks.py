@@ -43,7 +43,14 @@ def test_roundtrip_through_the_gateway_passes_every_step(gateway):
     report = gateway.post("/api/roundtrip").json()
     assert report["ok"] is True, report
     assert [s["name"] for s in report["steps"]] == [
-        "invocation", "secret", "blob write", "state etag", "publish", "subscription", "blob read"]
+        "invocation",
+        "secret",
+        "blob write",
+        "state etag",
+        "publish",
+        "subscription",
+        "blob read",
+    ]
 
 
 def test_cloudevent_published_by_ingestion_reaches_the_training_subscription(stack):
@@ -77,8 +84,9 @@ def test_an_invalid_event_is_dropped_and_the_subscriber_keeps_working(stack):
     assert record, "the valid event after the invalid one was not processed"
     log = next((stack.workdir / ".dapr" / "logs").glob(f"{stack.app('training').app_id}_app_*.log"))
     # Deliveries run concurrently: the invalid one may be handled after the valid one.
-    assert poll(lambda: "dropping an invalid io.daprml.roundtrip.ping.v1 event" in log.read_text()), \
+    assert poll(lambda: "dropping an invalid io.daprml.roundtrip.ping.v1 event" in log.read_text()), (
         "training did not log dropping the invalid event"
+    )
 
 
 async def _state_scenario(settings):

@@ -40,8 +40,9 @@ def send_raw(port: int, method: str, path: str, body: bytes = b"") -> tuple[int,
 def test_paths_that_climb_out_of_the_dataset_api_reach_nothing(stack, gateway):
     name = f"guarded-{uuid.uuid4().hex[:8]}"
     data = b"x,y\n1,a\n2,b\n3,a\n"
-    created = gateway.post(f"/api/datasets/{name}/versions?target=y", content=data,
-                           headers={"content-type": "text/csv"})
+    created = gateway.post(
+        f"/api/datasets/{name}/versions?target=y", content=data, headers={"content-type": "text/csv"}
+    )
     assert created.status_code == 201, created.text
     before = gateway.get(f"/api/datasets/{name}/versions/1/data").content
     secret = json.loads((stack.workdir / ".data" / "secrets.json").read_text())["gateway"]["admin-token"]
@@ -50,8 +51,12 @@ def test_paths_that_climb_out_of_the_dataset_api_reach_nothing(stack, gateway):
 
     answers = []
     for method, target in TARGETS:
-        for prefix in (f"/api/datasets{CLIMB}", f"/api/datasets/{name}/versions/1{CLIMB}",
-                       f"/api/datasets/{name}%2f..%2f..%2f..%2f..%2f..", "/api/datasets/..%2f..%2f..%2f.."):
+        for prefix in (
+            f"/api/datasets{CLIMB}",
+            f"/api/datasets/{name}/versions/1{CLIMB}",
+            f"/api/datasets/{name}%2f..%2f..%2f..%2f..%2f..",
+            "/api/datasets/..%2f..%2f..%2f..",
+        ):
             status, body = send_raw(port, method, prefix + target, forged if method == "POST" else b"")
             answers.append((method, prefix + target, status))
             assert status in (400, 404, 405), (method, prefix + target, status, body[:300])
@@ -76,8 +81,11 @@ def test_a_nul_or_an_encoded_slash_in_a_dataset_name_is_a_400_or_404_with_a_mess
 
 def test_a_body_over_the_limit_is_a_413_with_a_message(stack, gateway):
     limit = 32 * 1024 * 1024
-    reply = gateway.post("/api/datasets/toolarge/versions?target=y", content=b"y\n" + b"1\n" * (limit // 2 + 1),
-                         headers={"content-type": "text/csv"})
+    reply = gateway.post(
+        "/api/datasets/toolarge/versions?target=y",
+        content=b"y\n" + b"1\n" * (limit // 2 + 1),
+        headers={"content-type": "text/csv"},
+    )
     assert reply.status_code == 413, reply.text
     assert "multi-part upload" in reply.json()["detail"]
     assert poll(lambda: gateway.get("/api/datasets/toolarge").status_code == 404, 5)

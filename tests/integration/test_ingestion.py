@@ -34,8 +34,9 @@ def csv_of(frame: pd.DataFrame) -> bytes:
 def all_rows(gateway, name: str, version: int, page: int = 40) -> list[dict]:
     rows, offset = [], 0
     while True:
-        body = gateway.get(f"/api/datasets/{name}/versions/{version}/rows",
-                           params={"offset": offset, "limit": page}).json()
+        body = gateway.get(
+            f"/api/datasets/{name}/versions/{version}/rows", params={"offset": offset, "limit": page}
+        ).json()
         rows += body["rows"]
         offset += page
         if offset >= body["total"]:
@@ -76,8 +77,10 @@ def test_multipart_upload_with_a_retried_part_commits_once(gateway, iris):
 
 def test_the_commit_event_reaches_the_training_subscription(gateway, stack, iris):
     name = unique("events")
-    assert gateway.post(f"/api/datasets/{name}/versions?target=target", content=csv_of(iris),
-                        headers=CSV).status_code == 201
+    assert (
+        gateway.post(f"/api/datasets/{name}/versions?target=target", content=csv_of(iris), headers=CSV).status_code
+        == 201
+    )
     training = f"http://127.0.0.1:{stack.app('training').app_port}"
 
     def announced():
@@ -106,12 +109,15 @@ def test_two_racing_commits_get_distinct_versions(gateway, iris):
     assert {v["upload_id"] for v in versions[1:]} == set(uploads)
 
 
-@pytest.mark.parametrize("body, headers, status", [
-    (b"", CSV, 400),
-    (b"a,target\n\xff,x\n", CSV, 400),
-    (b"a,target\n1,x\n", {"content-type": "application/xml"}, 415),
-    (b"a,target\n1,\n", CSV, 422),
-])
+@pytest.mark.parametrize(
+    "body, headers, status",
+    [
+        (b"", CSV, 400),
+        (b"a,target\n\xff,x\n", CSV, 400),
+        (b"a,target\n1,x\n", {"content-type": "application/xml"}, 415),
+        (b"a,target\n1,\n", CSV, 422),
+    ],
+)
 def test_bad_uploads_through_the_gateway_are_refused_and_create_nothing(gateway, body, headers, status):
     name = unique("bad")
     reply = gateway.post(f"/api/datasets/{name}/versions?target=target", content=body, headers=headers)
@@ -149,8 +155,12 @@ def test_the_samples_load_through_the_gateway_and_again_change_nothing(stack):
 
     first = {r["dataset"]: r for r in samples.load(stack.gateway_url, list(samples.SAMPLES))}
     assert {n: (r["row_count"], r["schema"]["task"]) for n, r in first.items()} == {
-        "iris": (149, "classification"), "wine": (178, "classification"),
-        "breast-cancer": (569, "classification"), "diabetes": (442, "regression"), "flowers": (145, "classification")}
+        "iris": (149, "classification"),
+        "wine": (178, "classification"),
+        "breast-cancer": (569, "classification"),
+        "diabetes": (442, "regression"),
+        "flowers": (145, "classification"),
+    }
     flowers = first["flowers"]["upload"]
     assert flowers["rows_rejected"] == 6 and flowers["duplicates_dropped"] == 4
     assert first["flowers"]["profile"]["columns"]["sepal_width"]["missing"] == 12

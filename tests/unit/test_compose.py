@@ -12,8 +12,9 @@ SERVICES = COMPOSE["services"]
 
 
 def flags(command: list[str]) -> dict[str, str]:
-    return dict(arg.removeprefix("--").split("=", 1) if "=" in arg else (arg.removeprefix("--"), "")
-                for arg in command[1:])
+    return dict(
+        arg.removeprefix("--").split("=", 1) if "=" in arg else (arg.removeprefix("--"), "") for arg in command[1:]
+    )
 
 
 def test_every_app_of_the_run_file_has_a_container_and_a_sidecar_in_its_network():
@@ -30,8 +31,10 @@ def test_every_app_of_the_run_file_has_a_container_and_a_sidecar_in_its_network(
 
 
 def test_the_sidecars_get_the_same_components_under_the_same_names():
-    local = {yaml.safe_load(p.read_text())["metadata"]["name"]: yaml.safe_load(p.read_text())["spec"]
-             for p in (ROOT / "components/local").glob("*.yaml")}
+    local = {
+        yaml.safe_load(p.read_text())["metadata"]["name"]: yaml.safe_load(p.read_text())["spec"]
+        for p in (ROOT / "components/local").glob("*.yaml")
+    }
     mounted = {}
     for volume in SERVICES["ingestion-daprd"]["volumes"]:
         source, target = volume.split(":")[:2]
@@ -39,8 +42,10 @@ def test_the_sidecars_get_the_same_components_under_the_same_names():
             mounted |= {p.name: p for p in (ROOT / source).glob("*.yaml")}
         elif target.startswith("/components/"):
             mounted[Path(target).name] = ROOT / source
-    compose = {yaml.safe_load(p.read_text())["metadata"]["name"]: yaml.safe_load(p.read_text())["spec"]
-               for p in mounted.values()}
+    compose = {
+        yaml.safe_load(p.read_text())["metadata"]["name"]: yaml.safe_load(p.read_text())["spec"]
+        for p in mounted.values()
+    }
     assert compose.keys() == local.keys()
     for name, spec in compose.items():
         assert spec.get("type") == local[name].get("type"), name

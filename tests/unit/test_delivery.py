@@ -7,8 +7,9 @@ from services.common.dapr_adapters import deliver
 from services.common.events import EventType, RoundtripPing
 from services.common.ports import SidecarUnavailable
 
-PING = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id="r1", blob_key="roundtrip/r1.json"),
-                     event_id="e1")
+PING = events.encode(
+    EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id="r1", blob_key="roundtrip/r1.json"), event_id="e1"
+)
 
 
 def answer(envelope: bytes, handler) -> str:
@@ -28,8 +29,11 @@ def test_an_invalid_event_is_dropped_without_calling_the_handler():
     async def handler(attributes, payload):
         raise AssertionError("must not be called")
 
-    for body in (b"not json", b'{"type": "io.daprml.roundtrip.ping.v1", "data": {}}',
-                 b'{"type": "io.other", "data": {"run_id": "r", "blob_key": "k"}}'):
+    for body in (
+        b"not json",
+        b'{"type": "io.daprml.roundtrip.ping.v1", "data": {}}',
+        b'{"type": "io.other", "data": {"run_id": "r", "blob_key": "k"}}',
+    ):
         assert answer(body, handler) == "DROP"
 
 

@@ -33,8 +33,11 @@ def test_each_event_type_has_its_topic():
 
 def test_encode_refuses_a_payload_of_another_event_type():
     with pytest.raises(TypeError, match="RoundtripPing"):
-        events.encode(EventType.ROUNDTRIP_PING, "/x",
-                      DatasetVersionCommitted(dataset="d", version=1, row_count=0, schema_hash="h"))
+        events.encode(
+            EventType.ROUNDTRIP_PING,
+            "/x",
+            DatasetVersionCommitted(dataset="d", version=1, row_count=0, schema_hash="h"),
+        )
 
 
 def test_decode_accepts_data_sent_as_a_json_string():
@@ -44,14 +47,17 @@ def test_decode_accepts_data_sent_as_a_json_string():
     assert ping.run_id == "r"
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"\xff\xfe not json", "not JSON"),
-    (b"[1, 2]", "not a JSON object"),
-    (b'{"type": "io.other.v1", "data": {}}', "expected event type"),
-    (b'{"type": "io.daprml.roundtrip.ping.v1", "data": {"run_id": "r"}}', "blob_key"),
-    (b'{"type": "io.daprml.roundtrip.ping.v1", "data": {"run_id": "bad id!", "blob_key": "k"}}', "run_id"),
-    (b'{"type": "io.daprml.roundtrip.ping.v1", "data": "{not json"}', "string that is not JSON"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"\xff\xfe not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"type": "io.other.v1", "data": {}}', "expected event type"),
+        (b'{"type": "io.daprml.roundtrip.ping.v1", "data": {"run_id": "r"}}', "blob_key"),
+        (b'{"type": "io.daprml.roundtrip.ping.v1", "data": {"run_id": "bad id!", "blob_key": "k"}}', "run_id"),
+        (b'{"type": "io.daprml.roundtrip.ping.v1", "data": "{not json"}', "string that is not JSON"),
+    ],
+)
 def test_decode_rejects_what_no_retry_can_fix(body, message):
     with pytest.raises(InvalidEvent, match=message):
         events.decode(body, EventType.ROUNDTRIP_PING)

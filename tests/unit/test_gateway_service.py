@@ -41,8 +41,13 @@ def roundtrip_replies(settings: Settings, received: bool) -> dict:
     replies = all_ready(settings)
     steps = [{"name": "blob write", "ok": True, "detail": "x"}]
     replies[("ingestion", "internal/roundtrip/r1")] = Reply(200, json.dumps({"steps": steps}).encode())
-    record = {"received_by": "training", "event_id": "e1", "event_source": "/daprml/ingestion",
-              "blob_ok": True, "blob_detail": "read"}
+    record = {
+        "received_by": "training",
+        "event_id": "e1",
+        "event_source": "/daprml/ingestion",
+        "blob_ok": True,
+        "blob_detail": "read",
+    }
     if received:
         replies[("training", "internal/roundtrip/r1")] = Reply(200, json.dumps(record).encode())
     return replies

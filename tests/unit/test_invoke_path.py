@@ -38,20 +38,23 @@ def test_a_named_operation_leaves_as_exactly_that_url():
     ]
 
 
-@pytest.mark.parametrize(("app_id", "method"), [
-    ("ingestion", "api/datasets/../../../v1.0/secrets/secretstore/gateway"),
-    ("ingestion", "api/datasets/./x"),
-    ("ingestion", "api/datasets/%2e%2e/%2e%2e/v1.0/shutdown"),
-    ("ingestion", "api/datasets/a%2Fb"),
-    ("ingestion", "/v1.0/shutdown"),
-    ("ingestion", "api//datasets"),
-    ("ingestion", "api/datasets/iris\x00"),
-    ("ingestion", "api/datasets?x=1#frag"),
-    ("ingestion", "api/datasets/iris?a=b/../../c d"),
-    ("../v1.0/metadata", "healthz"),
-    ("Ingestion", "healthz"),
-    ("ingestion/method/x", "healthz"),
-])
+@pytest.mark.parametrize(
+    ("app_id", "method"),
+    [
+        ("ingestion", "api/datasets/../../../v1.0/secrets/secretstore/gateway"),
+        ("ingestion", "api/datasets/./x"),
+        ("ingestion", "api/datasets/%2e%2e/%2e%2e/v1.0/shutdown"),
+        ("ingestion", "api/datasets/a%2Fb"),
+        ("ingestion", "/v1.0/shutdown"),
+        ("ingestion", "api//datasets"),
+        ("ingestion", "api/datasets/iris\x00"),
+        ("ingestion", "api/datasets?x=1#frag"),
+        ("ingestion", "api/datasets/iris?a=b/../../c d"),
+        ("../v1.0/metadata", "healthz"),
+        ("Ingestion", "healthz"),
+        ("ingestion/method/x", "healthz"),
+    ],
+)
 def test_anything_but_plain_segments_is_refused_before_a_byte_is_sent(app_id, method):
     sidecar, sent = recording_sidecar()
     with pytest.raises(UnsafePath):
@@ -63,5 +66,7 @@ def test_anything_but_plain_segments_is_refused_before_a_byte_is_sent(app_id, me
 
 def test_invoke_path_keeps_a_plain_query():
     assert invoke_path("gateway", "readyz") == "/v1.0/invoke/gateway/method/readyz"
-    assert invoke_path("ingestion", "api/datasets?offset=10&limit=5") == \
-        "/v1.0/invoke/ingestion/method/api/datasets?offset=10&limit=5"
+    assert (
+        invoke_path("ingestion", "api/datasets?offset=10&limit=5")
+        == "/v1.0/invoke/ingestion/method/api/datasets?offset=10&limit=5"
+    )

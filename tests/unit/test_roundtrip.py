@@ -18,7 +18,7 @@ def test_send_writes_the_blob_checks_etags_and_publishes():
     assert all(s["ok"] for s in steps), steps
     assert json.loads(blobs.blobs["roundtrip/r1.json"]) == {"run_id": "r1", "written_by": "ingestion"}
     assert state.items == {}, "the ETag check leaves no state behind"
-    (event_type, payload, subject), = publisher.sent
+    ((event_type, payload, subject),) = publisher.sent
     assert event_type == EventType.ROUNDTRIP_PING and payload.blob_key == "roundtrip/r1.json" and subject == "r1"
 
 
