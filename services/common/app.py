@@ -8,6 +8,7 @@ that names the service and keeps the details in its log) and the same lifespan.
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
@@ -92,7 +95,22 @@ async def readyz(settings: SettingsDep, probe: ProbeDep) -> JSONResponse:
     )
 
 
+def _finite(value: Any) -> Any:
+    """Infinity and NaN as text: Python's JSON reader takes them, JSON cannot carry them back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]]:
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422, except that an echoed Infinity would fail to render (as a 500).
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
     async def client_error(_: Request, exc: ClientError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), **exc.details}, status_code=exc.status)
 
@@ -115,6 +133,7 @@ def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awa
         )
 
     return {
+        RequestValidationError: invalid,
         ClientError: client_error,
         ConcurrencyConflict: conflict,
         SidecarUnavailable: unavailable,

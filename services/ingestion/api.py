@@ -1,16 +1,13 @@
 """Ingestion's HTTP routes: translate HTTP to service calls and back, nothing more."""
 
-import math
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 
 from services.ingestion.deps import ServiceDep, SettingsDep
 from services.ingestion.domain.errors import TooLarge
@@ -29,35 +26,7 @@ from services.ingestion.domain.model import (
 from services.ingestion.domain.schema import NAME, Task
 from services.ingestion.service import DatasetSpec
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-class _Route(APIRoute):
-    """A 422 for a request body echoes the invalid input. Python's JSON reader takes Infinity
-    and NaN, which JSON itself cannot carry: echoed back, they would make the 422 fail to
-    render, as a 500. They are echoed as text instead."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def checked(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except RequestValidationError as exc:
-                raise RequestValidationError(_finite(list(exc.errors())), body=exc.body) from None
-
-        return checked
-
-
-router = APIRouter(prefix="/api/datasets", tags=["datasets"], route_class=_Route)
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 Name = Annotated[str, Path(pattern=NAME, description="dataset name")]
 UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
