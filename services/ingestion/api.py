@@ -195,22 +195,6 @@ async def _parquet(tables: AsyncIterator[pa.Table], schema: pa.Schema) -> AsyncI
     yield chunks.take()
 
 
-async def _read_ahead(tables: AsyncIterator[pa.Table]) -> AsyncIterator[pa.Table]:
-    """The same tables, the first one read already: when it cannot be read, the answer is an
-    error status rather than a 200 with a body that ends early. A part that cannot be read
-    later raises inside the stream, after the status was sent: the connection is then dropped
-    without the body's end, so no client takes a cut-off download for a whole one."""
-    first = await anext(tables, None)
-
-    async def all_of_them() -> AsyncIterator[pa.Table]:
-        if first is not None:
-            yield first
-        async for table in tables:
-            yield table
-
-    return all_of_them()
-
-
 @router.get(
     "/{name}/versions/{version}/data",
     response_model=None,
@@ -230,7 +214,10 @@ async def download(
     as_parquet = format == "parquet" or (format is None and any(t in accept for t in PARQUET_TYPES))
     filename = f"{name}-v{manifest.version}.{'parquet' if as_parquet else 'csv'}"
     headers = {"content-disposition": f'attachment; filename="{filename}"'}
-    tables = await _read_ahead(service.parts(manifest))
+    await service.require_parts(manifest)
+    # A part lost even so, while streaming, raises inside the stream: the app then drops the
+    # connection without the body's end (daprd, in between, still ends it cleanly).
+    tables = service.parts(manifest)
     if as_parquet:
         return StreamingResponse(
             _parquet(tables, manifest.schema_.arrow()), media_type=PARQUET_TYPES[0], headers=headers

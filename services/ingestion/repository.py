@@ -166,6 +166,11 @@ class DatasetRepository:
         """`of` names what the part belongs to, for the error when its file was lost."""
         return pq.read_table(io.BytesIO(await self._blob(f"{key}.parquet", of)))
 
+    async def require_part(self, key: str, of: str) -> None:
+        """Raises Lost unless the part's rows are stored (it reads them: the blob port has no
+        cheaper way to ask, and not every blob binding can list)."""
+        await self._blob(f"{key}.parquet", of)
+
     async def part_hashes(self, key: str, of: str) -> np.ndarray:
         return np.frombuffer(await self._blob(f"{key}.hashes", of), dtype="<u8")
 

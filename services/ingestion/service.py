@@ -497,6 +497,14 @@ class IngestionService:
             dataset=name, version=manifest.version, offset=offset, limit=limit, total=manifest.row_count, rows=rows
         )
 
+    async def require_parts(self, manifest: Manifest) -> None:
+        """Raises Lost unless every part of the version is still stored. A download asks before
+        its first byte: once streaming through Dapr it could no longer tell the client, because
+        daprd ends a response whose app stream broke off as if it were complete."""
+        of = f"dataset {manifest.dataset!r} version {manifest.version}"
+        for part in manifest.parts:
+            await self.repo.require_part(part.key, of)
+
     async def parts(self, manifest: Manifest) -> AsyncIterator[pa.Table]:
         for part in manifest.parts:
             yield await self._rows_of(manifest, part)
