@@ -3,13 +3,15 @@ implement services.common.ports and nothing else."""
 
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from services.common.events import EventType
 from services.common.ports import (
+    ActivityFunction,
     BlobStore,
     ConcurrencyConflict,
     EventPublisher,
@@ -23,6 +25,9 @@ from services.common.ports import (
     StateStore,
     StreamedReply,
     Versioned,
+    WorkflowFunction,
+    WorkflowRun,
+    Workflows,
 )
 
 
@@ -179,7 +184,100 @@ def _invoker() -> ServiceInvoker:
     return FakeInvoker()
 
 
+@_fake("workflows")
+def _workflows() -> Workflows:
+    return FakeWorkflows()
+
+
 def fake_ports(kind: type[P], **overrides: Any) -> P:
     """The ports `kind` declares, each an in-memory fake unless given."""
     wanted = [f.name for f in dataclasses.fields(kind) if f.name != "close"]
     return kind(**{name: overrides[name] if name in overrides else FAKES[name]() for name in wanted})
+
+
+@dataclass
+class _Step:
+    name: str
+    input: Any
+
+
+class FakeWorkflowContext:
+    def __init__(self, instance_id: str, run: "FakeRun"):
+        self.instance_id, self._run = instance_id, run
+
+    def activity(self, name: str, input: Any = None) -> Any:
+        return _Step(name, input)
+
+    def status(self, value: Any) -> None:
+        self._run.custom_status = value
+        self._run.statuses.append(value)
+
+
+@dataclass
+class FakeRun:
+    instance_id: str
+    input: Any
+    status: str = "PENDING"
+    custom_status: Any = None
+    output: Any = None
+    error: str | None = None
+    statuses: list[Any] = dataclasses.field(default_factory=list)
+
+
+class FakeWorkflows:
+    """Runs a workflow function in-process when scheduled: each yielded activity is awaited and
+    its result (or its error) sent back, as the engine would, without history or replay."""
+
+    def __init__(self, run_on_schedule: bool = True) -> None:
+        self.definitions: dict[str, tuple[WorkflowFunction, Mapping[str, ActivityFunction]]] = {}
+        self.runs: dict[str, FakeRun] = {}
+        self.started = False
+        self.run_on_schedule = run_on_schedule
+        self.activity_calls: list[str] = []
+
+    def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
+        self.definitions[name] = (workflow, activities)
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def schedule(self, name: str, instance_id: str, input: Any) -> bool:
+        if instance_id in self.runs:
+            return False
+        self.runs[instance_id] = FakeRun(instance_id, input)
+        if self.run_on_schedule:
+            await self.drive(name, instance_id)
+        return True
+
+    async def drive(self, name: str, instance_id: str) -> None:
+        workflow, activities = self.definitions[name]
+        run = self.runs[instance_id]
+        run.status = "RUNNING"
+        steps = workflow(FakeWorkflowContext(instance_id, run), run.input)
+        sent: Any = None
+        failed: Exception | None = None
+        try:
+            while True:
+                step = steps.throw(failed) if failed is not None else steps.send(sent)
+                sent, failed = None, None
+                self.activity_calls.append(step.name)
+                try:
+                    sent = await activities[step.name](step.input)
+                except Exception as exc:
+                    failed = exc
+        except StopIteration as done:
+            run.status, run.output = "COMPLETED", done.value
+        except Exception as exc:
+            run.status, run.error = "FAILED", str(exc)
+
+    async def run(self, instance_id: str) -> WorkflowRun | None:
+        found = self.runs.get(instance_id)
+        if found is None:
+            return None
+        return WorkflowRun(
+            instance_id=instance_id,
+            status=found.status,
+            custom_status=found.custom_status,
+            output=found.output,
+            error=found.error,
+        )

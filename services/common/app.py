@@ -33,16 +33,22 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Periodic:
     """A job the service runs every `interval_s` seconds for its lifetime, first at start-up.
-    A failing run is logged and the next one comes as planned."""
+    A failing run is logged and the next one comes as planned. With `until_done`, the job runs
+    only until it first succeeds (start-up work that needs the sidecar, which may come up
+    after the app)."""
 
     name: str
     interval_s: float
     job: Callable[[], Awaitable[None]]
+    until_done: bool = False
 
     async def run_forever(self) -> None:
         while True:
             try:
                 await self.job()
+                if self.until_done:
+                    log.info("%s done", self.name)
+                    return
             except Exception as exc:
                 log.warning("%s failed, next try in %.0fs: %s", self.name, self.interval_s, exc)
             await asyncio.sleep(self.interval_s)

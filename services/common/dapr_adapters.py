@@ -8,9 +8,11 @@ content type intact.
 import asyncio
 import base64
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import dapr.conf
@@ -20,12 +22,21 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from dapr.clients.grpc._state import Concurrency, StateOptions
 from dapr.ext.fastapi import DaprApp
+from dapr.ext.workflow import (
+    DaprWorkflowClient,
+    DaprWorkflowContext,
+    RetryPolicy,
+    WorkflowActivityContext,
+    WorkflowRuntime,
+    WorkflowStatus,
+)
 from fastapi import FastAPI, Request
 from grpc.aio import AioRpcError
 from pydantic import BaseModel
 
 from services.common import events
 from services.common.ports import (
+    ActivityFunction,
     BlobStore,
     ConcurrencyConflict,
     EventPublisher,
@@ -40,6 +51,9 @@ from services.common.ports import (
     StateStore,
     StreamedReply,
     Versioned,
+    WorkflowFunction,
+    WorkflowRun,
+    Workflows,
 )
 from services.common.settings import ServiceSettings
 
@@ -334,6 +348,125 @@ class DaprInvoker:
         return await self.sidecar.forward(app_id, method, http_verb, headers, body)
 
 
+class _Context:
+    """The WorkflowContext port over Dapr's: activities by name, each with the retry policy."""
+
+    def __init__(self, ctx: DaprWorkflowContext, retry: RetryPolicy):
+        self._ctx, self._retry = ctx, retry
+        self.instance_id = ctx.instance_id
+
+    def activity(self, name: str, input: Any = None) -> Any:
+        return self._ctx.call_activity(name, input=input, retry_policy=self._retry)
+
+    def status(self, value: Any) -> None:
+        self._ctx.set_custom_status(json.dumps(value))
+
+
+class DaprWorkflows:
+    """Workflows on the sidecar's engine (dapr-ext-workflow). The engine's worker runs in its own
+    thread and event loop; each activity is handed over to the app's event loop, where the
+    service's ports live, and the worker thread waits for it there."""
+
+    def __init__(self, sidecar: Sidecar, activity_attempts: int = 3):
+        self.sidecar = sidecar
+        self._retry = RetryPolicy(
+            first_retry_interval=timedelta(seconds=2),
+            max_number_of_attempts=activity_attempts,
+            backoff_coefficient=2.0,
+            max_retry_interval=timedelta(seconds=30),
+        )
+        self._definitions: list[tuple[str, WorkflowFunction, Mapping[str, ActivityFunction]]] = []
+        self._runtime: WorkflowRuntime | None = None
+        self._client: DaprWorkflowClient | None = None
+
+    def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
+        self._definitions.append((name, workflow, activities))
+
+    async def start(self) -> None:
+        if not await self.sidecar.healthy():
+            raise SidecarUnavailable(
+                f"sidecar at {self.sidecar.http_url} is not ready for workflows",
+                "this service's Dapr sidecar does not answer",
+            )
+        loop = asyncio.get_running_loop()
+        settings = self.sidecar.settings
+        runtime = WorkflowRuntime(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+        for name, workflow, activities in self._definitions:
+            runtime.register_workflow(self._workflow(workflow), name=name)
+            for activity_name, activity in activities.items():
+                runtime.register_activity(_on_loop(activity, loop), name=activity_name)
+        await asyncio.to_thread(runtime.start)
+        self._runtime = runtime
+        self._client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+
+    def _workflow(self, workflow: WorkflowFunction) -> Callable[[DaprWorkflowContext, Any], Any]:
+        def run(ctx: DaprWorkflowContext, input: Any) -> Any:
+            return workflow(_Context(ctx, self._retry), input)
+
+        return run
+
+    def _engine(self) -> DaprWorkflowClient:
+        if self._client is None:
+            raise SidecarUnavailable("the workflow engine is not connected yet", "the workflow engine is starting")
+        return self._client
+
+    async def schedule(self, name: str, instance_id: str, input: Any) -> bool:
+        if await self.run(instance_id) is not None:
+            return False
+        try:
+            await asyncio.to_thread(self._engine().schedule_new_workflow, name, input=input, instance_id=instance_id)
+        except _SDK_ERRORS + (grpc.RpcError,) as exc:
+            # Two requests for one id racing: the loser finds the winner's instance.
+            if await self.run(instance_id) is not None:
+                return False
+            raise SidecarUnavailable(
+                f"scheduling workflow {instance_id}: {_message(exc)}", "the workflow engine is unavailable"
+            ) from exc
+        return True
+
+    async def run(self, instance_id: str) -> WorkflowRun | None:
+        try:
+            state = await asyncio.to_thread(self._engine().get_workflow_state, instance_id)
+        except _SDK_ERRORS + (grpc.RpcError,) as exc:
+            raise SidecarUnavailable(
+                f"reading workflow {instance_id}: {_message(exc)}", "the workflow engine is unavailable"
+            ) from exc
+        if state is None:
+            return None
+        failure = state.failure_details
+        return WorkflowRun(
+            instance_id=instance_id,
+            status=state.runtime_status.name if isinstance(state.runtime_status, WorkflowStatus) else "UNKNOWN",
+            custom_status=_json_or_none(state.serialized_custom_status),
+            output=_json_or_none(state.serialized_output),
+            error=failure.message if failure is not None else None,
+            created_at=state.created_at,
+            updated_at=state.last_updated_at,
+        )
+
+    async def close(self) -> None:
+        for done in (self._runtime.shutdown if self._runtime else None, self._client.close if self._client else None):
+            if done is not None:
+                await asyncio.to_thread(done)
+        self._runtime = self._client = None
+
+
+def _on_loop(activity: ActivityFunction, loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
+    def run(_ctx: WorkflowActivityContext, input: Any = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(activity(input), loop).result()
+
+    return run
+
+
+def _json_or_none(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 P = TypeVar("P", bound=SidecarPorts)
 
 
@@ -348,12 +481,22 @@ def sidecar_ports(kind: type[P], settings: ServiceSettings) -> P:
         "publisher": lambda: _publisher(sidecar, settings),
         "secrets": lambda: _secrets(sidecar, settings),
         "invoker": lambda: _invoker(sidecar),
+        "workflows": lambda: _workflows(sidecar),
     }
     wanted = [f.name for f in dataclasses.fields(kind) if f.name != "close"]
     unknown = sorted(set(wanted) - makers.keys())
     if unknown:
         raise TypeError(f"{kind.__name__} declares ports the Dapr adapters do not provide: {unknown}")
-    return kind(**{name: makers[name]() for name in wanted}, close=sidecar.close)
+    made = {name: makers[name]() for name in wanted}
+
+    async def close() -> None:
+        # Ports with connections of their own (the workflow engine's) close before the sidecar's.
+        for port in made.values():
+            if port is not sidecar and hasattr(port, "close"):
+                await port.close()
+        await sidecar.close()
+
+    return kind(**made, close=close)
 
 
 # Each returns the port's Protocol type, so that the type checker holds every adapter to it.
@@ -379,6 +522,10 @@ def _secrets(sidecar: Sidecar, settings: ServiceSettings) -> SecretStore:
 
 def _invoker(sidecar: Sidecar) -> ServiceInvoker:
     return DaprInvoker(sidecar)
+
+
+def _workflows(sidecar: Sidecar) -> Workflows:
+    return DaprWorkflows(sidecar)
 
 
 async def deliver(envelope: bytes, event_type: events.EventType, handler: events.EventHandler) -> str:

@@ -1,8 +1,9 @@
 """The ports through which services reach infrastructure. Dapr implements them in
 dapr_adapters; unit and API tests use the in-memory fakes in tests/fakes.py."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -109,6 +110,53 @@ class SidecarProbe(Protocol):
     async def healthy(self) -> bool: ...
 
     async def info(self) -> SidecarInfo: ...
+
+
+class WorkflowContext(Protocol):
+    """What a workflow function sees. It must be deterministic: it is replayed from its history
+    after a restart, so all I/O happens in activities, whose results it gets by yielding."""
+
+    instance_id: str
+
+    def activity(self, name: str, input: Any = None) -> Any:
+        """A task to yield: `result = yield ctx.activity("fit", job)`. An activity that keeps
+        failing (after its retries) raises inside the workflow at that yield."""
+
+    def status(self, value: Any) -> None:
+        """The instance's custom status (JSON-ready), for whoever watches its progress."""
+
+
+WorkflowFunction = Callable[[WorkflowContext, Any], Generator[Any, Any, Any]]
+ActivityFunction = Callable[[Any], Coroutine[Any, Any, Any]]
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """One workflow instance as the engine reports it."""
+
+    instance_id: str
+    status: str  # PENDING, RUNNING, COMPLETED, FAILED, TERMINATED, SUSPENDED
+    custom_status: Any = None
+    output: Any = None
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Workflows(Protocol):
+    """Durable workflows: a workflow function and its activities, run by an engine that keeps
+    their history, so that an instance survives the process that started it."""
+
+    def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
+        """Before start(): the workflow and the activities it calls by name."""
+
+    async def start(self) -> None:
+        """Connects to the engine and takes work: interrupted instances resume from here."""
+
+    async def schedule(self, name: str, instance_id: str, input: Any) -> bool:
+        """Starts an instance unless one with that id exists already; says whether it started one."""
+
+    async def run(self, instance_id: str) -> WorkflowRun | None: ...
 
 
 async def _nothing_to_close() -> None:
