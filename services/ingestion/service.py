@@ -6,7 +6,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +49,17 @@ class DatasetSpec(BaseModel):
     task: Task
     target: str = Field(min_length=1)
     columns: list[Column] | None = Field(None, description="omit to infer the schema from the first upload")
+
+
+def being_committed(upload_id: str) -> str:
+    return (
+        f"upload {upload_id!r} is being committed, so it cannot be aborted; wait for the commit to finish "
+        f"(if it failed, commit again: that finishes it), then read the version it made"
+    )
+
+
+def takes_no_parts(upload_id: str) -> str:
+    return f"upload {upload_id!r} is being committed and takes no more parts; send more data in a new upload"
 
 
 class IngestionService:
@@ -165,6 +176,8 @@ class IngestionService:
         session = await self._open_session(upload_id)
         if session.state == "committed":
             raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; start a new upload")
+        if session.state == "committing":
+            raise Conflict(takes_no_parts(upload_id))
         existing = session.parts.get(number)
         if existing is not None and existing.sha256 == sha and session.schema_ is not None:
             # A retried part: nothing stored again.
@@ -216,6 +229,8 @@ class IngestionService:
             current = self._usable(current, upload_id)
             if current.state == "committed":
                 raise Conflict(f"upload {upload_id!r} was committed while this part was on its way")
+            if current.state == "committing":
+                raise Conflict(takes_no_parts(upload_id))
             if current.schema_ is not None and current.schema_ != schema:
                 return current
             replaced = current.parts.get(number)
@@ -250,34 +265,103 @@ class IngestionService:
             raise BadInput(str(exc)) from None
 
     async def abort(self, upload_id: str) -> None:
+        """Refused while a commit runs: the version it makes is made of the parts."""
         await self._end_session(upload_id, "aborted")
 
     async def expire_uploads(self, now: datetime | None = None) -> list[str]:
-        """Aborts uploads left open longer than the upload TTL, deleting their parts."""
+        """Aborts uploads left open longer than the upload TTL, deleting their parts; returns
+        their ids. An upload whose commit began longer than the TTL ago has lost that commit
+        (its process died): it ends committed if the commit got as far as making the version,
+        aborted if not."""
         now = now or datetime.now(UTC)
+        cutoff = now - timedelta(seconds=self.settings.upload_ttl_s)
         expired = []
         for upload_id, started in (await self.repo.open_uploads()).items():
-            if (now - datetime.fromisoformat(started)).total_seconds() < self.settings.upload_ttl_s:
+            if datetime.fromisoformat(started) > cutoff:
                 continue
+            session = await self.repo.session(upload_id)
+            if session is not None and session.state == "committing" and not session.committing_before(cutoff):
+                continue  # its commit may still be running
             try:
-                await self.abort(upload_id)
+                if session is None:
+                    raise Missing(f"upload {upload_id!r} does not exist")
+                made = await self._end_abandoned(session, cutoff)
+                if made is not None:
+                    log.info("upload %s: its commit stopped after making version %d; now committed", upload_id, made)
+                    continue
             except (Missing, Conflict):
-                await self.repo.forget_upload(upload_id)  # committed or gone already
+                # Committed or gone already; or a commit (re)started meanwhile: it stays listed.
+                current = await self.repo.session(upload_id)
+                if current is not None and current.state not in ("committed", "aborted"):
+                    continue
+                await self.repo.forget_upload(upload_id)
             expired.append(upload_id)
         return expired
 
+    async def _end_abandoned(self, session: UploadSession, cutoff: datetime) -> int | None:
+        """Ends an upload that no commit begun after the cutoff is working on: committed when
+        the dataset has a version of it (a commit died after making it), keeping the version's
+        files, and returns that version; otherwise aborted, its parts deleted (None). A commit
+        that marks the session again meanwhile wins: the abort is then a Conflict."""
+        record = await self.repo.dataset(session.dataset)
+        mine = record.version_of(session.id) if record is not None else None
+        if mine is None:
+            await self._end_session(session.id, "aborted", committing_before=cutoff)
+            return None
+        manifest = await self.repo.manifest(session.dataset, mine)
+        await self._end_session(session.id, "committed", mine.version, frozenset(p.key for p in manifest.parts))
+        return mine.version
+
     async def commit(self, upload_id: str) -> CommitResult:
-        """Makes the upload's parts one new version, all of it or nothing."""
+        """Makes the upload's parts one new version, all of it or nothing.
+
+        The session is first marked committing, by its own compare-and-swap: from then on it
+        takes no parts and cannot be aborted, so nothing deletes the files the version is made
+        of. A commit that finds it committing already (an earlier one failed, or died) goes on,
+        and finishes it."""
         session = await self._open_session(upload_id)
-        if session.state == "committed" and session.version is not None:
+        retried = False
+        if session.state != "committed":
+            session, retried = await self._mark_committing(upload_id)
+        if session.state == "committed":
             return CommitResult.of(await self.manifest(session.dataset, str(session.version)), unchanged=False)
-        if not session.parts or session.schema_ is None:
-            raise BadInput(f"upload {upload_id!r} has no parts yet; send at least one part before committing")
-        parts, hashes, duplicates = await self._parts_without_repeats(session, session.schema_)
-        draft = await self._summarise(session, session.schema_, parts, hashes, duplicates)
+        schema = self._committable(session)
+        if retried:  # the earlier commit may have made the version before it stopped
+            record = await self.repo.dataset(session.dataset)
+            made = record.version_of(upload_id) if record is not None else None
+            if made is not None:
+                return await self._finish(session, await self.repo.manifest(session.dataset, made), unchanged=False)
+        parts, hashes, duplicates = await self._parts_without_repeats(session, schema)
+        draft = await self._summarise(session, schema, parts, hashes, duplicates)
         manifest, unchanged = await self._commit_version(draft)
+        return await self._finish(session, manifest, unchanged)
+
+    @staticmethod
+    def _committable(session: UploadSession) -> Schema:
+        if not session.parts or session.schema_ is None:
+            raise BadInput(f"upload {session.id!r} has no parts yet; send at least one part before committing")
+        return session.schema_
+
+    async def _mark_committing(self, upload_id: str) -> tuple[UploadSession, bool]:
+        """The session as marked committing (or as committed, by a commit that finished
+        meanwhile), and whether it was committing already."""
+        retried = False
+
+        def mark(current: UploadSession | None) -> UploadSession:
+            nonlocal retried
+            current = self._usable(current, upload_id)
+            retried = current.state == "committing"
+            if current.state == "committed":
+                return current
+            self._committable(current)
+            current.state, current.committing_since = "committing", datetime.now(UTC)
+            return current
+
+        return await self._update_session(upload_id, mark), retried
+
+    async def _finish(self, session: UploadSession, manifest: Manifest, unchanged: bool) -> CommitResult:
         kept = frozenset() if unchanged else frozenset(p.key for p in manifest.parts)
-        await self._end_session(upload_id, "committed", manifest.version, kept)
+        await self._end_session(session.id, "committed", manifest.version, kept)
         await self._announce(session.dataset)
         return CommitResult.of(manifest, unchanged)
 
@@ -408,15 +492,20 @@ class IngestionService:
         state: Literal["committed", "aborted"],
         version: int | None = None,
         kept: frozenset[str] = frozenset(),
+        committing_before: datetime | None = None,
     ) -> None:
         """Closes the upload and deletes the part files no version uses: all of them on abort
         or when the upload matched the latest version; otherwise the originals of parts
-        rewritten without cross-part duplicates, and parts that arrived while the commit ran."""
+        rewritten without cross-part duplicates. An abort is refused while the upload is
+        committing, unless its commit began before `committing_before` (it died)."""
 
         def close(session: UploadSession | None) -> UploadSession:
             session = self._usable(session, upload_id)
             if state == "aborted" and session.state == "committed":
                 raise Conflict(f"upload {upload_id!r} is committed as version {session.version}; it cannot be aborted")
+            if state == "aborted" and session.state == "committing":
+                if committing_before is None or not session.committing_before(committing_before):
+                    raise Conflict(being_committed(upload_id))
             session.state, session.version = state, version
             return session
 
@@ -446,8 +535,8 @@ class IngestionService:
             await self._store_part(session, 1, hashlib.sha256(body).hexdigest(), schema, validated, profile)
             result = await self.commit(session.id)
         except Exception:
-            try:
-                await self.abort(session.id)
+            try:  # no commit of this session runs any more: its own just stopped
+                await self._end_abandoned(session, datetime.now(UTC))
             except Conflict:
                 pass  # committed after all
             raise

@@ -152,12 +152,17 @@ class PartRecord(PartRef):
     profile: dict[str, Any]
 
 
+UploadPhase = Literal["open", "committing", "committed", "aborted"]
+"""open: takes parts. committing: a commit has fixed the parts and is making the version; no
+more parts, no abort. committed, aborted: ended."""
+
+
 class UploadState(Stored):
     """An upload session as clients see it."""
 
     upload_id: str
     dataset: str
-    state: Literal["open", "committed", "aborted"]
+    state: UploadPhase
     parts: list[int]
     rows_accepted: int
     version: int | None
@@ -171,10 +176,15 @@ class UploadSession(Stored):
     target: str
     task: Task | None = None
     schema_: Schema | None = Field(None, alias="schema")
-    state: Literal["open", "committed", "aborted"] = "open"
+    state: UploadPhase = "open"
     created_at: datetime = Field(default_factory=now)
     parts: dict[int, PartRef] = Field(default_factory=dict)
     version: int | None = None  # once committed
+    committing_since: datetime | None = None  # when a commit last marked it committing
+
+    def committing_before(self, cutoff: datetime) -> bool:
+        """Whether its commit began before the cutoff: one that has run that long has died."""
+        return self.state == "committing" and (self.committing_since or self.created_at) <= cutoff
 
     def public(self) -> UploadState:
         return UploadState(
