@@ -12,7 +12,7 @@ from typing import Any
 
 from cloudevents.core.bindings.http import to_structured_event
 from cloudevents.core.v1.event import CloudEvent
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 DATASET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # lower-case letters, digits, '-' and '_'; safe in keys and paths
@@ -20,11 +20,15 @@ DATASET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # lower-case letters, digits, '-' 
 
 class Topic(StrEnum):
     DATASET_VERSIONS = "dataset-versions"
+    MODEL_VERSIONS = "model-versions"
+    MODEL_ALIASES = "model-aliases"
     ROUNDTRIP = "roundtrip"
 
 
 class EventType(StrEnum):
     DATASET_VERSION_COMMITTED = "io.daprml.dataset.version.committed.v1"
+    MODEL_VERSION_REGISTERED = "io.daprml.model.version.registered.v1"
+    MODEL_ALIAS_CHANGED = "io.daprml.model.alias.changed.v1"
     ROUNDTRIP_PING = "io.daprml.roundtrip.ping.v1"
 
 
@@ -36,6 +40,32 @@ class DatasetVersionCommitted(BaseModel):
     row_count: int = Field(ge=0)
     schema_hash: str
     profile: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelVersionRegistered(BaseModel):
+    """A model version was registered: its artifact, lineage and metrics are stored."""
+
+    model: str = Field(pattern=DATASET_NAME)
+    version: int = Field(ge=1)
+    dataset: str = Field(pattern=DATASET_NAME)
+    dataset_version: int = Field(ge=1)
+    estimator: str
+    job_id: str
+    artifact_sha256: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelAliasChanged(BaseModel):
+    """An alias of a model (champion, challenger, ...) now names another version, or none."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    model: str = Field(pattern=DATASET_NAME)
+    alias: str
+    # `from` and `to` on the wire; Python keeps `from` for itself.
+    from_version: int | None = Field(alias="from")
+    to_version: int | None = Field(alias="to")
+    reason: str  # what moved it: promotion, api, rollback
 
 
 class RoundtripPing(BaseModel):
@@ -50,6 +80,8 @@ class RoundtripPing(BaseModel):
 # One topic and one payload model per event type.
 ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.DATASET_VERSION_COMMITTED: (Topic.DATASET_VERSIONS, DatasetVersionCommitted),
+    EventType.MODEL_VERSION_REGISTERED: (Topic.MODEL_VERSIONS, ModelVersionRegistered),
+    EventType.MODEL_ALIAS_CHANGED: (Topic.MODEL_ALIASES, ModelAliasChanged),
     EventType.ROUNDTRIP_PING: (Topic.ROUNDTRIP, RoundtripPing),
 }
 

@@ -1,13 +1,43 @@
+from dataclasses import dataclass
+
 from fastapi import FastAPI
 
 from services.common import dapr_adapters
-from services.common.app import ServiceSpec, build_app
-from services.common.ports import SidecarPorts
+from services.common.app import Periodic, ServiceSpec, build_app
+from services.common.ports import BlobStore, EventPublisher, SidecarPorts, SidecarProbe, StateStore
+from services.registry.api import internal, public
+from services.registry.repository import ModelRepository
+from services.registry.service import RegistryService
 from services.registry.settings import Settings
 
 
-def create_app(settings: Settings | None = None, ports: SidecarPorts | None = None) -> FastAPI:
+@dataclass(kw_only=True)
+class RegistryPorts(SidecarPorts):
+    state: StateStore
+    blobs: BlobStore
+    publisher: EventPublisher
+
+
+async def publish_pending(service: RegistryService, probe: SidecarProbe) -> None:
+    """Publishes the events of changes made while the pub/sub was unreachable (or before a
+    restart), so that none goes unannounced."""
+    if await probe.healthy():
+        await service.flush_all()
+
+
+def create_app(settings: Settings | None = None, ports: RegistryPorts | None = None) -> FastAPI:
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
-    ports = ports or dapr_adapters.sidecar_ports(SidecarPorts, settings)
-    return build_app(ServiceSpec(title="daprml registry", settings=settings, ports=ports))
+    ports = ports or dapr_adapters.sidecar_ports(RegistryPorts, settings)
+    repo = ModelRepository(ports.state, ports.blobs, settings.update_attempts)
+    service = RegistryService(repo, ports.publisher, settings)
+    return build_app(
+        ServiceSpec(
+            title="daprml registry",
+            settings=settings,
+            ports=ports,
+            service=service,
+            routers=[public, internal],
+            background=[Periodic("outbox", settings.outbox_interval_s, lambda: publish_pending(service, ports.probe))],
+        )
+    )

@@ -8,3 +8,9 @@ class Settings(ServiceSettings):
     """This service's Dapr app id (the dapr CLI passes it as APP_ID)."""
     port: int = Field(8003, validation_alias=env("port", "APP_PORT"))
     """Port the HTTP server listens on (the dapr CLI passes it as APP_PORT)."""
+    max_page_models: int = 1000
+    """Most models one page of GET /api/models lists."""
+    update_attempts: int = 20
+    """How often a change to a model record retries when another change to it wins the race."""
+    outbox_interval_s: float = 10.0
+    """How often events that could not be published when their change was made are retried."""

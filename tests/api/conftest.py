@@ -7,6 +7,7 @@ from services.gateway.ports import GatewayPorts
 from services.inference.app import create_app as inference_app
 from services.ingestion.app import IngestionPorts
 from services.ingestion.app import create_app as ingestion_app
+from services.registry.app import RegistryPorts
 from services.registry.app import create_app as registry_app
 from services.training.app import TrainingPorts
 from services.training.app import create_app as training_app
@@ -16,7 +17,7 @@ from tests.fakes import fake_ports
 FACTORIES = {
     "ingestion": (ingestion_app, IngestionPorts),
     "training": (training_app, TrainingPorts),
-    "registry": (registry_app, SidecarPorts),
+    "registry": (registry_app, RegistryPorts),
     "inference": (inference_app, SidecarPorts),
     "gateway": (gateway_app, GatewayPorts),
 }

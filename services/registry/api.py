@@ -1,0 +1,101 @@
+"""The registry's HTTP routes: translate HTTP to service calls and back, nothing more.
+
+`public` is what the gateway forwards; `internal` is called by training through Dapr service
+invocation only (services/common/models_api.py is its contract)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from services.common.models_api import MODEL_NAME, Promotion, PromotionRequest, Registered, RegisterVersion
+from services.registry.deps import ServiceDep
+from services.registry.domain.model import PromotionPolicy
+from services.registry.domain.views import ModelInfo, ModelList, ModelVersion
+from services.registry.service import AliasMoved, AliasTarget
+
+public = APIRouter(prefix="/api/models", tags=["models"])
+internal = APIRouter(prefix="/internal/models", tags=["internal"])
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+# Aliases are checked by the service, whose refusal says what a valid one looks like.
+Alias = Annotated[str, Path(max_length=200, description="lower-case letters, digits, '-' and '_'")]
+Ref = Annotated[str, Path(max_length=200, description="a version number, or an alias such as champion")]
+Number = Annotated[int, Path(ge=1, description="a version number")]
+SKOPS = "application/octet-stream"
+
+
+@public.get("", response_model=ModelList)
+async def list_models(
+    service: ServiceDep, offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1)] = 100
+) -> ModelList:
+    """The models in order of name, a page at a time."""
+    return await service.models(offset, limit)
+
+
+@public.get("/{name}", response_model=ModelInfo)
+async def get_model(name: Name, service: ServiceDep) -> ModelInfo:
+    """The model's versions, aliases, promotion policy and the history of its aliases."""
+    return await service.info(name)
+
+
+@public.get("/{name}/versions/{version}", response_model=ModelVersion)
+async def get_version(name: Name, version: Ref, service: ServiceDep) -> ModelVersion:
+    """Lineage, metrics, artifact and model card of one version."""
+    return await service.version(name, version)
+
+
+@public.get(
+    "/{name}/versions/{version}/artifact",
+    response_model=None,
+    response_class=Response,
+    responses={200: {"content": {SKOPS: {}}, "description": "the skops file, checked against its sha256"}},
+)
+async def get_artifact(name: Name, version: Ref, service: ServiceDep) -> Response:
+    found, data = await service.artifact(name, version)
+    filename = f"{name}-v{found.version}.skops"
+    return Response(
+        data,
+        media_type=SKOPS,
+        headers={"content-disposition": f'attachment; filename="{filename}"', "x-sha256": found.artifact.sha256},
+    )
+
+
+@public.put("/{name}/aliases/{alias}", response_model=AliasMoved)
+async def set_alias(name: Name, alias: Alias, target: AliasTarget, service: ServiceDep) -> AliasMoved:
+    """Points the alias at a version (champion is the one served by default)."""
+    return await service.set_alias(name, alias, target.version)
+
+
+@public.delete("/{name}/aliases/{alias}", status_code=204, response_model=None)
+async def delete_alias(name: Name, alias: Alias, service: ServiceDep) -> None:
+    await service.delete_alias(name, alias)
+
+
+@public.put("/{name}/policy", response_model=PromotionPolicy)
+async def set_policy(name: Name, policy: PromotionPolicy, service: ServiceDep) -> PromotionPolicy:
+    """How new versions are promoted: auto (on the primary metric) or manual."""
+    return await service.set_policy(name, policy)
+
+
+@public.post("/{name}/rollback", response_model=AliasMoved)
+async def rollback(name: Name, service: ServiceDep) -> AliasMoved:
+    """Moves champion back to the version it held before."""
+    return await service.rollback(name)
+
+
+@internal.post(
+    "/{name}/versions",
+    status_code=201,
+    response_model=Registered,
+    responses={200: {"model": Registered, "description": "this job registered the version before"}},
+)
+async def register(name: Name, request: RegisterVersion, response: Response, service: ServiceDep) -> Registered:
+    registered = await service.register(name, request)
+    if not registered.new:
+        response.status_code = 200
+    return registered
+
+
+@internal.post("/{name}/versions/{version}/promotion", response_model=Promotion)
+async def promote(name: Name, version: Number, request: PromotionRequest, service: ServiceDep) -> Promotion:
+    return await service.promote(name, version, request)

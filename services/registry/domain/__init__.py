@@ -1,0 +1,1 @@
+"""The registry's rules, pure: version numbering, aliases and their history, promotion."""

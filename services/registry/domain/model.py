@@ -1,0 +1,174 @@
+"""What the registry stores: one record per model (its versions in short, its aliases, their
+history, its promotion policy and the events not yet published), changed only by
+compare-and-swap. Each version's full details (card, lineage) live under a key of their own,
+so the record stays small."""
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.events import EventType, ModelAliasChanged, ModelVersionRegistered
+from services.common.models_api import ALIAS_NAME, Promotion, RegisterVersion, Task
+from services.registry.domain.errors import BadInput
+
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
+METRIC = r"^[a-z0-9_]{1,64}$"
+
+Reason = Literal["promotion", "api", "rollback"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_alias(alias: str) -> None:
+    if not re.match(ALIAS_NAME, alias):
+        raise BadInput(
+            f"{alias!r} is not a valid alias: use 1 to 63 lower-case letters, digits, '-' and '_', "
+            f"starting with a letter or digit"
+        )
+    if alias.isdigit() or alias == "latest":
+        # A version is named by its number wherever an alias is accepted.
+        raise BadInput(f"{alias!r} cannot be an alias: it reads as a version; choose a name with a letter in it")
+
+
+class PromotionPolicy(BaseModel):
+    """How a newly registered version is promoted. auto: it becomes champion when it scores at
+    least as well as the champion on the primary metric, challenger otherwise; manual: it
+    becomes challenger, and a person moves champion."""
+
+    mode: Literal["auto", "manual"] = "auto"
+    metric: str | None = Field(None, pattern=METRIC, description="default: accuracy or r2, by the model's task")
+
+
+class VersionRef(BaseModel):
+    """A version as its model record keeps it."""
+
+    version: int
+    job_id: str
+    details_key: str
+    dataset: str
+    dataset_version: int
+    estimator: str
+    metrics: dict[str, float]
+    artifact_sha256: str
+    created_at: datetime
+    promotion: Promotion | None = None  # decided once, after registration
+
+
+class AliasChange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    alias: str
+    from_version: int | None = Field(alias="from")
+    to_version: int | None = Field(alias="to")
+    reason: Reason
+    at: datetime
+
+
+class PendingEvent(BaseModel):
+    """An event of a committed change, kept until it is published (see outbox.py)."""
+
+    id: str
+    type: EventType
+    subject: str
+    payload: dict[str, Any]
+
+
+class ModelRecord(BaseModel):
+    name: str
+    task: Task | None = None  # set by the first version
+    created_at: datetime = Field(default_factory=now)
+    policy: PromotionPolicy = Field(default_factory=PromotionPolicy)
+    versions: list[VersionRef] = Field(default_factory=list)
+    aliases: dict[str, int] = Field(default_factory=dict)
+    history: list[AliasChange] = Field(default_factory=list)
+    outbox: list[PendingEvent] = Field(default_factory=list)
+
+    def version(self, number: int) -> VersionRef | None:
+        return next((v for v in self.versions if v.version == number), None)
+
+    def version_of_job(self, job_id: str) -> VersionRef | None:
+        return next((v for v in self.versions if v.job_id == job_id), None)
+
+    def next_version(self) -> int:
+        """Versions are never deleted, so the numbers have no gaps."""
+        return self.versions[-1].version + 1 if self.versions else 1
+
+    def add_version(self, request: RegisterVersion, details_key: str, at: datetime) -> VersionRef:
+        lineage = request.lineage
+        ref = VersionRef(
+            version=self.next_version(),
+            job_id=lineage.job_id,
+            details_key=details_key,
+            dataset=lineage.dataset,
+            dataset_version=lineage.dataset_version,
+            estimator=lineage.estimator,
+            metrics=request.metrics,
+            artifact_sha256=request.artifact.sha256,
+            created_at=at,
+        )
+        self.task = self.task or request.card.task
+        self.versions.append(ref)
+        payload = ModelVersionRegistered(
+            model=self.name,
+            version=ref.version,
+            dataset=ref.dataset,
+            dataset_version=ref.dataset_version,
+            estimator=ref.estimator,
+            job_id=ref.job_id,
+            artifact_sha256=ref.artifact_sha256,
+            metrics=ref.metrics,
+        )
+        self._pending(
+            EventType.MODEL_VERSION_REGISTERED,
+            f"{self.name}-v{ref.version}-{ref.artifact_sha256[:12]}",
+            f"{self.name}/v{ref.version}",
+            payload,
+        )
+        return ref
+
+    def move_alias(self, alias: str, to: int | None, reason: Reason, at: datetime) -> AliasChange | None:
+        """Points the alias at a version (None: removes it), recorded in the history and
+        announced. Nothing happens, and None is returned, when it points there already."""
+        before = self.aliases.get(alias)
+        if before == to:
+            return None
+        if to is None:
+            del self.aliases[alias]
+        else:
+            self.aliases[alias] = to
+        change = AliasChange(alias=alias, from_version=before, to_version=to, reason=reason, at=at)
+        self.history.append(change)
+        payload = ModelAliasChanged(model=self.name, alias=alias, from_version=before, to_version=to, reason=reason)
+        # The history only grows, so a change's place in it is its stable id.
+        self._pending(
+            EventType.MODEL_ALIAS_CHANGED, f"{self.name}-alias-{len(self.history)}", f"{self.name}/{alias}", payload
+        )
+        return change
+
+    def rollback_target(self) -> int | None:
+        """The version champion held before its current one (None: it never held another).
+        Rollbacks undo moves like an undo stack: rolling back twice goes two champions back,
+        not back and forth."""
+        earlier: list[int | None] = []
+        for change in self.history:
+            if change.alias != CHAMPION:
+                continue
+            if change.reason == "rollback":
+                if earlier:
+                    earlier.pop()
+            elif change.from_version is not None:
+                earlier.append(change.from_version)
+        return earlier[-1] if earlier else None
+
+    def aliases_of(self, number: int) -> list[str]:
+        return sorted(a for a, v in self.aliases.items() if v == number)
+
+    def _pending(self, event_type: EventType, event_id: str, subject: str, payload: BaseModel) -> None:
+        self.outbox.append(
+            PendingEvent(id=event_id, type=event_type, subject=subject, payload=payload.model_dump(mode="json"))
+        )

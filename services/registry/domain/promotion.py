@@ -1,0 +1,54 @@
+"""The promotion rule: does a new version replace the champion?"""
+
+from datetime import datetime
+
+from services.common.models_api import Promotion, PromotionRequest, Task
+from services.registry.domain.errors import Unprocessable
+from services.registry.domain.model import CHALLENGER, CHAMPION, PromotionPolicy
+
+DEFAULT_METRIC: dict[Task, str] = {"classification": "accuracy", "regression": "r2"}
+# Error metrics: the lower, the better. Every other metric: the higher, the better.
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss"})
+
+
+def primary_metric(policy: PromotionPolicy, task: Task) -> str:
+    return policy.metric or DEFAULT_METRIC[task]
+
+
+def at_least_as_good(metric: str, candidate: float, champion: float) -> bool:
+    """A tie promotes: the newer version was trained on data at least as recent."""
+    return candidate <= champion if metric in LOWER_IS_BETTER else candidate >= champion
+
+
+def decide(
+    model: str, version: int, policy: PromotionPolicy, task: Task, request: PromotionRequest, at: datetime
+) -> Promotion:
+    """Where the new version goes. The champion's scores are those of the champion the
+    request names, on the candidate's holdout; none when the model has no champion."""
+    metric = primary_metric(policy, task)
+    candidate = request.candidate.get(metric)
+    champion = request.champion.get(metric) if request.champion is not None else None
+    if policy.mode == "auto":
+        if candidate is None:
+            raise Unprocessable(
+                f"the candidate's scores have no {metric!r}, the metric model {model!r} is promoted on; "
+                f"send it (scores sent: {sorted(request.candidate)})"
+            )
+        if request.champion is not None and champion is None:
+            raise Unprocessable(
+                f"the champion's scores have no {metric!r}, the metric model {model!r} is promoted on; send it"
+            )
+    wins = policy.mode == "auto" and (
+        champion is None or (candidate is not None and at_least_as_good(metric, candidate, champion))
+    )
+    return Promotion(
+        model=model,
+        version=version,
+        alias=CHAMPION if wins else CHALLENGER,
+        policy=policy.mode,
+        metric=metric,
+        candidate=candidate,
+        champion=champion,
+        champion_version=request.champion_version,
+        decided_at=at,
+    )

@@ -1,0 +1,104 @@
+"""What the registry's read operations answer."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from services.common.models_api import Artifact, ConfusionMatrix, Lineage, ModelCard, Promotion, RegisterVersion, Task
+from services.registry.domain.model import AliasChange, ModelRecord, PromotionPolicy, VersionRef
+
+
+class ModelSummary(BaseModel):
+    name: str
+    task: Task | None
+    versions: int
+    latest_version: int | None
+    aliases: dict[str, int]
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    """One page of the models, by name."""
+
+    models: list[ModelSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+class VersionSummary(BaseModel):
+    version: int
+    created_at: datetime
+    dataset: str
+    dataset_version: int
+    estimator: str
+    job_id: str
+    metrics: dict[str, float]
+    artifact_sha256: str
+    aliases: list[str]
+    promotion: Promotion | None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    task: Task | None
+    created_at: datetime
+    policy: PromotionPolicy
+    aliases: dict[str, int]
+    versions: list[VersionSummary]
+    history: list[AliasChange]  # every alias move, oldest first
+
+
+class ModelVersion(BaseModel):
+    model: str
+    version: int
+    created_at: datetime
+    aliases: list[str]
+    lineage: Lineage
+    metrics: dict[str, float]
+    confusion_matrix: ConfusionMatrix | None
+    artifact: Artifact
+    card: ModelCard
+    promotion: Promotion | None
+
+
+def summary(record: ModelRecord) -> ModelSummary:
+    return ModelSummary(
+        name=record.name,
+        task=record.task,
+        versions=len(record.versions),
+        latest_version=record.versions[-1].version if record.versions else None,
+        aliases=record.aliases,
+        created_at=record.created_at,
+    )
+
+
+def _version_summary(record: ModelRecord, ref: VersionRef) -> VersionSummary:
+    return VersionSummary(**ref.model_dump(exclude={"details_key"}), aliases=record.aliases_of(ref.version))
+
+
+def info(record: ModelRecord) -> ModelInfo:
+    return ModelInfo(
+        name=record.name,
+        task=record.task,
+        created_at=record.created_at,
+        policy=record.policy,
+        aliases=record.aliases,
+        versions=[_version_summary(record, v) for v in record.versions],
+        history=record.history,
+    )
+
+
+def version(record: ModelRecord, ref: VersionRef, details: RegisterVersion) -> ModelVersion:
+    return ModelVersion(
+        model=record.name,
+        version=ref.version,
+        created_at=ref.created_at,
+        aliases=record.aliases_of(ref.version),
+        lineage=details.lineage,
+        metrics=details.metrics,
+        confusion_matrix=details.confusion_matrix,
+        artifact=details.artifact,
+        card=details.card,
+        promotion=ref.promotion,
+    )

@@ -1,0 +1,55 @@
+"""Announcing what the registry committed, at least once.
+
+Every change that registers a version or moves an alias appends its event, whole and with
+a stable id, to the model record's outbox in the same compare-and-swap as the change itself.
+After the write, and every few seconds from a background job (also after a restart), pending
+events are published and then removed. A crash in between publishes an event again under the
+same id, so a subscriber can tell.
+
+Ingestion's outbox keeps version numbers and builds each event from the version's manifest
+when it publishes; this one keeps the events themselves, which are small.
+"""
+
+import logging
+
+from services.common.events import ROUTES
+from services.common.ports import EventPublisher
+from services.registry.domain.model import ModelRecord
+from services.registry.repository import ModelRepository
+
+log = logging.getLogger(__name__)
+
+
+async def flush(repo: ModelRepository, publisher: EventPublisher, name: str) -> int:
+    """Publishes the model's pending events in order; returns how many were published."""
+    record = await repo.model(name)
+    if record is None or not record.outbox:
+        return 0
+    sent: set[str] = set()
+
+    def drop_sent(current: ModelRecord | None) -> ModelRecord | None:
+        # Changes made meanwhile may have added events of their own: they stay.
+        if current is not None:
+            current.outbox = [e for e in current.outbox if e.id not in sent]
+        return current
+
+    try:
+        for event in record.outbox:
+            payload = ROUTES[event.type][1].model_validate(event.payload)
+            await publisher.publish(event.type, payload, subject=event.subject, event_id=event.id)
+            sent.add(event.id)
+    finally:
+        # Even when one fails, those published before it are not sent again.
+        if sent:
+            await repo.update(name, drop_sent)
+    return len(sent)
+
+
+async def flush_all(repo: ModelRepository, publisher: EventPublisher) -> int:
+    sent = 0
+    for name in await repo.names():
+        try:
+            sent += await flush(repo, publisher, name)
+        except Exception as exc:  # one model's trouble must not hold up the others' events
+            log.warning("events of model %s not published yet: %s", name, exc)
+    return sent

@@ -1,0 +1,264 @@
+"""The registry's use cases. Each gets its dependencies (repository, publisher, settings) from
+the RegistryService it is a method of; none knows HTTP or Dapr."""
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from services.common.models_api import Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.ports import EventPublisher, NotFound
+from services.common.state import Busy
+from services.registry import outbox
+from services.registry.domain import views
+from services.registry.domain.errors import BadInput, Conflict, Corrupt, Missing
+from services.registry.domain.model import (
+    CHAMPION,
+    ModelRecord,
+    PromotionPolicy,
+    Reason,
+    VersionRef,
+    check_alias,
+    now,
+)
+from services.registry.domain.promotion import decide
+from services.registry.repository import ModelRepository
+from services.registry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AliasTarget(BaseModel):
+    """Body of PUT /api/models/{name}/aliases/{alias}."""
+
+    version: int
+
+
+class AliasMoved(BaseModel):
+    """Where an alias points after a change, and where it pointed before."""
+
+    model: str
+    alias: str
+    version: int | None
+    previous: int | None
+
+
+class RegistryService:
+    def __init__(self, repo: ModelRepository, publisher: EventPublisher, settings: Settings):
+        self.repo, self.publisher, self.settings = repo, publisher, settings
+
+    # reads
+
+    async def record(self, name: str) -> ModelRecord:
+        found = await self.repo.model(name)
+        if found is None:
+            raise Missing(f"model {name!r} does not exist; a training job registers its first version")
+        return found
+
+    async def models(self, offset: int = 0, limit: int = 100) -> views.ModelList:
+        """One page of the models, in order of name."""
+        most = self.settings.max_page_models
+        if offset < 0 or not 1 <= limit <= most:
+            raise BadInput(f"offset must be >= 0 and limit between 1 and {most}")
+        names = await self.repo.names()
+        records = await asyncio.gather(*(self.repo.model(n) for n in names[offset : offset + limit]))
+        return views.ModelList(
+            models=[views.summary(r) for r in records if r is not None], total=len(names), offset=offset, limit=limit
+        )
+
+    async def info(self, name: str) -> views.ModelInfo:
+        return views.info(await self.record(name))
+
+    async def version(self, name: str, ref: str) -> views.ModelVersion:
+        """`ref`: a version number, or an alias."""
+        record = await self.record(name)
+        found = _resolve(record, ref)
+        details = await self.repo.details(found.details_key)
+        if details is None:
+            log.error("model %s version %s: details %r missing from the state store", name, ref, found.details_key)
+            raise Corrupt(f"the details of model {name!r} version {found.version} were lost from the state store")
+        return views.version(record, found, details)
+
+    async def artifact(self, name: str, ref: str) -> tuple[views.ModelVersion, bytes]:
+        """The version's skops file, only if it is the file that was registered."""
+        version = await self.version(name, ref)
+        what = f"the artifact of model {name!r} version {version.version}"
+        try:
+            data = await self.repo.artifact(version.artifact.key)
+        except NotFound:
+            log.error("%s (%s) is missing from the blob store", what, version.artifact.key)
+            raise Corrupt(f"{what} is missing from the blob store; it was lost and cannot be served") from None
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        if digest != version.artifact.sha256:
+            expected = version.artifact.sha256
+            log.error("%s (%s) has sha256 %s, registered %s", what, version.artifact.key, digest, expected)
+            raise Corrupt(
+                f"{what} is not the file that was registered (its sha256 differs); it was altered or damaged "
+                f"in the blob store and is not served"
+            )
+        return version, data
+
+    # writes
+
+    async def _change(self, name: str, change: Callable[[ModelRecord | None], ModelRecord | None]) -> ModelRecord:
+        """One compare-and-swap of the model record, then its events go out."""
+        try:
+            record = await self.repo.update(name, change)
+        except Busy:
+            raise Conflict(
+                f"model {name!r} is busy: other changes to it won the race each time this one tried; send it again"
+            ) from None
+        if record is None:  # changes given None either create the record or raise Missing
+            raise RuntimeError(f"a change to model {name!r} left no record")
+        await self.repo.index(name)
+        await self._announce(name)
+        return record
+
+    async def register(self, name: str, request: RegisterVersion) -> Registered:
+        """Gives the job's model a new version, once: the same job registering again gets the
+        version it has."""
+        job = request.lineage.job_id
+        record = await self.repo.model(name)
+        known = record.version_of_job(job) if record is not None else None
+        if known is not None:
+            return Registered(model=name, version=known.version, new=False)
+        key = self.repo.details_key(name, request)
+        # Stored before the record points at it: no version is without its details.
+        await self.repo.save_details(key, request)
+        added = False
+
+        def add(current: ModelRecord | None) -> ModelRecord:
+            nonlocal added
+            current = current or ModelRecord(name=name)
+            added = current.version_of_job(job) is None
+            if not added:
+                return current  # a retry of this job got there first
+            if current.task not in (None, request.card.task):
+                raise Conflict(
+                    f"model {name!r} is a {current.task} model; job {job!r} trained for {request.card.task}: "
+                    f"register it under another model name"
+                )
+            current.add_version(request, key, now())
+            return current
+
+        record = await self._change(name, add)
+        ref = record.version_of_job(job)
+        assert ref is not None  # add() leaves a version of this job
+        return Registered(model=name, version=ref.version, new=added)
+
+    async def promote(self, name: str, number: int, request: PromotionRequest) -> Promotion:
+        """Applies the model's promotion policy to a new version, once."""
+        decision: Promotion | None = None
+
+        def apply(record: ModelRecord | None) -> ModelRecord:
+            nonlocal decision
+            record = _exists(record, name)
+            ref = _numbered(record, number)
+            if ref.promotion is not None:
+                decision = ref.promotion  # decided before: nothing moves again
+                return record
+            champion = record.aliases.get(CHAMPION)
+            if record.policy.mode == "auto" and champion not in (number, request.champion_version):
+                raise Conflict(
+                    f"model {name!r} has {_describe(champion)} as champion now, not "
+                    f"{_describe(request.champion_version)}: score version {number} against it and ask again"
+                )
+            assert record.task is not None  # set with the first version
+            decision = decide(name, number, record.policy, record.task, request, now())
+            ref.promotion = decision
+            record.move_alias(decision.alias, number, "promotion", decision.decided_at)
+            return record
+
+        await self._change(name, apply)
+        assert decision is not None
+        return decision
+
+    async def set_alias(self, name: str, alias: str, number: int) -> AliasMoved:
+        check_alias(alias)
+        return await self._move(name, alias, lambda record: _numbered(record, number).version, "api")
+
+    async def delete_alias(self, name: str, alias: str) -> AliasMoved:
+        check_alias(alias)
+
+        def target(record: ModelRecord) -> None:
+            if alias not in record.aliases:
+                raise Missing(f"model {name!r} has no alias {alias!r}; its aliases: {sorted(record.aliases) or 'none'}")
+
+        return await self._move(name, alias, target, "api")
+
+    async def rollback(self, name: str) -> AliasMoved:
+        def target(record: ModelRecord) -> int:
+            earlier = record.rollback_target()
+            if earlier is None:
+                raise Conflict(f"model {name!r} has no earlier champion to roll back to")
+            return earlier
+
+        return await self._move(name, CHAMPION, target, "rollback")
+
+    async def _move(
+        self, name: str, alias: str, target: Callable[[ModelRecord], int | None], reason: Reason
+    ) -> AliasMoved:
+        moved = AliasMoved(model=name, alias=alias, version=None, previous=None)
+
+        def move(record: ModelRecord | None) -> ModelRecord:
+            record = _exists(record, name)
+            to = target(record)
+            moved.previous, moved.version = record.aliases.get(alias), to
+            record.move_alias(alias, to, reason, now())
+            return record
+
+        await self._change(name, move)
+        return moved
+
+    async def set_policy(self, name: str, policy: PromotionPolicy) -> PromotionPolicy:
+        """Also for a model without versions yet: its first version is then promoted by it."""
+
+        def set_it(record: ModelRecord | None) -> ModelRecord:
+            record = record or ModelRecord(name=name)
+            record.policy = policy
+            return record
+
+        return (await self._change(name, set_it)).policy
+
+    # events: at least once, through the model record's outbox (see outbox.py)
+
+    async def _announce(self, name: str) -> None:
+        try:
+            await self.flush_outbox(name)
+        except Exception as exc:  # the change is committed; the background job publishes its events later
+            log.warning("events of model %s not published yet, will retry: %s", name, exc)
+
+    async def flush_outbox(self, name: str) -> int:
+        return await outbox.flush(self.repo, self.publisher, name)
+
+    async def flush_all(self) -> int:
+        return await outbox.flush_all(self.repo, self.publisher)
+
+
+def _exists(record: ModelRecord | None, name: str) -> ModelRecord:
+    if record is None:
+        raise Missing(f"model {name!r} does not exist; a training job registers its first version")
+    return record
+
+
+def _numbered(record: ModelRecord, number: int) -> VersionRef:
+    found = record.version(number)
+    if found is None:
+        have = f"versions 1 to {record.versions[-1].version}" if record.versions else "no versions yet"
+        raise Missing(f"model {record.name!r} has no version {number}; it has {have}")
+    return found
+
+
+def _resolve(record: ModelRecord, ref: str) -> VersionRef:
+    if ref.isdigit():
+        return _numbered(record, int(ref))
+    number = record.aliases.get(ref)
+    if number is None:
+        raise Missing(f"model {record.name!r} has no alias {ref!r}; its aliases: {sorted(record.aliases) or 'none'}")
+    return _numbered(record, number)
+
+
+def _describe(version: int | None) -> str:
+    return f"version {version}" if version is not None else "no version"

@@ -1,0 +1,301 @@
+"""The registry API over in-memory fakes: registering versions, reading them, their artifacts,
+paging, and the events of what was committed."""
+
+import asyncio
+import hashlib
+
+import pytest
+
+from services.common.events import EventType
+from services.common.models_api import RegisterVersion
+from services.common.ports import ConcurrencyConflict, SidecarUnavailable
+from services.registry.app import RegistryPorts, create_app
+from services.registry.settings import Settings
+from tests.fakes import FakePublisher, FakeStateStore, fake_ports
+
+ARTIFACT = b"the skops file of a model"
+
+
+def registration(job="job-1", accuracy=0.9, artifact=ARTIFACT, task="classification", **metrics):
+    return {
+        "lineage": {
+            "dataset": "iris",
+            "dataset_version": 1,
+            "schema_hash": "abc123",
+            "estimator": "random_forest",
+            "params": {"n_estimators": 100},
+            "job_id": job,
+        },
+        "metrics": {"accuracy": accuracy, "f1_macro": accuracy - 0.05, **metrics},
+        "artifact": {"key": f"models/iris/{job}.skops", "sha256": hashlib.sha256(artifact).hexdigest()},
+        "card": {
+            "task": task,
+            "target": "species",
+            "features": [{"name": "sepal", "type": "number"}, {"name": "petal", "type": "category"}],
+            "classes": ["setosa", "versicolor"],
+        },
+    }
+
+
+def register(client, name="iris", artifact=ARTIFACT, **kwargs):
+    body = registration(artifact=artifact, **kwargs)
+    client.ports.blobs.blobs[body["artifact"]["key"]] = artifact
+    return client.post(f"/internal/models/{name}/versions", json=body)
+
+
+def state_keys(client):
+    return set(client.ports.state.items)
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client("registry")
+
+
+# registering
+
+
+def test_the_first_registration_is_version_1(client):
+    reply = register(client)
+    assert reply.status_code == 201
+    assert reply.json() == {"model": "iris", "version": 1, "new": True}
+
+
+def test_the_same_job_registering_again_gets_the_same_version(client):
+    register(client)
+    again = register(client)
+    assert again.status_code == 200 and again.json() == {"model": "iris", "version": 1, "new": False}
+    assert [v["version"] for v in client.get("/api/models/iris").json()["versions"]] == [1]
+
+
+def test_different_jobs_get_the_next_numbers(client):
+    assert [register(client, job=f"job-{i}").json()["version"] for i in range(3)] == [1, 2, 3]
+
+
+def test_a_version_for_another_task_than_the_models_is_409(client):
+    register(client)
+    reply = register(client, job="job-2", task="regression")
+    assert reply.status_code == 409 and "another model name" in reply.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda b: b["artifact"].update(sha256="not-a-sha"), "sha256"),
+        (lambda b: b["artifact"].update(key="../../etc/passwd"), "key"),
+        (lambda b: b["artifact"].update(key="/abs/path"), "key"),
+        (lambda b: b["lineage"].update(job_id=""), "job_id"),
+        (lambda b: b["lineage"].update(dataset="Iris!"), "dataset"),
+        (lambda b: b["lineage"].update(dataset_version=0), "dataset_version"),
+        (lambda b: b.update(metrics={}), "metrics"),
+        (lambda b: b["metrics"].update(accuracy="high"), "accuracy"),
+        (lambda b: b["card"].update(task="clustering"), "task"),
+        (lambda b: b["card"].update(features=[]), "features"),
+        (lambda b: b.pop("card"), "card"),
+    ],
+)
+def test_a_malformed_registration_is_422_and_writes_nothing(client, change, where):
+    body = registration()
+    change(body)
+    reply = client.post("/internal/models/iris/versions", json=body)
+    assert reply.status_code == 422 and where in reply.text
+    assert state_keys(client) == set()
+
+
+def test_an_infinite_metric_is_422_and_writes_nothing(client):
+    body = registration()
+    raw = RegisterVersion.model_validate(body).model_dump_json().replace("0.9,", "Infinity,", 1)
+    reply = client.post("/internal/models/iris/versions", content=raw, headers={"content-type": "application/json"})
+    assert reply.status_code == 422 and state_keys(client) == set()
+
+
+def test_a_bad_model_name_is_refused_and_writes_nothing(client):
+    reply = client.post("/internal/models/IRIS/versions", json=registration())
+    assert reply.status_code == 422 and state_keys(client) == set()
+
+
+class SlowStateStore(FakeStateStore):
+    """Yields between every read and write, so concurrent changes interleave."""
+
+    async def get(self, key):
+        await asyncio.sleep(0)
+        return await super().get(key)
+
+    async def save(self, key, value, etag=None):
+        await asyncio.sleep(0)
+        return await super().save(key, value, etag)
+
+    async def create(self, key, value):
+        await asyncio.sleep(0)
+        if key in self.items:
+            raise ConcurrencyConflict(f"{key!r} exists")
+        await FakeStateStore.save(self, key, value)  # the check and the write at once, as a store does
+
+
+def racing_service():
+    app = create_app(Settings(outbox_interval_s=3600), fake_ports(RegistryPorts, state=SlowStateStore()))
+    return app.state.service
+
+
+def test_two_jobs_racing_get_versions_1_and_2():
+    service = racing_service()
+
+    async def race():
+        a, b = (RegisterVersion.model_validate(registration(job=j)) for j in ("job-a", "job-b"))
+        return await asyncio.gather(service.register("iris", a), service.register("iris", b))
+
+    first, second = asyncio.run(race())
+    assert sorted([first.version, second.version]) == [1, 2] and first.new and second.new
+    record = asyncio.run(service.record("iris"))
+    assert [v.version for v in record.versions] == [1, 2]
+
+
+def test_the_same_job_racing_itself_makes_one_version():
+    service = racing_service()
+
+    async def race():
+        request = RegisterVersion.model_validate(registration())
+        return await asyncio.gather(service.register("iris", request), service.register("iris", request))
+
+    first, second = asyncio.run(race())
+    assert first.version == second.version == 1 and sorted([first.new, second.new]) == [False, True]
+    assert len(asyncio.run(service.record("iris")).versions) == 1
+
+
+# reading
+
+
+def test_a_version_shows_lineage_metrics_artifact_and_card(client):
+    register(client)
+    version = client.get("/api/models/iris/versions/1").json()
+    assert version["lineage"] == registration()["lineage"]
+    assert version["metrics"]["accuracy"] == 0.9
+    assert version["artifact"] == registration()["artifact"]
+    assert version["card"]["features"][1] == {"name": "petal", "type": "category"}
+    assert version["card"]["classes"] == ["setosa", "versicolor"]
+    assert version["created_at"] and version["aliases"] == []
+
+
+def test_a_version_can_be_named_by_its_alias(client):
+    register(client)
+    client.put("/api/models/iris/aliases/champion", json={"version": 1})
+    assert client.get("/api/models/iris/versions/champion").json()["version"] == 1
+    assert client.get("/api/models/iris/versions/champion").json()["aliases"] == ["champion"]
+
+
+def test_what_does_not_exist_is_404_saying_what_there_is(client):
+    assert "does not exist" in client.get("/api/models/iris").json()["detail"]
+    register(client)
+    reply = client.get("/api/models/iris/versions/7")
+    assert reply.status_code == 404 and "versions 1 to 1" in reply.json()["detail"]
+    reply = client.get("/api/models/iris/versions/staging")
+    assert reply.status_code == 404 and "no alias 'staging'" in reply.json()["detail"]
+
+
+def test_the_model_lists_its_versions_in_short(client):
+    register(client)
+    register(client, job="job-2", accuracy=0.95)
+    model = client.get("/api/models/iris").json()
+    assert model["task"] == "classification" and model["policy"] == {"mode": "auto", "metric": None}
+    assert [(v["version"], v["job_id"], v["metrics"]["accuracy"]) for v in model["versions"]] == [
+        (1, "job-1", 0.9),
+        (2, "job-2", 0.95),
+    ]
+
+
+def test_models_are_listed_by_name_a_page_at_a_time(client):
+    for name in ("wine", "iris", "diabetes"):
+        register(client, name=name)
+    page = client.get("/api/models?offset=1&limit=1").json()
+    assert page["total"] == 3 and [m["name"] for m in page["models"]] == ["iris"]
+    assert page["models"][0]["latest_version"] == 1
+    assert client.get("/api/models?limit=0").status_code == 422
+    assert client.get("/api/models?limit=100000").status_code == 400
+
+
+# artifacts
+
+
+def test_the_artifact_is_served_when_its_sha256_matches(client):
+    register(client)
+    reply = client.get("/api/models/iris/versions/1/artifact")
+    assert reply.status_code == 200 and reply.content == ARTIFACT
+    assert 'filename="iris-v1.skops"' in reply.headers["content-disposition"]
+    assert reply.headers["x-sha256"] == hashlib.sha256(ARTIFACT).hexdigest()
+
+
+def test_a_tampered_artifact_is_a_500_that_says_so_and_is_not_served(client, caplog):
+    register(client)
+    client.ports.blobs.blobs["models/iris/job-1.skops"] = b"something else"
+    reply = client.get("/api/models/iris/versions/1/artifact")
+    assert reply.status_code == 500 and "not the file that was registered" in reply.json()["detail"]
+    assert b"something else" not in reply.content
+    assert "has sha256" in caplog.text
+
+
+def test_a_missing_artifact_is_a_500_that_says_so(client, caplog):
+    register(client)
+    client.ports.blobs.blobs.clear()
+    reply = client.get("/api/models/iris/versions/1/artifact")
+    assert reply.status_code == 500 and "missing from the blob store" in reply.json()["detail"]
+    assert "missing" in caplog.text
+
+
+# events
+
+
+def test_a_registration_is_announced_once_with_a_stable_id(client):
+    register(client)
+    register(client)  # the same job again: no new version, no new event
+    ((event_type, payload, subject),) = client.ports.publisher.sent
+    assert event_type == EventType.MODEL_VERSION_REGISTERED and subject == "iris/v1"
+    assert payload.model == "iris" and payload.version == 1 and payload.metrics["accuracy"] == 0.9
+    assert client.ports.publisher.ids == [f"iris-v1-{hashlib.sha256(ARTIFACT).hexdigest()[:12]}"]
+    assert client.ports.state.items["model:iris"].value.count(b'"outbox":[]') == 1
+
+
+class DownPublisher(FakePublisher):
+    def __init__(self):
+        super().__init__()
+        self.down = True
+
+    async def publish(self, *args, **kwargs):
+        if self.down:
+            raise SidecarUnavailable("pubsub is down")
+        await super().publish(*args, **kwargs)
+
+
+def test_events_of_changes_made_while_pubsub_is_down_are_published_later_with_the_same_ids(make_client):
+    publisher = DownPublisher()
+    client = make_client("registry", publisher=publisher)
+    assert register(client).status_code == 201
+    assert client.put("/api/models/iris/aliases/champion", json={"version": 1}).status_code == 200
+    assert publisher.sent == []
+    publisher.down = False
+    service = client.app.state.service
+    assert asyncio.run(service.flush_all()) == 2
+    assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_VERSION_REGISTERED, EventType.MODEL_ALIAS_CHANGED]
+    assert publisher.ids[1] == "iris-alias-1"
+    assert asyncio.run(service.flush_all()) == 0
+
+
+class FailsSecond(FakePublisher):
+    async def publish(self, *args, **kwargs):
+        if len(self.sent) == 1:
+            self.sent.append(None)  # counts the attempt; it fails
+            raise SidecarUnavailable("pubsub went away")
+        await super().publish(*args, **kwargs)
+
+
+def test_events_published_before_a_failure_are_not_published_again(make_client):
+    publisher = DownPublisher()
+    client = make_client("registry", publisher=publisher)
+    register(client)
+    client.put("/api/models/iris/aliases/champion", json={"version": 1})
+    failing = FailsSecond()
+    client.app.state.service.publisher = failing
+    assert asyncio.run(client.app.state.service.flush_all()) == 0
+    client.app.state.service.publisher = publisher
+    publisher.down = False
+    assert asyncio.run(client.app.state.service.flush_all()) == 1
+    assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_ALIAS_CHANGED]
