@@ -1,0 +1,39 @@
+"""The model card written beside each artifact: what the model reads, what it predicts, how
+well, and where it came from."""
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.training.domain.evaluate import Label, Metrics
+from services.training.domain.schema import ColumnType, Feature, Task
+
+
+class Lineage(BaseModel):
+    """Where a model comes from: the job's own description, passed in by the caller."""
+
+    dataset: str
+    dataset_version: int = Field(ge=1)
+    schema_hash: str
+    estimator: str
+    params: dict[str, Any]
+    seed: int
+    job_id: str
+
+
+class ModelCard(BaseModel):
+    format: str = "skops"
+    sha256: str  # of the artifact's bytes
+    task: Task
+    target: str
+    target_type: ColumnType
+    features: list[Feature]  # the input columns, each as `pipeline.frame` coerces it
+    classes: list[Label] | None  # classifiers only, in the order of predict_proba's columns
+    metrics: Metrics  # on the holdout
+    train_rows: int
+    fit_s: float
+    eval_s: float
+    lineage: Lineage
+    # What loaded the model's classes when it was written: a loader with other versions may
+    # still read the file, but its answers are not guaranteed to be the same.
+    versions: dict[str, str]

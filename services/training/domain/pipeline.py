@@ -1,0 +1,128 @@
+"""A scikit-learn Pipeline built from a dataset schema, and the frames it reads.
+
+The pipeline holds scikit-learn objects only (no function or class of ours), so whoever loads
+the artifact (inference) needs scikit-learn and nothing of training's code. The price: input
+must arrive as `frame` makes it (numbers as floats, categories as strings, booleans as 0/1, a
+missing value as NaN); the model card lists the features and their types for that purpose.
+"""
+
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from services.training.domain.errors import BadRows, DatasetTooSmall, NoFeatures
+from services.training.domain.estimators import lookup
+from services.training.domain.schema import CATEGORICAL, NUMERIC, ColumnType, DatasetSchema, Task
+
+# A table, a frame, or Parquet bytes (as ingestion serves a version): bytes are the cheapest to
+# send to a worker process.
+Rows: TypeAlias = pa.Table | pd.DataFrame | bytes
+CALIBRATION_FOLDS = 3  # at most, for linear_svm's probabilities
+
+
+def _column(values: pd.Series, type_: ColumnType, name: str) -> pd.Series:
+    try:
+        if type_ in NUMERIC or type_ == ColumnType.BOOLEAN:
+            # Booleans as 0/1 floats: one numeric dtype however they arrive (bool, object with
+            # None), so the imputer sees NaN as missing and the encoder one kind of value.
+            return pd.to_numeric(values.astype(object), errors="raise").astype("float64")
+    except (TypeError, ValueError):
+        raise BadRows(f"column {name!r} should hold {type_.value} values; it holds {values.dtype}") from None
+    # Categories (and text) as Python strings with NaN for missing: 1 and "1" are one category.
+    return values.astype(object).map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
+
+
+def _pandas(rows: Rows) -> pd.DataFrame:
+    if isinstance(rows, bytes):
+        rows = pq.read_table(pa.BufferReader(rows))
+    return rows.to_pandas() if isinstance(rows, pa.Table) else rows
+
+
+def parquet(data: pd.DataFrame) -> bytes:
+    """A frame as Parquet bytes, which `frame` reads back as it was."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(data, preserve_index=False), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def frame(rows: Rows, schema: DatasetSchema) -> pd.DataFrame:
+    """The schema's feature columns and (when present) its target, each coerced to the one
+    dtype the pipeline expects. Columns the schema does not name are left out."""
+    data = _pandas(rows)
+    names = [f.name for f in schema.features]
+    absent = [n for n in names if n not in data.columns]
+    if absent:
+        raise BadRows(f"the rows lack the columns {absent} that the schema names")
+    columns = {f.name: _column(data[f.name], f.type, f.name) for f in schema.features}
+    if schema.target in data.columns:
+        columns[schema.target] = _target(data[schema.target], schema)
+    return pd.DataFrame(columns, index=data.index)
+
+
+def _target(values: pd.Series, schema: DatasetSchema) -> pd.Series:
+    if schema.task == Task.REGRESSION or schema.target_type == ColumnType.NUMBER:
+        return _column(values, ColumnType.NUMBER, schema.target)
+    # Class labels keep their own kind (integers stay integers), so predictions read as the
+    # dataset wrote them; a missing label stays None and is dropped by features_and_target.
+    return values.astype(object).where(values.notna(), None)
+
+
+def features_and_target(data: pd.DataFrame, schema: DatasetSchema) -> tuple[pd.DataFrame, np.ndarray]:
+    """X and y from a frame made by `frame`; a row without its target cannot be learned from
+    and is dropped (ingestion rejects such rows, so this is a guard, not a policy)."""
+    if schema.target not in data.columns:
+        raise BadRows(f"the rows lack the target column {schema.target!r}")
+    known = data[data[schema.target].notna()]
+    y = known[schema.target].to_numpy()
+    if schema.task == Task.CLASSIFICATION and schema.target_type == ColumnType.INTEGER:
+        y = y.astype("int64")
+    return known[[f.name for f in schema.features]], y
+
+
+def build_pipeline(schema: DatasetSchema, estimator: str, params: Mapping[str, Any], seed: int) -> Pipeline:
+    """Impute, scale numbers, one-hot categories and booleans, then the estimator. The target
+    and text columns are not features (no step turns free text into numbers yet)."""
+    numbers = [f.name for f in schema.features if f.type in NUMERIC]
+    categories = [f.name for f in schema.features if f.type in CATEGORICAL]
+    if not numbers and not categories:
+        raise NoFeatures(
+            f"nothing to learn from: every column but the target {schema.target!r} is text; "
+            f"declare some as number, integer, category or boolean"
+        )
+    steps = []
+    if numbers:
+        steps.append(
+            ("numbers", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numbers)
+        )
+    if categories:
+        # Dense output: histogram gradient boosting takes no sparse input. An unseen category at
+        # predict time becomes all zeros rather than an error.
+        impute = SimpleImputer(strategy="most_frequent")
+        encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        steps.append(("categories", Pipeline([("impute", impute), ("onehot", encode)]), categories))
+    model = lookup(schema.task, estimator).build(params, seed)
+    return Pipeline([("features", ColumnTransformer(steps, remainder="drop")), ("model", model)])
+
+
+def fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
+    """Fit in place, first fitting linear_svm's calibration folds to the smallest class."""
+    model = pipeline[-1]
+    if isinstance(model, CalibratedClassifierCV):
+        labels, counts = np.unique(y, return_counts=True)
+        if counts.min() < 2:
+            raise DatasetTooSmall(
+                f"linear_svm calibrates its probabilities by cross-validation and needs at least 2 "
+                f"training rows of each class; class {labels[counts.argmin()]!r} has {counts.min()}: "
+                f"add rows or choose another estimator"
+            )
+        model.set_params(cv=min(CALIBRATION_FOLDS, int(counts.min())))
+    return pipeline.fit(X, y)
