@@ -473,11 +473,8 @@ class IngestionService:
                 f"dataset {name!r} is busy: {self.settings.commit_attempts} commits raced this one; commit again"
             ) from None
         finally:
-            # Whatever happened: manifests saved for numbers other commits got, or for a commit
-            # that ended without a version, are no one's.
-            mine = record.version_of(upload_id) if record is not None else None
-            for key in written.keys() - {mine.manifest_key if mine else ""}:
-                await self.repo.delete_manifest(key)
+            await self._drop_unused_manifests(name, upload_id, written, record)
+        mine = record.version_of(upload_id) if record is not None else None
         await self.repo.index(name)  # a dataset this commit created is listed from now on
         if mine is not None:
             return written.get(mine.manifest_key) or await self.repo.manifest(name, mine), False
@@ -485,6 +482,26 @@ class IngestionService:
         if latest is None:  # add_version leaves a version of this upload, or an identical latest one
             raise RuntimeError(f"committing upload {upload_id!r} left dataset {name!r} without its version")
         return await self.repo.manifest(name, latest), True
+
+    async def _drop_unused_manifests(
+        self, name: str, upload_id: str, written: dict[str, Manifest], record: DatasetRecord | None
+    ) -> None:
+        """Deletes the manifests a commit saved that no version uses: saved for numbers other
+        commits got, or by a commit that ended without a version. A commit that failed has no
+        record to tell, and the store may have failed after writing it (or another commit of
+        the same upload got the version): the record is read again. When that fails too, they
+        stay: a manifest no version uses is harmless, a version without its manifest is not."""
+        if not written:
+            return
+        if record is None:
+            try:
+                record = await self.repo.dataset(name)
+            except Exception as exc:
+                log.warning("manifests %s of upload %s left in place: %s", sorted(written), upload_id, exc)
+                return
+        mine = record.version_of(upload_id) if record is not None else None
+        for key in written.keys() - {mine.manifest_key if mine else ""}:
+            await self.repo.delete_manifest(key)
 
     async def _end_session(
         self,
