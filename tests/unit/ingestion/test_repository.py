@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 from services.ingestion.domain.model import UploadSession
 from services.ingestion.repository import DatasetRepository
@@ -34,3 +35,17 @@ def test_a_fresh_store_starts_empty_indexes():
     assert asyncio.run(repo.names()) == [] and asyncio.run(repo.open_uploads()) == {}
     asyncio.run(repo.forget_upload("nothing"))
     assert repo.state.items == {}, "forgetting what is not there writes nothing"
+
+
+def test_upload_sessions_stored_before_the_committing_state_read_as_they_were():
+    state = FakeStateStore()
+    repo = DatasetRepository(state, FakeBlobStore())
+    for phase in ("open", "committed", "aborted"):
+        # As stored before sessions could be committing: no committing_since.
+        old = {"id": phase, "dataset": "d", "target": "y", "state": phase, "created_at": "2026-01-01T00:00:00Z"}
+        old |= {"parts": {"1": {"sha256": "ab", "key": "k", "rows": 2}}, "version": 3 if phase == "committed" else None}
+        asyncio.run(state.save(f"upload:{phase}", json.dumps(old).encode()))
+        session = asyncio.run(repo.session(phase))
+        assert session is not None and session.state == phase and session.committing_since is None
+        assert session.public().state == phase and session.public().rows_accepted == 2
+        assert not session.committing_before(datetime.now(UTC)), "only a committing session has a commit"

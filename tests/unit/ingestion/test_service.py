@@ -1,9 +1,14 @@
 """Use cases under races the API tests cannot line up."""
 
 import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from services.common.ports import SidecarUnavailable
 from services.ingestion.domain.errors import Conflict
 from services.ingestion.domain.model import UploadSession
 from services.ingestion.repository import DatasetRepository
@@ -70,3 +75,57 @@ def test_a_session_that_keeps_changing_under_a_part_is_a_409_saying_to_send_it_a
     ):
         asyncio.run(put())
     assert service.repo.blobs.blobs == {}, "the part's files are not left behind"
+
+
+class FailingCommit(FakeStateStore):
+    """Fails the next commit's write of the dataset record when `fail` is set, as a state store
+    that went away would; runs `on_read` once at the next read of the dataset record."""
+
+    def __init__(self):
+        super().__init__()
+        self.fail = False
+        self.on_read: Callable[[], Awaitable[Any]] | None = None
+
+    async def save(self, key, value, etag=None):
+        if key == "dataset:iris" and etag is not None and self.fail:
+            self.fail = False
+            raise SidecarUnavailable("the state store went away")
+        await super().save(key, value, etag)
+
+    async def get(self, key):
+        if key == "dataset:iris" and self.on_read is not None:
+            action, self.on_read = self.on_read, None
+            await action()
+        return await super().get(key)
+
+
+def test_a_commit_begun_again_while_expiry_ends_the_dead_one_wins_and_keeps_the_parts():
+    state = FailingCommit()
+    service = IngestionService(DatasetRepository(state, FakeBlobStore()), FakePublisher(), Settings())
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+
+    async def backdate(session: UploadSession | None) -> UploadSession | None:
+        return session and session.model_copy(update={"created_at": long_ago, "committing_since": long_ago})
+
+    async def race() -> tuple[list[str], UploadSession | None]:
+        await service.upload_once("iris", IRIS, "text/csv", target="species")
+        session = await service.start_upload("iris")
+        await service.put_part(session.id, 1, b"sepal,petal,species\n1,1,a\n", "text/csv")
+        state.fail = True
+        with pytest.raises(SidecarUnavailable):
+            await service.commit(session.id)
+        # The commit began two days ago and its process died; the open uploads say so too.
+        await service.repo.update_session(session.id, backdate)
+        await state.save("uploads:open", json.dumps({session.id: long_ago.isoformat()}).encode())
+        # Expiry finds no version of it; before expiry aborts it, the client commits again.
+        state.on_read = lambda: service._mark_committing(session.id)
+        expired = await service.expire_uploads()
+        stuck = await service.repo.session(session.id)
+        await service.commit(session.id)
+        return expired, stuck
+
+    expired, stuck = asyncio.run(race())
+    assert expired == [] and stuck is not None and stuck.state == "committing"
+    rows = asyncio.run(service.rows("iris", "2", 0, 10))
+    assert [r["species"] for r in rows.rows] == ["a"]
+    assert asyncio.run(service.repo.open_uploads()) == {}
