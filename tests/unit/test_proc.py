@@ -1,6 +1,7 @@
 """Pidfiles: trusted only for the process we started, so a stale one never makes `make down`
 signal a stranger. And without /proc the scripts say they need Linux instead of finding nothing."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,8 @@ def sleeper(tmp_path):
     yield pid, pidfile
     if proc.alive(pid):
         os.killpg(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        with contextlib.suppress(ChildProcessError):  # subprocess may have reaped it
+            os.waitpid(pid, 0)
 
 
 @pytest.fixture
@@ -75,10 +77,8 @@ def test_a_pid_now_held_by_an_unrelated_process_is_never_signalled(tmp_path, str
 def test_a_pidfile_of_a_process_that_exited_is_stale(tmp_path):
     pidfile = tmp_path / "gone.pid"
     pid = proc.start(["true"], tmp_path / "true.log", pidfile, cwd=tmp_path)
-    try:
+    with contextlib.suppress(ChildProcessError):  # subprocess reaps the children of Popen objects it dropped
         os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # reaped already: subprocess reaps the children of Popen objects it dropped
     assert proc.read_pid(pidfile) is None
     assert not pidfile.exists()
 
