@@ -67,6 +67,8 @@ class ServiceSpec:
     background: Sequence[Periodic] = ()
     service: Any = None
     """The service's use cases, for its routes (through its deps module)."""
+    closing: Sequence[Callable[[], Awaitable[None]]] = ()
+    """What to close at shutdown besides the ports (a worker pool, say)."""
 
 
 health = APIRouter(tags=["health"])
@@ -158,6 +160,8 @@ def build_app(spec: ServiceSpec) -> FastAPI:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for close in spec.closing:
+            await close()
         await spec.ports.close()
 
     app = FastAPI(title=spec.title, lifespan=lifespan)

@@ -1,37 +1,46 @@
-from dataclasses import dataclass
 from functools import partial
 
 from fastapi import FastAPI
 
 from services.common import dapr_adapters, roundtrip
-from services.common.app import ServiceSpec, build_app
+from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.events import EventType
-from services.common.ports import BlobStore, SidecarPorts, StateStore
-from services.training import announcements
+from services.training import api
+from services.training.activities import Activities
+from services.training.compute import Compute
+from services.training.jobs import JobService
+from services.training.ports import TrainingPorts
 from services.training.settings import Settings
-
-
-@dataclass(kw_only=True)
-class TrainingPorts(SidecarPorts):
-    state: StateStore
-    blobs: BlobStore
+from services.training.workflow import WORKFLOW, train_model
 
 
 def create_app(settings: Settings | None = None, ports: TrainingPorts | None = None) -> FastAPI:
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(TrainingPorts, settings)
+    compute = Compute(settings.fit_workers)
+    activities = Activities(ports.blobs, ports.invoker, compute, settings)
+    ports.workflows.define(WORKFLOW, train_model, activities.table())
+    jobs = JobService(ports.state, ports.invoker, ports.workflows, settings)
+
+    async def start_workflows() -> None:
+        # Interrupted jobs resume as soon as the engine has the workflow again.
+        await ports.workflows.start()
+
     return build_app(
         ServiceSpec(
             title="daprml training",
             settings=settings,
             ports=ports,
-            routers=[roundtrip.receiver, announcements.router],
+            service=jobs,
+            routers=[api.router, roundtrip.receiver],
             subscriptions={
                 EventType.ROUNDTRIP_PING: partial(
                     roundtrip.receive, app_id=settings.app_id, state=ports.state, blobs=ports.blobs
                 ),
-                EventType.DATASET_VERSION_COMMITTED: partial(announcements.record, state=ports.state),
+                EventType.DATASET_VERSION_COMMITTED: jobs.on_version_committed,
             },
+            background=[Periodic("workflow engine", 2.0, start_workflows, until_done=True)],
+            closing=[compute.close],
         )
     )

@@ -1,0 +1,166 @@
+"""The steps of a training job, each an activity of its workflow (see workflow.py).
+
+Each gets and returns JSON-ready dicts (the engine keeps them in the job's history), so the big
+things travel by key: the rows come from ingestion, the fitted model and the holdout go to the
+blob store under the job's own keys, and only keys, hashes and metrics go back to the workflow.
+Each is safe to run again: the engine runs activities at least once.
+"""
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.common import models_api as api
+from services.common.errors import ClientError
+from services.common.ports import ActivityFunction, BlobStore, NotFound, ServiceInvoker, SidecarUnavailable
+from services.training.compute import Compute, confusion, numbers
+from services.training.jobs import JobSpec
+from services.training.settings import Settings
+
+
+class Champion(BaseModel):
+    version: int
+    artifact: api.Artifact
+
+
+class Activities:
+    def __init__(self, blobs: BlobStore, invoker: ServiceInvoker, compute: Compute, settings: Settings):
+        self.blobs, self.invoker, self.compute, self.settings = blobs, invoker, compute, settings
+
+    def table(self) -> dict[str, ActivityFunction]:
+        """Activity name -> the function the workflow calls by that name."""
+        return {
+            "load": self.load,
+            "fit": self.fit,
+            "evaluate": self.evaluate,
+            "register": self.register,
+            "promote": self.promote,
+        }
+
+    async def load(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """The model's current champion, if it has one: the new version is compared with it on
+        the new version's holdout."""
+        spec = JobSpec.model_validate(job)
+        model = await self._get(self.settings.registry_app_id, f"api/models/{spec.model}", missing_ok=True)
+        version = (model or {}).get("aliases", {}).get("champion")
+        if version is None:
+            return None
+        found = await self._get(self.settings.registry_app_id, f"api/models/{spec.model}/versions/{version}")
+        return Champion(version=version, artifact=api.Artifact.model_validate(found["artifact"])).model_dump()
+
+    async def fit(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Fits the model on the training share of the rows and scores it on the holdout (in a
+        worker process); stores the model and the holdout under the job's keys."""
+        spec = JobSpec.model_validate(job)
+        rows = await self._rows(spec)
+        fitted = await self.compute.fit(rows, spec)
+        artifact = api.Artifact(key=artifact_key(spec), sha256=fitted.sha256)
+        await self.blobs.put(artifact.key, fitted.artifact)
+        await self.blobs.put(holdout_key(spec), fitted.holdout)
+        return {
+            "artifact": artifact.model_dump(),
+            "card": fitted.card,
+            "metrics": fitted.metrics,
+            "fit_s": fitted.fit_s,
+        }
+
+    async def evaluate(self, step: dict[str, Any]) -> dict[str, Any]:
+        """The new model's metrics as the registry takes them, and the champion's on the same
+        holdout (its artifact checked against its sha256 before it is loaded)."""
+        spec, fitted = JobSpec.model_validate(step["job"]), step["fitted"]
+        champion_metrics = None
+        if step["champion"]:
+            champion = Champion.model_validate(step["champion"])
+            model, holdout = await self.blobs.get(champion.artifact.key), await self.blobs.get(holdout_key(spec))
+            champion_metrics = numbers(await self.compute.score(spec, model, champion.artifact.sha256, holdout))
+        return {
+            "metrics": numbers(fitted["metrics"]),
+            "confusion_matrix": confusion(fitted["metrics"]),
+            "champion_metrics": champion_metrics,
+        }
+
+    async def register(self, step: dict[str, Any]) -> dict[str, Any]:
+        spec = JobSpec.model_validate(step["job"])
+        evaluated, fitted = step["evaluated"], step["fitted"]
+        body = api.RegisterVersion(
+            lineage=api.Lineage(
+                dataset=spec.dataset,
+                dataset_version=spec.version,
+                schema_hash=spec.schema_hash,
+                estimator=spec.estimator,
+                params=spec.params,
+                job_id=spec.job_id,
+            ),
+            metrics=evaluated["metrics"],
+            confusion_matrix=evaluated.get("confusion_matrix"),
+            artifact=api.Artifact.model_validate(fitted["artifact"]),
+            card=api.ModelCard.model_validate(fitted["card"]),
+        )
+        reply = await self._post(self.settings.registry_app_id, f"internal/models/{spec.model}/versions", body)
+        return api.Registered.model_validate(reply).model_dump()
+
+    async def promote(self, step: dict[str, Any]) -> dict[str, Any]:
+        spec = JobSpec.model_validate(step["job"])
+        champion = step["champion"]
+        body = api.PromotionRequest(
+            candidate=step["evaluated"]["metrics"],
+            champion_version=champion["version"] if champion else None,
+            champion=step["evaluated"].get("champion_metrics") if champion else None,
+        )
+        version = step["registered"]["version"]
+        reply = await self._post(
+            self.settings.registry_app_id, f"internal/models/{spec.model}/versions/{version}/promotion", body
+        )
+        return api.Promotion.model_validate(reply).model_dump(mode="json")
+
+    # talking to the other services
+
+    async def _rows(self, spec: JobSpec) -> bytes:
+        reply = await self.invoker.call(
+            self.settings.ingestion_app_id, f"api/datasets/{spec.dataset}/versions/{spec.version}/data?format=parquet"
+        )
+        _check(reply.status, reply.body, f"the rows of dataset {spec.dataset!r} version {spec.version}")
+        return reply.body
+
+    async def _get(self, app_id: str, method: str, missing_ok: bool = False) -> Any:
+        reply = await self.invoker.call(app_id, method)
+        if reply.status == 404 and missing_ok:
+            return None
+        _check(reply.status, reply.body, method)
+        return json.loads(reply.body)
+
+    async def _post(self, app_id: str, method: str, body: BaseModel) -> Any:
+        reply = await self.invoker.call(
+            app_id, method, "POST", body.model_dump_json(by_alias=True).encode(), {"content-type": "application/json"}
+        )
+        _check(reply.status, reply.body, method)
+        return json.loads(reply.body)
+
+
+class Refused(ClientError):
+    """Another service refused a step of the job: the reason is its own words."""
+
+    status = 422
+
+
+def _check(status: int, body: bytes, what: str) -> None:
+    if status < 300:
+        return
+    try:
+        detail = json.loads(body).get("detail", body[:300])
+    except (ValueError, AttributeError):
+        detail = body[:300]
+    if status == 404:
+        raise NotFound(f"{what}: not found ({detail})")
+    if 400 <= status < 500:
+        raise Refused(f"{what}: refused with {status}: {detail}")
+    raise SidecarUnavailable(f"{what}: HTTP {status}: {detail}", "a service the job needs is unavailable")
+
+
+def artifact_key(spec: JobSpec) -> str:
+    return f"models/{spec.model}/{spec.job_id}.skops"
+
+
+def holdout_key(spec: JobSpec) -> str:
+    return f"training/{spec.job_id}/holdout.parquet"

@@ -1,0 +1,189 @@
+"""Training jobs over in-memory fakes of our ports: the workflow runs in-process (FakeWorkflows),
+the other services answer from a table (FakeInvoker), fitting runs in a thread."""
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.datasets import load_iris
+
+from services.common import events
+from services.common.events import DatasetVersionCommitted, EventType
+from services.common.ports import Reply
+from services.training.app import create_app
+from services.training.ports import TrainingPorts
+from services.training.settings import Settings
+from tests.fakes import FakeInvoker, FakeWorkflows, fake_ports
+
+SCHEMA = {
+    "task": "classification",
+    "target": "species",
+    "columns": [
+        *({"name": n, "type": "number", "missing": "keep", "fill_value": None} for n in ("a", "b", "c", "d")),
+        {"name": "species", "type": "category", "missing": "keep", "fill_value": None},
+    ],
+}
+
+
+def iris_parquet() -> bytes:
+    data = load_iris()
+    table = pa.table(
+        {
+            **{n: data.data[:, i] for i, n in enumerate("abcd")},
+            "species": [str(data.target_names[t]) for t in data.target],
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def stack_replies(registered: list[dict]) -> dict:
+    manifest = Reply(200, json.dumps({"version": 1, "schema": SCHEMA, "schema_hash": "h1"}).encode())
+
+    async def register(body: bytes) -> Reply:
+        registered.append(json.loads(body))
+        return Reply(201, json.dumps({"model": "iris", "version": len(registered), "new": True}).encode())
+
+    async def promote(body: bytes) -> Reply:
+        request = json.loads(body)
+        return Reply(
+            200,
+            json.dumps(
+                {
+                    "model": "iris",
+                    "version": 1,
+                    "alias": "champion",
+                    "policy": "auto",
+                    "metric": "accuracy",
+                    "candidate": request["candidate"]["accuracy"],
+                    "champion": None,
+                    "champion_version": None,
+                    "decided_at": "2026-11-23T12:00:00Z",
+                }
+            ).encode(),
+        )
+
+    return {
+        ("ingestion", "api/datasets/iris/versions/latest"): manifest,
+        ("ingestion", "api/datasets/iris/versions/1"): manifest,
+        ("ingestion", "api/datasets/iris/versions/1/data?format=parquet"): Reply(
+            200, iris_parquet(), "application/x-parquet"
+        ),
+        ("registry", "internal/models/iris/versions"): register,
+        ("registry", "internal/models/iris/versions/1/promotion"): promote,
+    }
+
+
+@pytest.fixture
+def training():
+    registered: list[dict] = []
+    ports = fake_ports(TrainingPorts, invoker=FakeInvoker(stack_replies(registered)), workflows=FakeWorkflows())
+    with TestClient(create_app(Settings(fit_workers=0), ports)) as client:
+        client.ports, client.registered = ports, registered
+        yield client
+
+
+def test_a_job_trains_evaluates_registers_and_promotes_a_model(training):
+    reply = training.post("/api/training/jobs", json={"dataset": "iris"})
+    assert reply.status_code == 202, reply.text
+    job = training.get(f"/api/training/jobs/{reply.json()['id']}").json()
+    assert job["status"] == "COMPLETED", job
+    assert (job["stage"], job["progress"]) == ("done", 1.0)
+    assert job["estimator"] == "gradient_boosting" and job["version"] == 1 and job["model"] == "iris"
+    assert job["result"]["version"] == 1 and job["result"]["promotion"]["alias"] == "champion"
+    assert 0.8 <= job["result"]["metrics"]["accuracy"] <= 1.0
+    (body,) = training.registered
+    assert body["lineage"] == {
+        "dataset": "iris",
+        "dataset_version": 1,
+        "schema_hash": "h1",
+        "estimator": "gradient_boosting",
+        "params": body["lineage"]["params"],
+        "job_id": job["id"],
+    }
+    stored = training.ports.blobs.blobs[body["artifact"]["key"]]
+    import hashlib
+
+    assert hashlib.sha256(stored).hexdigest() == body["artifact"]["sha256"]
+    assert body["confusion_matrix"]["labels"] == ["setosa", "versicolor", "virginica"]
+    assert [s["stage"] for s in training.ports.workflows.runs[job["id"]].statuses] == [
+        "loading",
+        "fitting",
+        "evaluating",
+        "registering",
+        "promoting",
+        "done",
+    ]
+
+
+def test_the_same_request_again_is_the_same_job_and_trains_nothing_more(training):
+    first = training.post("/api/training/jobs", json={"dataset": "iris", "version": 1}).json()
+    again = training.post("/api/training/jobs", json={"dataset": "iris", "version": "latest"}).json()
+    assert again["id"] == first["id"]
+    assert training.ports.workflows.activity_calls.count("fit") == 1 and len(training.registered) == 1
+    other = training.post("/api/training/jobs", json={"dataset": "iris", "estimator": "random_forest"}).json()
+    assert other["id"] != first["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"dataset": "iris", "estimator": "deep_net"}, "deep_net"),
+        ({"dataset": "iris", "estimator": "ridge"}, "ridge"),
+        ({"dataset": "iris", "estimator": "random_forest", "params": {"n_estimators": "many"}}, "n_estimators"),
+        ({"dataset": "iris", "estimator": "random_forest", "params": {"colour": 3}}, "colour"),
+        ({"dataset": "nope"}, "nope"),
+    ],
+)
+def test_a_job_that_cannot_run_is_refused_before_anything_is_scheduled(training, body, words):
+    reply = training.post("/api/training/jobs", json=body)
+    assert 400 <= reply.status_code < 500 and words in json.dumps(reply.json())
+    assert training.ports.workflows.runs == {} and training.ports.state.items == {}
+
+
+def announce(client, version: int = 1):
+    body = events.encode(
+        EventType.DATASET_VERSION_COMMITTED,
+        "/daprml/ingestion",
+        DatasetVersionCommitted(dataset="iris", version=version, row_count=150, schema_hash="h1"),
+    )
+    return client.post(
+        "/internal/events/dataset-versions", content=body, headers={"content-type": events.CLOUDEVENTS_JSON}
+    ).json()
+
+
+def test_a_committed_version_is_trained_once_however_often_it_is_announced(training):
+    assert announce(training) == {"status": "SUCCESS"}
+    assert announce(training) == {"status": "SUCCESS"}
+    jobs = training.get("/api/training/jobs?dataset=iris").json()
+    assert jobs["total"] == 1 and jobs["jobs"][0]["status"] == "COMPLETED"
+    assert len(training.registered) == 1
+
+
+def test_a_policy_can_turn_training_on_new_versions_off(training):
+    assert training.put("/api/training/policies/iris", json={"auto_train": False}).status_code == 200
+    assert announce(training) == {"status": "SUCCESS"}
+    assert training.get("/api/training/jobs").json()["total"] == 0
+
+
+def test_a_policy_with_parameters_the_estimator_refuses_is_422_and_not_stored(training):
+    reply = training.put(
+        "/api/training/policies/iris", json={"estimator": "random_forest", "params": {"max_depth": -3}}
+    )
+    assert reply.status_code == 422 and "max_depth" in json.dumps(reply.json())
+    assert training.get("/api/training/policies/iris").json() == {"auto_train": True, "estimator": None, "params": {}}
+
+
+def test_the_estimators_are_listed_per_task_with_their_parameters(training):
+    listed = training.get("/api/training/estimators").json()
+    names = {task: [e["name"] for e in found] for task, found in listed.items()}
+    assert names["classification"] == ["logistic_regression", "random_forest", "gradient_boosting", "linear_svm"]
+    assert names["regression"] == ["ridge", "random_forest", "gradient_boosting"]
+
+
+def test_an_unknown_job_is_404(training):
+    assert training.get("/api/training/jobs/iris-v9-ridge-000000000000").status_code == 404
