@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,8 +12,14 @@ SettingsDep = Annotated[Settings, Depends(settings_of)]
 PortsDep = Annotated[GatewayPorts, Depends(ports_of)]
 
 
-def to_ingestion(request: Request, ports: PortsDep, settings: SettingsDep) -> Upstream:
-    return Upstream(request, ports.invoker, settings.ingestion_app_id, settings.max_body_bytes)
+def upstream(service: str) -> Callable[[Request, GatewayPorts, Settings], Upstream]:
+    """The dependency that gives a route the internal service it forwards to."""
+
+    def to(request: Request, ports: PortsDep, settings: SettingsDep) -> Upstream:
+        return Upstream(request, ports.invoker, settings.app_ids()[service], settings.max_body_bytes)
+
+    return to
 
 
-IngestionDep = Annotated[Upstream, Depends(to_ingestion)]
+IngestionDep = Annotated[Upstream, Depends(upstream("ingestion"))]
+RegistryDep = Annotated[Upstream, Depends(upstream("registry"))]
