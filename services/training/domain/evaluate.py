@@ -80,7 +80,9 @@ def split(X: pd.DataFrame, y: np.ndarray, task: Task, seed: int, test_size: floa
     if task == Task.CLASSIFICATION:
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2:
-            raise DatasetTooSmall(f"every row has the class {classes[0]!r}: classification needs at least 2 classes")
+            raise DatasetTooSmall(
+                f"every row has the class {classes.tolist()[0]!r}: classification needs at least 2 classes"
+            )
         # Stratify when every class can go to both sides (a class of one row cannot), with room
         # for each class on each side.
         stratified_test = max(n_test, len(classes))
@@ -120,8 +122,9 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, task: Task) -> Met
 def _probability_metrics(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any, dict[str, str]]:
     """ROC AUC and log loss, or None with the reason when these rows cannot give them."""
     classes = pipeline.classes_
-    unseen = sorted(set(np.unique(y)) - set(classes))
-    absent = sorted(set(classes) - set(np.unique(y)))
+    # As Python values (tolist), so the reasons read ['b'] rather than [np.str_('b')].
+    unseen = sorted(set(np.unique(y).tolist()) - set(classes.tolist()))
+    absent = sorted(set(classes.tolist()) - set(np.unique(y).tolist()))
     if not hasattr(pipeline, "predict_proba"):
         reason = "the model gives no probabilities"
         return None, None, {"roc_auc": reason, "log_loss": reason}

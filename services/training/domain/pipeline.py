@@ -37,8 +37,17 @@ def _column(values: pd.Series, type_: ColumnType, name: str) -> pd.Series:
             return pd.to_numeric(values.astype(object), errors="raise").astype("float64")
     except (TypeError, ValueError):
         raise BadRows(f"column {name!r} should hold {type_.value} values; it holds {values.dtype}") from None
-    # Categories (and text) as Python strings with NaN for missing: 1 and "1" are one category.
-    return values.astype(object).map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
+    return values.astype(object).map(_category).astype(object)
+
+
+def _category(value: Any) -> Any:
+    """A category as a string, NaN when missing: 1 and "1" are one category, and so is 1.0,
+    as pandas makes floats of integers next to a missing value."""
+    if pd.isna(value):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _pandas(rows: Rows) -> pd.DataFrame:
@@ -121,7 +130,7 @@ def fit(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
         if counts.min() < 2:
             raise DatasetTooSmall(
                 f"linear_svm calibrates its probabilities by cross-validation and needs at least 2 "
-                f"training rows of each class; class {labels[counts.argmin()]!r} has {counts.min()}: "
+                f"training rows of each class; class {labels.tolist()[counts.argmin()]!r} has {counts.min()}: "
                 f"add rows or choose another estimator"
             )
         model.set_params(cv=min(CALIBRATION_FOLDS, int(counts.min())))
