@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
-from services.gateway import api, datasets, models
+from services.gateway import api, datasets, models, training
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 
@@ -24,7 +24,10 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
     ports = ports or dapr_adapters.sidecar_ports(GatewayPorts, settings)
     app = build_app(
         ServiceSpec(
-            title="daprml gateway", settings=settings, ports=ports, routers=[api.router, datasets.router, models.router]
+            title="daprml gateway",
+            settings=settings,
+            ports=ports,
+            routers=[api.router, datasets.router, training.router, models.router],
         )
     )
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

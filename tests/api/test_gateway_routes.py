@@ -112,6 +112,16 @@ def test_gateway_routes_name_exactly_the_operations_ingestion_serves():
     assert _operations(gateway, "/api/datasets") == _operations(ingestion, "/api/datasets")
 
 
+def test_gateway_routes_name_exactly_the_operations_training_serves():
+    from services.training.app import create_app as training_app
+    from services.training.ports import TrainingPorts
+
+    gateway = create_app(ports=fake_ports(GatewayPorts))
+    training = training_app(ports=fake_ports(TrainingPorts))
+    assert len(_operations(training, "/api/training")) == 6
+    assert _operations(gateway, "/api/training") == _operations(training, "/api/training")
+
+
 def test_gateway_routes_name_exactly_the_public_operations_the_registry_serves():
     from services.registry.app import RegistryPorts
     from services.registry.app import create_app as registry_app

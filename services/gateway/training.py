@@ -1,0 +1,61 @@
+"""The training API, as the public sees it: each route a named operation of training.
+
+Parameters are validated here, by the same rules training applies, before anything is
+forwarded; what training answers comes back as it is. tests/api/test_gateway_routes.py checks
+that these routes and training's public ones are the same set.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from services.common.events import DATASET_NAME
+from services.gateway.deps import TrainingDep
+
+router = APIRouter(prefix="/api/training", tags=["training"])
+
+Dataset = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
+JobId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,200}$", description="as the job's submission answered")]
+JSON_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+@router.post("/jobs", status_code=202, openapi_extra=JSON_BODY)
+async def submit(training: TrainingDep) -> Response:
+    """Trains a model on a dataset version: {"dataset", "version", "estimator", "params", "model"}."""
+    return await training.forward("api", "training", "jobs")
+
+
+@router.get("/jobs")
+async def list_jobs(
+    training: TrainingDep,
+    dataset: Annotated[str | None, Query(pattern=DATASET_NAME)] = None,
+    status: Annotated[str | None, Query(pattern="^[A-Za-z]{1,20}$")] = None,
+    offset: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    query = {"dataset": dataset, "status": status, "offset": offset, "limit": limit}
+    return await training.forward("api", "training", "jobs", query=query)
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: JobId, training: TrainingDep) -> Response:
+    """The job's status, stage and progress; its metrics and model version once done."""
+    return await training.forward("api", "training", "jobs", job_id)
+
+
+@router.get("/estimators")
+async def list_estimators(training: TrainingDep) -> Response:
+    return await training.forward("api", "training", "estimators")
+
+
+@router.get("/policies/{dataset}")
+async def get_policy(dataset: Dataset, training: TrainingDep) -> Response:
+    return await training.forward("api", "training", "policies", dataset)
+
+
+@router.put("/policies/{dataset}", openapi_extra=JSON_BODY)
+async def set_policy(dataset: Dataset, training: TrainingDep) -> Response:
+    """Whether new versions are trained: {"auto_train", "estimator", "params"}."""
+    return await training.forward("api", "training", "policies", dataset)
