@@ -57,3 +57,7 @@ def separable(n: int = 40) -> tuple[pd.DataFrame, DatasetSchema]:
         }
     )
     return rows, schema
+
+
+# The same columns, predicting the size from the others (label is a category feature here).
+MIXED_REGRESSION = DatasetSchema.model_validate(MIXED.model_dump() | {"task": "regression", "target": "size"})
