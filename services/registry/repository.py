@@ -57,6 +57,9 @@ class ModelRepository:
     async def save_details(self, key: str, request: RegisterVersion) -> None:
         await self._details.put(key, request)
 
+    async def delete_details(self, key: str) -> None:
+        await self._details.delete(key)
+
     async def details(self, key: str) -> RegisterVersion | None:
         return await self._details.get(key)
 

@@ -143,10 +143,21 @@ class RegistryService:
             current.add_version(request, key, now())
             return current
 
-        record = await self._change(name, add)
+        try:
+            record = await self._change(name, add)
+        except Exception:
+            await self._forget_details(name, key)
+            raise
         ref = record.version_of_job(job)
         assert ref is not None  # add() leaves a version of this job
         return Registered(model=name, version=ref.version, new=added)
+
+    async def _forget_details(self, name: str, key: str) -> None:
+        """Deletes details stored for a registration that made no version, unless a version
+        points at them after all (the same job, registering at the same time, got in)."""
+        record = await self.repo.model(name)
+        if record is None or all(v.details_key != key for v in record.versions):
+            await self.repo.delete_details(key)
 
     async def promote(self, name: str, number: int, request: PromotionRequest) -> Promotion:
         """Applies the model's promotion policy to a new version, once."""

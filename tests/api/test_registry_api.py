@@ -3,8 +3,10 @@ paging, and the events of what was committed."""
 
 import asyncio
 import hashlib
+import time
 
 import pytest
+from fastapi.testclient import TestClient
 
 from services.common.events import EventType
 from services.common.models_api import RegisterVersion
@@ -74,8 +76,10 @@ def test_different_jobs_get_the_next_numbers(client):
 
 def test_a_version_for_another_task_than_the_models_is_409(client):
     register(client)
+    before = state_keys(client)
     reply = register(client, job="job-2", task="regression")
     assert reply.status_code == 409 and "another model name" in reply.json()["detail"]
+    assert state_keys(client) == before  # the details stored for it are deleted again
 
 
 @pytest.mark.parametrize(
@@ -160,6 +164,19 @@ def test_the_same_job_racing_itself_makes_one_version():
     first, second = asyncio.run(race())
     assert first.version == second.version == 1 and sorted([first.new, second.new]) == [False, True]
     assert len(asyncio.run(service.record("iris")).versions) == 1
+
+
+def test_events_left_in_the_outbox_are_published_when_the_app_starts(make_client):
+    publisher = DownPublisher()
+    client = make_client("registry", publisher=publisher)
+    register(client)
+    publisher.down = False
+    with TestClient(create_app(Settings(outbox_interval_s=3600), client.ports)):
+        for _ in range(200):  # the background job's first run, at start-up
+            if publisher.sent:
+                break
+            time.sleep(0.01)
+    assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_VERSION_REGISTERED]
 
 
 # reading
