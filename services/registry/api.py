@@ -19,7 +19,7 @@ internal = APIRouter(prefix="/internal/models", tags=["internal"])
 Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
 # Aliases are checked by the service, whose refusal says what a valid one looks like.
 Alias = Annotated[str, Path(max_length=200, description="lower-case letters, digits, '-' and '_'")]
-Ref = Annotated[str, Path(max_length=200, description="a version number, or an alias such as champion")]
+Ref = Annotated[str, Path(max_length=200, description="a version number, latest, or an alias such as champion")]
 Number = Annotated[int, Path(ge=1, description="a version number")]
 SKOPS = "application/octet-stream"
 

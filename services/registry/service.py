@@ -72,7 +72,7 @@ class RegistryService:
         return views.info(await self.record(name))
 
     async def version(self, name: str, ref: str) -> views.ModelVersion:
-        """`ref`: a version number, or an alias."""
+        """`ref`: a version number, `latest`, or an alias."""
         record = await self.record(name)
         found = _resolve(record, ref)
         details = await self.repo.details(found.details_key)
@@ -123,6 +123,13 @@ class RegistryService:
         record = await self.repo.model(name)
         known = record.version_of_job(job) if record is not None else None
         if known is not None:
+            if known.artifact_sha256 != request.artifact.sha256:
+                log.warning(
+                    "job %s registered model %s again with another artifact; it keeps version %s",
+                    job,
+                    name,
+                    known.version,
+                )
             return Registered(model=name, version=known.version, new=False)
         key = self.repo.details_key(name, request)
         # Stored before the record points at it: no version is without its details.
@@ -265,6 +272,10 @@ def _numbered(record: ModelRecord, number: int) -> VersionRef:
 def _resolve(record: ModelRecord, ref: str) -> VersionRef:
     if ref.isdigit():
         return _numbered(record, int(ref))
+    if ref == "latest":
+        if not record.versions:
+            raise Missing(f"model {record.name!r} has no versions yet")
+        return record.versions[-1]
     number = record.aliases.get(ref)
     if number is None:
         raise Missing(f"model {record.name!r} has no alias {ref!r}; its aliases: {sorted(record.aliases) or 'none'}")

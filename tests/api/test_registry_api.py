@@ -200,6 +200,12 @@ def test_a_version_can_be_named_by_its_alias(client):
     assert client.get("/api/models/iris/versions/champion").json()["aliases"] == ["champion"]
 
 
+def test_latest_names_the_newest_version(client):
+    register(client)
+    register(client, job="job-2")
+    assert client.get("/api/models/iris/versions/latest").json()["version"] == 2
+
+
 def test_what_does_not_exist_is_404_saying_what_there_is(client):
     assert "does not exist" in client.get("/api/models/iris").json()["detail"]
     register(client)
