@@ -30,14 +30,16 @@ CALIBRATION_FOLDS = 3  # at most, for linear_svm's probabilities
 
 
 def _column(values: pd.Series, type_: ColumnType, name: str) -> pd.Series:
+    if type_ not in NUMERIC and type_ != ColumnType.BOOLEAN:
+        if pd.api.types.is_string_dtype(values):  # as Arrow strings arrive: no value to convert
+            return values.astype(object).where(values.notna(), np.nan)
+        return values.astype(object).map(_category).astype(object)
     try:
-        if type_ in NUMERIC or type_ == ColumnType.BOOLEAN:
-            # Booleans as 0/1 floats: one numeric dtype however they arrive (bool, object with
-            # None), so the imputer sees NaN as missing and the encoder one kind of value.
-            return pd.to_numeric(values.astype(object), errors="raise").astype("float64")
+        # Booleans as 0/1 floats: one numeric dtype however they arrive (bool, object with
+        # None), so the imputer sees NaN as missing and the encoder one kind of value.
+        return pd.to_numeric(values.astype(object), errors="raise").astype("float64")
     except (TypeError, ValueError):
         raise BadRows(f"column {name!r} should hold {type_.value} values; it holds {values.dtype}") from None
-    return values.astype(object).map(_category).astype(object)
 
 
 def _category(value: Any) -> Any:
