@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import load_diabetes, load_iris
 
 from services.training.domain.card import Lineage
-from services.training.domain.errors import DatasetTooSmall
+from services.training.domain.errors import DatasetTooSmall, UnknownEstimator
 from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics
 from services.training.domain.pipeline import build_pipeline, fit, parquet
 from services.training.domain.schema import DatasetSchema
@@ -56,6 +56,10 @@ def test_fit_and_train_run_in_a_worker_process_on_iris_and_diabetes():
         iris_job = pool.submit(train_artifact, iris_rows, iris_schema, lineage("logistic_regression"))
         diabetes_job = pool.submit(train_artifact, diabetes_rows, diabetes_schema, lineage("ridge"))
         trained, iris_result, diabetes_result = (j.result(timeout=120) for j in (trained_job, iris_job, diabetes_job))
+        refused = pool.submit(fit_and_evaluate, iris_rows.slice(0, 5), iris_schema, "ridge", {}, 42)
+        with pytest.raises(UnknownEstimator, match="choose one of") as caught:  # a domain error arrives whole
+            refused.result(timeout=60)
+        assert caught.value.status == 422 and caught.value.details["available"]
 
     assert isinstance(trained, TrainedModel) and trained.classes == ["setosa", "versicolor", "virginica"]
     assert isinstance(trained.metrics, ClassificationMetrics) and trained.metrics.accuracy > 0.85
