@@ -130,6 +130,7 @@ class RegistryService:
                     name,
                     known.version,
                 )
+            await self.repo.index(name)  # in case the first try failed between the two writes
             return Registered(model=name, version=known.version, new=False)
         key = self.repo.details_key(name, request)
         # Stored before the record points at it: no version is without its details.

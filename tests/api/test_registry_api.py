@@ -179,6 +179,26 @@ def test_events_left_in_the_outbox_are_published_when_the_app_starts(make_client
     assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_VERSION_REGISTERED]
 
 
+class IndexDownOnce(FakeStateStore):
+    def __init__(self):
+        super().__init__()
+        self.down = True
+
+    async def create(self, key, value):
+        if key == "models" and self.down:
+            self.down = False
+            raise SidecarUnavailable("the state store went away")
+        await super().create(key, value)
+
+
+def test_a_version_whose_model_was_not_listed_yet_is_listed_when_the_job_retries(make_client):
+    client = make_client("registry", state=IndexDownOnce())
+    assert register(client).status_code == 503  # the version is stored; the index is not
+    assert client.get("/api/models").json()["total"] == 0
+    assert register(client).json() == {"model": "iris", "version": 1, "new": False}
+    assert [m["name"] for m in client.get("/api/models").json()["models"]] == ["iris"]
+
+
 # reading
 
 
