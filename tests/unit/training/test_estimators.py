@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from services.training.domain import estimators
@@ -14,6 +16,7 @@ def test_each_task_offers_the_named_estimators():
 
 
 def test_describe_gives_each_parameter_its_type_default_and_bounds():
+    assert json.loads(json.dumps(estimators.describe())) == estimators.describe()  # JSON-ready
     described = {e["name"]: e for e in estimators.describe()["classification"]}
     params = {p["name"]: p for p in described["random_forest"]["params"]}
     assert params["n_estimators"] | {"description": ""} == {
