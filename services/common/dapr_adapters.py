@@ -38,6 +38,7 @@ from services.common import events
 from services.common.ports import (
     ActivityFunction,
     BlobStore,
+    BlobTooLarge,
     ConcurrencyConflict,
     EventPublisher,
     NotFound,
@@ -287,12 +288,19 @@ class DaprBlobStore:
         self.sidecar, self.binding = sidecar, binding
 
     async def _call(self, operation: str, key: str, data: bytes = b"") -> bytes:
-        client = await self.sidecar.client()
         metadata = {"fileName": key, "key": key}
         if operation == "create":
             # Big blobs are encoded in a worker thread, off the event loop.
             encoded = await asyncio.to_thread(base64.b64encode, data) if len(data) > 1 << 16 else base64.b64encode(data)
+            # The whole blob travels in one gRPC message: say so plainly rather than let gRPC refuse it.
+            room = self.sidecar.settings.max_message_bytes - (64 << 10)
+            if len(encoded) > room:
+                raise BlobTooLarge(
+                    f"{key!r} is {len(data) / 1e6:.1f} MB; the blob store takes at most {room * 3 // 4 / 1e6:.1f} MB "
+                    f"in one piece"
+                )
             data, metadata = encoded, metadata | {"decodeBase64": "true"}
+        client = await self.sidecar.client()
         try:
             resp = await client.invoke_binding(self.binding, operation, data, binding_metadata=metadata)
         except _SDK_ERRORS as exc:

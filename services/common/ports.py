@@ -19,6 +19,10 @@ class NotFound(LookupError):
     """The key, blob or secret does not exist."""
 
 
+class BlobTooLarge(ValueError):
+    """A blob bigger than the blob store takes in one piece."""
+
+
 class SidecarUnavailable(RuntimeError):
     """The sidecar did not answer, or answered with an error that is not the caller's fault.
 

@@ -142,6 +142,12 @@ class JobService:
         cannot be trained (its policy names parameters it refuses, say) is logged, not retried:
         no retry would change the answer."""
         policy = await self.policy(event.dataset)
+        log.info(
+            "dataset %s v%s committed; auto-train %s",
+            event.dataset,
+            event.version,
+            "on" if policy.auto_train else "off",
+        )
         if not policy.auto_train:
             return
         try:

@@ -75,21 +75,18 @@ def test_multipart_upload_with_a_retried_part_commits_once(gateway, iris):
     assert all_rows(gateway, name, 1) == iris.drop_duplicates().to_dict("records")
 
 
-def test_the_commit_event_reaches_the_training_subscription(gateway, stack, iris):
+def test_the_commit_event_reaches_training_which_starts_a_job(gateway, iris):
     name = unique("events")
-    assert (
-        gateway.post(f"/api/datasets/{name}/versions?target=target", content=csv_of(iris), headers=CSV).status_code
-        == 201
-    )
-    training = f"http://127.0.0.1:{stack.app('training').app_port}"
+    reply = gateway.post(f"/api/datasets/{name}/versions?target=target", content=csv_of(iris), headers=CSV)
+    assert reply.status_code == 201
 
-    def announced():
-        body = httpx.get(f"{training}/internal/datasets/{name}/announced").json()
-        return body if body["versions"] else None
+    def job():
+        jobs = gateway.get("/api/training/jobs", params={"dataset": name}).json()["jobs"]
+        return jobs[0] if jobs else None
 
-    body = poll(announced)
-    assert body is not None, "training never heard of the new version"
-    assert body["versions"] == [1] and body["events"]["1"]["row_count"] == 149
+    found = poll(job)
+    assert found is not None, "training never heard of the new version"
+    assert (found["dataset"], found["version"]) == (name, 1)
 
 
 def test_two_racing_commits_get_distinct_versions(gateway, iris):

@@ -70,3 +70,14 @@ def test_invoke_path_keeps_a_plain_query():
         invoke_path("ingestion", "api/datasets?offset=10&limit=5")
         == "/v1.0/invoke/ingestion/method/api/datasets?offset=10&limit=5"
     )
+
+
+def test_a_blob_too_big_for_one_message_is_refused_in_words_before_anything_is_sent():
+    from services.common.dapr_adapters import DaprBlobStore
+    from services.common.ports import BlobTooLarge
+
+    sidecar, sent = recording_sidecar()
+    sidecar.settings = ServiceSettings(dapr_http_port=3599, max_message_bytes=1 << 20)
+    with pytest.raises(BlobTooLarge, match=r"'models/m/j.skops' is 1.0 MB; the blob store takes at most 0.7 MB"):
+        asyncio.run(DaprBlobStore(sidecar, "blobstore").put("models/m/j.skops", b"x" * 1_000_000))
+    assert sent == []

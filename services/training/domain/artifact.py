@@ -29,7 +29,9 @@ TRUSTED = frozenset(
 
 
 def dumps(pipeline: Pipeline) -> bytes:
-    return bytes(sio.dumps(pipeline))
+    # Compressed: the arrays of fitted trees shrink several times over, and the blob store
+    # takes one message of at most 64 MiB.
+    return bytes(sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED))
 
 
 def sha256(data: bytes) -> str:

@@ -1,0 +1,132 @@
+"""Training and the registry through the gateway, real sidecars, placement and scheduler:
+a committed dataset version becomes a registered, promoted model by a durable workflow."""
+
+import hashlib
+import io
+import uuid
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris, make_classification
+
+from scripts.proc import listener_pid
+from services.common import events
+from services.common.events import DatasetVersionCommitted, EventType
+from services.training.domain.artifact import load
+from tests.integration.conftest import poll
+
+pytestmark = pytest.mark.integration
+CSV = {"content-type": "text/csv"}
+DONE = ("COMPLETED", "FAILED", "TERMINATED")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def iris_csv() -> bytes:
+    frame = load_iris(as_frame=True).frame
+    frame["target"] = frame["target"].map(dict(enumerate(load_iris().target_names)))
+    return frame.to_csv(index=False).encode()
+
+
+def commit(gateway, name: str, data: bytes) -> None:
+    reply = gateway.post(f"/api/datasets/{name}/versions?target=target&task=classification", content=data, headers=CSV)
+    assert reply.status_code == 201, reply.text
+
+
+def finished_job(gateway, dataset: str, timeout_s: float = 120, count: int = 1) -> list[dict]:
+    """The dataset's jobs, once `count` of them exist and all have finished."""
+
+    def done():
+        jobs = gateway.get("/api/training/jobs", params={"dataset": dataset}).json()["jobs"]
+        return jobs if len(jobs) >= count and all(j["status"] in DONE for j in jobs) else None
+
+    jobs = poll(done, timeout_s)
+    assert jobs is not None, gateway.get("/api/training/jobs", params={"dataset": dataset}).json()
+    return jobs
+
+
+def test_a_committed_version_becomes_the_champion_with_a_verified_artifact(gateway):
+    name = unique("iris")
+    commit(gateway, name, iris_csv())
+    (job,) = finished_job(gateway, name)
+    assert (job["status"], job["stage"], job["progress"]) == ("COMPLETED", "done", 1.0), job
+    model = gateway.get(f"/api/models/{name}").json()
+    assert model["aliases"] == {"champion": 1}
+    version = gateway.get(f"/api/models/{name}/versions/1").json()
+    assert version["lineage"]["job_id"] == job["id"] and version["lineage"]["dataset_version"] == 1
+    assert version["metrics"]["accuracy"] > 0.8
+    artifact = gateway.get(f"/api/models/{name}/versions/1/artifact")
+    assert artifact.status_code == 200
+    assert hashlib.sha256(artifact.content).hexdigest() == version["artifact"]["sha256"]
+    pipeline = load(artifact.content, version["artifact"]["sha256"])
+    rows = pd.read_csv(io.BytesIO(iris_csv())).drop(columns="target")
+    assert set(pipeline.predict(rows.iloc[:5])) <= {"setosa", "versicolor", "virginica"}
+
+
+def test_the_same_commit_event_delivered_twice_trains_one_version(stack, gateway):
+    name = unique("twice")
+    commit(gateway, name, iris_csv())
+    (job,) = finished_job(gateway, name)
+    manifest = gateway.get(f"/api/datasets/{name}/versions/1").json()
+    again = DatasetVersionCommitted(
+        dataset=name, version=1, row_count=manifest["row_count"], schema_hash=manifest["schema_hash"]
+    )
+    topic = events.topic_of(EventType.DATASET_VERSION_COMMITTED, stack.topic_prefix)
+    sidecar = f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/publish/pubsub/{topic}"
+    body = events.encode(EventType.DATASET_VERSION_COMMITTED, "/test", again, event_id=f"again-{name}")
+    assert httpx.post(sidecar, content=body, headers={"content-type": events.CLOUDEVENTS_JSON}).status_code == 204
+    log = next((stack.workdir / ".dapr" / "logs").glob(f"{stack.app('training').app_id}_app_*.log"))
+    assert poll(lambda: log.read_text().count(f"dataset {name} v1 committed") == 2), "the second delivery never came"
+    jobs = finished_job(gateway, name)
+    assert [j["id"] for j in jobs] == [job["id"]]
+    assert [v["version"] for v in gateway.get(f"/api/models/{name}").json()["versions"]] == [1]
+
+
+def test_a_worse_model_becomes_challenger_and_rollback_restores_the_champion(gateway):
+    name = unique("ranks")
+    commit(gateway, name, iris_csv())
+    finished_job(gateway, name)
+    # A logistic regression this strongly regularised predicts one class: clearly worse.
+    weak = {"dataset": name, "estimator": "logistic_regression", "params": {"C": 1e-6}}
+    submitted = gateway.post("/api/training/jobs", json=weak)
+    assert submitted.status_code == 202, submitted.text
+    jobs = finished_job(gateway, name, count=2)
+    assert all(j["status"] == "COMPLETED" for j in jobs), jobs
+    model = gateway.get(f"/api/models/{name}").json()
+    assert model["aliases"] == {"champion": 1, "challenger": 2}
+    assert gateway.put(f"/api/models/{name}/aliases/champion", json={"version": 2}).status_code == 200
+    assert gateway.get(f"/api/models/{name}").json()["aliases"]["champion"] == 2
+    rolled = gateway.post(f"/api/models/{name}/rollback")
+    assert rolled.status_code == 200, rolled.text
+    assert gateway.get(f"/api/models/{name}").json()["aliases"]["champion"] == 1
+
+
+def test_training_killed_mid_fit_resumes_and_registers_exactly_one_version(stack, gateway):
+    name = unique("killed")
+    assert gateway.put(f"/api/training/policies/{name}", json={"auto_train": False}).status_code == 200
+    X, y = make_classification(n_samples=40_000, n_features=10, n_informative=6, random_state=7)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)]).assign(target=[f"c{v}" for v in y])
+    commit(gateway, name, frame.to_csv(index=False).encode())
+    slow = {"dataset": name, "estimator": "random_forest", "params": {"n_estimators": 150}}
+    job_id = gateway.post("/api/training/jobs", json=slow).json()["id"]
+    fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 60)
+    assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
+    before = listener_pid(stack.app("training").app_port)
+    assert before is not None
+    import os
+    import signal
+
+    os.kill(before, signal.SIGKILL)
+    assert poll(lambda: listener_pid(stack.app("training").app_port) not in (None, before), 60), "not restarted"
+
+    def finished():
+        reply = gateway.get(f"/api/training/jobs/{job_id}")
+        return reply.json() if reply.status_code == 200 and reply.json()["status"] in DONE else None
+
+    job = poll(finished, 240)
+    assert job is not None and job["status"] == "COMPLETED", job
+    versions = gateway.get(f"/api/models/{name}").json()["versions"]
+    assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
