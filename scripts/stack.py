@@ -232,7 +232,7 @@ def down(stack: Stack) -> int:
     return 0
 
 
-def load_samples(stack: Stack) -> None:
+def load_samples(stack: Stack) -> list[str]:
     from scripts import samples  # pandas and scikit-learn: imported only when used
 
     print("samples: loading scikit-learn's datasets through the gateway")
@@ -247,6 +247,42 @@ def load_samples(stack: Stack) -> None:
         f"  flowers profile: sepal_width missing {width['missing']}, mean {width['mean']:.2f}, "
         f"class balance {profile['class_balance']}"
     )
+    return [r["dataset"] for r in results]
+
+
+def show_models(stack: Stack, datasets: list[str], timeout_s: float = 180) -> bool:
+    """Asks for a model of each dataset's latest version and waits for it. Committing a version
+    starts that same job already (the job id is derived from what it trains), so this only
+    finds it; for a dataset loaded before, it trains one. Returns whether every one made it."""
+    print("models: a model of each dataset's latest version, trained and registered by a workflow")
+    ok = True
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as gateway:
+        for name in datasets:
+            submitted = gateway.post("/api/training/jobs", json={"dataset": name})
+            submitted.raise_for_status()
+            job = _finished(gateway, submitted.json()["id"], timeout_s)
+            if job is None or job["status"] != "COMPLETED":
+                print(f"  {name:14} job {submitted.json()['id']}: {job['error'] if job else 'not finished in time'}")
+                ok = False
+                continue
+            result = job["result"]
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in result["metrics"].items())
+            champion = gateway.get(f"/api/models/{result['model']}").json()["aliases"].get("champion")
+            print(
+                f"  {name:14} v{result['version']} {result['promotion']['alias']:10} (champion v{champion}; "
+                f"{job['estimator']} on dataset v{job['version']}): {metrics}"
+            )
+    return ok
+
+
+def _finished(gateway: httpx.Client, job_id: str, timeout_s: float) -> dict | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = gateway.get(f"/api/training/jobs/{job_id}").json()
+        if job["status"] in ("COMPLETED", "FAILED", "TERMINATED"):
+            return job
+        time.sleep(0.5)
+    return None
 
 
 def run(stack: Stack) -> int:
@@ -257,14 +293,15 @@ def run(stack: Stack) -> int:
         print_status(stack.status())
         report = stack.roundtrip()
         print_roundtrip(report)
-        load_samples(stack)
+        names = load_samples(stack)
+        models_ok = show_models(stack, names)
     finally:
         if not was_running:
             stack.stop()
             infra.down(started)
     if not was_running:
         print("Run `make up` to keep the stack running, then open http://127.0.0.1:8000/docs.")
-    return 0 if report["ok"] else 1
+    return 0 if report["ok"] and models_ok else 1
 
 
 def main(argv: list[str]) -> int:
