@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Request and reply headers worth passing on; hop-by-hop ones and anything else are not.
 REQUEST_HEADERS = ("content-type", "content-length", "accept", "traceparent", "tracestate")
-REPLY_HEADERS = ("content-type", "content-disposition", "retry-after")
+REPLY_HEADERS = ("content-type", "content-disposition", "retry-after", "x-sha256")
 WITH_BODY = ("POST", "PUT", "PATCH")
 ERROR_PEEK_BYTES = 64 * 1024
 
