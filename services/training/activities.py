@@ -69,16 +69,18 @@ class Activities:
         """The new model's metrics as the registry takes them, and the champion's on the same
         holdout (its artifact checked against its sha256 before it is loaded)."""
         spec, fitted = JobSpec.model_validate(step["job"]), step["fitted"]
-        champion_metrics = None
-        if step["champion"]:
-            champion = Champion.model_validate(step["champion"])
-            model, holdout = await self.blobs.get(champion.artifact.key), await self.blobs.get(holdout_key(spec))
-            champion_metrics = numbers(await self.compute.score(spec, model, champion.artifact.sha256, holdout))
         return {
             "metrics": numbers(fitted["metrics"]),
             "confusion_matrix": confusion(fitted["metrics"]),
-            "champion_metrics": champion_metrics,
+            "champion_metrics": await self._champion_metrics(spec, step["champion"]),
         }
+
+    async def _champion_metrics(self, spec: JobSpec, champion: dict[str, Any] | None) -> dict[str, float] | None:
+        if not champion:
+            return None
+        found = Champion.model_validate(champion)
+        model, holdout = await self.blobs.get(found.artifact.key), await self.blobs.get(holdout_key(spec))
+        return numbers(await self.compute.score(spec, model, found.artifact.sha256, holdout))
 
     async def register(self, step: dict[str, Any]) -> dict[str, Any]:
         spec = JobSpec.model_validate(step["job"])
@@ -101,18 +103,29 @@ class Activities:
         return api.Registered.model_validate(reply).model_dump()
 
     async def promote(self, step: dict[str, Any]) -> dict[str, Any]:
+        """Asks the registry to promote the new version. When the champion moved since it was
+        scored (the registry answers 409), the new champion is scored and the question asked
+        again."""
         spec = JobSpec.model_validate(step["job"])
-        champion = step["champion"]
-        body = api.PromotionRequest(
-            candidate=step["evaluated"]["metrics"],
-            champion_version=champion["version"] if champion else None,
-            champion=step["evaluated"].get("champion_metrics") if champion else None,
+        champion, champion_metrics = step["champion"], step["evaluated"].get("champion_metrics")
+        method = f"internal/models/{spec.model}/versions/{step['registered']['version']}/promotion"
+        for _ in range(self.settings.promotion_attempts):
+            body = api.PromotionRequest(
+                candidate=step["evaluated"]["metrics"],
+                champion_version=champion["version"] if champion else None,
+                champion=champion_metrics if champion else None,
+            )
+            try:
+                reply = await self._post(self.settings.registry_app_id, method, body)
+            except ChampionMoved:
+                champion = await self.load(step["job"])
+                champion_metrics = await self._champion_metrics(spec, champion)
+                continue
+            return api.Promotion.model_validate(reply).model_dump(mode="json")
+        raise Refused(
+            f"the champion of model {spec.model!r} kept moving while version "
+            f"{step['registered']['version']} was compared with it; promote it by hand"
         )
-        version = step["registered"]["version"]
-        reply = await self._post(
-            self.settings.registry_app_id, f"internal/models/{spec.model}/versions/{version}/promotion", body
-        )
-        return api.Promotion.model_validate(reply).model_dump(mode="json")
 
     # talking to the other services
 
@@ -144,6 +157,12 @@ class Refused(ClientError):
     status = 422
 
 
+class ChampionMoved(Refused):
+    """The registry's champion is no longer the one the new version was compared with."""
+
+    status = 409
+
+
 def _check(status: int, body: bytes, what: str) -> None:
     if status < 300:
         return
@@ -153,6 +172,8 @@ def _check(status: int, body: bytes, what: str) -> None:
         detail = body[:300]
     if status == 404:
         raise NotFound(f"{what}: not found ({detail})")
+    if status == 409:
+        raise ChampionMoved(f"{what}: {detail}")
     if 400 <= status < 500:
         raise Refused(f"{what}: refused with {status}: {detail}")
     raise SidecarUnavailable(f"{what}: HTTP {status}: {detail}", "a service the job needs is unavailable")

@@ -17,5 +17,7 @@ class Settings(ServiceSettings):
     would stall its event loop and health checks); 0 fits in a thread of the service (tests)."""
     seed: int = 42
     """Seed of every holdout split and estimator: the same data and parameters give the same model."""
+    promotion_attempts: int = Field(3, ge=1)
+    """How often a job compares its model with a champion that keeps moving before it gives up."""
     max_listed_jobs: int = Field(100, ge=1)
     """Most jobs one page of GET /api/training/jobs returns."""

@@ -187,3 +187,21 @@ def test_the_estimators_are_listed_per_task_with_their_parameters(training):
 
 def test_an_unknown_job_is_404(training):
     assert training.get("/api/training/jobs/iris-v9-ridge-000000000000").status_code == 404
+
+
+def test_a_champion_that_moved_while_the_job_ran_is_read_again_before_promotion(training):
+    replies = training.ports.invoker.replies
+    answer = replies[("registry", "internal/models/iris/versions/1/promotion")]
+    asked: list[dict] = []
+
+    async def moved_once(body: bytes) -> Reply:
+        asked.append(json.loads(body))
+        if len(asked) == 1:
+            return Reply(409, b'{"detail": "the champion of model iris is no longer version 7"}')
+        return await answer(body)
+
+    replies[("registry", "internal/models/iris/versions/1/promotion")] = moved_once
+    job_id = training.post("/api/training/jobs", json={"dataset": "iris"}).json()["id"]
+    job = training.get(f"/api/training/jobs/{job_id}").json()
+    assert job["status"] == "COMPLETED" and job["result"]["promotion"]["alias"] == "champion"
+    assert len(asked) == 2 and training.ports.invoker.calls.count(("registry", "api/models/iris", "GET")) == 2
