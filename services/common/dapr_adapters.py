@@ -30,11 +30,13 @@ from dapr.ext.workflow import (
     WorkflowRuntime,
     WorkflowStatus,
 )
+from dapr.ext.workflow._durabletask.task import NonRetryableError
 from fastapi import FastAPI, Request
 from grpc.aio import AioRpcError
 from pydantic import BaseModel
 
 from services.common import events
+from services.common.errors import ClientError
 from services.common.ports import (
     ActivityFunction,
     BlobStore,
@@ -447,7 +449,8 @@ class DaprWorkflows:
             status=state.runtime_status.name if isinstance(state.runtime_status, WorkflowStatus) else "UNKNOWN",
             custom_status=_json_or_none(state.serialized_custom_status),
             output=_json_or_none(state.serialized_output),
-            error=failure.message if failure is not None else None,
+            # The engine words it "<instance>: Activity task #N failed: <the activity's error>".
+            error=_ENGINE_PREFIX.sub("", failure.message) if failure is not None else None,
             created_at=state.created_at,
             updated_at=state.last_updated_at,
         )
@@ -461,9 +464,17 @@ class DaprWorkflows:
 
 def _on_loop(activity: ActivityFunction, loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
     def run(_ctx: WorkflowActivityContext, input: Any = None) -> Any:
-        return asyncio.run_coroutine_threadsafe(activity(input), loop).result()
+        try:
+            return asyncio.run_coroutine_threadsafe(activity(input), loop).result()
+        except ClientError as exc:
+            # The input is at fault (a dataset too small, a parameter refused): trying again
+            # would fail again, so the engine is told not to.
+            raise NonRetryableError(str(exc)) from exc
 
     return run
+
+
+_ENGINE_PREFIX = re.compile(r"^.*?Activity task #\d+ failed: ")
 
 
 def _json_or_none(text: str | None) -> Any:

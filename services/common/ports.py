@@ -124,7 +124,8 @@ class WorkflowContext(Protocol):
 
     def activity(self, name: str, input: Any = None) -> Any:
         """A task to yield: `result = yield ctx.activity("fit", job)`. An activity that keeps
-        failing (after its retries) raises inside the workflow at that yield."""
+        failing (after its retries) raises inside the workflow at that yield; one that raises
+        a ClientError (its input is at fault) is not retried."""
 
     def status(self, value: Any) -> None:
         """The instance's custom status (JSON-ready), for whoever watches its progress."""

@@ -130,3 +130,12 @@ def test_training_killed_mid_fit_resumes_and_registers_exactly_one_version(stack
     assert job is not None and job["status"] == "COMPLETED", job
     versions = gateway.get(f"/api/models/{name}").json()["versions"]
     assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
+
+
+def test_a_dataset_too_small_to_evaluate_fails_its_job_at_once_with_the_reason(gateway):
+    name = unique("tiny")
+    commit(gateway, name, b"x,target\n1,a\n2,b\n3,a\n4,b\n5,a\n")
+    (job,) = finished_job(gateway, name)
+    assert job["status"] == "FAILED" and job["stage"] == "fitting"
+    assert job["error"].startswith("5 rows with a target: at least 10 are needed"), job["error"]
+    assert gateway.get(f"/api/models/{name}").status_code == 404
