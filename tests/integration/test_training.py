@@ -4,6 +4,7 @@ a committed dataset version becomes a registered, promoted model by a durable wo
 import hashlib
 import io
 import uuid
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -139,3 +140,21 @@ def test_a_dataset_too_small_to_evaluate_fails_its_job_at_once_with_the_reason(g
     assert job["status"] == "FAILED" and job["stage"] == "fitting"
     assert job["error"].startswith("5 rows with a target: at least 10 are needed"), job["error"]
     assert gateway.get(f"/api/models/{name}").status_code == 404
+
+
+def test_a_promotion_is_announced_as_an_alias_change_to_subscribers(one_app_stack, gateway):
+    # By its path: the app runs in a folder of its own, where `tests` is no package.
+    listener = one_app_stack(["python", str(Path(__file__).with_name("listener.py"))])
+    listener.start(timeout_s=60)
+    name = unique("announced")
+    commit(gateway, name, iris_csv())
+    (job,) = finished_job(gateway, name)
+    assert job["status"] == "COMPLETED", job
+    url = f"http://127.0.0.1:{listener.apps[0].app_port}/received"
+
+    def champion_change():
+        return [e for e in httpx.get(url).json() if e["model"] == name]
+
+    changes = poll(champion_change, 30)
+    assert changes, "the listener never received the alias change"
+    assert [(c["alias"], c["from"], c["to"], c["reason"]) for c in changes] == [("champion", None, 1, "promotion")]
