@@ -30,6 +30,7 @@ from scripts.proc import (
     stop,
     tail,
     wait_until,
+    who_listens,
 )
 
 PIDS = DATA / "infra"
@@ -166,6 +167,14 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
+def _already_serving(server: Server) -> bool:
+    """Whether what listens on the server's port is such a server: a Redis that answers PING,
+    a placement or scheduler by its process name."""
+    if server.name == "redis":
+        return _redis_answers(server.port)
+    return port_open(server.port) and who_listens(server.port).endswith(f"({server.name})")
+
+
 def up() -> list[str]:
     """Starts what is not running; returns the names of the servers it started."""
     started = []
@@ -173,10 +182,13 @@ def up() -> list[str]:
         if read_pid(server.pidfile):
             print(f"infra: {server.name} already running on 127.0.0.1:{server.port}")
             continue
+        if _already_serving(server):
+            # Another checkout's (or a user's own): used as it is, and left running at `down`.
+            print(
+                f"infra: using the {server.name} already answering on 127.0.0.1:{server.port} (not ours: left running)"
+            )
+            continue
         if server.name == "redis":
-            if _redis_answers(server.port):
-                print(f"infra: using the Redis already answering on 127.0.0.1:{server.port} (not ours: left running)")
-                continue
             ensure_redis_server()
         require_free(server.port, server.name)
         for data in ("redis", "scheduler"):
