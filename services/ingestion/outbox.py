@@ -7,15 +7,12 @@ events are published and then removed from the outbox. A crash between the two p
 the event again: the event id is stable, so a subscriber can tell.
 """
 
-import logging
-
 from services.common.events import DatasetVersionCommitted, EventType
+from services.common.outbox import flush_each
 from services.common.ports import EventPublisher
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.model import DatasetRecord
 from services.ingestion.repository import DatasetRepository
-
-log = logging.getLogger(__name__)
 
 
 async def flush(repo: DatasetRepository, publisher: EventPublisher, name: str) -> int:
@@ -56,10 +53,4 @@ async def flush(repo: DatasetRepository, publisher: EventPublisher, name: str) -
 
 
 async def flush_all(repo: DatasetRepository, publisher: EventPublisher) -> int:
-    sent = 0
-    for name in await repo.names():
-        try:
-            sent += await flush(repo, publisher, name)
-        except Exception as exc:  # one dataset's trouble must not hold up the others' events
-            log.warning("events of dataset %s not published yet: %s", name, exc)
-    return sent
+    return await flush_each(await repo.names(), lambda name: flush(repo, publisher, name), "dataset")

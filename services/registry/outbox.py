@@ -10,14 +10,11 @@ Ingestion's outbox keeps version numbers and builds each event from the version'
 when it publishes; this one keeps the events themselves, which are small.
 """
 
-import logging
-
 from services.common.events import ROUTES
+from services.common.outbox import flush_each
 from services.common.ports import EventPublisher
 from services.registry.domain.model import ModelRecord
 from services.registry.repository import ModelRepository
-
-log = logging.getLogger(__name__)
 
 
 async def flush(repo: ModelRepository, publisher: EventPublisher, name: str) -> int:
@@ -46,10 +43,4 @@ async def flush(repo: ModelRepository, publisher: EventPublisher, name: str) -> 
 
 
 async def flush_all(repo: ModelRepository, publisher: EventPublisher) -> int:
-    sent = 0
-    for name in await repo.names():
-        try:
-            sent += await flush(repo, publisher, name)
-        except Exception as exc:  # one model's trouble must not hold up the others' events
-            log.warning("events of model %s not published yet: %s", name, exc)
-    return sent
+    return await flush_each(await repo.names(), lambda name: flush(repo, publisher, name), "model")
