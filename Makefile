@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime unit integration samples bench
+.PHONY: run test lint up down setup runtime unit integration samples bench bench-train
 
 ## run: set up what is missing, start the stack, run the round trip, stop what it started
 run: setup
@@ -34,9 +34,14 @@ down: $(VENV)/.installed
 samples: $(VENV)/.installed
 	$(PY) -m scripts.samples
 
-## bench: ingestion throughput and memory against pyarrow's ceiling (starts its own stacks)
+## bench: ingestion throughput and memory against pyarrow's ceiling, then training time (starts its own stacks)
 bench: setup
 	$(PY) bench/ingest.py
+	$(PY) bench/train.py
+
+## bench-train: commit -> registered model against a bare fit in one process, 10k to 1M rows (its own stacks)
+bench-train: setup
+	$(PY) bench/train.py
 
 setup: $(VENV)/.installed runtime
 

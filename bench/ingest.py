@@ -135,6 +135,27 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
+def upload(client: httpx.Client, name: str, path: Path, part_bytes: int, concurrency: int) -> tuple[dict, int]:
+    """A multi-part upload of the CSV into dataset `name`, committed: the commit's answer and
+    the parts sent. The client should allow `concurrency` connections."""
+    upload_id = client.post(f"/api/datasets/{name}/uploads").json()["upload_id"]
+
+    def put(numbered: tuple[int, bytes]) -> None:
+        number, body = numbered
+        client.put(
+            f"/api/datasets/{name}/uploads/{upload_id}/parts/{number}",
+            content=body,
+            headers={"content-type": "text/csv"},
+        ).raise_for_status()
+
+    numbered = list(enumerate(parts(path, part_bytes), start=1))
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(put, numbered))
+    committed = client.post(f"/api/datasets/{name}/uploads/{upload_id}/commit")
+    committed.raise_for_status()
+    return committed.json(), len(numbered)
+
+
 def ingest(stack: Stack, path: Path, part_bytes: int, concurrency: int) -> tuple[float, int, int]:
     """Seconds from starting the upload to the committed version, rows stored, parts sent."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -143,22 +164,8 @@ def ingest(stack: Stack, path: Path, part_bytes: int, concurrency: int) -> tuple
     ) as client:
         client.post("/api/datasets", json={"name": name, **DATASET}).raise_for_status()
         t0 = time.perf_counter()
-        upload = client.post(f"/api/datasets/{name}/uploads").json()["upload_id"]
-
-        def put(numbered: tuple[int, bytes]) -> None:
-            number, body = numbered
-            client.put(
-                f"/api/datasets/{name}/uploads/{upload}/parts/{number}",
-                content=body,
-                headers={"content-type": "text/csv"},
-            ).raise_for_status()
-
-        numbered = list(enumerate(parts(path, part_bytes), start=1))
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(put, numbered))
-        committed = client.post(f"/api/datasets/{name}/uploads/{upload}/commit")
-        committed.raise_for_status()
-        return time.perf_counter() - t0, committed.json()["row_count"], len(numbered)
+        committed, count = upload(client, name, path, part_bytes, concurrency)
+        return time.perf_counter() - t0, committed["row_count"], count
 
 
 def main(argv: list[str]) -> int:
