@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from services.common.errors import ClientError
 from services.common.events import EventType
 
 
@@ -19,8 +20,11 @@ class NotFound(LookupError):
     """The key, blob or secret does not exist."""
 
 
-class BlobTooLarge(ValueError):
-    """A blob bigger than the blob store takes in one piece."""
+class BlobTooLarge(ClientError):
+    """A blob bigger than the blob store takes in one piece: what was asked makes too much
+    (a model, a holdout), and asking again would too."""
+
+    status = 413
 
 
 class SidecarUnavailable(RuntimeError):
