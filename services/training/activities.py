@@ -57,6 +57,7 @@ class Activities:
         fitted = await self.compute.fit(rows, spec)
         artifact = api.Artifact(key=artifact_key(spec), sha256=fitted.sha256)
         await self.blobs.put(artifact.key, fitted.artifact)
+        await self.blobs.put(card_key(spec), fitted.model_card)
         await self.blobs.put(holdout_key(spec), fitted.holdout)
         return {
             "artifact": artifact.model_dump(),
@@ -181,6 +182,11 @@ def _check(status: int, body: bytes, what: str) -> None:
 
 def artifact_key(spec: JobSpec) -> str:
     return f"models/{spec.model}/{spec.job_id}.skops"
+
+
+def card_key(spec: JobSpec) -> str:
+    """The model card, beside the model file."""
+    return f"models/{spec.model}/{spec.job_id}.card.json"
 
 
 def holdout_key(spec: JobSpec) -> str:

@@ -26,6 +26,7 @@ class Fitted:
     sha256: str
     holdout: bytes  # Parquet: the rows the model was scored on
     card: dict[str, Any]  # as the registry's ModelCard takes it
+    model_card: bytes  # the whole card as JSON (metrics, lineage, library versions), kept beside the file
     metrics: dict[str, Any]  # the domain's metrics, whole (confusion matrix included)
     fit_s: float
 
@@ -79,7 +80,13 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
         "seed": spec.seed,
     }
     return Fitted(
-        result.artifact, card.sha256, result.holdout, registry_card, card.metrics.model_dump(mode="json"), card.fit_s
+        result.artifact,
+        card.sha256,
+        result.holdout,
+        registry_card,
+        card.model_dump_json(indent=2).encode(),
+        card.metrics.model_dump(mode="json"),
+        card.fit_s,
     )
 
 

@@ -110,6 +110,9 @@ def test_a_job_trains_evaluates_registers_and_promotes_a_model(training):
 
     assert hashlib.sha256(stored).hexdigest() == body["artifact"]["sha256"]
     assert body["confusion_matrix"]["labels"] == ["setosa", "versicolor", "virginica"]
+    card = json.loads(training.ports.blobs.blobs[body["artifact"]["key"].replace(".skops", ".card.json")])
+    assert card["sha256"] == body["artifact"]["sha256"] and card["lineage"]["job_id"] == job["id"]
+    assert [f["name"] for f in card["features"]] == ["a", "b", "c", "d"] and card["metrics"]["accuracy"] > 0.8
     assert [s["stage"] for s in training.ports.workflows.runs[job["id"]].statuses] == [
         "loading",
         "fitting",
