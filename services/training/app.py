@@ -23,10 +23,6 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
     ports.workflows.define(WORKFLOW, train_model, activities.table())
     jobs = JobService(ports.state, ports.invoker, ports.workflows, settings)
 
-    async def start_workflows() -> None:
-        # Interrupted jobs resume as soon as the engine has the workflow again.
-        await ports.workflows.start()
-
     return build_app(
         ServiceSpec(
             title="daprml training",
@@ -40,7 +36,8 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
                 ),
                 EventType.DATASET_VERSION_COMMITTED: jobs.on_version_committed,
             },
-            background=[Periodic("workflow engine", 2.0, start_workflows, until_done=True)],
+            # Interrupted jobs resume as soon as the engine has the workflow again.
+            background=[Periodic("workflow engine", 2.0, ports.workflows.start, until_done=True)],
             closing=[compute.close],
         )
     )
