@@ -97,16 +97,21 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, task: Task) -> Met
     absent = sorted(set(getattr(pipeline, "feature_names_in_", [])) - set(X.columns))
     if absent:
         raise IncompatibleModel(f"the model reads the columns {absent}, which these rows do not have")
-    predicted = pipeline.predict(X)
     if task == Task.REGRESSION:
+        predicted = pipeline.predict(X)
         return RegressionMetrics(
             rows=len(y),
             rmse=float(np.sqrt(mean_squared_error(y, predicted))),
             mae=float(mean_absolute_error(y, predicted)),
             r2=float(r2_score(y, predicted)),
         )
+    # Predictions from the probabilities when there are some: every classifier of ours predicts
+    # the most probable class, and running the model over the rows once instead of twice is a
+    # quarter of the evaluation time at a million rows.
+    proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
+    predicted = pipeline.classes_[proba.argmax(axis=1)] if proba is not None else pipeline.predict(X)
     labels = np.unique(np.concatenate([pipeline.classes_, y, predicted]))
-    roc_auc, loss, notes = _probability_metrics(pipeline, X, y)
+    roc_auc, loss, notes = _probability_metrics(pipeline.classes_, proba, y)
     return ClassificationMetrics(
         rows=len(y),
         accuracy=float(accuracy_score(y, predicted)),
@@ -119,19 +124,19 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, task: Task) -> Met
     )
 
 
-def _probability_metrics(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> tuple[Any, Any, dict[str, str]]:
+def _probability_metrics(
+    classes: np.ndarray, proba: np.ndarray | None, y: np.ndarray
+) -> tuple[Any, Any, dict[str, str]]:
     """ROC AUC and log loss, or None with the reason when these rows cannot give them."""
-    classes = pipeline.classes_
     # As Python values (tolist), so the reasons read ['b'] rather than [np.str_('b')].
     unseen = sorted(set(np.unique(y).tolist()) - set(classes.tolist()))
     absent = sorted(set(classes.tolist()) - set(np.unique(y).tolist()))
-    if not hasattr(pipeline, "predict_proba"):
+    if proba is None:
         reason = "the model gives no probabilities"
         return None, None, {"roc_auc": reason, "log_loss": reason}
     if unseen:
         reason = f"the rows hold classes the model never saw: {unseen}"
         return None, None, {"roc_auc": reason, "log_loss": reason}
-    proba = pipeline.predict_proba(X)
     loss = float(log_loss(y, proba, labels=classes))
     if absent:
         return None, loss, {"roc_auc": f"the rows hold no example of the classes {absent}"}

@@ -2,10 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.pipeline import Pipeline
 
 from services.training.domain.errors import DatasetTooSmall, IncompatibleModel
+from services.training.domain.estimators import validate
 from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics, score, split
+from services.training.domain.pipeline import build_pipeline, features_and_target, fit, frame
 from services.training.domain.schema import Task
 from services.training.domain.train import fit_and_evaluate
 from tests.unit.training.data import MIXED, mixed_rows, separable
@@ -125,3 +128,15 @@ def test_a_model_that_reads_columns_the_rows_lack_cannot_score_them():
     with pytest.raises(IncompatibleModel, match=r"reads the columns \['colour'\]") as caught:
         score(trained.pipeline, trained.X_test.drop(columns=["colour"]), trained.y_test, Task.CLASSIFICATION)
     assert caught.value.status == 409
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest", "gradient_boosting", "linear_svm"])
+def test_metrics_taken_from_the_probabilities_match_the_models_own_predictions(estimator):
+    # score() predicts the most probable class instead of calling predict() again.
+    X, y = features_and_target(frame(mixed_rows(200, seed=3), MIXED), MIXED)
+    pipeline = build_pipeline(MIXED, estimator, validate("classification", estimator, {}), seed=1)
+    fit(pipeline, X[:150], y[:150])
+    metrics = score(pipeline, X[150:], y[150:], MIXED.task)
+    predicted = pipeline.predict(X[150:])
+    assert metrics.accuracy == accuracy_score(y[150:], predicted)
+    assert metrics.confusion_matrix == confusion_matrix(y[150:], predicted, labels=metrics.labels).tolist()
