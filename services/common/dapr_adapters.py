@@ -31,6 +31,7 @@ from dapr.ext.workflow import (
     WorkflowStatus,
 )
 from dapr.ext.workflow._durabletask.task import NonRetryableError
+from dapr.ext.workflow.logger.options import LoggerOptions
 from fastapi import FastAPI, Request
 from grpc.aio import AioRpcError
 from pydantic import BaseModel
@@ -372,6 +373,11 @@ class _Context:
         self._ctx.set_custom_status(json.dumps(value))
 
 
+# The SDK gives its loggers handlers of their own; the service's logging configuration already
+# prints what they say, so without this every line appeared twice.
+_QUIET = LoggerOptions(log_handler=logging.NullHandler())
+
+
 class DaprWorkflows:
     """Workflows on the sidecar's engine (dapr-ext-workflow). The engine's worker runs in its own
     thread and event loop; each activity is handed over to the app's event loop, where the
@@ -400,14 +406,16 @@ class DaprWorkflows:
             )
         loop = asyncio.get_running_loop()
         settings = self.sidecar.settings
-        runtime = WorkflowRuntime(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+        runtime = WorkflowRuntime(host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=_QUIET)
         for name, workflow, activities in self._definitions:
             runtime.register_workflow(self._workflow(workflow), name=name)
             for activity_name, activity in activities.items():
                 runtime.register_activity(_on_loop(activity, loop), name=activity_name)
         await asyncio.to_thread(runtime.start)
         self._runtime = runtime
-        self._client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+        self._client = DaprWorkflowClient(
+            host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=_QUIET
+        )
 
     def _workflow(self, workflow: WorkflowFunction) -> Callable[[DaprWorkflowContext, Any], Any]:
         def run(ctx: DaprWorkflowContext, input: Any) -> Any:
