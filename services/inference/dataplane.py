@@ -1,0 +1,192 @@
+"""The data plane: protocol-neutral inference over the registry's models, as MLServer's
+DataPlane is. The JSON API (api.py) and the Open Inference Protocol (v2.py) are thin layers
+over it.
+
+A model is named by its name and a version number or an alias (champion by default). The
+registry says which version that is and what its card holds; the artifact comes from the
+registry too, through service invocation, and is loaded only after its sha256 is checked
+against the registered one and its types against the few ours hold. Loaded models are kept in
+a least-recently-used cache of at most `max_loaded_models`. When the version an alias names
+cannot be loaded, the version loaded for that alias before keeps serving (and the failure is
+logged); a version asked for by number that cannot be loaded is refused. Loading and
+predicting run in threads, off the event loop.
+"""
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+from sklearn.pipeline import Pipeline
+
+from services.common.ports import ServiceInvoker, SidecarUnavailable
+from services.inference.domain import modelfile
+from services.inference.domain.card import Card, VersionInfo
+from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REF = "champion"
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One model version in memory."""
+
+    name: str
+    version: int
+    card: Card
+    pipeline: Pipeline
+
+    @property
+    def classes(self) -> list[Any] | None:
+        classes = getattr(self.pipeline, "classes_", None) if self.card.task == "classification" else None
+        return None if classes is None else np.asarray(classes).tolist()
+
+
+@dataclass(frozen=True)
+class Outputs:
+    model: str
+    version: int
+    predictions: np.ndarray
+    probabilities: np.ndarray | None  # rows x classes, classifiers only and when asked for
+    classes: list[Any] | None
+
+
+class DataPlane:
+    def __init__(self, invoker: ServiceInvoker, registry_app_id: str, max_loaded_models: int):
+        self.invoker, self.registry, self.max_loaded = invoker, registry_app_id, max_loaded_models
+        self._models: OrderedDict[Key, Loaded] = OrderedDict()
+        self._loading: dict[Key, asyncio.Future[Loaded]] = {}
+        self._served: dict[tuple[str, str], int] = {}  # (name, alias) -> the version it last served
+
+    @property
+    def loaded(self) -> list[Key]:
+        """The loaded versions, least recently used first."""
+        return list(self._models)
+
+    # reads from the registry
+
+    async def describe(self, name: str, ref: str | None = None) -> VersionInfo:
+        """The version a number or alias names, with its card (nothing is loaded)."""
+        ref = ref or DEFAULT_REF
+        reply = await self.invoker.call(self.registry, f"api/models/{name}/versions/{ref}")
+        self._check(reply.status, reply.body, f"model {name!r} version {ref!r}")
+        try:
+            return VersionInfo.model_validate_json(reply.body)
+        except ValidationError as e:
+            raise ModelUnloadable(
+                f"the registry's description of model {name!r} version {ref!r} is unusable: {e}"
+            ) from None
+
+    def _check(self, status: int, body: bytes, what: str) -> None:
+        if status < 300:
+            return
+        detail = _detail(body)
+        if status == 404:
+            raise ModelMissing(detail or f"{what} does not exist")
+        if status >= 500 and detail.startswith("ERR_"):
+            raise SidecarUnavailable(f"registry call for {what}: {status} {detail}", "the registry is unavailable")
+        log.error("the registry answered %s for %s: %s", status, what, detail)
+        raise ModelUnloadable(f"{what} cannot be loaded: the registry answered {status}: {detail}")
+
+    # loading
+
+    async def model(self, name: str, ref: str | None = None) -> Loaded:
+        """The loaded model a version number or alias names, loading it when it is not."""
+        ref = ref or DEFAULT_REF
+        info = await self.describe(name, ref)
+        try:
+            loaded = await self._loaded(info)
+        except ModelUnloadable:
+            before = self._served.get((name, ref)) if not ref.isdigit() else None
+            fallback = self._models.get((name, before)) if before is not None else None
+            if fallback is None:
+                raise
+            log.warning(
+                "model %s %s names version %s, which cannot be loaded; version %s keeps serving",
+                name,
+                ref,
+                info.version,
+                before,
+            )
+            self._models.move_to_end((name, fallback.version))
+            return fallback
+        if not ref.isdigit():
+            self._served[(name, ref)] = loaded.version
+        return loaded
+
+    async def _loaded(self, info: VersionInfo) -> Loaded:
+        key = (info.model, info.version)
+        found = self._models.get(key)
+        if found is not None:
+            self._models.move_to_end(key)
+            return found
+        future = self._loading.get(key)
+        if future is None:  # one load per version, however many requests wait for it
+            future = asyncio.ensure_future(self._load(info))
+            self._loading[key] = future
+            future.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(future)
+
+    async def _load(self, info: VersionInfo) -> Loaded:
+        what = f"the artifact of model {info.model!r} version {info.version}"
+        reply = await self.invoker.call(self.registry, f"api/models/{info.model}/versions/{info.version}/artifact")
+        self._check(reply.status, reply.body, what)
+        try:
+            pipeline = await asyncio.to_thread(modelfile.load, reply.body, info.artifact.sha256, what)
+        except ModelUnloadable as e:
+            log.error("refused to load %s: %s", what, e)
+            raise
+        loaded = Loaded(info.model, info.version, info.card, pipeline)
+        self._models[(info.model, info.version)] = loaded
+        while len(self._models) > self.max_loaded:
+            (old, version), _ = self._models.popitem(last=False)
+            log.info("model %s version %s unloaded (least recently used)", old, version)
+        log.info("model %s version %s loaded (sha256 %s)", info.model, info.version, info.artifact.sha256[:12])
+        return loaded
+
+    async def ready(self, name: str, ref: str | None = None) -> Loaded:
+        """Ready means loaded: loads it when it is not (raises when it cannot be)."""
+        return await self.model(name, ref)
+
+    # inference
+
+    async def infer(
+        self, name: str, ref: str | None, inputs: Callable[[Card], pd.DataFrame], probabilities: bool = True
+    ) -> Outputs:
+        """Predictions of the model for the rows `inputs` makes from its card (a protocol's decoder)."""
+        loaded = await self.model(name, ref)
+        return await asyncio.to_thread(_predict, loaded, inputs, probabilities)
+
+
+def _predict(loaded: Loaded, inputs: Callable[[Card], pd.DataFrame], probabilities: bool) -> Outputs:
+    rows = inputs(loaded.card)
+    if len(rows) == 0:
+        raise InferenceError("no rows to predict")
+    predictions = loaded.pipeline.predict(rows)
+    proba = None
+    if probabilities and loaded.card.task == "classification" and hasattr(loaded.pipeline, "predict_proba"):
+        proba = loaded.pipeline.predict_proba(rows)
+    return Outputs(loaded.name, loaded.version, np.asarray(predictions), proba, loaded.classes)
+
+
+def _detail(body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body[:300].decode("utf-8", "replace")
+    if isinstance(answer, dict):
+        for key in ("detail", "error", "errorCode"):
+            if isinstance(answer.get(key), str):
+                if key == "errorCode":
+                    return f"{answer[key]}: {answer.get('message', '')}"
+                return str(answer[key])
+    return str(answer)[:300]

@@ -1,0 +1,127 @@
+import math
+
+import numpy as np
+import pytest
+
+from services.inference.domain import records, tensors
+from services.inference.domain.card import Card
+from services.inference.domain.errors import BadRecord, BadTensor
+
+MIXED = Card.model_validate(
+    {
+        "task": "classification",
+        "target": "species",
+        "features": [
+            {"name": "length", "type": "number"},
+            {"name": "rooms", "type": "integer"},
+            {"name": "colour", "type": "category"},
+            {"name": "wild", "type": "boolean"},
+        ],
+        "classes": ["a", "b"],
+    }
+)
+NUMERIC = Card.model_validate(
+    {
+        "task": "regression",
+        "target": "price",
+        "features": [{"name": "rooms", "type": "integer"}, {"name": "area", "type": "number"}],
+    }
+)
+
+
+def tensor(name, datatype, data, shape=None):
+    return tensors.Tensor(name=name, datatype=datatype, data=data, shape=shape or [len(data)])
+
+
+def test_records_are_coerced_as_training_coerces_and_missing_features_are_nan():
+    frame = records.frame(
+        [{"length": 1, "rooms": 2.0, "colour": 3, "wild": True}, {"colour": None, "extra": "ignored"}], MIXED.features
+    )
+    assert frame["length"].tolist()[0] == 1.0 and math.isnan(frame["length"][1])
+    assert frame["colour"][0] == "3" and frame["colour"].isna()[1]
+    assert frame["wild"].tolist()[0] == 1.0 and str(frame["rooms"].dtype) == "float64"
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [("abc", "length"), (True, "length"), (2.5, "rooms"), ({"a": 1}, "colour"), ("yes", "wild"), (math.inf, "length")],
+)
+def test_a_wrong_typed_value_is_refused_naming_record_and_field(value, field):
+    with pytest.raises(BadRecord) as caught:
+        records.frame([{}, {field: value}], MIXED.features)
+    assert caught.value.status == 422
+    assert f"record 1, field {field!r}" in str(caught.value)
+    assert caught.value.details == {"record": 1, "field": field}
+
+
+def test_one_tensor_per_feature_makes_the_frame():
+    frame = tensors.frame(
+        [
+            tensor("colour", "BYTES", ["red", "blue"]),
+            tensor("length", "FP32", [[1.5], [2.5]], [2, 1]),
+            tensor("rooms", "INT64", [1, 2]),
+            tensor("wild", "BOOL", [True, False]),
+        ],
+        MIXED,
+    )
+    assert list(frame.columns) == ["length", "rooms", "colour", "wild"]
+    assert frame["length"].tolist() == [1.5, 2.5] and frame["wild"].tolist() == [1.0, 0.0]
+
+
+def test_a_2d_tensor_fills_the_features_in_order():
+    frame = tensors.frame([tensor("input-0", "FP64", [3, 70.5, 4, 95.0], [2, 2])], NUMERIC)
+    assert frame.to_dict("list") == {"rooms": [3.0, 4.0], "area": [70.5, 95.0]}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "words"),
+    [
+        ([tensor("rooms", "INT64", [1, 2]), tensor("area", "FP64", [1.0])], "has 1 rows"),
+        ([tensor("rooms", "INT64", [1, 2], [3])], "needs 3 values"),
+        ([tensor("rooms", "INT64", [1])], "missing inputs ['area']"),
+        ([tensor("rooms", "INT64", [1]), tensor("size", "FP64", [1.0])], "unknown input 'size'"),
+        ([tensor("rooms", "BYTES", ["1"]), tensor("area", "FP64", [1.0])], "send it as INT64, not BYTES"),
+        ([tensor("rooms", "INT64", [1.5]), tensor("area", "FP64", [1.0])], "is not INT64"),
+        ([tensor("rooms", "INT64", [1]), tensor("area", "FP99", [1.0])], "unknown datatype"),
+        ([tensor("x", "FP64", [1.0, 2.0, 3.0], [1, 3])], "should be [rows, 2]"),
+        ([tensor("x", "BYTES", ["a", "b"], [1, 2])], "must be numeric"),
+    ],
+)
+def test_a_bad_tensor_is_refused_in_words(inputs, words):
+    with pytest.raises(BadTensor) as caught:
+        tensors.frame(inputs, NUMERIC)
+    assert caught.value.status == 400 and words in str(caught.value)
+
+
+def test_a_2d_tensor_is_refused_when_a_feature_is_a_category():
+    with pytest.raises(BadTensor, match="every feature numeric"):
+        tensors.frame([tensor("x", "FP64", [1.0, 2.0, 3.0, 4.0], [1, 4])], MIXED)
+
+
+def test_outputs_carry_datatypes_and_shapes():
+    assert tensors.output("predict", np.array(["a", "b"], dtype=object)) == {
+        "name": "predict",
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": ["a", "b"],
+    }
+    assert tensors.output("predict", np.array([1, 2]))["datatype"] == "INT64"
+    proba = tensors.output("predict_proba", np.array([[0.25, 0.75]]), ["a", "b"])
+    assert proba["shape"] == [1, 2] and proba["data"] == [0.25, 0.75] and proba["parameters"] == {"classes": ["a", "b"]}
+
+
+def test_requested_outputs_are_honoured_and_unknown_ones_refused():
+    request = tensors.InferRequest(inputs=[tensor("x", "FP64", [1.0])], outputs=[{"name": "predict_proba"}])
+    assert tensors.outputs_wanted(request, MIXED) == ["predict_proba"]
+    with pytest.raises(BadTensor, match="offers"):
+        tensors.outputs_wanted(request, NUMERIC)
+
+
+def test_model_metadata_names_each_feature_with_its_datatype():
+    assert [(i["name"], i["datatype"]) for i in tensors.model_inputs(MIXED)] == [
+        ("length", "FP64"),
+        ("rooms", "INT64"),
+        ("colour", "BYTES"),
+        ("wild", "BOOL"),
+    ]
+    assert [o["name"] for o in tensors.model_outputs(MIXED)] == ["predict", "predict_proba"]

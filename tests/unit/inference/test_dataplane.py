@@ -1,0 +1,99 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from services.inference.dataplane import DataPlane
+from services.inference.domain import records
+from services.inference.domain.card import Card
+from services.inference.domain.errors import ModelMissing, ModelUnloadable
+from tests.unit.inference.models import FLOWER_FEATURES, HOUSE_FEATURES, Registry, flower_model, house_model
+
+ROWS = [{"length": 1.4, "width": 0.5, "colour": "red"}, {"length": 6.1, "width": 2.0, "colour": "blue"}]
+
+
+def plane(registry: Registry, max_loaded: int = 4) -> DataPlane:
+    return DataPlane(registry.invoker, registry.app_id, max_loaded)
+
+
+def decode(rows):
+    return lambda card: records.frame(rows, card.features)
+
+
+def test_infer_by_alias_gives_the_pipelines_own_predictions_and_probabilities():
+    registry, model = Registry(), flower_model()
+    registry.add("flowers", 1, model, FLOWER_FEATURES, aliases=("champion",))
+    out = asyncio.run(plane(registry).infer("flowers", None, decode(ROWS)))
+    card = Card.model_validate({"task": "classification", "target": "species", "features": FLOWER_FEATURES})
+    frame = records.frame(ROWS, card.features)
+    assert (out.model, out.version) == ("flowers", 1)
+    assert out.predictions.tolist() == model.predict(frame).tolist()
+    assert np.allclose(out.probabilities, model.predict_proba(frame))
+    assert out.classes == ["setosa", "versicolor", "virginica"]
+
+
+def test_a_regressor_has_no_probabilities():
+    registry = Registry()
+    registry.add("houses", 1, house_model(), HOUSE_FEATURES, aliases=("champion",))
+    out = asyncio.run(plane(registry).infer("houses", "1", decode([{"rooms": 3, "area": 70.5}])))
+    assert out.probabilities is None and out.classes is None and out.predictions.shape == (1,)
+
+
+def test_a_loaded_version_is_not_fetched_again():
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, aliases=("champion",))
+    dp = plane(registry)
+
+    async def twice():
+        await asyncio.gather(*(dp.infer("flowers", "champion", decode(ROWS)) for _ in range(5)))
+        await dp.infer("flowers", "1", decode(ROWS))
+
+    asyncio.run(twice())
+    assert registry.artifact_calls() == ["api/models/flowers/versions/1/artifact"]
+
+
+def test_the_lru_holds_at_most_max_loaded_models_and_drops_the_least_recently_used():
+    registry = Registry()
+    for v in (1, 2, 3):
+        registry.add("flowers", v, flower_model(c=v), FLOWER_FEATURES)
+    dp = plane(registry, max_loaded=2)
+
+    async def use(*versions):
+        for v in versions:
+            await dp.infer("flowers", str(v), decode(ROWS))
+
+    asyncio.run(use(1, 2, 1, 3))
+    assert dp.loaded == [("flowers", 1), ("flowers", 3)]  # 2 was used least recently
+    asyncio.run(use(2))
+    assert len(dp.loaded) == 2 and registry.artifact_calls().count("api/models/flowers/versions/2/artifact") == 2
+
+
+def test_a_tampered_artifact_is_refused_by_its_sha256_and_never_served(caplog):
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, served=b"not the registered file")
+    with pytest.raises(ModelUnloadable, match="sha256"):
+        asyncio.run(plane(registry).infer("flowers", "1", decode(ROWS)))
+    assert "refused to load" in caplog.text
+
+
+def test_when_the_alias_moves_to_a_version_that_fails_to_load_the_previous_one_keeps_serving():
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, aliases=("champion",))
+    dp = plane(registry)
+    assert asyncio.run(dp.infer("flowers", "champion", decode(ROWS))).version == 1
+    tampered = bytearray(registry.add("flowers", 2, flower_model(c=2), FLOWER_FEATURES))
+    tampered[-10] ^= 0xFF
+    registry.add("flowers", 2, flower_model(c=2), FLOWER_FEATURES, served=bytes(tampered))
+    registry.alias("flowers", "champion", 2)
+    assert asyncio.run(dp.infer("flowers", "champion", decode(ROWS))).version == 1
+    with pytest.raises(ModelUnloadable):
+        asyncio.run(dp.infer("flowers", "2", decode(ROWS)))
+
+
+def test_an_unknown_model_or_version_is_missing():
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES)
+    with pytest.raises(ModelMissing):
+        asyncio.run(plane(registry).infer("nothing", None, decode(ROWS)))
+    with pytest.raises(ModelMissing):
+        asyncio.run(plane(registry).infer("flowers", "7", decode(ROWS)))
