@@ -10,7 +10,7 @@ declared. The commit's event starts the auto-train job (the default estimator,
 gradient_boosting); the clock runs from the commit's answer until GET /api/models/{name} lists
 the version (polled every 50 ms once the job is registering). Before that the job is polled every
 50 ms: the time it was seen in its "fitting" and "evaluating" stages (the rows read from
-ingestion, the fit and evaluation in the worker process, the skops file and the holdout written
+ingestion, the fit and evaluation in the worker process, the skops file and its card written
 to the blob store) is fitting+evaluating; the rest of commit -> registered is orchestration and
 waiting (the event, scheduling, the workflow's other steps, registration).
 
@@ -185,8 +185,8 @@ class Steps:
 
     rows: bytes = b""
     rows_s: float = 0.0  # the rows from ingestion (service invocation, Parquet streamed)
-    handoff_s: float = 0.0  # the rows to a worker process and the artifact and holdout back
-    blobs_s: float = 0.0  # the skops file and the holdout written through the blob binding
+    handoff_s: float = 0.0  # the rows to a worker process and the artifact back
+    blobs_s: float = 0.0  # the skops file and its card written through the blob binding
     blob_mb: list[float] = field(default_factory=list)
 
 
@@ -243,7 +243,7 @@ class Reference:
     total_s: float  # fit_and_evaluate: Parquet -> frame, split, fit, evaluate
     fit_s: float
     eval_s: float
-    serialize_s: float  # what the worker adds: the skops file and the holdout as Parquet
+    serialize_s: float  # what the worker adds: the skops file
     metrics: dict[str, Any]
 
 
@@ -255,7 +255,6 @@ def reference(rows: bytes, schema: dict[str, Any], estimator: str, params: dict[
     total = time.perf_counter() - t0
     t0 = time.perf_counter()
     dumps(trained.pipeline)
-    parquet(trained.X_test.assign(**{checked.target: trained.y_test}))
     serialize = time.perf_counter() - t0
     return Reference(total, trained.fit_s, trained.eval_s, serialize, trained.metrics.model_dump())
 
@@ -314,7 +313,8 @@ def measure(rows: int, workdir: Path, warmup: Path, args: argparse.Namespace, po
             manifest = client.get(f"/api/datasets/{name}/versions/{version}").json()
             if run.registered_s is not None:
                 registered = client.get(f"/api/models/{name}/versions/{run.version['version']}").json()
-                keys = [registered["artifact"]["key"], f"training/{registered['lineage']['job_id']}/holdout.parquet"]
+                key = registered["artifact"]["key"]
+                keys = [key, key.removesuffix(".skops") + ".card.json"]
                 result.steps = asyncio.run(replay(stack, name, version, keys, pool))
                 data = result.steps.rows
             else:
@@ -380,7 +380,7 @@ def report(results: list[Result]) -> None:
             prep = ref.total_s - ref.fit_s - ref.eval_s
             print(
                 f"  bare: {ref.total_s:.2f} s = Parquet->frame+split {prep:.2f} + fit {ref.fit_s:.2f} + "
-                f"evaluate {ref.eval_s:.2f}; the worker also writes the skops file and the holdout: "
+                f"evaluate {ref.eval_s:.2f}; the worker also writes the skops file: "
                 f"+{ref.serialize_s:.2f} s"
             )
             job_metrics = run.version.get("metrics", {})
@@ -395,7 +395,7 @@ def report(results: list[Result]) -> None:
             known = st.rows_s + ref.total_s + ref.serialize_s + st.handoff_s + st.blobs_s
             print(
                 f"  fit activity {run.fit_eval_s:.2f} s ~ rows from ingestion {st.rows_s:.2f} "
-                f"({len(st.rows) / 1e6:.1f} MB Parquet) + bare {ref.total_s:.2f} + skops file and holdout "
+                f"({len(st.rows) / 1e6:.1f} MB Parquet) + bare {ref.total_s:.2f} + skops file "
                 f"{ref.serialize_s:.2f} + to and from the worker {st.handoff_s:.2f} + blob writes {st.blobs_s:.2f} "
                 f"({' + '.join(f'{mb:.1f}' for mb in st.blob_mb)} MB) = {known:.2f}; "
                 f"left: {run.fit_eval_s - known:+.2f}"
@@ -457,7 +457,7 @@ def main(argv: list[str]) -> int:
     print(
         "\ncommit->registered: from the commit's answer until GET /api/models/{name} lists the version. fit+eval: "
         "the job seen in its fitting and evaluating stages (polled every 50 ms: +-0.05 s), which includes\n"
-        "reading the rows from ingestion through the sidecars and writing the model and holdout to the blob store. "
+        "reading the rows from ingestion through the sidecars and writing the model and its card to the blob store. "
         "bare: fit_and_evaluate in one process on the same Parquet rows. ratio: commit->registered / bare;\n"
         "overhead: commit->registered - bare. RSS: the training service's process (VmRSS before the job, VmHWM "
         "after) and its fitting worker (VmHWM)."

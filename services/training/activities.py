@@ -1,7 +1,7 @@
 """The steps of a training job, each an activity of its workflow (see workflow.py).
 
 Each gets and returns JSON-ready dicts (the engine keeps them in the job's history), so the big
-things travel by key: the rows come from ingestion, the fitted model and the holdout go to the
+things travel by key: the rows come from ingestion, the fitted model and its card go to the
 blob store under the job's own keys, and only keys, hashes and metrics go back to the workflow.
 Each is safe to run again: the engine runs activities at least once.
 """
@@ -51,14 +51,13 @@ class Activities:
 
     async def fit(self, job: dict[str, Any]) -> dict[str, Any]:
         """Fits the model on the training share of the rows and scores it on the holdout (in a
-        worker process); stores the model and the holdout under the job's keys."""
+        worker process); stores the model and its card under the job's keys."""
         spec = JobSpec.model_validate(job)
         rows = await self._rows(spec)
         fitted = await self.compute.fit(rows, spec)
         artifact = api.Artifact(key=artifact_key(spec), sha256=fitted.sha256)
         await self.blobs.put(artifact.key, fitted.artifact)
         await self.blobs.put(card_key(spec), fitted.model_card)
-        await self.blobs.put(holdout_key(spec), fitted.holdout)
         return {
             "artifact": artifact.model_dump(),
             "card": fitted.card,
@@ -80,8 +79,10 @@ class Activities:
         if not champion:
             return None
         found = Champion.model_validate(champion)
-        model, holdout = await self.blobs.get(found.artifact.key), await self.blobs.get(holdout_key(spec))
-        return numbers(await self.compute.score(spec, model, found.artifact.sha256, holdout))
+        # The holdout is drawn again from the rows and the seed: the same rows the new model was
+        # scored on, without storing them (a stored holdout capped the dataset's size).
+        model, rows = await self.blobs.get(found.artifact.key), await self._rows(spec)
+        return numbers(await self.compute.score(spec, model, found.artifact.sha256, rows))
 
     async def register(self, step: dict[str, Any]) -> dict[str, Any]:
         spec = JobSpec.model_validate(step["job"])
@@ -187,7 +188,3 @@ def artifact_key(spec: JobSpec) -> str:
 def card_key(spec: JobSpec) -> str:
     """The model card, beside the model file."""
     return f"models/{spec.model}/{spec.job_id}.card.json"
-
-
-def holdout_key(spec: JobSpec) -> str:
-    return f"training/{spec.job_id}/holdout.parquet"

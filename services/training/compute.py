@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from services.training.domain.card import Lineage
 from services.training.domain.evaluate import ClassificationMetrics, Metrics
 from services.training.domain.schema import DatasetSchema
-from services.training.domain.train import score_artifact, train_artifact
+from services.training.domain.train import score_on_holdout, train_artifact
 from services.training.jobs import JobSpec
 
 T = TypeVar("T")
@@ -24,7 +24,6 @@ T = TypeVar("T")
 class Fitted:
     artifact: bytes  # the skops file
     sha256: str
-    holdout: bytes  # Parquet: the rows the model was scored on
     card: dict[str, Any]  # as the registry's ModelCard takes it
     model_card: bytes  # the whole card as JSON (metrics, lineage, library versions), kept beside the file
     metrics: dict[str, Any]  # the domain's metrics, whole (confusion matrix included)
@@ -49,8 +48,9 @@ class Compute:
     async def fit(self, rows: bytes, spec: JobSpec) -> Fitted:
         return await self._run(fit, rows, spec.model_dump(mode="json"))
 
-    async def score(self, spec: JobSpec, artifact: bytes, sha256: str, holdout: bytes) -> dict[str, Any]:
-        return await self._run(score, artifact, sha256, holdout, spec.schema_)
+    async def score(self, spec: JobSpec, artifact: bytes, sha256: str, rows: bytes) -> dict[str, Any]:
+        """Another model's metrics on the job's holdout (drawn again from the rows and the seed)."""
+        return await self._run(score, artifact, sha256, rows, spec.schema_, spec.seed)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -82,7 +82,6 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
     return Fitted(
         result.artifact,
         card.sha256,
-        result.holdout,
         registry_card,
         card.model_dump_json(indent=2).encode(),
         card.metrics.model_dump(mode="json"),
@@ -90,8 +89,9 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
     )
 
 
-def score(artifact: bytes, sha256: str, holdout: bytes, schema: dict[str, Any]) -> dict[str, Any]:
-    return score_artifact(artifact, sha256, holdout, DatasetSchema.model_validate(schema)).model_dump(mode="json")
+def score(artifact: bytes, sha256: str, rows: bytes, schema: dict[str, Any], seed: int) -> dict[str, Any]:
+    checked = DatasetSchema.model_validate(schema)
+    return score_on_holdout(artifact, sha256, rows, checked, seed).model_dump(mode="json")
 
 
 def numbers(metrics: Metrics | dict[str, Any]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from services.training.domain.artifact import dumps, load, sha256
 from services.training.domain.card import Lineage, ModelCard
 from services.training.domain.estimators import validate
 from services.training.domain.evaluate import Holdout, Label, Metrics, score, split
-from services.training.domain.pipeline import Rows, build_pipeline, features_and_target, fit, frame, parquet
+from services.training.domain.pipeline import Rows, build_pipeline, features_and_target, fit, frame
 from services.training.domain.schema import DatasetSchema, Feature, Task
 
 # Native threads (OpenMP, BLAS) per fit. The worker process is the unit of parallelism; on 2
@@ -48,7 +48,6 @@ class TrainedModel:
 class TrainingResult:
     artifact: bytes  # the skops file
     card: ModelCard  # card.sha256 is the artifact's; card.metrics the holdout's
-    holdout: bytes  # the holdout rows (features and target) as Parquet, to score a champion on
 
 
 def holdout(rows: Rows, schema: DatasetSchema, seed: int) -> Holdout:
@@ -103,14 +102,14 @@ def train_artifact(rows: Rows, schema: DatasetSchema, lineage: Lineage) -> Train
         lineage=lineage.model_copy(update={"params": validate(schema.task, lineage.estimator, lineage.params)}),
         versions={"scikit-learn": sklearn.__version__, "skops": skops.__version__, "numpy": np.__version__},
     )
-    holdout_rows = trained.X_test.assign(**{schema.target: trained.y_test})
-    return TrainingResult(artifact=data, card=card, holdout=parquet(holdout_rows))
+    return TrainingResult(artifact=data, card=card)
 
 
-def score_artifact(artifact: bytes, expected_sha256: str, rows: Rows, schema: DatasetSchema) -> Metrics:
-    """A stored model's metrics on these rows, all of them: given a job's holdout
-    (`TrainingResult.holdout`), the champion is judged on the rows the new model was."""
+def score_on_holdout(artifact: bytes, expected_sha256: str, rows: Rows, schema: DatasetSchema, seed: int) -> Metrics:
+    """A stored model's metrics on the holdout a job with this seed draws from these rows: the
+    champion is judged on the rows the new model was. (Drawn again rather than stored: the
+    split depends on the rows and the seed only.)"""
     pipeline = load(artifact, expected_sha256)
-    X, y = features_and_target(frame(rows, schema), schema)
+    data = holdout(rows, schema, seed)
     with threadpool_limits(limits=THREADS):
-        return score(pipeline, X, y, schema.task)
+        return score(pipeline, data.X_test, data.y_test, schema.task)

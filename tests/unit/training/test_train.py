@@ -13,7 +13,7 @@ from services.training.domain.errors import DatasetTooSmall, UnknownEstimator
 from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics
 from services.training.domain.pipeline import build_pipeline, fit, parquet
 from services.training.domain.schema import DatasetSchema
-from services.training.domain.train import TrainedModel, fit_and_evaluate, score_artifact, train_artifact
+from services.training.domain.train import TrainedModel, fit_and_evaluate, score_on_holdout, train_artifact
 
 
 def numbers_schema(names: list[str], target: str, task: str) -> DatasetSchema:
@@ -88,7 +88,9 @@ def test_a_champion_is_scored_on_the_holdout_the_new_model_was():
     champion = train_artifact(rows, schema, lineage("logistic_regression"))
     challenger = train_artifact(rows, schema, lineage("random_forest", {"n_estimators": 5}))
     # The holdout depends on the rows and the seed only: the champion's own metrics come back.
-    assert score_artifact(champion.artifact, champion.card.sha256, challenger.holdout, schema) == champion.card.metrics
+    assert challenger.card.lineage.seed == champion.card.lineage.seed
+    scored = score_on_holdout(champion.artifact, champion.card.sha256, rows, schema, challenger.card.lineage.seed)
+    assert scored == champion.card.metrics
 
 
 def test_linear_svm_needs_two_training_rows_of_each_class_to_calibrate():
