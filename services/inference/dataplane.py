@@ -58,6 +58,7 @@ class Outputs:
     predictions: np.ndarray
     probabilities: np.ndarray | None  # rows x classes, classifiers only and when asked for
     classes: list[Any] | None
+    card: Card
 
 
 class DataPlane:
@@ -175,7 +176,7 @@ def _predict(loaded: Loaded, inputs: Callable[[Card], pd.DataFrame], probabiliti
     proba = None
     if probabilities and loaded.card.task == "classification" and hasattr(loaded.pipeline, "predict_proba"):
         proba = loaded.pipeline.predict_proba(rows)
-    return Outputs(loaded.name, loaded.version, np.asarray(predictions), proba, loaded.classes)
+    return Outputs(loaded.name, loaded.version, np.asarray(predictions), proba, loaded.classes, loaded.card)
 
 
 def _detail(body: bytes) -> str:

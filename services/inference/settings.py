@@ -8,3 +8,9 @@ class Settings(ServiceSettings):
     """This service's Dapr app id (the dapr CLI passes it as APP_ID)."""
     port: int = Field(8004, validation_alias=env("port", "APP_PORT"))
     """Port the HTTP server listens on (the dapr CLI passes it as APP_PORT)."""
+    registry_app_id: str = "registry"
+    """Dapr app id of the registry service, which describes model versions and serves their files."""
+    max_loaded_models: int = Field(8, ge=1)
+    """Most model versions kept loaded in memory; the least recently used one is unloaded first."""
+    max_records: int = Field(10_000, ge=1)
+    """Most records (rows) one predict or infer request may hold."""

@@ -1,9 +1,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.ports import SidecarPorts
 from services.gateway.app import create_app as gateway_app
 from services.gateway.ports import GatewayPorts
+from services.inference.app import InferencePorts
 from services.inference.app import create_app as inference_app
 from services.ingestion.app import IngestionPorts
 from services.ingestion.app import create_app as ingestion_app
@@ -18,7 +18,7 @@ FACTORIES = {
     "ingestion": (ingestion_app, IngestionPorts),
     "training": (training_app, TrainingPorts),
     "registry": (registry_app, RegistryPorts),
-    "inference": (inference_app, SidecarPorts),
+    "inference": (inference_app, InferencePorts),
     "gateway": (gateway_app, GatewayPorts),
 }
 

@@ -203,3 +203,20 @@ def output(name: str, values: np.ndarray, classes: Sequence[Any] | None = None) 
     if kind == "BYTES":
         items = [str(v) for v in items]
     return {"name": name, "shape": [len(items)], "datatype": kind, "data": items}
+
+
+def encode(
+    request: InferRequest,
+    card: Card,
+    predictions: np.ndarray,
+    probabilities: np.ndarray | None,
+    classes: Sequence[Any] | None,
+) -> list[dict[str, Any]]:
+    """The outputs the request asks for (all the model offers when it names none)."""
+    outputs = []
+    for name in outputs_wanted(request, card):
+        if name == PREDICT:
+            outputs.append(output(PREDICT, predictions))
+        elif probabilities is not None:
+            outputs.append(output(PROBA, probabilities, classes))
+    return outputs

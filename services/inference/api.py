@@ -1,0 +1,58 @@
+"""The JSON predict API: HTTP only, over the data plane.
+
+POST /api/models/{name}/predict  {"records": [{feature: value}], "version"?: n, "alias"?: "champion"}
+  -> {"model", "version", "predictions": [...], "probabilities"?: [{class: p}]}
+"""
+
+from typing import Annotated, Any, Self
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field, model_validator
+
+from services.common.models_api import ALIAS_NAME, MODEL_NAME
+from services.inference.deps import PlaneDep, SettingsDep
+from services.inference.domain import records
+from services.inference.domain.errors import TooManyRecords
+from services.inference.domain.tensors import plain
+
+router = APIRouter(prefix="/api/models", tags=["inference"])
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+
+
+class PredictRequest(BaseModel):
+    records: list[dict[str, Any]] = Field(min_length=1, description="one object per row: feature name -> value")
+    version: int | None = Field(None, ge=1, description="a version number (default: the champion)")
+    alias: str | None = Field(None, pattern=ALIAS_NAME, description="an alias such as champion")
+
+    @model_validator(mode="after")
+    def _one_ref(self) -> Self:
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give a version or an alias, not both")
+        return self
+
+    @property
+    def ref(self) -> str | None:
+        return str(self.version) if self.version is not None else self.alias
+
+
+class Prediction(BaseModel):
+    model: str
+    version: int
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None = None
+
+
+@router.post("/{name}/predict", response_model=Prediction, response_model_exclude_none=True)
+async def predict(name: Name, request: PredictRequest, plane: PlaneDep, settings: SettingsDep) -> Prediction:
+    """Predictions (and class probabilities, for classifiers) of a model version for the records."""
+    if len(request.records) > settings.max_records:
+        raise TooManyRecords(f"{len(request.records)} records; one request takes at most {settings.max_records}")
+    out = await plane.infer(name, request.ref, lambda card: records.frame(request.records, card.features))
+    probabilities = None
+    if out.probabilities is not None and out.classes is not None:
+        keys = [str(c) for c in out.classes]
+        probabilities = [dict(zip(keys, map(float, row), strict=True)) for row in out.probabilities.tolist()]
+    return Prediction(
+        model=out.model, version=out.version, predictions=plain(out.predictions), probabilities=probabilities
+    )

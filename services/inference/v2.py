@@ -1,0 +1,152 @@
+"""The Open Inference Protocol v2 (KServe's predict-api v2, REST): HTTP only, over the data
+plane. At the app's root, not under /api, as the protocol's clients expect. Errors are
+{"error": "..."}: 400 for a bad request or tensor, 404 for an unknown model or version."""
+
+import uuid
+from collections.abc import Callable, Coroutine
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from services.common.deps import ProbeDep
+from services.common.errors import ClientError
+from services.common.models_api import ALIAS_NAME, MODEL_NAME
+from services.common.ports import SidecarUnavailable
+from services.inference.deps import PlaneDep, SettingsDep
+from services.inference.domain import tensors
+from services.inference.domain.card import Card
+from services.inference.domain.errors import TooManyRecords
+from services.inference.domain.tensors import PREDICT, InferRequest
+
+SERVER = "daprml-inference"
+
+
+class ProtocolRoute(APIRoute):
+    """Errors in the protocol's shape, {"error": "..."}, with the status the kit would give."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as e:
+                problems = "; ".join(f"{' '.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+                return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400)
+            except ClientError as e:
+                return JSONResponse({"error": str(e)}, status_code=e.status)
+            except SidecarUnavailable as e:
+                return JSONResponse(
+                    {"error": f"{e.public}; try again in a few seconds"}, status_code=503, headers={"retry-after": "5"}
+                )
+
+        return handler
+
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"], route_class=ProtocolRoute)
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+
+
+def _server_version() -> str:
+    try:
+        return version("daprml")
+    except PackageNotFoundError:
+        return "0"
+
+
+@router.get("/health/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def ready(probe: ProbeDep) -> JSONResponse:
+    """Ready when the sidecar answers (models are loaded on first use)."""
+    healthy = await probe.healthy()
+    return JSONResponse({"ready": healthy}, status_code=200 if healthy else 503)
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER, "version": _server_version(), "extensions": []}
+
+
+async def _metadata(plane: PlaneDep, name: str, ref: str | None) -> dict[str, Any]:
+    info = await plane.describe(name, ref)
+    return {
+        "name": name,
+        "versions": [str(info.version)],
+        "platform": "sklearn",
+        "inputs": tensors.model_inputs(info.card),
+        "outputs": tensors.model_outputs(info.card),
+    }
+
+
+@router.get("/models/{name}")
+async def model_metadata(name: Name, plane: PlaneDep) -> dict[str, Any]:
+    """The champion's inputs (one per feature) and outputs."""
+    return await _metadata(plane, name, None)
+
+
+@router.get("/models/{name}/versions/{version}")
+async def version_metadata(name: Name, version: Version, plane: PlaneDep) -> dict[str, Any]:
+    return await _metadata(plane, name, version)
+
+
+async def _ready(plane: PlaneDep, name: str, ref: str | None) -> dict[str, Any]:
+    loaded = await plane.ready(name, ref)
+    return {"name": name, "version": str(loaded.version), "ready": True}
+
+
+@router.get("/models/{name}/ready")
+async def model_ready(name: Name, plane: PlaneDep) -> dict[str, Any]:
+    """Ready means loaded: the model is loaded if it is not."""
+    return await _ready(plane, name, None)
+
+
+@router.get("/models/{name}/versions/{version}/ready")
+async def version_ready(name: Name, version: Version, plane: PlaneDep) -> dict[str, Any]:
+    return await _ready(plane, name, version)
+
+
+def _decoder(request: InferRequest, max_records: int) -> Callable[[Card], pd.DataFrame]:
+    def decode(card: Card) -> pd.DataFrame:
+        rows = tensors.frame(request.inputs, card)
+        if len(rows) > max_records:
+            raise TooManyRecords(f"{len(rows)} rows; one request takes at most {max_records}")
+        return rows
+
+    return decode
+
+
+async def _infer(plane: PlaneDep, settings: SettingsDep, name: str, ref: str | None, request: InferRequest) -> Any:
+    wanted = {o.name for o in request.outputs or []}
+    out = await plane.infer(name, ref, _decoder(request, settings.max_records), probabilities=wanted != {PREDICT})
+    outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
+    return {
+        "model_name": out.model,
+        "model_version": str(out.version),
+        "id": request.id if request.id is not None else str(uuid.uuid4()),
+        "parameters": {},
+        "outputs": outputs,
+    }
+
+
+@router.post("/models/{name}/infer")
+async def infer(name: Name, request: InferRequest, plane: PlaneDep, settings: SettingsDep) -> Any:
+    """Predictions of the champion for the input tensors."""
+    return await _infer(plane, settings, name, None, request)
+
+
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer_version(
+    name: Name, version: Version, request: InferRequest, plane: PlaneDep, settings: SettingsDep
+) -> Any:
+    return await _infer(plane, settings, name, version, request)
