@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
-from services.gateway import api, datasets, models, training
+from services.gateway import api, datasets, inference, models, training
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
             title="daprml gateway",
             settings=settings,
             ports=ports,
-            routers=[api.router, datasets.router, training.router, models.router],
+            routers=[api.router, datasets.router, training.router, models.router, *inference.routers],
         )
     )
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

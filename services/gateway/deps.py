@@ -24,3 +24,4 @@ def upstream(service: str) -> Callable[[Request, GatewayPorts, Settings], Upstre
 IngestionDep = Annotated[Upstream, Depends(upstream("ingestion"))]
 RegistryDep = Annotated[Upstream, Depends(upstream("registry"))]
 TrainingDep = Annotated[Upstream, Depends(upstream("training"))]
+InferenceDep = Annotated[Upstream, Depends(upstream("inference"))]

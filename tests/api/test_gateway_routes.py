@@ -8,6 +8,8 @@ import pytest
 from services.common.ports import Reply
 from services.gateway.app import create_app
 from services.gateway.ports import GatewayPorts
+from services.inference.app import InferencePorts
+from services.inference.app import create_app as inference_app
 from services.ingestion.app import create_app as ingestion_app
 from tests.fakes import FakeInvoker, fake_ports
 
@@ -128,9 +130,40 @@ def test_gateway_routes_name_exactly_the_public_operations_the_registry_serves()
 
     gateway = create_app(ports=fake_ports(GatewayPorts))
     registry = registry_app(ports=fake_ports(RegistryPorts))
-    assert _operations(gateway, "/api/models") == _operations(registry, "/api/models")
+    predict = _operations(inference_app(ports=fake_ports(InferencePorts)), "/api/models")
+    assert predict == {("POST", "/api/models/{name}/predict")}  # inference's, beside the registry's
+    assert _operations(gateway, "/api/models") == _operations(registry, "/api/models") | predict
     assert _operations(registry, "/internal/models")  # registration and promotion, for training only
     assert _operations(gateway, "/internal") == set()
+
+
+def test_gateway_routes_name_exactly_the_public_operations_inference_serves():
+    gateway = create_app(ports=fake_ports(GatewayPorts))
+    inference = inference_app(ports=fake_ports(InferencePorts))
+    assert len(_operations(inference, "/v2")) == 9
+    assert _operations(gateway, "/v2") == _operations(inference, "/v2")
+    assert ("POST", "/api/models/{name}/predict") in _operations(gateway, "/api/models")
+
+
+def test_oip_and_predict_requests_reach_inference_at_the_same_paths(make_client):
+    answer = Reply(200, b'{"model_name": "iris"}')
+    invoker = FakeInvoker(
+        {
+            ("inference", "v2/models/iris/versions/champion/infer"): answer,
+            ("inference", "api/models/iris/predict"): answer,
+            ("inference", "v2/health/ready"): answer,
+        }
+    )
+    client = make_client("gateway", invoker=invoker)
+    assert client.post("/v2/models/iris/versions/champion/infer", json={"inputs": []}).status_code == 200
+    assert client.post("/api/models/iris/predict", json={"records": []}).status_code == 200
+    assert client.get("/v2/health/ready").status_code == 200
+    assert [(c[1], c[2]) for c in invoker.calls] == [
+        ("v2/models/iris/versions/champion/infer", "POST"),
+        ("api/models/iris/predict", "POST"),
+        ("v2/health/ready", "GET"),
+    ]
+    assert client.get("/v2/models/IRIS..x/ready").status_code == 400 and len(invoker.calls) == 3
 
 
 def test_a_body_over_the_limit_is_413_before_anything_is_forwarded(make_client):

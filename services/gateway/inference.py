@@ -1,0 +1,80 @@
+"""The inference API, as the public sees it: each route a named operation of inference.
+
+The JSON predict API beside the registry's model routes, and the Open Inference Protocol v2 at
+/v2 as on the inference app, so that an OIP client (KServe's, Triton's) pointed at the gateway
+works unchanged. Parameters are validated here by the rules inference applies before anything
+is forwarded; what inference answers comes back as it is. tests/api/test_gateway_routes.py
+checks that these routes and inference's public ones are the same set.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from services.common.models_api import ALIAS_NAME, MODEL_NAME
+from services.gateway.deps import InferenceDep
+
+predict_router = APIRouter(prefix="/api/models", tags=["inference"])
+v2_router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+JSON_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+@predict_router.post("/{name}/predict", openapi_extra=JSON_BODY)
+async def predict(name: Name, inference: InferenceDep) -> Response:
+    """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?}."""
+    return await inference.forward("api", "models", name, "predict")
+
+
+@v2_router.get("/health/live")
+async def live(inference: InferenceDep) -> Response:
+    return await inference.forward("v2", "health", "live")
+
+
+@v2_router.get("/health/ready")
+async def ready(inference: InferenceDep) -> Response:
+    return await inference.forward("v2", "health", "ready")
+
+
+@v2_router.get("")
+async def server_metadata(inference: InferenceDep) -> Response:
+    return await inference.forward("v2")
+
+
+@v2_router.get("/models/{name}")
+async def model_metadata(name: Name, inference: InferenceDep) -> Response:
+    """The champion's inputs (one per feature) and outputs."""
+    return await inference.forward("v2", "models", name)
+
+
+@v2_router.get("/models/{name}/versions/{version}")
+async def version_metadata(name: Name, version: Version, inference: InferenceDep) -> Response:
+    return await inference.forward("v2", "models", name, "versions", version)
+
+
+@v2_router.get("/models/{name}/ready")
+async def model_ready(name: Name, inference: InferenceDep) -> Response:
+    return await inference.forward("v2", "models", name, "ready")
+
+
+@v2_router.get("/models/{name}/versions/{version}/ready")
+async def version_ready(name: Name, version: Version, inference: InferenceDep) -> Response:
+    return await inference.forward("v2", "models", name, "versions", version, "ready")
+
+
+@v2_router.post("/models/{name}/infer", openapi_extra=JSON_BODY)
+async def infer(name: Name, inference: InferenceDep) -> Response:
+    """Predictions of the champion for the input tensors."""
+    return await inference.forward("v2", "models", name, "infer")
+
+
+@v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=JSON_BODY)
+async def infer_version(name: Name, version: Version, inference: InferenceDep) -> Response:
+    return await inference.forward("v2", "models", name, "versions", version, "infer")
+
+
+routers = [predict_router, v2_router]
