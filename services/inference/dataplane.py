@@ -15,6 +15,7 @@ predicting run in threads, off the event loop.
 import asyncio
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from services.inference.domain.errors import InferenceError, ModelMissing, Model
 log = logging.getLogger(__name__)
 
 DEFAULT_REF = "champion"
+RETRY_LOAD_S = 30.0
+"""How long a version that failed to load is refused from memory before its file is fetched again
+(versions never change, but a damaged blob may be restored)."""
 Key = tuple[str, int]
 
 
@@ -67,6 +71,7 @@ class DataPlane:
         self._models: OrderedDict[Key, Loaded] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Loaded]] = {}
         self._served: dict[tuple[str, str], int] = {}  # (name, alias) -> the version it last served
+        self._failed: dict[Key, tuple[float, ModelUnloadable]] = {}  # when, and why
 
     @property
     def loaded(self) -> list[Key]:
@@ -130,6 +135,9 @@ class DataPlane:
         if found is not None:
             self._models.move_to_end(key)
             return found
+        failed = self._failed.get(key)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_LOAD_S:
+            raise ModelUnloadable(str(failed[1]))
         future = self._loading.get(key)
         if future is None:  # one load per version, however many requests wait for it
             future = asyncio.ensure_future(self._load(info))
@@ -145,7 +153,9 @@ class DataPlane:
             pipeline = await asyncio.to_thread(modelfile.load, reply.body, info.artifact.sha256, what)
         except ModelUnloadable as e:
             log.error("refused to load %s: %s", what, e)
+            self._failed[(info.model, info.version)] = (time.monotonic(), e)
             raise
+        self._failed.pop((info.model, info.version), None)
         loaded = Loaded(info.model, info.version, info.card, pipeline)
         self._models[(info.model, info.version)] = loaded
         while len(self._models) > self.max_loaded:

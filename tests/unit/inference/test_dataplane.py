@@ -97,3 +97,13 @@ def test_an_unknown_model_or_version_is_missing():
         asyncio.run(plane(registry).infer("nothing", None, decode(ROWS)))
     with pytest.raises(ModelMissing):
         asyncio.run(plane(registry).infer("flowers", "7", decode(ROWS)))
+
+
+def test_a_version_that_failed_to_load_is_refused_without_fetching_its_file_again():
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, served=b"not the registered file")
+    dp = plane(registry)
+    for _ in range(3):
+        with pytest.raises(ModelUnloadable, match="sha256"):
+            asyncio.run(dp.infer("flowers", "1", decode(ROWS)))
+    assert len(registry.artifact_calls()) == 1
