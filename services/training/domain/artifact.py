@@ -1,62 +1,15 @@
-"""Model files: skops (no arbitrary pickle), addressed by their sha256.
+"""Model files as training writes and reads them: services/common/modelfiles.py, with
+training's own error for a file it will not load."""
 
-Loading checks the bytes against the recorded sha256 before reading anything, then refuses a
-file naming any type outside the few that our pipelines hold and skops does not already trust
-(it trusts scikit-learn's estimators and plain containers by itself). Nothing is
-deserialized from a file that fails either check.
-"""
-
-import hashlib
-import zipfile
-
-import skops.io as sio
 from sklearn.pipeline import Pipeline
 
+from services.common import modelfiles
+from services.common.modelfiles import TRUSTED, dumps, sha256
 from services.training.domain.errors import ArtifactRejected
 
-# What a fitted pipeline of ours holds beyond skops' defaults: dtypes, the trees of forests
-# and boosting, and linear_svm's calibration. A test fits every allow-listed estimator and
-# checks its file needs nothing else.
-TRUSTED = frozenset(
-    {
-        "numpy.dtype",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.tree._tree.Tree",
-    }
-)
-
-
-def dumps(pipeline: Pipeline) -> bytes:
-    # Compressed: the arrays of fitted trees shrink several times over, and the blob store
-    # takes one message of at most 64 MiB.
-    return bytes(sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED))
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+__all__ = ["TRUSTED", "dumps", "load", "sha256"]
 
 
 def load(data: bytes, expected_sha256: str) -> Pipeline:
     """The pipeline in a model file, once its sha256 and the types it names are checked."""
-    actual = sha256(data)
-    if actual != expected_sha256:
-        raise ArtifactRejected(
-            f"the model file's sha256 is {actual}, not the recorded {expected_sha256}: "
-            f"it was changed or damaged after it was written; not loaded"
-        )
-    try:
-        named = set(sio.get_untrusted_types(data=data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise ArtifactRejected(f"the model file is not a readable skops file ({e}); not loaded") from None
-    unexpected = sorted(named - TRUSTED)
-    if unexpected:
-        raise ArtifactRejected(
-            f"the model file names types no pipeline of ours holds: {unexpected}; not loaded",
-            types=unexpected,
-        )
-    pipeline = sio.loads(data, trusted=sorted(named))
-    if not isinstance(pipeline, Pipeline):
-        raise ArtifactRejected(f"the model file holds a {type(pipeline).__name__}, not a Pipeline")
-    return pipeline
+    return modelfiles.load(data, expected_sha256, rejected=ArtifactRejected)
