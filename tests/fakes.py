@@ -22,6 +22,7 @@ from services.common.ports import (
     SidecarInfo,
     SidecarPorts,
     SidecarProbe,
+    SidecarUnavailable,
     StateStore,
     StreamedReply,
     Versioned,
@@ -87,13 +88,18 @@ class FakeBlobStore:
 
 
 class FakePublisher:
-    def __init__(self) -> None:
+    """Records what is published; while `down`, refuses as an unreachable pub/sub would."""
+
+    def __init__(self, down: bool = False) -> None:
         self.sent: list[tuple[EventType, BaseModel, str | None]] = []
         self.ids: list[str | None] = []
+        self.down = down
 
     async def publish(
         self, event_type: EventType, payload: BaseModel, subject: str | None = None, event_id: str | None = None
     ) -> None:
+        if self.down:
+            raise SidecarUnavailable("pubsub is down")
         self.sent.append((event_type, payload, subject))
         self.ids.append(event_id)
 

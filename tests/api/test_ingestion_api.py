@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.ports import SidecarUnavailable
 from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
 from tests.fakes import FakePublisher, FakeStateStore, fake_ports
@@ -324,20 +323,9 @@ def test_each_committed_version_is_announced_once_with_a_stable_id(client):
     assert client.get("/api/datasets/iris").json().get("outbox") is None
 
 
-class DownPublisher(FakePublisher):
-    def __init__(self):
-        super().__init__()
-        self.down = True
-
-    async def publish(self, *args, **kwargs):
-        if self.down:
-            raise SidecarUnavailable("pubsub is down")
-        await super().publish(*args, **kwargs)
-
-
 def test_a_version_committed_while_pubsub_is_down_is_announced_later(make):
     client = make()
-    publisher = DownPublisher()
+    publisher = FakePublisher(down=True)
     client.app.state.service.publisher = publisher
     assert upload(client).status_code == 201
     assert publisher.sent == []

@@ -167,7 +167,7 @@ def test_the_same_job_racing_itself_makes_one_version():
 
 
 def test_events_left_in_the_outbox_are_published_when_the_app_starts(make_client):
-    publisher = DownPublisher()
+    publisher = FakePublisher(down=True)
     client = make_client("registry", publisher=publisher)
     register(client)
     publisher.down = False
@@ -297,19 +297,8 @@ def test_a_registration_is_announced_once_with_a_stable_id(client):
     assert client.ports.state.items["model:iris"].value.count(b'"outbox":[]') == 1
 
 
-class DownPublisher(FakePublisher):
-    def __init__(self):
-        super().__init__()
-        self.down = True
-
-    async def publish(self, *args, **kwargs):
-        if self.down:
-            raise SidecarUnavailable("pubsub is down")
-        await super().publish(*args, **kwargs)
-
-
 def test_events_of_changes_made_while_pubsub_is_down_are_published_later_with_the_same_ids(make_client):
-    publisher = DownPublisher()
+    publisher = FakePublisher(down=True)
     client = make_client("registry", publisher=publisher)
     assert register(client).status_code == 201
     assert client.put("/api/models/iris/aliases/champion", json={"version": 1}).status_code == 200
@@ -331,7 +320,7 @@ class FailsSecond(FakePublisher):
 
 
 def test_events_published_before_a_failure_are_not_published_again(make_client):
-    publisher = DownPublisher()
+    publisher = FakePublisher(down=True)
     client = make_client("registry", publisher=publisher)
     register(client)
     client.put("/api/models/iris/aliases/champion", json={"version": 1})
