@@ -51,6 +51,16 @@ def raw_request(app, method: str, raw_path: bytes, body: bytes = b"", headers=()
     return answer["status"], answer["body"]
 
 
+def assert_refused_without_forwarding(method: str, path: bytes) -> None:
+    """The gateway answers a 4xx with a message and sends nothing to any service."""
+    invoker = FakeInvoker()
+    app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
+    status, body = raw_request(app, method, path)
+    assert status in (400, 404, 405), body
+    assert "detail" in json.loads(body)
+    assert invoker.calls == [] and invoker.forwarded == []
+
+
 HOSTILE = [
     ("GET", b"/api/datasets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e" + SECRETS.encode()),
     ("GET", b"/api/datasets/../../../../.." + SECRETS.encode()),
@@ -69,12 +79,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("method", "path"), HOSTILE, ids=[p.decode()[:60] for _, p in HOSTILE])
 def test_a_hostile_path_is_refused_and_nothing_is_forwarded(method, path):
-    invoker = FakeInvoker()
-    app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
-    status, body = raw_request(app, method, path)
-    assert status in (400, 404, 405), body
-    assert "detail" in json.loads(body)
-    assert invoker.calls == [] and invoker.forwarded == []
+    assert_refused_without_forwarding(method, path)
 
 
 def test_a_nul_in_a_dataset_name_is_400_with_a_message():
