@@ -1,6 +1,7 @@
 """In-memory fakes of our own ports, for unit and API tests. Not an imitation of Dapr: they
 implement services.common.ports and nothing else."""
 
+import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -69,6 +70,24 @@ class FakeStateStore:
     async def delete(self, key: str, etag: str | None = None) -> None:
         self._check(key, etag)
         self.items.pop(key, None)
+
+
+class SlowStateStore(FakeStateStore):
+    """Yields between every read and write, so concurrent changes (commits, registrations) interleave."""
+
+    async def get(self, key: str) -> Versioned | None:
+        await asyncio.sleep(0)
+        return await super().get(key)
+
+    async def save(self, key: str, value: bytes, etag: str | None = None) -> None:
+        await asyncio.sleep(0)
+        await super().save(key, value, etag)
+
+    async def create(self, key: str, value: bytes) -> None:
+        await asyncio.sleep(0)
+        if key in self.items:
+            raise ConcurrencyConflict(f"{key!r} exists")
+        await FakeStateStore.save(self, key, value)  # the check and the write at once, as a store does
 
 
 class FakeBlobStore:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
-from tests.fakes import FakePublisher, FakeStateStore, fake_ports
+from tests.fakes import FakePublisher, SlowStateStore, fake_ports
 
 CSV = {"content-type": "text/csv"}
 IRIS = b"sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n"
@@ -333,18 +333,6 @@ def test_a_version_committed_while_pubsub_is_down_is_announced_later(make):
     assert asyncio.run(client.app.state.service.flush_all()) == 1
     assert [p.version for _, p, _ in publisher.sent] == [1]
     assert asyncio.run(client.app.state.service.flush_all()) == 0
-
-
-class SlowStateStore(FakeStateStore):
-    """Yields between every read and write, so concurrent commits interleave."""
-
-    async def get(self, key):
-        await asyncio.sleep(0)
-        return await super().get(key)
-
-    async def save(self, key, value, etag=None):
-        await asyncio.sleep(0)
-        return await super().save(key, value, etag)
 
 
 def test_two_commits_racing_for_one_version_number_do_not_both_get_it():

@@ -8,8 +8,8 @@ from services.common.events import EventType
 from services.common.models_api import RegisterVersion
 from services.registry.app import RegistryPorts, create_app
 from services.registry.settings import Settings
-from tests.api.test_registry_api import SlowStateStore, register, registration
-from tests.fakes import fake_ports
+from tests.api.test_registry_api import register, registration
+from tests.fakes import SlowStateStore, fake_ports
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 
 from services.common.events import EventType
 from services.common.models_api import RegisterVersion
-from services.common.ports import ConcurrencyConflict, SidecarUnavailable
+from services.common.ports import SidecarUnavailable
 from services.registry.app import RegistryPorts, create_app
 from services.registry.settings import Settings
-from tests.fakes import FakePublisher, FakeStateStore, fake_ports
+from tests.fakes import FakePublisher, FakeStateStore, SlowStateStore, fake_ports
 
 ARTIFACT = b"the skops file of a model"
 
@@ -116,24 +116,6 @@ def test_an_infinite_metric_is_422_and_writes_nothing(client):
 def test_a_bad_model_name_is_refused_and_writes_nothing(client):
     reply = client.post("/internal/models/IRIS/versions", json=registration())
     assert reply.status_code == 422 and state_keys(client) == set()
-
-
-class SlowStateStore(FakeStateStore):
-    """Yields between every read and write, so concurrent changes interleave."""
-
-    async def get(self, key):
-        await asyncio.sleep(0)
-        return await super().get(key)
-
-    async def save(self, key, value, etag=None):
-        await asyncio.sleep(0)
-        return await super().save(key, value, etag)
-
-    async def create(self, key, value):
-        await asyncio.sleep(0)
-        if key in self.items:
-            raise ConcurrencyConflict(f"{key!r} exists")
-        await FakeStateStore.save(self, key, value)  # the check and the write at once, as a store does
 
 
 def racing_service():
