@@ -180,9 +180,10 @@ class JobService:
     async def jobs(self, dataset: str | None, status: str | None, offset: int, limit: int) -> JobList:
         ids = (await self.ids.get(_ids_key(dataset))) or JobIds([])
         newest_first = list(reversed(ids.root))
-        found = [await self.job(i) for i in newest_first]
-        if status is not None:
-            found = [j for j in found if j.status == status.upper()]
+        if status is None:  # the page alone is read; a status filter needs every job's status
+            page = [await self.job(i) for i in newest_first[offset : offset + limit]]
+            return JobList(jobs=page, total=len(newest_first), offset=offset, limit=limit)
+        found = [j for j in [await self.job(i) for i in newest_first] if j.status == status.upper()]
         return JobList(jobs=found[offset : offset + limit], total=len(found), offset=offset, limit=limit)
 
     # policies
