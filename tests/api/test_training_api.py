@@ -208,3 +208,12 @@ def test_a_champion_that_moved_while_the_job_ran_is_read_again_before_promotion(
     job = training.get(f"/api/training/jobs/{job_id}").json()
     assert job["status"] == "COMPLETED" and job["result"]["promotion"]["alias"] == "champion"
     assert len(asked) == 2 and training.ports.invoker.calls.count(("registry", "api/models/iris", "GET")) == 2
+
+
+def test_jobs_are_listed_newest_first_a_page_at_a_time(training):
+    first = training.post("/api/training/jobs", json={"dataset": "iris"}).json()["id"]
+    second = training.post("/api/training/jobs", json={"dataset": "iris", "estimator": "random_forest"}).json()["id"]
+    page = training.get("/api/training/jobs?limit=1").json()
+    assert (page["total"], [j["id"] for j in page["jobs"]]) == (2, [second])
+    assert [j["id"] for j in training.get("/api/training/jobs?offset=1&limit=1").json()["jobs"]] == [first]
+    assert training.get("/api/training/jobs?status=failed").json()["total"] == 0
