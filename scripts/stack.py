@@ -71,10 +71,12 @@ class Stack:
         return cls(RUN_FILE, ROOT)
 
     @classmethod
-    def isolated(cls, workdir: Path, run_id: str) -> "Stack":
+    def isolated(cls, workdir: Path, run_id: str, replicas: dict[str, int] | None = None) -> "Stack":
         """The project's run file with free ports, app ids '<service>-<run_id>', topics
         '<run_id>.<topic>' and its own working folder (logs, blobs, secrets file); same
-        components, config and commands.
+        components, config and commands. `replicas` runs that many copies of a service, each
+        with its own sidecar and ports under the same app id (as a Kubernetes Deployment would);
+        service invocation spreads calls over them.
 
         It shares the developer's Redis: state keys are kept apart by the app ids (Dapr prefixes
         them), pub/sub streams by the topic prefix; without it a test run and a running `make up`
@@ -96,6 +98,12 @@ class Stack:
                 daprGRPCPort=free_port(),
             )
             common["env"][f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
+        for service, count in (replicas or {}).items():
+            first = next(a for a in spec["apps"] if a["appID"] == f"{service}-{run_id}")
+            for _ in range(count - 1):
+                spec["apps"].append(
+                    first | {"appPort": free_port(), "daprHTTPPort": free_port(), "daprGRPCPort": free_port()}
+                )
         workdir.mkdir(parents=True, exist_ok=True)
         run_file = workdir / "dapr.yaml"
         run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -103,6 +111,9 @@ class Stack:
 
     def app(self, service: str) -> App:
         return next(a for a in self.apps if a.service == service)
+
+    def replicas(self, service: str) -> list[App]:
+        return [a for a in self.apps if a.service == service]
 
     @property
     def gateway_url(self) -> str:

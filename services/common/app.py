@@ -63,7 +63,11 @@ class ServiceSpec:
     ports: SidecarPorts
     routers: Sequence[APIRouter] = ()
     subscriptions: Mapping[EventType, EventHandler] = field(default_factory=dict)
-    """Each event type this service consumes, and the use case that handles it."""
+    """Each event type this service consumes, and the use case that handles it. One replica
+    of the service receives each event (a competing consumer)."""
+    every_replica: Mapping[EventType, EventHandler] = field(default_factory=dict)
+    """Event types each replica must receive itself (to update what it holds in memory),
+    through the pub/sub component `settings.replica_pubsub`."""
     background: Sequence[Periodic] = ()
     service: Any = None
     """The service's use cases, for its routes (through its deps module)."""
@@ -169,8 +173,8 @@ def build_app(spec: ServiceSpec) -> FastAPI:
     app.include_router(health)
     for router in spec.routers:
         app.include_router(router)
-    if spec.subscriptions:
-        dapr_adapters.declare_subscriptions(app, spec.settings, spec.subscriptions)
+    if spec.subscriptions or spec.every_replica:
+        dapr_adapters.declare_subscriptions(app, spec.settings, spec.subscriptions, spec.every_replica)
     for error, handler in _handlers(spec.settings.app_id).items():
         app.add_exception_handler(error, handler)
     return app

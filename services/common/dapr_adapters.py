@@ -573,17 +573,24 @@ async def deliver(envelope: bytes, event_type: events.EventType, handler: events
 
 
 def declare_subscriptions(
-    app: FastAPI, settings: ServiceSettings, subscriptions: Mapping[events.EventType, events.EventHandler]
+    app: FastAPI,
+    settings: ServiceSettings,
+    subscriptions: Mapping[events.EventType, events.EventHandler],
+    every_replica: Mapping[events.EventType, events.EventHandler] | None = None,
 ) -> None:
     """Serves /dapr/subscribe for the app (the sidecar asks it at start) and one delivery
-    route per event type, /internal/events/<topic>, which hands each event to its handler."""
+    route per event type, /internal/events/<topic>, which hands each event to its handler.
+    Those of `every_replica` come through the replica pub/sub component instead, on
+    /internal/events/replica/<topic>."""
     dapr_app = DaprApp(app)
-    for event_type, handler in subscriptions.items():
-        dapr_app.subscribe(
-            pubsub=settings.pubsub,
-            topic=events.topic_of(event_type, settings.topic_prefix),
-            route=f"/internal/events/{events.topic_of(event_type)}",
-        )(_delivery(event_type, handler))
+    routes = [(settings.pubsub, "", subscriptions), (settings.replica_pubsub, "replica/", every_replica or {})]
+    for pubsub, route, handlers in routes:
+        for event_type, handler in handlers.items():
+            dapr_app.subscribe(
+                pubsub=pubsub,
+                topic=events.topic_of(event_type, settings.topic_prefix),
+                route=f"/internal/events/{route}{events.topic_of(event_type)}",
+            )(_delivery(event_type, handler))
 
 
 def _delivery(event_type: events.EventType, handler: events.EventHandler) -> Callable[[Request], Any]:

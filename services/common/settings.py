@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     """Name of the state store component."""
     pubsub: str = "pubsub"
     """Name of the pub/sub component."""
+    replica_pubsub: str = "pubsub-replicas"
+    """Name of the pub/sub component that gives every replica of a service each event (its
+    consumer id is unique per sidecar); used for events that change what a replica holds in memory."""
     secretstore: str = "secretstore"
     """Name of the secret store component."""
     blobstore: str = "blobstore"

@@ -3,7 +3,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from services.common import dapr_adapters
-from services.common.app import ServiceSpec, build_app
+from services.common.app import Periodic, ServiceSpec, build_app
+from services.common.events import EventType
 from services.common.ports import ServiceInvoker, SidecarPorts
 from services.inference import api, v2
 from services.inference.dataplane import DataPlane
@@ -27,5 +28,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             ports=ports,
             service=plane,
             routers=[api.router, v2.router],
+            every_replica={EventType.MODEL_ALIAS_CHANGED: plane.on_alias_changed},
+            background=[Periodic("reconcile with the registry", settings.reconcile_interval_s, plane.reconcile)],
         )
     )

@@ -6,15 +6,21 @@ A model is named by its name and a version number or an alias (champion by defau
 registry says which version that is and what its card holds; the artifact comes from the
 registry too, through service invocation, and is loaded only after its sha256 is checked
 against the registered one and its types against the few ours hold. Loaded models are kept in
-a least-recently-used cache of at most `max_loaded_models`. When the version an alias names
-cannot be loaded, the version loaded for that alias before keeps serving (and the failure is
-logged); a version asked for by number that cannot be loaded is refused. Loading and
-predicting run in threads, off the event loop.
+a least-recently-used cache of at most `max_loaded_models`. Loading and predicting run in
+threads, off the event loop.
+
+Aliases are resolved once and then served from memory: the request path asks the registry
+nothing for a model it serves already. What an alias names is refreshed when the registry says
+it moved (the `model alias changed` event, which every replica receives) and by a periodic
+reconcile that catches any event a replica missed. A refresh loads the new version first and
+then switches the alias over in one assignment: requests in flight finish on the version they
+started with, and a version that cannot be loaded leaves the previous one serving.
 """
 
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,6 +32,7 @@ import pandas as pd
 from pydantic import ValidationError
 from sklearn.pipeline import Pipeline
 
+from services.common.events import ModelAliasChanged
 from services.common.ports import ServiceInvoker, SidecarUnavailable
 from services.inference.domain import modelfile
 from services.inference.domain.card import Card, VersionInfo
@@ -70,7 +77,10 @@ class DataPlane:
         self.invoker, self.registry, self.max_loaded = invoker, registry_app_id, max_loaded_models
         self._models: OrderedDict[Key, Loaded] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Loaded]] = {}
-        self._served: dict[tuple[str, str], int] = {}  # (name, alias) -> the version it last served
+        self._aliases: dict[tuple[str, str], Loaded] = {}  # (name, alias) -> the version served for it
+        self._refreshing: set[tuple[str, str]] = set()
+        self._stale: set[tuple[str, str]] = set()  # moved again while being refreshed
+        self._moved_at: dict[tuple[str, str], float] = {}  # when each alias was last said to move
         self._failed: dict[Key, tuple[float, ModelUnloadable]] = {}  # when, and why
 
     @property
@@ -108,26 +118,98 @@ class DataPlane:
     async def model(self, name: str, ref: str | None = None) -> Loaded:
         """The loaded model a version number or alias names, loading it when it is not."""
         ref = ref or DEFAULT_REF
-        info = await self.describe(name, ref)
+        if ref.isdigit():
+            found = self._models.get((name, int(ref)))  # a version never changes: no need to ask
+            if found is not None:
+                self._models.move_to_end((name, found.version))
+                return found
+            return await self._loaded(await self.describe(name, ref))
+        served = self._aliases.get((name, ref))
+        if served is not None:
+            self._models.move_to_end((name, served.version))
+            return served
+        asked_at = time.monotonic()
+        loaded = await self._loaded(await self.describe(name, ref))
+        self._aliases.setdefault((name, ref), loaded)  # a refresh that finished meanwhile wins
+        if self._moved_at.get((name, ref), -math.inf) >= asked_at:
+            await self.alias_moved(name, ref)  # it moved while this first answer was on its way
+        return self._aliases.get((name, ref), loaded)
+
+    @property
+    def aliases(self) -> dict[tuple[str, str], int]:
+        """The aliases this replica serves, and the version each names here."""
+        return {key: loaded.version for key, loaded in self._aliases.items()}
+
+    async def refresh(self, name: str, alias: str) -> None:
+        """Asks the registry which version an alias names now; when it moved, loads that version
+        and then switches the alias to it. An alias that no longer exists is dropped; one whose
+        new version cannot be loaded keeps serving the version it had (and the failure is logged)."""
+        key = (name, alias)
+        try:
+            info = await self.describe(name, alias)
+        except ModelMissing:
+            if self._aliases.pop(key, None) is not None:
+                log.info("model %s alias %s no longer exists; no longer served", name, alias)
+            return
+        before = self._aliases.get(key)
+        if before is not None and before.version == info.version:
+            return
         try:
             loaded = await self._loaded(info)
-        except ModelUnloadable:
-            before = self._served.get((name, ref)) if not ref.isdigit() else None
-            fallback = self._models.get((name, before)) if before is not None else None
-            if fallback is None:
+        except ModelUnloadable as e:
+            if before is None:
                 raise
             log.warning(
-                "model %s %s names version %s, which cannot be loaded; version %s keeps serving",
+                "model %s %s names version %s, which cannot be loaded; version %s keeps serving: %s",
                 name,
-                ref,
+                alias,
                 info.version,
-                before,
+                before.version,
+                e,
             )
-            self._models.move_to_end((name, fallback.version))
-            return fallback
-        if not ref.isdigit():
-            self._served[(name, ref)] = loaded.version
-        return loaded
+            return
+        self._aliases[key] = loaded
+        log.info(
+            "model %s %s: now version %s%s", name, alias, loaded.version, f" (was {before.version})" if before else ""
+        )
+
+    async def alias_moved(self, name: str, alias: str) -> None:
+        """The registry says an alias moved: refreshes it if this replica serves it (one
+        refresh at a time per alias; a move announced during one is refreshed after it)."""
+        key = (name, alias)
+        self._moved_at[key] = time.monotonic()
+        if key not in self._aliases:
+            return  # not served here: the first request asks the registry anyway
+        if key in self._refreshing:
+            self._stale.add(key)
+            return
+        self._refreshing.add(key)
+        try:
+            while True:
+                self._stale.discard(key)
+                await self.refresh(name, alias)
+                if key not in self._stale:
+                    return
+        finally:
+            self._refreshing.discard(key)
+
+    async def on_alias_changed(self, attributes: dict[str, Any], event: ModelAliasChanged) -> None:
+        """The `model alias changed` event, which every replica receives. It only says which
+        alias to ask the registry about again: events come late, twice or replayed (a new
+        replica reads the topic from its start), and the registry's answer is the current one.
+        A failure is logged, not retried: the next reconcile tries again."""
+        try:
+            await self.alias_moved(event.model, event.alias)
+        except (ModelUnloadable, SidecarUnavailable) as e:
+            log.warning("model %s %s moved, but refreshing it failed: %s", event.model, event.alias, e)
+
+    async def reconcile(self) -> None:
+        """Refreshes every alias served here from the registry (for a replica that missed an event)."""
+        for name, alias in list(self._aliases):
+            try:
+                await self.alias_moved(name, alias)
+            except (ModelUnloadable, SidecarUnavailable) as e:
+                log.warning("reconciling model %s %s with the registry failed: %s", name, alias, e)
 
     async def _loaded(self, info: VersionInfo) -> Loaded:
         key = (info.model, info.version)
@@ -160,6 +242,9 @@ class DataPlane:
         self._models[(info.model, info.version)] = loaded
         while len(self._models) > self.max_loaded:
             (old, version), _ = self._models.popitem(last=False)
+            # An alias naming it is resolved again on its next request.
+            for key in [k for k, v in self._aliases.items() if (v.name, v.version) == (old, version)]:
+                del self._aliases[key]
             log.info("model %s version %s unloaded (least recently used)", old, version)
         log.info("model %s version %s loaded (sha256 %s)", info.model, info.version, info.artifact.sha256[:12])
         return loaded

@@ -14,3 +14,6 @@ class Settings(ServiceSettings):
     """Most model versions kept loaded in memory; the least recently used one is unloaded first."""
     max_records: int = Field(10_000, ge=1)
     """Most records (rows) one predict or infer request may hold."""
+    reconcile_interval_s: float = Field(30.0, gt=0)
+    """How often each replica asks the registry what the aliases it serves name now (it also
+    hears of every move by event; this catches the events it missed)."""

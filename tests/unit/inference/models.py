@@ -118,5 +118,11 @@ class Registry:
             (self.app_id, f"api/models/{name}/versions/{version}")
         ]
 
+    def unalias(self, name: str, alias: str) -> None:
+        self.invoker.replies.pop((self.app_id, f"api/models/{name}/versions/{alias}"))
+
+    def describe_calls(self) -> list[str]:
+        return [m for _, m, _ in self.invoker.calls if not m.endswith("/artifact")]
+
     def artifact_calls(self) -> list[str]:
         return [m for _, m, _ in self.invoker.calls if m.endswith("/artifact")]
