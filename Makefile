@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime unit integration samples bench bench-train
+.PHONY: run test lint up down setup runtime unit integration samples predictions bench bench-train
 
-## run: set up what is missing, start the stack, run the round trip, stop what it started
+## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
 	$(PY) -m scripts.stack run
 
@@ -33,6 +33,10 @@ down: $(VENV)/.installed
 ## samples: load scikit-learn's datasets through the gateway of a running stack (make up)
 samples: $(VENV)/.installed
 	$(PY) -m scripts.samples
+
+## predictions: predict with each sample's champion through the gateway of a running stack (make up)
+predictions: $(VENV)/.installed
+	$(PY) -m scripts.predictions
 
 ## bench: ingestion throughput and memory against pyarrow's ceiling, then training time (starts its own stacks)
 bench: setup

@@ -5,7 +5,8 @@
     python -m scripts.stack status     ask the gateway which services answer through Dapr
     python -m scripts.stack roundtrip  run the round trip check through the gateway and print it
     python -m scripts.stack run        the main job: up (if needed), round trip, load the sample
-                                      datasets and show a profile, then down again
+                                      datasets, wait for their champions, predict with each
+                                      through the gateway (JSON and OIP v2), then down again
 
 Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
 topics prefixed by it, and a working folder of its own, so a test run never meets a developer's
@@ -286,6 +287,12 @@ def show_models(stack: Stack, datasets: list[str], timeout_s: float = 180) -> bo
     return ok
 
 
+def show_predictions(stack: Stack, datasets: list[str]) -> bool:
+    from scripts import predictions  # pandas and scikit-learn: imported only when used
+
+    return predictions.show(stack.gateway_url, datasets)
+
+
 def _finished(gateway: httpx.Client, job_id: str, timeout_s: float) -> dict | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -306,13 +313,14 @@ def run(stack: Stack) -> int:
         print_roundtrip(report)
         names = load_samples(stack)
         models_ok = show_models(stack, names)
+        predictions_ok = show_predictions(stack, names)
     finally:
         if not was_running:
             stack.stop()
             infra.down(started)
     if not was_running:
         print("Run `make up` to keep the stack running, then open http://127.0.0.1:8000/docs.")
-    return 0 if report["ok"] and models_ok else 1
+    return 0 if report["ok"] and models_ok and predictions_ok else 1
 
 
 def main(argv: list[str]) -> int:
