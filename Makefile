@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime unit integration samples predictions bench bench-train
+.PHONY: run test lint up down setup runtime unit integration samples predictions bench bench-train bench-inference
 
 ## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
@@ -38,14 +38,19 @@ samples: $(VENV)/.installed
 predictions: $(VENV)/.installed
 	$(PY) -m scripts.predictions
 
-## bench: ingestion throughput and memory against pyarrow's ceiling, then training time (starts its own stacks)
+## bench: ingestion throughput and memory against pyarrow's ceiling, training time, then inference against MLServer (starts its own stacks)
 bench: setup
 	$(PY) bench/ingest.py
 	$(PY) bench/train.py
+	$(PY) bench/inference.py
 
 ## bench-train: commit -> registered model against a bare fit in one process, 10k to 1M rows (its own stacks)
 bench-train: setup
 	$(PY) bench/train.py
+
+## bench-inference: latency and throughput of predictions (direct, through the gateway) against MLServer on the same pipeline (its own stack and MLServer venv)
+bench-inference: setup
+	$(PY) bench/inference.py
 
 setup: $(VENV)/.installed runtime
 
