@@ -298,6 +298,7 @@ class Target:
     body: Any  # rows -> the JSON body
     predictions: Any  # the answer -> the predicted labels
     reference: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # the key (gateway) or app token (the app itself)
 
 
 def oip_predictions(answer: dict[str, Any]) -> list[Any]:
@@ -307,21 +308,25 @@ def oip_predictions(answer: dict[str, Any]) -> list[Any]:
 
 def targets(stack: Stack, mlserver: MLServer, model: Model, alt: str | None) -> list[Target]:
     inference, gateway = stack.app("inference").app_port, stack.app("gateway").app_port
+    app, key = stack.app_headers(), {"authorization": f"Bearer {stack.admin_key}"}
     v2 = f"/v2/models/{model.name}/infer"
     direct = "inference app direct, OIP" + (f" ({alt})" if alt else "")
-    found = [Target(direct, inference, v2, oip_body, oip_predictions)]
+    found = [Target(direct, inference, v2, oip_body, oip_predictions, headers=app)]
     if alt is not None:
         other = stack.app("inferencealt").app_port
         flipped = "batching on" if "off" in alt else "batching off"
-        found.append(Target(f"inference app direct, OIP ({flipped})", other, v2, oip_body, oip_predictions))
+        found.append(
+            Target(f"inference app direct, OIP ({flipped})", other, v2, oip_body, oip_predictions, headers=app)
+        )
     found += [
-        Target("gateway, OIP", gateway, v2, oip_body, oip_predictions),
+        Target("gateway, OIP", gateway, v2, oip_body, oip_predictions, headers=key),
         Target(
             "gateway, JSON predict (+proba)",
             gateway,
             f"/api/models/{model.name}/predict",
             json_body,
             lambda answer: answer["predictions"],
+            headers=key,
         ),
         Target(
             "MLServer direct, OIP",
@@ -348,7 +353,8 @@ def verify(model: Model, found: list[Target]) -> None:
     expected = [str(v) for v in model.pipeline.predict(rows)]
     for target in found:
         for chunk in (rows, rows.iloc[:1]):
-            reply = httpx.post(f"http://127.0.0.1:{target.port}{target.path}", json=target.body(chunk), timeout=60)
+            url = f"http://127.0.0.1:{target.port}{target.path}"
+            reply = httpx.post(url, json=target.body(chunk), timeout=60, headers=target.headers)
             if reply.status_code != 200:
                 raise RuntimeError(f"{target.label}: HTTP {reply.status_code}: {reply.text[:500]}")
             got = [str(v) for v in target.predictions(reply.json())]
@@ -412,9 +418,10 @@ def encoded(target: Target, chunks: list[pd.DataFrame]) -> list[bytes]:
     out = []
     for chunk in chunks:
         body = json.dumps(target.body(chunk)).encode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in target.headers.items())
         head = (
             f"POST {target.path} HTTP/1.1\r\nhost: 127.0.0.1:{target.port}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n"
+            f"{extra}content-length: {len(body)}\r\n\r\n"
         )
         out.append(head.encode() + body)
     return out
@@ -613,7 +620,7 @@ def main(argv: list[str]) -> int:
             mlserver: MLServer | None = None
             stack.start()
             try:
-                with httpx.Client(base_url=stack.gateway_url, timeout=120) as gateway:
+                with stack.gateway(120) as gateway:
                     models = [Model("numeric", f"bench-numeric-{run_id}"), Model("mixed", f"bench-mixed-{run_id}")]
                     train(gateway, models, args.rows, args.timeout)
                 for model in models:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from scripts import infra
+from scripts import credentials, infra
 from scripts.proc import ROOT, free_port, listener_pid, port_open, wait_until
 from scripts.stack import Stack
 
@@ -160,7 +160,10 @@ def ingest(stack: Stack, path: Path, part_bytes: int, concurrency: int) -> tuple
     """Seconds from starting the upload to the committed version, rows stored, parts sent."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     with httpx.Client(
-        base_url=stack.gateway_url, timeout=600, limits=httpx.Limits(max_connections=concurrency)
+        base_url=stack.gateway_url,
+        timeout=600,
+        limits=httpx.Limits(max_connections=concurrency),
+        headers=credentials.auth_headers(getattr(stack, "admin_key", None)),  # none without Dapr
     ) as client:
         client.post("/api/datasets", json={"name": name, **DATASET}).raise_for_status()
         t0 = time.perf_counter()

@@ -197,7 +197,10 @@ def _sized(data: bytes, size: int) -> bytes:
 async def replay(stack: Stack, name: str, version: int, keys: list[str], pool: ProcessPoolExecutor) -> Steps:
     training = stack.app("training")
     settings = ServiceSettings(
-        app_id=training.app_id, dapr_http_port=training.http_port, dapr_grpc_port=training.grpc_port
+        app_id=training.app_id,
+        dapr_http_port=training.http_port,
+        dapr_grpc_port=training.grpc_port,
+        dapr_api_token=stack.credentials.dapr_token,
     )
     sidecar = Sidecar(settings)
     steps = Steps()
@@ -283,6 +286,7 @@ def measure(rows: int, workdir: Path, warmup: Path, args: argparse.Namespace, po
             base_url=stack.gateway_url,
             timeout=600,
             limits=httpx.Limits(max_connections=args.concurrency + 2),
+            headers={"authorization": f"Bearer {stack.admin_key}"},
         ) as client:
             warm = Run()
             commit(client, f"warm-{run_id}", warmup, WARMUP_ROWS, args.part_bytes, args.concurrency)

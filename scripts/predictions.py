@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from scripts import samples
+from scripts import credentials, samples
 
 # The OIP datatype of each feature type (GET /v2/models/{name} says which a model wants).
 NUMPY = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
@@ -49,11 +49,11 @@ def by_oip(client: httpx.Client, name: str, rows: pd.DataFrame) -> dict[str, Any
     return reply.json()
 
 
-def show(gateway: str, names: list[str], count: int = 4) -> bool:
+def show(gateway: str, names: list[str], count: int = 4, key: str | None = None) -> bool:
     """Prints the predictions; returns whether both protocols answered and agreed for every dataset."""
     print("predictions: each champion through the gateway, JSON API and Open Inference Protocol v2")
     ok = True
-    with httpx.Client(base_url=gateway, timeout=60) as client:
+    with httpx.Client(base_url=gateway, timeout=60, headers=credentials.auth_headers(key)) as client:
         for name in names:
             rows = rows_of(name, count)
             try:
@@ -91,7 +91,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rows", type=int, default=4)
     args = parser.parse_args(argv)
     try:
-        return 0 if show(args.gateway, [n for n in args.only.split(",") if n], args.rows) else 1
+        names = [n for n in args.only.split(",") if n]
+        return 0 if show(args.gateway, names, args.rows, credentials.admin_key()) else 1
     except httpx.HTTPError as exc:
         print(f"predictions: error: the gateway did not answer ({exc}); is the stack up? (make up)", file=sys.stderr)
         return 1

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets
 
+from scripts import credentials
+
 
 def _labelled(loader: Callable, regression: bool = False) -> pd.DataFrame:
     bunch = loader(as_frame=True)
@@ -62,9 +64,9 @@ SAMPLES: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
-def load(gateway: str, names: list[str]) -> list[dict]:
+def load(gateway: str, names: list[str], key: str | None = None) -> list[dict]:
     results = []
-    with httpx.Client(base_url=gateway, timeout=60) as client:
+    with httpx.Client(base_url=gateway, timeout=60, headers=credentials.auth_headers(key)) as client:
         for name in names:
             if name in SCHEMAS and client.get(f"/api/datasets/{name}").status_code == 404:
                 created = client.post("/api/datasets", json={"name": name, **SCHEMAS[name]})
@@ -103,7 +105,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unknown samples {unknown}; there are {sorted(SAMPLES)}")
     try:
-        for result in load(args.gateway, names):
+        for result in load(args.gateway, names, credentials.admin_key()):
             print(describe(result))
     except (httpx.HTTPError, RuntimeError) as exc:
         print(f"samples: error: {exc}", file=sys.stderr)

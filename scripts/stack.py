@@ -14,7 +14,6 @@ running stack.
 """
 
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from scripts import infra
+from scripts import credentials, infra
 from scripts.proc import (
     DATA,
     ROOT,
@@ -41,7 +40,6 @@ from scripts.proc import (
 )
 
 RUN_FILE = ROOT / "dapr.yaml"
-SECRETS_EXAMPLE = ROOT / "dapr" / "secrets.example.json"
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,28 @@ class Stack:
         run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         return cls(run_file, workdir)
 
+    @property
+    def credentials(self) -> credentials.Credentials:
+        """The stack's admin key and tokens, made on first use (scripts/credentials.py)."""
+        return credentials.ensure(self.workdir)
+
+    @property
+    def admin_key(self) -> str:
+        return self.credentials.admin_key
+
+    def gateway(self, timeout_s: float = 60) -> httpx.Client:
+        """A client of the gateway that sends the admin key."""
+        return httpx.Client(
+            base_url=self.gateway_url, timeout=timeout_s, headers=credentials.auth_headers(self.admin_key)
+        )
+
+    def sidecar_headers(self) -> dict[str, str]:
+        """What a call to a sidecar's API (or an app's own port) must carry."""
+        return {"dapr-api-token": self.credentials.dapr_token}
+
+    def app_headers(self) -> dict[str, str]:
+        return {"dapr-api-token": self.credentials.app_token}
+
     def app(self, service: str) -> App:
         return next(a for a in self.apps if a.service == service)
 
@@ -128,7 +148,7 @@ class Stack:
         # The run file's commands say `python`: make that this project's interpreter.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["DAPR_HOST_IP"] = "127.0.0.1"
-        return env
+        return env | self.credentials.env()
 
     def _ready(self, app: App) -> bool:
         """Ready: the app says its sidecar answers, and the sidecar passes calls to the app
@@ -139,7 +159,7 @@ class Stack:
             f"http://127.0.0.1:{app.http_port}/v1.0/invoke/{app.app_id}/method/healthz",
         )
         try:
-            return all(httpx.get(url, timeout=2).status_code == 200 for url in urls)
+            return all(httpx.get(url, timeout=2, headers=self.sidecar_headers()).status_code == 200 for url in urls)
         except httpx.HTTPError:
             return False
 
@@ -151,10 +171,6 @@ class Stack:
             require_free(app.app_port, f"{app.app_id} app")
             require_free(app.http_port, f"{app.app_id} sidecar HTTP")
             require_free(app.grpc_port, f"{app.app_id} sidecar gRPC")
-        secrets = self.workdir / ".data" / "secrets.json"
-        if not secrets.exists():
-            secrets.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(SECRETS_EXAMPLE, secrets)
         env = self._env()
         t0 = time.monotonic()
         start(
@@ -197,12 +213,14 @@ class Stack:
         return left
 
     def status(self) -> dict:
-        reply = httpx.get(f"{self.gateway_url}/api/status", timeout=15)
+        with self.gateway(15) as gateway:
+            reply = gateway.get("/api/status")
         reply.raise_for_status()
         return reply.json()
 
     def roundtrip(self) -> dict:
-        reply = httpx.post(f"{self.gateway_url}/api/roundtrip", timeout=60)
+        with self.gateway() as gateway:
+            reply = gateway.post("/api/roundtrip")
         reply.raise_for_status()
         return reply.json()
 
@@ -232,6 +250,10 @@ def up(stack: Stack) -> None:
         raise
     print_status(stack.status())
     print(f"stack: gateway at {stack.gateway_url} (API docs at {stack.gateway_url}/docs); `make down` stops it")
+    print(
+        f"stack: the development admin key is in {stack.workdir / '.data' / 'admin-key'}; send it as "
+        '-H "Authorization: Bearer $(cat .data/admin-key)"'
+    )
 
 
 def down(stack: Stack) -> int:
@@ -248,12 +270,13 @@ def load_samples(stack: Stack) -> list[str]:
     from scripts import samples  # pandas and scikit-learn: imported only when used
 
     print("samples: loading scikit-learn's datasets through the gateway")
-    results = samples.load(stack.gateway_url, list(samples.SAMPLES))
+    results = samples.load(stack.gateway_url, list(samples.SAMPLES), stack.admin_key)
     for result in results:
         print(f"  {samples.describe(result)}")
     flowers = next(r for r in results if r["dataset"] == "flowers")
     print(f"  flowers: the first rejected rows: {flowers.get('upload', {}).get('rejected_rows', [])[:3]}")
-    profile = httpx.get(f"{stack.gateway_url}/api/datasets/flowers/versions/latest", timeout=30).json()["profile"]
+    with stack.gateway() as gateway:
+        profile = gateway.get("/api/datasets/flowers/versions/latest").json()["profile"]
     width = profile["columns"]["sepal_width"]
     print(
         f"  flowers profile: sepal_width missing {width['missing']}, mean {width['mean']:.2f}, "
@@ -268,7 +291,7 @@ def show_models(stack: Stack, datasets: list[str], timeout_s: float = 180) -> bo
     finds it; for a dataset loaded before, it trains one. Returns whether every one made it."""
     print("models: a model of each dataset's latest version, trained and registered by a workflow")
     ok = True
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as gateway:
+    with stack.gateway() as gateway:
         for name in datasets:
             submitted = gateway.post("/api/training/jobs", json={"dataset": name})
             submitted.raise_for_status()
@@ -290,7 +313,7 @@ def show_models(stack: Stack, datasets: list[str], timeout_s: float = 180) -> bo
 def show_predictions(stack: Stack, datasets: list[str]) -> bool:
     from scripts import predictions  # pandas and scikit-learn: imported only when used
 
-    return predictions.show(stack.gateway_url, datasets)
+    return predictions.show(stack.gateway_url, datasets, key=stack.admin_key)
 
 
 def _finished(gateway: httpx.Client, job_id: str, timeout_s: float) -> dict | None:

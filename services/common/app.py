@@ -24,6 +24,7 @@ from services.common import dapr_adapters
 from services.common.deps import ProbeDep, SettingsDep
 from services.common.errors import ClientError
 from services.common.events import EventHandler, EventType
+from services.common.middleware import AppToken, RequestIds, WithRequestId
 from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
@@ -124,7 +125,7 @@ def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awa
         return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     async def client_error(_: Request, exc: ClientError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), **exc.details}, status_code=exc.status)
+        return JSONResponse({"detail": str(exc), **exc.details}, status_code=exc.status, headers=exc.headers)
 
     async def conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
         log.info("%s %s: conflict: %s", request.method, request.url.path, exc)
@@ -177,11 +178,19 @@ def build_app(spec: ServiceSpec) -> FastAPI:
         dapr_adapters.declare_subscriptions(app, spec.settings, spec.subscriptions, spec.every_replica)
     for error, handler in _handlers(spec.settings.app_id).items():
         app.add_exception_handler(error, handler)
+    token = spec.settings.app_api_token
+    if spec.settings.require_app_token and token is not None:
+        app.add_middleware(AppToken, token=token.get_secret_value())
+    app.add_middleware(RequestIds)  # added last: outermost, so a refused request has an id too
     return app
 
 
 def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSettings]) -> None:
     """The process entry point of a service: settings from the environment, then the app."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.addFilter(WithRequestId())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     settings = settings_type.load()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # uvicorn's own loggers go through the root handler, so they get the request id too.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None)

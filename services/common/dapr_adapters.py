@@ -36,7 +36,7 @@ from fastapi import FastAPI, Request
 from grpc.aio import AioRpcError
 from pydantic import BaseModel
 
-from services.common import events
+from services.common import events, middleware
 from services.common.errors import ClientError
 from services.common.ports import (
     ActivityFunction,
@@ -105,6 +105,15 @@ def invoke_path(app_id: str, method: str) -> str:
     return f"/v1.0/invoke/{app_id}/method/{method}"
 
 
+def _with_request_id(headers: dict[str, str] | None) -> dict[str, str]:
+    """The call carries the id of the request it is made for (see middleware.py)."""
+    rid = middleware.request_id.get()
+    given = dict(headers or {})
+    if rid != "-" and not any(k.lower() == middleware.REQUEST_ID for k in given):
+        given[middleware.REQUEST_ID] = rid
+    return given
+
+
 class Sidecar:
     """This service's own daprd: one gRPC client and one HTTP client, made on first use."""
 
@@ -112,7 +121,15 @@ class Sidecar:
         self.settings = settings
         self.http_url = f"http://{settings.dapr_host}:{settings.dapr_http_port}"
         self.grpc_address = f"{settings.dapr_host}:{settings.dapr_grpc_port}"
-        self._http = httpx.AsyncClient(base_url=self.http_url, timeout=settings.sidecar_timeout_s)
+        token = settings.dapr_api_token.get_secret_value() if settings.dapr_api_token else None
+        self._http = httpx.AsyncClient(
+            base_url=self.http_url,
+            timeout=settings.sidecar_timeout_s,
+            headers={"dapr-api-token": token} if token else None,
+        )
+        if token:
+            # The SDK (clients, workflow runtime) reads its token from its global settings.
+            dapr.conf.settings.DAPR_API_TOKEN = token  # type: ignore[attr-defined]
         self._client: DaprClient | None = None
         self._lock = asyncio.Lock()
 
@@ -162,7 +179,7 @@ class Sidecar:
                 http_verb,
                 invoke_path(app_id, method),
                 content=body,
-                headers=headers,
+                headers=_with_request_id(headers),
                 timeout=self.settings.call_timeout_s,
             )
         except httpx.HTTPError as exc:
@@ -178,7 +195,7 @@ class Sidecar:
         request = self._http.build_request(
             http_verb,
             invoke_path(app_id, method),
-            headers=headers,
+            headers=_with_request_id(headers),
             content=body if http_verb in ("POST", "PUT", "PATCH") else None,
             timeout=self.settings.call_timeout_s,
         )

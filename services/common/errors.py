@@ -4,9 +4,10 @@
 class ClientError(Exception):
     status = 400
 
-    def __init__(self, message: str, **details: object):
+    def __init__(self, message: str, headers: dict[str, str] | None = None, **details: object):
         super().__init__(message)
         self.details = details
+        self.headers = headers or {}
 
 
 class Missing(ClientError):

@@ -3,7 +3,7 @@
 import sys
 from typing import Self
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,13 @@ class ServiceSettings(BaseSettings):
     or download forwarded by the gateway takes a while)."""
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest gRPC message to and from the sidecar; the sidecar's maxBodySize (dapr.yaml) matches."""
+
+    app_api_token: SecretStr | None = Field(None, validation_alias=env("app_api_token", "APP_API_TOKEN"))
+    """The token this service's sidecar sends with every call to it (daprd's APP_API_TOKEN)."""
+    require_app_token: bool = True
+    """Refuse requests without the app token (health routes excepted) when one is set."""
+    dapr_api_token: SecretStr | None = Field(None, validation_alias=env("dapr_api_token", "DAPR_API_TOKEN"))
+    """The token this service's sidecar requires on every call to its API (daprd's DAPR_API_TOKEN)."""
 
     statestore: str = "statestore"
     """Name of the state store component."""

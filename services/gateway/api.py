@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from services.gateway import service
+from services.gateway.access import ADMIN, READ
 from services.gateway.deps import PortsDep, SettingsDep
 
 router = APIRouter(prefix="/api")
@@ -37,14 +38,14 @@ class RoundtripReport(BaseModel):
     steps: list[Step]
 
 
-@router.get("/status", response_model=StatusReport)
+@router.get("/status", response_model=StatusReport, dependencies=[READ])
 async def status(ports: PortsDep, settings: SettingsDep) -> dict[str, Any]:
     """Whether each service answers through Dapr service invocation, and its sidecar's version."""
     services = await service.service_status(ports.invoker, settings.app_ids())
     return {"ok": all(s["reachable"] for s in services), "services": services}
 
 
-@router.post("/roundtrip", response_model=RoundtripReport)
+@router.post("/roundtrip", response_model=RoundtripReport, dependencies=[ADMIN])
 async def roundtrip(ports: PortsDep, settings: SettingsDep) -> dict[str, Any]:
     """Runs the round trip check across the stack and reports every step."""
     return await service.roundtrip(uuid.uuid4().hex[:12], ports, settings)

@@ -4,7 +4,9 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
-from services.gateway import api, datasets, inference, models, training
+from services.gateway import api, datasets, inference, keys_api, models, training
+from services.gateway.access import Gatekeeper
+from services.gateway.keyring import KeyRing
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 
@@ -22,12 +24,14 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(GatewayPorts, settings)
+    keys = KeyRing(ports.secrets, ports.state, settings.api_keys_secret, settings.key_cache_s)
     app = build_app(
         ServiceSpec(
             title="daprml gateway",
             settings=settings,
             ports=ports,
-            routers=[api.router, datasets.router, training.router, models.router, *inference.routers],
+            routers=[api.router, keys_api.router, datasets.router, training.router, models.router, *inference.routers],
+            service=Gatekeeper(keys, settings.rate_limits, settings.rate_burst_s),
         )
     )
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

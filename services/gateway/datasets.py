@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from services.common.events import DATASET_NAME
+from services.gateway.access import INGEST, READ
 from services.gateway.deps import IngestionDep
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
@@ -40,13 +41,13 @@ SPEC_BODY: dict[str, Any] = {
 }
 
 
-@router.post("", status_code=201, openapi_extra=SPEC_BODY)
+@router.post("", status_code=201, openapi_extra=SPEC_BODY, dependencies=[INGEST])
 async def create_dataset(ingestion: IngestionDep) -> Response:
     """Declares a dataset: name, task, target and (optionally) its columns."""
     return await ingestion.forward("api", "datasets")
 
 
-@router.get("")
+@router.get("", dependencies=[READ])
 async def list_datasets(
     ingestion: IngestionDep,
     offset: Annotated[int | None, Query(ge=0)] = None,
@@ -55,50 +56,50 @@ async def list_datasets(
     return await ingestion.forward("api", "datasets", query={"offset": offset, "limit": limit})
 
 
-@router.get("/{name}")
+@router.get("/{name}", dependencies=[READ])
 async def get_dataset(name: Name, ingestion: IngestionDep) -> Response:
     return await ingestion.forward("api", "datasets", name)
 
 
-@router.post("/{name}/versions", status_code=201, openapi_extra=DATA_BODY)
+@router.post("/{name}/versions", status_code=201, openapi_extra=DATA_BODY, dependencies=[INGEST])
 async def upload(name: Name, ingestion: IngestionDep, target: Target = None, task: Task = None) -> Response:
     """One-shot upload: CSV, a JSON list of records, or NDJSON."""
     return await ingestion.forward("api", "datasets", name, "versions", query={"target": target, "task": task})
 
 
-@router.post("/{name}/uploads", status_code=201)
+@router.post("/{name}/uploads", status_code=201, dependencies=[INGEST])
 async def start_upload(name: Name, ingestion: IngestionDep, target: Target = None, task: Task = None) -> Response:
     return await ingestion.forward("api", "datasets", name, "uploads", query={"target": target, "task": task})
 
 
-@router.get("/{name}/uploads/{upload_id}")
+@router.get("/{name}/uploads/{upload_id}", dependencies=[READ])
 async def get_upload(name: Name, upload_id: UploadId, ingestion: IngestionDep) -> Response:
     return await ingestion.forward("api", "datasets", name, "uploads", upload_id)
 
 
-@router.put("/{name}/uploads/{upload_id}/parts/{number}", openapi_extra=DATA_BODY)
+@router.put("/{name}/uploads/{upload_id}/parts/{number}", openapi_extra=DATA_BODY, dependencies=[INGEST])
 async def put_part(name: Name, upload_id: UploadId, number: PartNumber, ingestion: IngestionDep) -> Response:
     """One part: a self-contained body (CSV parts each start with the header line)."""
     return await ingestion.forward("api", "datasets", name, "uploads", upload_id, "parts", str(number))
 
 
-@router.post("/{name}/uploads/{upload_id}/commit", status_code=201)
+@router.post("/{name}/uploads/{upload_id}/commit", status_code=201, dependencies=[INGEST])
 async def commit(name: Name, upload_id: UploadId, ingestion: IngestionDep) -> Response:
     return await ingestion.forward("api", "datasets", name, "uploads", upload_id, "commit")
 
 
-@router.delete("/{name}/uploads/{upload_id}", status_code=204)
+@router.delete("/{name}/uploads/{upload_id}", status_code=204, dependencies=[INGEST])
 async def abort(name: Name, upload_id: UploadId, ingestion: IngestionDep) -> Response:
     return await ingestion.forward("api", "datasets", name, "uploads", upload_id)
 
 
-@router.get("/{name}/versions/{version}")
+@router.get("/{name}/versions/{version}", dependencies=[READ])
 async def get_version(name: Name, version: Version, ingestion: IngestionDep) -> Response:
     """The version's manifest: schema, row count, content sha256 and profile."""
     return await ingestion.forward("api", "datasets", name, "versions", version)
 
 
-@router.get("/{name}/versions/{version}/rows")
+@router.get("/{name}/versions/{version}/rows", dependencies=[READ])
 async def get_rows(
     name: Name,
     version: Version,
@@ -111,7 +112,7 @@ async def get_rows(
     )
 
 
-@router.get("/{name}/versions/{version}/data")
+@router.get("/{name}/versions/{version}/data", dependencies=[READ])
 async def download(
     name: Name,
     version: Version,

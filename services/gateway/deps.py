@@ -3,13 +3,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.deps import ports_of, settings_of
+from services.common.deps import ports_of, service_of, settings_of
+from services.gateway.access import Gatekeeper
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 from services.gateway.upstream import Upstream
 
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 PortsDep = Annotated[GatewayPorts, Depends(ports_of)]
+GateDep = Annotated[Gatekeeper, Depends(service_of)]
 
 
 def upstream(service: str) -> Callable[[Request, GatewayPorts, Settings], Upstream]:

@@ -12,10 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from services.common.models_api import ALIAS_NAME, MODEL_NAME
+from services.common.oip import ProtocolRoute
+from services.gateway.access import PREDICT, READ_MODELS
 from services.gateway.deps import InferenceDep
 
 predict_router = APIRouter(prefix="/api/models", tags=["inference"])
-v2_router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+# Errors of its own (a bad path, a missing key) in the protocol's shape, as inference answers.
+v2_router = APIRouter(prefix="/v2", tags=["open inference protocol v2"], route_class=ProtocolRoute)
 
 Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
 Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
@@ -24,55 +27,55 @@ JSON_BODY: dict[str, Any] = {
 }
 
 
-@predict_router.post("/{name}/predict", openapi_extra=JSON_BODY)
+@predict_router.post("/{name}/predict", openapi_extra=JSON_BODY, dependencies=[PREDICT])
 async def predict(name: Name, inference: InferenceDep) -> Response:
     """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?}."""
     return await inference.forward("api", "models", name, "predict")
 
 
-@v2_router.get("/health/live")
+@v2_router.get("/health/live", dependencies=[READ_MODELS])
 async def live(inference: InferenceDep) -> Response:
     return await inference.forward("v2", "health", "live")
 
 
-@v2_router.get("/health/ready")
+@v2_router.get("/health/ready", dependencies=[READ_MODELS])
 async def ready(inference: InferenceDep) -> Response:
     return await inference.forward("v2", "health", "ready")
 
 
-@v2_router.get("")
+@v2_router.get("", dependencies=[READ_MODELS])
 async def server_metadata(inference: InferenceDep) -> Response:
     return await inference.forward("v2")
 
 
-@v2_router.get("/models/{name}")
+@v2_router.get("/models/{name}", dependencies=[READ_MODELS])
 async def model_metadata(name: Name, inference: InferenceDep) -> Response:
     """The champion's inputs (one per feature) and outputs."""
     return await inference.forward("v2", "models", name)
 
 
-@v2_router.get("/models/{name}/versions/{version}")
+@v2_router.get("/models/{name}/versions/{version}", dependencies=[READ_MODELS])
 async def version_metadata(name: Name, version: Version, inference: InferenceDep) -> Response:
     return await inference.forward("v2", "models", name, "versions", version)
 
 
-@v2_router.get("/models/{name}/ready")
+@v2_router.get("/models/{name}/ready", dependencies=[READ_MODELS])
 async def model_ready(name: Name, inference: InferenceDep) -> Response:
     return await inference.forward("v2", "models", name, "ready")
 
 
-@v2_router.get("/models/{name}/versions/{version}/ready")
+@v2_router.get("/models/{name}/versions/{version}/ready", dependencies=[READ_MODELS])
 async def version_ready(name: Name, version: Version, inference: InferenceDep) -> Response:
     return await inference.forward("v2", "models", name, "versions", version, "ready")
 
 
-@v2_router.post("/models/{name}/infer", openapi_extra=JSON_BODY)
+@v2_router.post("/models/{name}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
 async def infer(name: Name, inference: InferenceDep) -> Response:
     """Predictions of the champion for the input tensors."""
     return await inference.forward("v2", "models", name, "infer")
 
 
-@v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=JSON_BODY)
+@v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
 async def infer_version(name: Name, version: Version, inference: InferenceDep) -> Response:
     return await inference.forward("v2", "models", name, "versions", version, "infer")
 

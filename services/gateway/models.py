@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from services.common.models_api import ALIAS_NAME, MODEL_NAME
+from services.gateway.access import ADMIN, READ, TRAIN
 from services.gateway.deps import RegistryDep
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -32,7 +33,7 @@ POLICY_BODY = _json_body(
 )
 
 
-@router.get("")
+@router.get("", dependencies=[READ])
 async def list_models(
     registry: RegistryDep,
     offset: Annotated[int | None, Query(ge=0)] = None,
@@ -41,42 +42,42 @@ async def list_models(
     return await registry.forward("api", "models", query={"offset": offset, "limit": limit})
 
 
-@router.get("/{name}")
+@router.get("/{name}", dependencies=[READ])
 async def get_model(name: Name, registry: RegistryDep) -> Response:
     """The model's versions, aliases, promotion policy and the history of its aliases."""
     return await registry.forward("api", "models", name)
 
 
-@router.get("/{name}/versions/{version}")
+@router.get("/{name}/versions/{version}", dependencies=[READ])
 async def get_version(name: Name, version: Version, registry: RegistryDep) -> Response:
     """Lineage, metrics, artifact and model card of one version."""
     return await registry.forward("api", "models", name, "versions", version)
 
 
-@router.get("/{name}/versions/{version}/artifact")
+@router.get("/{name}/versions/{version}/artifact", dependencies=[READ])
 async def get_artifact(name: Name, version: Version, registry: RegistryDep) -> Response:
     """The skops file, checked against its recorded sha256 before it is sent."""
     return await registry.forward("api", "models", name, "versions", version, "artifact")
 
 
-@router.put("/{name}/aliases/{alias}", openapi_extra=ALIAS_BODY)
+@router.put("/{name}/aliases/{alias}", openapi_extra=ALIAS_BODY, dependencies=[ADMIN])
 async def set_alias(name: Name, alias: Alias, registry: RegistryDep) -> Response:
     """Points the alias at a version (champion is the one served by default)."""
     return await registry.forward("api", "models", name, "aliases", alias)
 
 
-@router.delete("/{name}/aliases/{alias}", status_code=204)
+@router.delete("/{name}/aliases/{alias}", status_code=204, dependencies=[ADMIN])
 async def delete_alias(name: Name, alias: Alias, registry: RegistryDep) -> Response:
     return await registry.forward("api", "models", name, "aliases", alias)
 
 
-@router.put("/{name}/policy", openapi_extra=POLICY_BODY)
+@router.put("/{name}/policy", openapi_extra=POLICY_BODY, dependencies=[TRAIN])
 async def set_policy(name: Name, registry: RegistryDep) -> Response:
     """How new versions are promoted: auto (on the primary metric) or manual."""
     return await registry.forward("api", "models", name, "policy")
 
 
-@router.post("/{name}/rollback")
+@router.post("/{name}/rollback", dependencies=[ADMIN])
 async def rollback(name: Name, registry: RegistryDep) -> Response:
     """Moves champion back to the version it held before."""
     return await registry.forward("api", "models", name, "rollback")

@@ -1,6 +1,7 @@
 from pydantic import Field
 
 from services.common.settings import ServiceSettings, env
+from services.gateway.keys import Role
 
 
 class Settings(ServiceSettings):
@@ -21,6 +22,22 @@ class Settings(ServiceSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body the gateway forwards (ingestion's part limit, DAPRML_MAX_PART_BYTES);
     a bigger one is refused with 413 before anything is forwarded."""
+    api_keys_secret: str = "api-keys"
+    """Name of the secret holding the provisioned API keys (key id -> its record, hashed)."""
+    key_cache_s: float = Field(10.0, ge=0)
+    """How long API keys read from the stores are used before they are read again."""
+    rate_limits: dict[Role, float] = {
+        Role.READER: 50,
+        Role.INGEST: 20,
+        Role.TRAIN: 10,
+        Role.PREDICT: 500,
+        Role.ADMIN: 100,
+    }
+    """Calls a second one key may make, by role (a key with several gets the highest; 0: no limit)."""
+    rate_burst_s: float = Field(2.0, gt=0)
+    """A key may make `rate x rate_burst_s` calls at once before the rate applies."""
+    require_app_token: bool = False
+    """The gateway is called by clients, not by its sidecar: API keys guard it, not the app token."""
     roundtrip_timeout_s: float = 20.0
     """How long the round trip check waits for the subscriber to record the ping."""
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from services.common.events import DATASET_NAME
+from services.gateway.access import READ, TRAIN
 from services.gateway.deps import TrainingDep
 
 router = APIRouter(prefix="/api/training", tags=["training"])
@@ -21,13 +22,13 @@ JSON_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/jobs", status_code=202, openapi_extra=JSON_BODY)
+@router.post("/jobs", status_code=202, openapi_extra=JSON_BODY, dependencies=[TRAIN])
 async def submit(training: TrainingDep) -> Response:
     """Trains a model on a dataset version: {"dataset", "version", "estimator", "params", "model"}."""
     return await training.forward("api", "training", "jobs")
 
 
-@router.get("/jobs")
+@router.get("/jobs", dependencies=[READ])
 async def list_jobs(
     training: TrainingDep,
     dataset: Annotated[str | None, Query(pattern=DATASET_NAME)] = None,
@@ -39,23 +40,23 @@ async def list_jobs(
     return await training.forward("api", "training", "jobs", query=query)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", dependencies=[READ])
 async def get_job(job_id: JobId, training: TrainingDep) -> Response:
     """The job's status, stage and progress; its metrics and model version once done."""
     return await training.forward("api", "training", "jobs", job_id)
 
 
-@router.get("/estimators")
+@router.get("/estimators", dependencies=[READ])
 async def list_estimators(training: TrainingDep) -> Response:
     return await training.forward("api", "training", "estimators")
 
 
-@router.get("/policies/{dataset}")
+@router.get("/policies/{dataset}", dependencies=[READ])
 async def get_policy(dataset: Dataset, training: TrainingDep) -> Response:
     return await training.forward("api", "training", "policies", dataset)
 
 
-@router.put("/policies/{dataset}", openapi_extra=JSON_BODY)
+@router.put("/policies/{dataset}", openapi_extra=JSON_BODY, dependencies=[TRAIN])
 async def set_policy(dataset: Dataset, training: TrainingDep) -> Response:
     """Whether new versions are trained: {"auto_train", "estimator", "params"}."""
     return await training.forward("api", "training", "policies", dataset)

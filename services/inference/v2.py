@@ -3,20 +3,17 @@ plane. At the app's root, not under /api, as the protocol's clients expect. Erro
 {"error": "..."}: 400 for a bad request or tensor, 404 for an unknown model or version."""
 
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Path, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from services.common.deps import ProbeDep
-from services.common.errors import ClientError
 from services.common.models_api import ALIAS_NAME, MODEL_NAME
-from services.common.ports import SidecarUnavailable
+from services.common.oip import ProtocolRoute
 from services.inference.deps import PlaneDep, SettingsDep
 from services.inference.domain import tensors
 from services.inference.domain.card import Card
@@ -26,29 +23,10 @@ from services.inference.domain.tensors import PREDICT, InferRequest
 SERVER = "daprml-inference"
 
 
-class ProtocolRoute(APIRoute):
-    """Errors in the protocol's shape, {"error": "..."}, with the status the kit would give."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            try:
-                return await handle(request)
-            except RequestValidationError as e:
-                problems = "; ".join(f"{' '.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-                return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400)
-            except ClientError as e:
-                return JSONResponse({"error": str(e)}, status_code=e.status)
-            except SidecarUnavailable as e:
-                return JSONResponse(
-                    {"error": f"{e.public}; try again in a few seconds"}, status_code=503, headers={"retry-after": "5"}
-                )
-
-        return handler
-
-
-router = APIRouter(prefix="/v2", tags=["open inference protocol v2"], route_class=ProtocolRoute)
+# Clients such as tritonclient send the JSON body of infer without a Content-Type: read it anyway.
+router = APIRouter(
+    prefix="/v2", tags=["open inference protocol v2"], route_class=ProtocolRoute, strict_content_type=False
+)
 
 Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
 Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]

@@ -2,6 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app as gateway_app
+from services.gateway.keys import Role, issue
 from services.gateway.ports import GatewayPorts
 from services.inference.app import InferencePorts
 from services.inference.app import create_app as inference_app
@@ -11,7 +12,7 @@ from services.registry.app import RegistryPorts
 from services.registry.app import create_app as registry_app
 from services.training.app import TrainingPorts
 from services.training.app import create_app as training_app
-from tests.fakes import fake_ports
+from tests.fakes import FakeSecretStore, fake_ports
 
 # service -> (create_app, the ports it declares)
 FACTORIES = {
@@ -23,16 +24,34 @@ FACTORIES = {
 }
 
 
+def provisioned(**roles: list[Role]) -> tuple[dict[str, str], FakeSecretStore]:
+    """Keys made as setup makes them (hashed, in the secret store), by name: their plain keys
+    and the secret store holding them."""
+    keys, entries = {}, {}
+    for name, granted in roles.items():
+        key, record = issue(name, granted)
+        keys[name] = key
+        entries[record.id] = record.model_dump_json(include={"name", "roles", "salt", "hash"})
+    return keys, FakeSecretStore({"api-keys": entries})
+
+
 @pytest.fixture
 def make_client():
-    """A TestClient for a service, with in-memory fakes of our own ports."""
+    """A TestClient for a service, with in-memory fakes of our own ports. The gateway's has an
+    admin key provisioned and sends it (client.key) unless its secrets are given."""
     clients = []
 
     def make(service: str, **ports):
         create_app, kind = FACTORIES[service]
+        key = None
+        if service == "gateway" and "secrets" not in ports:
+            keys, ports["secrets"] = provisioned(admin=[Role.ADMIN])
+            key = keys["admin"]
         built = fake_ports(kind, **ports)
         client = TestClient(create_app(ports=built))
-        client.ports = built
+        client.ports, client.key = built, key
+        if key:
+            client.headers["authorization"] = f"Bearer {key}"
         clients.append(client)
         return client
 

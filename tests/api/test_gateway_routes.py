@@ -7,10 +7,12 @@ import pytest
 
 from services.common.ports import Reply
 from services.gateway.app import create_app
+from services.gateway.keys import Role
 from services.gateway.ports import GatewayPorts
 from services.inference.app import InferencePorts
 from services.inference.app import create_app as inference_app
 from services.ingestion.app import create_app as ingestion_app
+from tests.api.conftest import provisioned
 from tests.fakes import FakeInvoker, fake_ports
 
 SECRETS = "/v1.0/secrets/secretstore/gateway"
@@ -51,11 +53,18 @@ def raw_request(app, method: str, raw_path: bytes, body: bytes = b"", headers=()
     return answer["status"], answer["body"]
 
 
+def gateway(**ports):
+    """The gateway app over fakes, and the headers of an admin key it knows."""
+    keys, secrets = provisioned(admin=[Role.ADMIN])
+    app = create_app(ports=fake_ports(GatewayPorts, secrets=secrets, **ports))
+    return app, [(b"authorization", f"Bearer {keys['admin']}".encode())]
+
+
 def assert_refused_without_forwarding(method: str, path: bytes) -> None:
     """The gateway answers a 4xx with a message and sends nothing to any service."""
     invoker = FakeInvoker()
-    app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
-    status, body = raw_request(app, method, path)
+    app, admin = gateway(invoker=invoker)  # with a key that may do anything: refused for its path
+    status, body = raw_request(app, method, path, headers=admin)
     assert status in (400, 404, 405), body
     assert "detail" in json.loads(body)
     assert invoker.calls == [] and invoker.forwarded == []
@@ -83,8 +92,8 @@ def test_a_hostile_path_is_refused_and_nothing_is_forwarded(method, path):
 
 
 def test_a_nul_in_a_dataset_name_is_400_with_a_message():
-    app = create_app(ports=fake_ports(GatewayPorts))
-    status, body = raw_request(app, "GET", b"/api/datasets/ir%00is/versions/1")
+    app, admin = gateway()
+    status, body = raw_request(app, "GET", b"/api/datasets/ir%00is/versions/1", headers=admin)
     assert status == 400 and "name" in json.loads(body)["detail"]
 
 
@@ -92,12 +101,13 @@ def test_only_the_declared_query_parameters_are_forwarded_and_re_encoded():
     invoker = FakeInvoker(
         {("ingestion", "api/datasets/iris/versions?target=species&task=classification"): Reply(201, b"{}")}
     )
-    app = create_app(ports=fake_ports(GatewayPorts, invoker=invoker))
+    app, admin = gateway(invoker=invoker)
     status, _ = raw_request(
         app,
         "POST",
         b"/api/datasets/iris/versions?target=species&task=classification&x=..%2F..%2Fv1.0%2Fshutdown",
         b"a,species\n1,x\n",
+        headers=admin,
     )
     assert status == 201
     assert [c[1] for c in invoker.calls] == ["api/datasets/iris/versions?target=species&task=classification"]

@@ -7,7 +7,6 @@ real dapr CLI. Everything a fixture starts, it stops, on failure too.
 
 import uuid
 
-import httpx
 import pytest
 import yaml
 
@@ -47,14 +46,20 @@ def stack(infrastructure, run_id, tmp_path_factory):
 
 @pytest.fixture
 def gateway(stack):
-    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
+    """A client of the session stack's gateway, sending its development admin key."""
+    with stack.gateway() as client:
         yield client
 
 
 def sidecar_settings(stack: Stack, service: str) -> ServiceSettings:
-    """Settings that point our own adapters at one service's real sidecar."""
+    """Settings that point our own adapters at one service's real sidecar (with its API token)."""
     app = stack.app(service)
-    return ServiceSettings(app_id=app.app_id, dapr_http_port=app.http_port, dapr_grpc_port=app.grpc_port)
+    return ServiceSettings(
+        app_id=app.app_id,
+        dapr_http_port=app.http_port,
+        dapr_grpc_port=app.grpc_port,
+        dapr_api_token=stack.credentials.dapr_token,
+    )
 
 
 def poll(check, timeout_s: float = 20):

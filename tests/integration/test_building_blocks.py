@@ -56,11 +56,11 @@ def test_roundtrip_through_the_gateway_passes_every_step(gateway):
 def test_cloudevent_published_by_ingestion_reaches_the_training_subscription(stack):
     run = f"pubsub-{uuid.uuid4().hex[:8]}"
     ingestion, training = (f"http://127.0.0.1:{stack.app(s).app_port}" for s in ("ingestion", "training"))
-    steps = httpx.post(f"{ingestion}/internal/roundtrip/{run}", timeout=30).json()["steps"]
+    steps = httpx.post(f"{ingestion}/internal/roundtrip/{run}", timeout=30, headers=stack.app_headers()).json()["steps"]
     assert all(s["ok"] for s in steps), steps
 
     def received():
-        reply = httpx.get(f"{training}/internal/roundtrip/{run}", timeout=5)
+        reply = httpx.get(f"{training}/internal/roundtrip/{run}", timeout=5, headers=stack.app_headers())
         return reply.json() if reply.status_code == 200 else None
 
     record = poll(received)
@@ -74,13 +74,15 @@ def test_an_invalid_event_is_dropped_and_the_subscriber_keeps_working(stack):
     sidecar = f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/publish/pubsub/{topic}"
     headers = {"content-type": events.CLOUDEVENTS_JSON}
     junk = b'{"specversion": "1.0", "id": "x", "source": "/test", "type": "io.daprml.roundtrip.ping.v1", "data": {}}'
-    assert httpx.post(sidecar, content=junk, headers=headers).status_code == 204
+    assert httpx.post(sidecar, content=junk, headers=headers | stack.sidecar_headers()).status_code == 204
 
     run = f"after-junk-{uuid.uuid4().hex[:8]}"
     good = events.encode(EventType.ROUNDTRIP_PING, "/test", RoundtripPing(run_id=run, blob_key="roundtrip/none.json"))
-    assert httpx.post(sidecar, content=good, headers=headers).status_code == 204
+    assert httpx.post(sidecar, content=good, headers=headers | stack.sidecar_headers()).status_code == 204
     training = f"http://127.0.0.1:{stack.app('training').app_port}"
-    record = poll(lambda: httpx.get(f"{training}/internal/roundtrip/{run}").status_code == 200)
+    record = poll(
+        lambda: httpx.get(f"{training}/internal/roundtrip/{run}", headers=stack.app_headers()).status_code == 200
+    )
     assert record, "the valid event after the invalid one was not processed"
     log = next((stack.workdir / ".dapr" / "logs").glob(f"{stack.app('training').app_id}_app_*.log"))
     # Deliveries run concurrently: the invalid one may be handled after the valid one.

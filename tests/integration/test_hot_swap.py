@@ -30,14 +30,14 @@ def replicated(infrastructure, tmp_path_factory):
 class Stream:
     """Requests sent one after another until stopped, each answer kept with its time."""
 
-    def __init__(self, url: str, name: str):
-        self.url, self.name = url, name
+    def __init__(self, url: str, name: str, headers: dict[str, str]):
+        self.url, self.name, self.headers = url, name, headers
         self.answers: list[tuple[float, int, int | None]] = []  # time, status, version
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx.Client(base_url=self.url, timeout=30, headers=self.headers) as client:
             while not self._stop.is_set():
                 reply = client.post(f"/api/models/{self.name}/predict", json={"records": ROWS})
                 version = reply.json().get("version") if reply.status_code == 200 else None
@@ -62,7 +62,7 @@ class Stream:
 
 
 def test_a_promotion_under_load_fails_no_request_and_every_replica_swaps(replicated):
-    gateway = httpx.Client(base_url=replicated.gateway_url, timeout=60)
+    gateway = replicated.gateway()
     name = f"swap-{uuid.uuid4().hex[:8]}"
     commit(gateway, name, iris_csv())
     finished_job(gateway, name)
@@ -73,7 +73,9 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_swaps(replica
 
     replicas = [f"http://127.0.0.1:{r.app_port}" for r in replicated.replicas("inference")]
     assert len(replicas) == 2
-    streams = [Stream(url, name) for url in [replicated.gateway_url, *replicas]]
+    # Through the gateway with the admin key; straight to each replica with the app token.
+    streams = [Stream(replicated.gateway_url, name, dict(gateway.headers))]
+    streams += [Stream(url, name, replicated.app_headers()) for url in replicas]
     for stream in streams:
         stream.__enter__()
     try:
@@ -99,7 +101,7 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_swaps(replica
 def test_after_moves_back_and_forth_every_replica_serves_the_registrys_champion(replicated):
     """Alias events come close together and are handled concurrently, late or twice; each
     replica asks the registry, so the last answer is the registry's current champion."""
-    gateway = httpx.Client(base_url=replicated.gateway_url, timeout=60)
+    gateway = replicated.gateway()
     name = f"back-{uuid.uuid4().hex[:8]}"
     commit(gateway, name, iris_csv())
     finished_job(gateway, name)
@@ -109,7 +111,10 @@ def test_after_moves_back_and_forth_every_replica_serves_the_registrys_champion(
     urls = [f"http://127.0.0.1:{r.app_port}/api/models/{name}/predict" for r in replicated.replicas("inference")]
 
     def served() -> list[int]:
-        return [httpx.post(url, json={"records": ROWS}, timeout=30).json()["version"] for url in urls]
+        answers = [
+            httpx.post(url, json={"records": ROWS}, timeout=30, headers=replicated.app_headers()) for url in urls
+        ]
+        return [a.json()["version"] for a in answers]
 
     assert served() == [1, 1]
     for version in (2, 1, 2):

@@ -136,21 +136,24 @@ def test_an_upload_survives_a_restart_of_the_ingestion_service_between_parts(one
     solo = one_app_stack(["python", "-m", "services.ingestion"])
     solo.start(timeout_s=60)
     api = f"http://127.0.0.1:{solo.apps[0].app_port}/api/datasets/restart"
-    upload = httpx.post(f"{api}/uploads?target=target").json()["upload_id"]
-    assert httpx.put(f"{api}/uploads/{upload}/parts/1", content=csv_of(iris.iloc[:75]), headers=CSV).status_code == 200
+    token = solo.app_headers()  # straight to the app, as its sidecar would call it
+    upload = httpx.post(f"{api}/uploads?target=target", headers=token).json()["upload_id"]
+    part = httpx.put(f"{api}/uploads/{upload}/parts/1", content=csv_of(iris.iloc[:75]), headers=CSV | token)
+    assert part.status_code == 200
 
     solo.stop()
     solo.start(timeout_s=60)
 
-    assert httpx.put(f"{api}/uploads/{upload}/parts/2", content=csv_of(iris.iloc[75:]), headers=CSV).status_code == 200
-    committed = httpx.post(f"{api}/uploads/{upload}/commit", timeout=30)
+    part = httpx.put(f"{api}/uploads/{upload}/parts/2", content=csv_of(iris.iloc[75:]), headers=CSV | token)
+    assert part.status_code == 200
+    committed = httpx.post(f"{api}/uploads/{upload}/commit", timeout=30, headers=token)
     assert committed.status_code == 201 and committed.json()["row_count"] == 149
 
 
 def test_the_samples_load_through_the_gateway_and_again_change_nothing(stack):
     from scripts import samples
 
-    first = {r["dataset"]: r for r in samples.load(stack.gateway_url, list(samples.SAMPLES))}
+    first = {r["dataset"]: r for r in samples.load(stack.gateway_url, list(samples.SAMPLES), stack.admin_key)}
     assert {n: (r["row_count"], r["schema"]["task"]) for n, r in first.items()} == {
         "iris": (149, "classification"),
         "wine": (178, "classification"),
@@ -161,5 +164,5 @@ def test_the_samples_load_through_the_gateway_and_again_change_nothing(stack):
     flowers = first["flowers"]["upload"]
     assert flowers["rows_rejected"] == 6 and flowers["duplicates_dropped"] == 4
     assert first["flowers"]["profile"]["columns"]["sepal_width"]["missing"] == 12
-    again = samples.load(stack.gateway_url, ["iris", "flowers"])
+    again = samples.load(stack.gateway_url, ["iris", "flowers"], stack.admin_key)
     assert [(r["version"], r["unchanged"]) for r in again] == [(1, True), (1, True)]

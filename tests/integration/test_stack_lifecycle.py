@@ -80,6 +80,7 @@ def test_an_app_killed_with_sigkill_is_started_again_and_serves_again(stack, gat
 def test_an_isolated_stack_subscribes_only_to_topics_of_its_own(stack):
     # It shares Redis with a developer's `make up`: unprefixed topics would carry each other's events.
     assert stack.topic_prefix.endswith(".") and len(stack.topic_prefix) > 1
-    metadata = httpx.get(f"http://127.0.0.1:{stack.app('training').http_port}/v1.0/metadata", timeout=5).json()
+    sidecar = f"http://127.0.0.1:{stack.app('training').http_port}"
+    metadata = httpx.get(f"{sidecar}/v1.0/metadata", timeout=5, headers=stack.sidecar_headers()).json()
     topics = [s["topic"] for s in metadata.get("subscriptions", [])]
     assert topics and all(t.startswith(stack.topic_prefix) for t in topics), topics

@@ -78,7 +78,8 @@ def test_the_same_commit_event_delivered_twice_trains_one_version(stack, gateway
     topic = events.topic_of(EventType.DATASET_VERSION_COMMITTED, stack.topic_prefix)
     sidecar = f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/publish/pubsub/{topic}"
     body = events.encode(EventType.DATASET_VERSION_COMMITTED, "/test", again, event_id=f"again-{name}")
-    assert httpx.post(sidecar, content=body, headers={"content-type": events.CLOUDEVENTS_JSON}).status_code == 204
+    headers = {"content-type": events.CLOUDEVENTS_JSON} | stack.sidecar_headers()
+    assert httpx.post(sidecar, content=body, headers=headers).status_code == 204
     log = next((stack.workdir / ".dapr" / "logs").glob(f"{stack.app('training').app_id}_app_*.log"))
     assert poll(lambda: log.read_text().count(f"dataset {name} v1 committed") == 2), "the second delivery never came"
     jobs = finished_job(gateway, name)
@@ -153,7 +154,7 @@ def test_a_promotion_is_announced_as_an_alias_change_to_subscribers(one_app_stac
     url = f"http://127.0.0.1:{listener.apps[0].app_port}/received"
 
     def champion_change():
-        return [e for e in httpx.get(url).json() if e["model"] == name]
+        return [e for e in httpx.get(url, headers=listener.app_headers()).json() if e["model"] == name]
 
     changes = poll(champion_change, 30)
     assert changes, "the listener never received the alias change"
