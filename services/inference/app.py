@@ -6,6 +6,7 @@ from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
 from services.common.ports import ServiceInvoker, SidecarPorts
 from services.inference import api, v2
+from services.inference.batching import Limits
 from services.inference.dataplane import DataPlane
 from services.inference.settings import Settings
 
@@ -19,7 +20,14 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(InferencePorts, settings)
-    plane = DataPlane(ports.invoker, settings.registry_app_id, settings.max_loaded_models)
+    batching = Limits(settings.max_batch_size, settings.max_batch_wait_s) if settings.batching else None
+    plane = DataPlane(
+        ports.invoker,
+        settings.registry_app_id,
+        settings.max_loaded_models,
+        batching=batching,
+        unbatched=set(settings.unbatched_models),
+    )
     return build_app(
         ServiceSpec(
             title="daprml inference",
@@ -27,5 +35,6 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             ports=ports,
             service=plane,
             routers=[api.router, v2.router],
+            closing=[plane.close],
         )
     )

@@ -14,3 +14,11 @@ class Settings(ServiceSettings):
     """Most model versions kept loaded in memory; the least recently used one is unloaded first."""
     max_records: int = Field(10_000, ge=1)
     """Most records (rows) one predict or infer request may hold."""
+    batching: bool = True
+    """Whether concurrent requests for one model are batched into one predict call (off: each runs alone)."""
+    max_batch_size: int = Field(256, ge=1)
+    """Most rows one batched predict call takes; a request with more rows runs alone."""
+    max_batch_wait_s: float = Field(0.005, ge=0)
+    """How long a request queued behind a running predict may wait for more requests to join its batch."""
+    unbatched_models: list[str] = []
+    """Models served without batching (by name), when batching is on for the others."""
