@@ -3,17 +3,19 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from services.common import dapr_adapters
-from services.common.app import ServiceSpec, build_app
-from services.common.ports import ServiceInvoker, SidecarPorts
+from services.common.app import Periodic, ServiceSpec, build_app
+from services.common.ports import EventPublisher, ServiceInvoker, SidecarPorts
 from services.inference import api, v2
 from services.inference.batching import Limits
 from services.inference.dataplane import DataPlane
+from services.inference.prediction_log import PredictionLog
 from services.inference.settings import Settings
 
 
 @dataclass(kw_only=True)
 class InferencePorts(SidecarPorts):
     invoker: ServiceInvoker  # the registry: model versions and their files
+    publisher: EventPublisher  # the prediction log's events
 
 
 def create_app(settings: Settings | None = None, ports: InferencePorts | None = None) -> FastAPI:
@@ -28,13 +30,25 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         batching=batching,
         unbatched=set(settings.unbatched_models),
     )
-    return build_app(
+    prediction_log = PredictionLog(
+        ports.publisher,
+        settings.prediction_log_rate,
+        settings.prediction_log_buffer,
+        settings.prediction_log_flush_s,
+        settings.prediction_log_batch,
+    )
+    # run() paces itself and returns only when cancelled; Periodic restarts it should it fail.
+    flushing = Periodic("prediction log", settings.prediction_log_flush_s, prediction_log.run)
+    app = build_app(
         ServiceSpec(
             title="daprml inference",
             settings=settings,
             ports=ports,
             service=plane,
-            routers=[api.router, v2.router],
-            closing=[plane.close],
+            routers=[api.router, api.stats, v2.router],
+            background=[flushing] if settings.prediction_log_rate > 0 else [],
+            closing=[plane.close, prediction_log.close],
         )
     )
+    app.state.prediction_log = prediction_log
+    return app
