@@ -122,6 +122,13 @@ class FakePublisher:
         self.sent.append((event_type, payload, subject))
         self.ids.append(event_id)
 
+    async def publish_many(self, event_type: EventType, payloads: list[BaseModel]) -> None:
+        if self.down:
+            raise SidecarUnavailable("pubsub is down")
+        for payload in payloads:
+            self.sent.append((event_type, payload, None))
+            self.ids.append(None)
+
 
 class FakeSecretStore:
     def __init__(self, secrets: dict[str, dict[str, str]] | None = None):

@@ -23,6 +23,7 @@ class Topic(StrEnum):
     MODEL_VERSIONS = "model-versions"
     MODEL_ALIASES = "model-aliases"
     ROUNDTRIP = "roundtrip"
+    PREDICTIONS = "predictions"
 
 
 class EventType(StrEnum):
@@ -30,6 +31,7 @@ class EventType(StrEnum):
     MODEL_VERSION_REGISTERED = "io.daprml.model.version.registered.v1"
     MODEL_ALIAS_CHANGED = "io.daprml.model.alias.changed.v1"
     ROUNDTRIP_PING = "io.daprml.roundtrip.ping.v1"
+    PREDICTION_LOGGED = "io.daprml.inference.prediction.logged.v1"
 
 
 class DatasetVersionCommitted(BaseModel):
@@ -77,12 +79,27 @@ class RoundtripPing(BaseModel):
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class PredictionLogged(BaseModel):
+    """A prediction inference made, sampled for monitoring: what went in and what came out."""
+
+    model: str = Field(pattern=DATASET_NAME)
+    version: int = Field(ge=1)
+    request_id: str
+    at: datetime
+    records: int = Field(ge=1)  # rows in the request, all of them
+    # The first rows only when the request had many (records says how many there were).
+    inputs: list[dict[str, Any]]
+    predictions: list[Any]  # one per row of inputs
+    latency_ms: float = Field(ge=0)
+
+
 # One topic and one payload model per event type.
 ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.DATASET_VERSION_COMMITTED: (Topic.DATASET_VERSIONS, DatasetVersionCommitted),
     EventType.MODEL_VERSION_REGISTERED: (Topic.MODEL_VERSIONS, ModelVersionRegistered),
     EventType.MODEL_ALIAS_CHANGED: (Topic.MODEL_ALIASES, ModelAliasChanged),
     EventType.ROUNDTRIP_PING: (Topic.ROUNDTRIP, RoundtripPing),
+    EventType.PREDICTION_LOGGED: (Topic.PREDICTIONS, PredictionLogged),
 }
 
 

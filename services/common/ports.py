@@ -77,6 +77,10 @@ class EventPublisher(Protocol):
     ) -> None:
         """event_id: a stable id lets subscribers drop the copies an at-least-once retry sends."""
 
+    async def publish_many(self, event_type: EventType, payloads: list[BaseModel]) -> None:
+        """Several events of one type in one call; raises SidecarUnavailable when any of them was
+        not accepted (the others may have been)."""
+
 
 class BlobStore(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...

@@ -2,20 +2,25 @@
 
 POST /api/models/{name}/predict  {"records": [{feature: value}], "version"?: n, "alias"?: "champion"}
   -> {"model", "version", "predictions": [...], "probabilities"?: [{class: p}]}
+  A sampled share of them goes to the prediction log, under the X-Request-Id header's id if sent.
+GET /internal/stats  the prediction log's counters (for operators; the gateway does not route it)
 """
 
+import time
+import uuid
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, Field, model_validator
 
 from services.common.models_api import ALIAS_NAME, MODEL_NAME
-from services.inference.deps import PlaneDep, SettingsDep
+from services.inference.deps import LogDep, PlaneDep, SettingsDep
 from services.inference.domain import records
 from services.inference.domain.errors import TooManyRecords
 from services.inference.domain.tensors import plain
 
 router = APIRouter(prefix="/api/models", tags=["inference"])
+stats = APIRouter(prefix="/internal", tags=["operations"])
 
 Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
 
@@ -44,11 +49,23 @@ class Prediction(BaseModel):
 
 
 @router.post("/{name}/predict", response_model=Prediction, response_model_exclude_none=True)
-async def predict(name: Name, request: PredictRequest, plane: PlaneDep, settings: SettingsDep) -> Prediction:
+async def predict(
+    name: Name,
+    request: PredictRequest,
+    plane: PlaneDep,
+    settings: SettingsDep,
+    prediction_log: LogDep,
+    x_request_id: Annotated[str | None, Header()] = None,
+) -> Prediction:
     """Predictions (and class probabilities, for classifiers) of a model version for the records."""
     if len(request.records) > settings.max_records:
         raise TooManyRecords(f"{len(request.records)} records; one request takes at most {settings.max_records}")
+    started = time.perf_counter()
     out = await plane.infer(name, request.ref, lambda card: records.frame(request.records, card.features))
+    latency_ms = (time.perf_counter() - started) * 1000
+    prediction_log.record(
+        out.model, out.version, x_request_id or str(uuid.uuid4()), out.rows, out.predictions, latency_ms
+    )
     probabilities = None
     if out.probabilities is not None and out.classes is not None:
         keys = [str(c) for c in out.classes]
@@ -56,3 +73,10 @@ async def predict(name: Name, request: PredictRequest, plane: PlaneDep, settings
     return Prediction(
         model=out.model, version=out.version, predictions=plain(out.predictions), probabilities=probabilities
     )
+
+
+@stats.get("/stats")
+async def counters(prediction_log: LogDep) -> dict[str, dict[str, int]]:
+    """How many predictions the prediction log sampled, holds, published, dropped (buffer full) and
+    failed to publish, since the service started."""
+    return {"prediction_log": prediction_log.counters}

@@ -7,7 +7,8 @@ registry says which version that is and what its card holds; the artifact comes 
 registry too, through service invocation, and is loaded only after its sha256 is checked
 against the registered one and its types against the few ours hold. Loaded models are kept in
 a least-recently-used cache of at most `max_loaded_models`. Loading and predicting run in
-threads, off the event loop.
+threads, off the event loop. Each loaded model predicts through its runner: concurrent
+requests batched into one predict call (batching.py) unless batching is off for it.
 
 Aliases are resolved once and then served from memory: the request path asks the registry
 nothing for a model it serves already. What an alias names is refreshed when the registry says
@@ -34,6 +35,7 @@ from sklearn.pipeline import Pipeline
 
 from services.common.events import ModelAliasChanged
 from services.common.ports import ServiceInvoker, SidecarUnavailable
+from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, PredictFn, Result, Runner
 from services.inference.domain import modelfile
 from services.inference.domain.card import Card, VersionInfo
 from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
@@ -55,6 +57,7 @@ class Loaded:
     version: int
     card: Card
     pipeline: Pipeline
+    runner: Runner
 
     @property
     def classes(self) -> list[Any] | None:
@@ -70,11 +73,22 @@ class Outputs:
     probabilities: np.ndarray | None  # rows x classes, classifiers only and when asked for
     classes: list[Any] | None
     card: Card
+    rows: pd.DataFrame  # what was predicted, as decoded from the request
 
 
 class DataPlane:
-    def __init__(self, invoker: ServiceInvoker, registry_app_id: str, max_loaded_models: int):
+    def __init__(
+        self,
+        invoker: ServiceInvoker,
+        registry_app_id: str,
+        max_loaded_models: int,
+        batching: Limits | None = None,
+        unbatched: set[str] | None = None,
+    ):
+        """batching: None serves every model without batching; `unbatched` names models served
+        without it anyway."""
         self.invoker, self.registry, self.max_loaded = invoker, registry_app_id, max_loaded_models
+        self.batching, self.unbatched = batching, unbatched or set()
         self._models: OrderedDict[Key, Loaded] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Loaded]] = {}
         self._aliases: dict[tuple[str, str], Loaded] = {}  # (name, alias) -> the version served for it
@@ -238,20 +252,32 @@ class DataPlane:
             self._failed[(info.model, info.version)] = (time.monotonic(), e)
             raise
         self._failed.pop((info.model, info.version), None)
-        loaded = Loaded(info.model, info.version, info.card, pipeline)
+        loaded = Loaded(info.model, info.version, info.card, pipeline, self._runner(info.model, info.card, pipeline))
         self._models[(info.model, info.version)] = loaded
         while len(self._models) > self.max_loaded:
-            (old, version), _ = self._models.popitem(last=False)
+            (old, version), unloaded = self._models.popitem(last=False)
             # An alias naming it is resolved again on its next request.
             for key in [k for k, v in self._aliases.items() if (v.name, v.version) == (old, version)]:
                 del self._aliases[key]
             log.info("model %s version %s unloaded (least recently used)", old, version)
+            await unloaded.runner.close()
         log.info("model %s version %s loaded (sha256 %s)", info.model, info.version, info.artifact.sha256[:12])
         return loaded
 
     async def ready(self, name: str, ref: str | None = None) -> Loaded:
         """Ready means loaded: loads it when it is not (raises when it cannot be)."""
         return await self.model(name, ref)
+
+    def _runner(self, name: str, card: Card, pipeline: Pipeline) -> Runner:
+        predict = _predictor(card, pipeline)
+        if self.batching is None or name in self.unbatched:
+            return DirectPredictor(predict)
+        return BatchingPredictor(predict, self.batching.max_batch_size, self.batching.max_wait_s)
+
+    async def close(self) -> None:
+        """Stops the loaded models' batching workers (at shutdown)."""
+        for loaded in self._models.values():
+            await loaded.runner.close()
 
     # inference
 
@@ -260,18 +286,22 @@ class DataPlane:
     ) -> Outputs:
         """Predictions of the model for the rows `inputs` makes from its card (a protocol's decoder)."""
         loaded = await self.model(name, ref)
-        return await asyncio.to_thread(_predict, loaded, inputs, probabilities)
+        rows = await asyncio.to_thread(inputs, loaded.card)
+        if len(rows) == 0:
+            raise InferenceError("no rows to predict")
+        predictions, proba = await loaded.runner(rows, probabilities)
+        return Outputs(loaded.name, loaded.version, predictions, proba, loaded.classes, loaded.card, rows)
 
 
-def _predict(loaded: Loaded, inputs: Callable[[Card], pd.DataFrame], probabilities: bool) -> Outputs:
-    rows = inputs(loaded.card)
-    if len(rows) == 0:
-        raise InferenceError("no rows to predict")
-    predictions = loaded.pipeline.predict(rows)
-    proba = None
-    if probabilities and loaded.card.task == "classification" and hasattr(loaded.pipeline, "predict_proba"):
-        proba = loaded.pipeline.predict_proba(rows)
-    return Outputs(loaded.name, loaded.version, np.asarray(predictions), proba, loaded.classes, loaded.card)
+def _predictor(card: Card, pipeline: Pipeline) -> PredictFn:
+    def predict(rows: pd.DataFrame, probabilities: bool) -> Result:
+        predictions = pipeline.predict(rows)
+        proba = None
+        if probabilities and card.task == "classification" and hasattr(pipeline, "predict_proba"):
+            proba = pipeline.predict_proba(rows)
+        return np.asarray(predictions), proba
+
+    return predict
 
 
 def _detail(body: bytes) -> str:

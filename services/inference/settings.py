@@ -17,3 +17,19 @@ class Settings(ServiceSettings):
     reconcile_interval_s: float = Field(30.0, gt=0)
     """How often each replica asks the registry what the aliases it serves name now (it also
     hears of every move by event; this catches the events it missed)."""
+    batching: bool = True
+    """Whether concurrent requests for one model are batched into one predict call (off: each runs alone)."""
+    max_batch_size: int = Field(256, ge=1)
+    """Most rows one batched predict call takes; a request with more rows runs alone."""
+    max_batch_wait_s: float = Field(0.005, ge=0)
+    """How long a request queued behind a running predict may wait for more requests to join its batch."""
+    unbatched_models: list[str] = []
+    """Models served without batching (by name), when batching is on for the others."""
+    prediction_log_rate: float = Field(0.01, ge=0, le=1)
+    """Share of successful predictions published as events for monitoring (0 sends none, 1 every one)."""
+    prediction_log_buffer: int = Field(10_000, ge=1)
+    """Most sampled predictions held for publishing; beyond it new ones are dropped and counted."""
+    prediction_log_flush_s: float = Field(1.0, gt=0)
+    """How often the sampled predictions held are published, in bulk."""
+    prediction_log_batch: int = Field(100, ge=1)
+    """Most sampled predictions one bulk publish carries; a full batch is sent without waiting for the next flush."""

@@ -2,6 +2,7 @@
 plane. At the app's root, not under /api, as the protocol's clients expect. Errors are
 {"error": "..."}: 400 for a bad request or tensor, 404 for an unknown model or version."""
 
+import time
 import uuid
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse
 from services.common.deps import ProbeDep
 from services.common.models_api import ALIAS_NAME, MODEL_NAME
 from services.common.oip import ProtocolRoute
-from services.inference.deps import PlaneDep, SettingsDep
+from services.inference.deps import LogDep, PlaneDep, SettingsDep
 from services.inference.domain import tensors
 from services.inference.domain.card import Card
 from services.inference.domain.errors import TooManyRecords
@@ -104,27 +105,35 @@ def _decoder(request: InferRequest, max_records: int) -> Callable[[Card], pd.Dat
     return decode
 
 
-async def _infer(plane: PlaneDep, settings: SettingsDep, name: str, ref: str | None, request: InferRequest) -> Any:
+async def _infer(
+    plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep, name: str, ref: str | None, request: InferRequest
+) -> Any:
     wanted = {o.name for o in request.outputs or []}
+    started = time.perf_counter()
     out = await plane.infer(name, ref, _decoder(request, settings.max_records), probabilities=wanted != {PREDICT})
+    latency_ms = (time.perf_counter() - started) * 1000
     outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
+    request_id = request.id if request.id is not None else str(uuid.uuid4())
+    prediction_log.record(out.model, out.version, request_id, out.rows, out.predictions, latency_ms)
     return {
         "model_name": out.model,
         "model_version": str(out.version),
-        "id": request.id if request.id is not None else str(uuid.uuid4()),
+        "id": request_id,
         "parameters": {},
         "outputs": outputs,
     }
 
 
 @router.post("/models/{name}/infer")
-async def infer(name: Name, request: InferRequest, plane: PlaneDep, settings: SettingsDep) -> Any:
+async def infer(
+    name: Name, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
+) -> Any:
     """Predictions of the champion for the input tensors."""
-    return await _infer(plane, settings, name, None, request)
+    return await _infer(plane, settings, prediction_log, name, None, request)
 
 
 @router.post("/models/{name}/versions/{version}/infer")
 async def infer_version(
-    name: Name, version: Version, request: InferRequest, plane: PlaneDep, settings: SettingsDep
+    name: Name, version: Version, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
 ) -> Any:
-    return await _infer(plane, settings, name, version, request)
+    return await _infer(plane, settings, prediction_log, name, version, request)

@@ -3,6 +3,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from services.inference.batching import BatchingPredictor, DirectPredictor, Limits
 from services.inference.dataplane import DataPlane
 from services.inference.domain import records
 from services.inference.domain.card import Card
@@ -93,3 +94,42 @@ def test_a_version_that_failed_to_load_is_refused_without_fetching_its_file_agai
         with pytest.raises(ModelUnloadable, match="sha256"):
             asyncio.run(dp.infer("flowers", "1", decode(ROWS)))
     assert len(registry.artifact_calls()) == 1
+
+
+def test_each_loaded_model_predicts_through_its_batching_runner_unless_served_unbatched():
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, aliases=("champion",))
+    registry.add("houses", 1, house_model(), HOUSE_FEATURES, aliases=("champion",))
+    dp = DataPlane(registry.invoker, registry.app_id, 4, batching=Limits(256, 0.0), unbatched={"houses"})
+    house = [{"rooms": 3, "area": 70.5}]
+
+    async def run():
+        outs = await asyncio.gather(*(dp.infer("flowers", None, decode(ROWS[i:])) for i in (0, 1, 0)))
+        houses = await dp.infer("houses", None, decode(house))
+        runners = [(await dp.model(name)).runner for name in ("flowers", "houses")]
+        await dp.close()
+        return outs, houses, runners
+
+    outs, houses, (flowers_runner, houses_runner) = asyncio.run(run())
+    model = flower_model()
+    for i, out in zip((0, 1, 0), outs, strict=True):
+        assert out.predictions.tolist() == model.predict(out.rows).tolist() and len(out.rows) == len(ROWS[i:])
+        assert np.allclose(out.probabilities, model.predict_proba(out.rows))
+    assert houses.predictions.shape == (1,)
+    assert isinstance(flowers_runner, BatchingPredictor) and isinstance(houses_runner, DirectPredictor)
+
+
+def test_a_model_unloaded_from_the_lru_has_its_runner_closed():
+    registry = Registry()
+    for v in (1, 2):
+        registry.add("flowers", v, flower_model(c=v), FLOWER_FEATURES)
+    dp = DataPlane(registry.invoker, registry.app_id, 1, batching=Limits(256, 0.0))
+
+    async def run():
+        first = await dp.model("flowers", "1")
+        await dp.infer("flowers", "1", decode(ROWS))
+        await dp.infer("flowers", "2", decode(ROWS))
+        return first.runner
+
+    runner = asyncio.run(run())
+    assert dp.loaded == [("flowers", 2)] and runner._closed and runner._worker is None
