@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
-from services.gateway import api, datasets, inference, keys_api, models, training
+from services.gateway import api, console, datasets, inference, keys_api, models, training
 from services.gateway.access import Gatekeeper
 from services.gateway.keyring import KeyRing
 from services.gateway.ports import GatewayPorts
@@ -30,7 +30,15 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
             title="daprml gateway",
             settings=settings,
             ports=ports,
-            routers=[api.router, keys_api.router, datasets.router, training.router, models.router, *inference.routers],
+            routers=[
+                api.router,
+                keys_api.router,
+                datasets.router,
+                training.router,
+                models.router,
+                *inference.routers,
+                console.router,
+            ],
             service=Gatekeeper(keys, settings.rate_limits, settings.rate_burst_s),
         )
     )
