@@ -16,6 +16,7 @@ running stack.
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,12 @@ class Stack:
         spec = yaml.safe_load(RUN_FILE.read_text())
         common = spec["common"]
         common.setdefault("env", {})["DAPRML_TOPIC_PREFIX"] = f"{run_id}."
-        common["resourcesPaths"] = [str((ROOT / p).resolve()) for p in common["resourcesPaths"]]
+        # The components again, their scopes naming this stack's app ids.
+        folders = []
+        for i, path in enumerate(common["resourcesPaths"]):
+            folders.append(workdir / "components" / str(i))
+            copy_components(ROOT / path, folders[-1], lambda app_id: [f"{app_id}-{run_id}"])
+        common["resourcesPaths"] = [str(f) for f in folders]
         common["configFilePath"] = str((ROOT / common["configFilePath"]).resolve())
         for app in spec["apps"]:
             service = app["appID"]
@@ -95,6 +101,9 @@ class Stack:
                 appPort=free_port(),
                 daprHTTPPort=free_port(),
                 daprGRPCPort=free_port(),
+                # The apps run in the working folder: a script named by its path in the project
+                # (node services/notifier/server.js) is named by its full path instead.
+                command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
             )
             common["env"][f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
         for service, count in (replicas or {}).items():
@@ -223,6 +232,18 @@ class Stack:
             reply = gateway.post("/api/roundtrip")
         reply.raise_for_status()
         return reply.json()
+
+
+def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str]]) -> None:
+    """Copies a folder of component files, each app id in their scopes replaced by the ids
+    `scoped` gives for it."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.yaml")):
+        documents = list(yaml.safe_load_all(path.read_text()))
+        for doc in documents:
+            if isinstance(doc, dict) and doc.get("scopes"):
+                doc["scopes"] = [new for old in doc["scopes"] for new in scoped(old)]
+        (target / path.name).write_text(yaml.safe_dump_all(documents, sort_keys=False))
 
 
 def print_status(report: dict) -> None:

@@ -484,13 +484,21 @@ class DaprWorkflows:
             ) from exc
         return True
 
-    async def run(self, instance_id: str) -> WorkflowRun | None:
-        try:
-            state = await asyncio.to_thread(self._engine().get_workflow_state, instance_id)
-        except _SDK_ERRORS + (grpc.RpcError,) as exc:
-            raise SidecarUnavailable(
-                f"reading workflow {instance_id}: {_message(exc)}", "the workflow engine is unavailable"
-            ) from exc
+    async def run(self, instance_id: str, attempts: int = 3) -> WorkflowRun | None:
+        # A read can land while the engine saves the workflow, whose state spans several keys;
+        # daprd then answers UNKNOWN ("inbox key ... missing from state store"). Reading is
+        # harmless to repeat: a few tries, a moment apart, before calling the engine unavailable.
+        for attempt in range(attempts):
+            try:
+                state = await asyncio.to_thread(self._engine().get_workflow_state, instance_id)
+                break
+            except _SDK_ERRORS + (grpc.RpcError,) as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                    continue
+                raise SidecarUnavailable(
+                    f"reading workflow {instance_id}: {_message(exc)}", "the workflow engine is unavailable"
+                ) from exc
         if state is None:
             return None
         failure = state.failure_details

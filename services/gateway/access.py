@@ -41,7 +41,7 @@ class Gatekeeper:
                 needed=list(needed),
             )
         rates = [self.rates.get(role, 0.0) for role in caller.roles]
-        rate = 0.0 if 0.0 in rates else max(rates)  # 0: no limit
+        rate = caller.rate or (0.0 if 0.0 in rates else max(rates))  # 0: no limit
         wait = self.limiter.wait_s(caller.id, rate, self.clock()) if rate > 0 else 0
         if wait:
             raise TooManyRequests(

@@ -98,8 +98,8 @@ class KeyRing:
                 log.warning("API key %s in secret %r is unusable, skipped: %s", key_id, self.secret_name, e)
         return records
 
-    async def issue(self, name: str, roles: list[Role]) -> tuple[str, KeyRecord]:
-        key, record = issue(name, roles)
+    async def issue(self, name: str, roles: list[Role], rate: float | None = None) -> tuple[str, KeyRecord]:
+        key, record = issue(name, roles, rate)
 
         def add(current: Issued | None) -> Issued:
             current = current or Issued()

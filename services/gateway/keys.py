@@ -35,6 +35,7 @@ class KeyRecord(BaseModel):
     id: str = Field(pattern=KEY_ID)
     name: str = Field(pattern=KEY_NAME)
     roles: list[Role] = Field(min_length=1)
+    rate: float | None = Field(None, gt=0)  # calls a second; None: its roles' rate
     salt: str
     hash: str
     created_at: datetime | None = None
@@ -54,11 +55,17 @@ def parse(key: str) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
-def issue(name: str, roles: list[Role]) -> tuple[str, KeyRecord]:
+def issue(name: str, roles: list[Role], rate: float | None = None) -> tuple[str, KeyRecord]:
     """A new key and its record; the key is shown once, the record is what is kept."""
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
     record = KeyRecord(
-        id=key_id, name=name, roles=roles, salt=salt, hash=digest(salt, secret), created_at=datetime.now(UTC)
+        id=key_id,
+        name=name,
+        roles=roles,
+        rate=rate,
+        salt=salt,
+        hash=digest(salt, secret),
+        created_at=datetime.now(UTC),
     )
     return f"{PREFIX}_{key_id}_{secret}", record
 

@@ -17,19 +17,23 @@ KeyId = Annotated[str, Path(pattern=KEY_ID, description="the id in dml_<id>_<sec
 class NewKey(BaseModel):
     name: str = Field(pattern=KEY_NAME, description="who or what uses the key, for the list and the logs")
     roles: list[Role] = Field(min_length=1, description="reader, ingest, train, predict, admin")
+    rate: float | None = Field(None, gt=0, le=100_000, description="calls a second (default: its roles' rate)")
 
 
 class KeyInfo(BaseModel):
     id: str
     name: str
     roles: list[Role]
+    rate: float | None
     created_at: datetime | None
     revoked_at: datetime | None
     source: str = Field(description="provisioned (the secret store) or issued (through this API)")
 
     @classmethod
     def of(cls, record: KeyRecord, source: str) -> "KeyInfo":
-        return cls(**record.model_dump(include={"id", "name", "roles", "created_at", "revoked_at"}), source=source)
+        return cls(
+            **record.model_dump(include={"id", "name", "roles", "rate", "created_at", "revoked_at"}), source=source
+        )
 
 
 class IssuedKey(KeyInfo):
@@ -38,7 +42,7 @@ class IssuedKey(KeyInfo):
 
 @router.post("", status_code=201, response_model=IssuedKey)
 async def issue_key(request: NewKey, gate: GateDep, _: Caller) -> IssuedKey:
-    key, record = await gate.keys.issue(request.name, request.roles)
+    key, record = await gate.keys.issue(request.name, request.roles, request.rate)
     return IssuedKey(**KeyInfo.of(record, "issued").model_dump(), key=key)
 
 

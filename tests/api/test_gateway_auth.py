@@ -150,6 +150,16 @@ def test_over_its_rate_a_key_gets_429_with_retry_after():
     assert int(answers[-1].headers["retry-after"]) >= 1 and "rate limit" in answers[-1].json()["detail"]
 
 
+def test_a_key_issued_with_a_rate_of_its_own_is_held_to_it(keys):
+    plain, client = keys
+    issued = client.post(
+        "/api/keys", json={"name": "slow robot", "roles": ["reader"], "rate": 0.5}, headers=bearer(plain["admin"])
+    ).json()
+    assert issued["rate"] == 0.5
+    answers = [client.get("/api/datasets", headers=bearer(issued["key"])).status_code for _ in range(3)]
+    assert answers == [200, 429, 429]  # a burst of max(1, 0.5 x 2 s) = 1 call
+
+
 def test_keys_never_reach_the_log(keys, caplog):
     plain, client = keys
     admin = bearer(plain["admin"])

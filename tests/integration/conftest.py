@@ -6,13 +6,14 @@ real dapr CLI. Everything a fixture starts, it stops, on failure too.
 """
 
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
 from scripts import infra
 from scripts.proc import SetupError, free_port, wait_until
-from scripts.stack import Stack
+from scripts.stack import Stack, copy_components
 from services.common.settings import ServiceSettings
 
 
@@ -72,11 +73,12 @@ def poll(check, timeout_s: float = 20):
 @pytest.fixture
 def one_app_stack(stack: Stack, tmp_path):
     """Makes stacks from a run file like the session stack's, cut down to one app running a
-    given command; stops each at the end of the test, whatever happened."""
+    given command; stops each at the end of the test, whatever happened. The app may load the
+    components that the service `like` may (by default the one its command runs)."""
     made: list[Stack] = []
 
-    def make(command: list[str]) -> Stack:
-        made.append(_one_app(stack, tmp_path / str(len(made)), command))
+    def make(command: list[str], like: str | None = None) -> Stack:
+        made.append(_one_app(stack, tmp_path / str(len(made)), command, like))
         return made[-1]
 
     yield make
@@ -84,7 +86,7 @@ def one_app_stack(stack: Stack, tmp_path):
         solo.stop()
 
 
-def _one_app(stack: Stack, workdir, command: list[str]) -> Stack:
+def _one_app(stack: Stack, workdir, command: list[str], like: str | None) -> Stack:
     spec = yaml.safe_load(stack.run_file.read_text())
     app = spec["apps"][0]
     app.update(
@@ -95,8 +97,14 @@ def _one_app(stack: Stack, workdir, command: list[str]) -> Stack:
         daprGRPCPort=free_port(),
         command=command,
     )
+    like = like or next((c.removeprefix("services.") for c in command if c.startswith("services.")), None)
+    twin = stack.app(like).app_id if like else None
+    folders = []
+    for i, path in enumerate(spec["common"]["resourcesPaths"]):
+        folders.append(workdir / "components" / str(i))
+        copy_components(Path(path), folders[-1], lambda app_id: [app_id, app["appID"]] if app_id == twin else [app_id])
+    spec["common"]["resourcesPaths"] = [str(f) for f in folders]
     spec["apps"] = [app]
-    workdir.mkdir()
     run_file = workdir / "dapr.yaml"
     run_file.write_text(yaml.safe_dump(spec))
     return Stack(run_file, workdir)

@@ -41,7 +41,9 @@ def finished_job(gateway, dataset: str, timeout_s: float = 120, count: int = 1) 
     """The dataset's jobs, once `count` of them exist and all have finished."""
 
     def done():
-        jobs = gateway.get("/api/training/jobs", params={"dataset": dataset}).json()["jobs"]
+        reply = gateway.get("/api/training/jobs", params={"dataset": dataset})
+        assert reply.status_code == 200, reply.text
+        jobs = reply.json()["jobs"]
         return jobs if len(jobs) >= count and all(j["status"] in DONE for j in jobs) else None
 
     jobs = poll(done, timeout_s)
@@ -145,7 +147,7 @@ def test_a_dataset_too_small_to_evaluate_fails_its_job_at_once_with_the_reason(g
 
 def test_a_promotion_is_announced_as_an_alias_change_to_subscribers(one_app_stack, gateway):
     # By its path: the app runs in a folder of its own, where `tests` is no package.
-    listener = one_app_stack(["python", str(Path(__file__).with_name("listener.py"))])
+    listener = one_app_stack(["python", str(Path(__file__).with_name("listener.py"))], like="training")
     listener.start(timeout_s=60)
     name = unique("announced")
     commit(gateway, name, iris_csv())

@@ -1,0 +1,113 @@
+"""Security with the real sidecars: API keys and roles at the gateway, the app token on every
+internal app, the Dapr API token on every sidecar, component scopes, request ids, and no
+secret in any log line."""
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.integration.conftest import poll
+
+pytestmark = pytest.mark.integration
+INTERNAL = ("ingestion", "training", "registry", "inference")
+
+
+def test_without_a_key_or_with_an_unknown_one_the_gateway_answers_401(stack):
+    url = f"{stack.gateway_url}/api/datasets"
+    missing = httpx.get(url)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    unknown = httpx.get(url, headers={"authorization": "Bearer dml_0123456789ab_" + "x" * 43})
+    assert unknown.status_code == 401
+    assert httpx.get(f"{stack.gateway_url}/healthz").status_code == 200
+
+
+def test_a_revoked_key_is_refused_and_a_role_that_does_not_allow_the_call_is_403(gateway, stack):
+    issued = gateway.post("/api/keys", json={"name": f"robot {uuid.uuid4().hex[:6]}", "roles": ["reader"]}).json()
+    reader = {"authorization": f"Bearer {issued['key']}"}
+    assert httpx.get(f"{stack.gateway_url}/api/datasets", headers=reader).status_code == 200
+    refused = httpx.post(f"{stack.gateway_url}/api/datasets", json={"name": "nope"}, headers=reader)
+    assert refused.status_code == 403 and "needs the ingest role" in refused.json()["detail"]
+    assert gateway.delete(f"/api/keys/{issued['id']}").status_code == 200
+    assert httpx.get(f"{stack.gateway_url}/api/datasets", headers=reader).status_code == 401
+
+
+def test_over_its_rate_a_key_gets_429_with_retry_after(gateway, stack):
+    issued = gateway.post("/api/keys", json={"name": "slow robot", "roles": ["reader"], "rate": 0.5}).json()
+    headers = {"authorization": f"Bearer {issued['key']}"}
+    answers = [httpx.get(f"{stack.gateway_url}/api/datasets", headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers][0] == 200 and answers[-1].status_code == 429
+    assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("service", INTERNAL)
+def test_an_internal_app_answers_only_calls_that_carry_its_sidecars_token(stack, service):
+    base = f"http://127.0.0.1:{stack.app(service).app_port}"
+    refused = httpx.get(f"{base}/openapi.json")
+    assert refused.status_code == 401 and "dapr-api-token" in refused.json()["detail"]
+    assert httpx.get(f"{base}/openapi.json", headers={"dapr-api-token": "guess"}).status_code == 401
+    assert httpx.get(f"{base}/openapi.json", headers=stack.app_headers()).status_code == 200
+    assert httpx.get(f"{base}/healthz").status_code == 200  # the sidecar's health probe needs no token
+
+
+@pytest.mark.parametrize("service", [*INTERNAL, "gateway"])
+def test_a_sidecar_answers_only_calls_that_carry_the_dapr_api_token(stack, service):
+    sidecar = f"http://127.0.0.1:{stack.app(service).http_port}"
+    assert httpx.get(f"{sidecar}/v1.0/metadata").status_code == 401
+    assert httpx.get(f"{sidecar}/v1.0/metadata", headers=stack.sidecar_headers()).status_code == 200
+
+
+def test_a_component_outside_an_apps_scope_is_not_there_for_it(stack):
+    """Only the gateway may read the secret store (it holds the key hashes); only inference
+    loads the replica pub/sub; inference keeps no state."""
+    headers = stack.sidecar_headers()
+    for service, url in (
+        ("inference", "/v1.0/secrets/secretstore/api-keys"),
+        ("ingestion", "/v1.0/secrets/secretstore/gateway"),
+        ("inference", "/v1.0/state/statestore/anything"),
+    ):
+        reply = httpx.get(f"http://127.0.0.1:{stack.app(service).http_port}{url}", headers=headers)
+        assert reply.status_code in (400, 401, 403, 404, 500), (service, url, reply.text)
+        assert reply.json()["errorCode"].endswith("NOT_CONFIGURED"), reply.text
+    components = {
+        service: {
+            c["name"]
+            for c in httpx.get(f"http://127.0.0.1:{stack.app(service).http_port}/v1.0/metadata", headers=headers)
+            .json()
+            .get("components", [])
+        }
+        for service in (*INTERNAL, "gateway")
+    }
+    assert components["gateway"] == {"statestore", "secretstore"}
+    assert components["inference"] == {"pubsub", "pubsub-replicas"}
+    assert "secretstore" not in components["ingestion"] | components["training"] | components["registry"]
+
+
+def test_a_request_id_comes_back_and_reaches_the_internal_services_log(gateway, stack):
+    rid = f"test-{uuid.uuid4().hex}"
+    reply = gateway.get("/api/datasets/no-such-dataset", headers={"x-request-id": rid})
+    assert reply.status_code == 404 and reply.headers["x-request-id"] == rid
+    made = gateway.get("/api/datasets").headers["x-request-id"]
+    assert made and made != rid
+
+    def logged() -> bool:
+        logs = (stack.workdir / ".dapr" / "logs").glob(f"{stack.app('ingestion').app_id}_app_*.log")
+        return any(rid in path.read_text(errors="replace") for path in logs)
+
+    assert poll(logged, 10), "ingestion's log has no line with the request id"
+
+
+def test_no_key_token_or_secret_value_appears_in_any_log(stack, gateway):
+    """Run last in this module: every log file of the session stack so far, the sidecars' and
+    the apps', against every credential the stack holds."""
+    gateway.get("/api/datasets")  # at least one authenticated call logged
+    secrets = [
+        stack.admin_key,
+        stack.admin_key.split("_")[2],
+        stack.credentials.app_token,
+        stack.credentials.dapr_token,
+    ]
+    logs = [*(stack.workdir / ".dapr" / "logs").glob("*.log"), *(stack.workdir / ".data" / "logs").glob("*.log")]
+    assert logs
+    leaks = [(path.name, s[:6]) for path in logs for s in secrets if s in path.read_text(errors="replace")]
+    assert leaks == []
