@@ -4,14 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime unit integration samples predictions bench bench-train bench-inference
+.PHONY: run test lint up down setup runtime browser unit integration samples predictions bench bench-train bench-inference
 
 ## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
 	$(PY) -m scripts.stack run
 
 ## test: set up what is missing, then lint and every tier (unit, api, integration with real daprd)
-test: setup lint
+test: setup browser lint
 	$(PY) -m pytest tests/unit tests/api
 	$(PY) -m pytest tests/integration
 
@@ -64,8 +64,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Debian's chromium and its driver, for the web console's browser tests (tests/integration/test_console.py).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "setup: installing chromium and chromium-driver from Debian packages"; \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "setup: the console's browser tests need: sudo apt-get install -y chromium chromium-driver"; fi; }
+
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit tests/api
 
-integration: setup
+integration: setup browser
 	$(PY) -m pytest tests/integration

@@ -29,6 +29,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+/** Replaces an element's children by these (arrays flattened, null and false left out). */
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
 
@@ -45,6 +50,10 @@ function when(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
   return isNaN(d) ? iso : d.toLocaleString();
+}
+
+function percent(share) {
+  return share > 0 && share < 0.0001 ? "<0.01%" : `${fmt(100 * share, 3)}%`;
 }
 
 function table(headers, rows, attrs) {
@@ -65,7 +74,7 @@ function bars(entries, opts = {}) {
       h("span", { class: "label", title: label, text: label }),
       h("span", { class: "bar" + (opts.missing ? " missing" : "") },
         h("span", { style: { width: `${(100 * value) / max}%` } })),
-      h("span", { class: "value", "data-value": value, text: opts.percent ? `${fmt(100 * value, 3)}%` : fmt(value) }),
+      h("span", { class: "value", "data-value": value, text: opts.percent ? percent(value) : fmt(value) }),
     ]));
 }
 
@@ -192,7 +201,7 @@ async function render() {
     const mine = generation;
     try {
       const content = await fn(...match.slice(1).map(decodeURIComponent), new URLSearchParams(query || ""));
-      if (mine === generation) view.replaceChildren(...[content].flat());
+      if (mine === generation) fill(view, content);
     } catch (exc) {
       if (mine === generation) {
         view.replaceChildren();
@@ -628,7 +637,7 @@ async function viewPredict(name, params) {
       const out = await api(`/api/models/${enc(name)}/predict`, { method: "POST", body });
       banner("");
       const probs = out.probabilities?.[0];
-      result.replaceChildren(
+      fill(result,
         h("p", {}, "prediction of ", h("strong", { text: `v${out.version}` }), ":"),
         h("p", { class: "prediction", id: "prediction-value", "data-value": JSON.stringify(out.predictions[0]), text: fmt(out.predictions[0]) }),
         probs ? [h("h2", { text: "Probabilities" }), bars(Object.entries(probs).sort((a, b) => b[1] - a[1]), { percent: true, name: "probabilities" })] : null);
