@@ -41,6 +41,7 @@ function fmt(value, digits = 4) {
   if (value === null || value === undefined) return "–";
   if (typeof value === "number") {
     if (Number.isInteger(value)) return value.toLocaleString("en-US");
+    if (Math.abs(value) >= 1000) return value.toLocaleString("en-US", { maximumFractionDigits: 1 });
     return Number(value.toPrecision(digits)).toString();
   }
   return String(value);
@@ -615,7 +616,7 @@ async function viewPredict(name, params) {
       control = [h("input", { id, name: input.name, "data-feature": input.name, "data-datatype": input.datatype, "data-type": type, list: `${id}-values`, value: values[0] ?? "" }), list];
       hint = `${type}: ${values.slice(0, 4).join(", ")}${values.length > 4 ? ", …" : ""}`;
     } else {
-      const typical = typeof p.mean === "number" ? Number(p.mean.toPrecision(3)) : "";
+      const typical = typeof p.mean !== "number" ? "" : type === "integer" ? Math.round(p.mean) : Number(p.mean.toPrecision(3));
       control = h("input", { id, name: input.name, "data-feature": input.name, "data-datatype": input.datatype, "data-type": type, inputmode: "decimal", value: typical });
       hint = typeof p.min === "number" ? `${type}: ${fmt(p.min)} … ${fmt(p.max)}, mean ${fmt(p.mean)}` : type;
     }
