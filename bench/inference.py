@@ -67,7 +67,7 @@ from train import sidecars
 
 from scripts import infra
 from scripts.proc import DATA, ROOT, free_port, wait_until
-from scripts.stack import Stack
+from scripts.stack import Stack, write_config
 from services.common import modelfiles
 from services.inference.settings import Settings as InferenceSettings
 
@@ -129,6 +129,11 @@ def isolated_stack(workdir: Path, run_id: str, batching: bool | None) -> Stack:
     alt.update(daprGRPCPort=free_port(), env={"DAPRML_BATCHING": "true" if batching else "false"})
     spec["apps"].append(alt)
     stack.run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    # The registry's sidecar admits only the callers its Configuration names: add the second app.
+    registry = Path(next(a for a in spec["apps"] if a["appID"] == f"registry-{run_id}")["configFilePath"])
+    config = yaml.safe_load(registry.read_text())
+    callers = [p["appId"] for p in config["spec"]["accessControl"]["policies"]]
+    write_config(config, [*callers, alt["appID"]], registry)
     return Stack(stack.run_file, workdir)
 
 

@@ -1,4 +1,5 @@
-"""Local infrastructure for the stack: Redis (state and pub/sub), placement and scheduler.
+"""Local infrastructure for the stack: Redis (state and pub/sub), sentry (the certificate
+authority behind mTLS, which access control needs), placement and scheduler.
 
     python -m scripts.infra up       start what is not running yet (installs redis-server if missing)
     python -m scripts.infra down     stop what this script started, nothing else
@@ -8,6 +9,7 @@ Ports come from the files the sidecars read (components/local/statestore.yaml, d
 so the two can never disagree. Everything binds to 127.0.0.1; data lives in .data/.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -35,6 +37,10 @@ from scripts.proc import (
 
 PIDS = DATA / "infra"
 LOGS = DATA / "logs"
+# The dapr CLI points every daprd at sentry on localhost:50001 when the Configuration asks for
+# mTLS; it has no setting for another address.
+SENTRY_PORT = 50001
+TRUST_ANCHORS = DATA / "sentry" / "ca.crt"  # written by sentry at its first start
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,12 @@ class Server:
     def log(self) -> Path:
         return LOGS / f"{self.name}.log"
 
+    @property
+    def stamp(self) -> Path:
+        """The command line it was started with: a server of ours started otherwise (an older
+        checkout's flags) is started again."""
+        return PIDS / f"{self.name}.argv"
+
 
 def _port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
@@ -66,9 +78,44 @@ def servers() -> list[Server]:
         _port_of(common["schedulerHostAddress"]),
     )
     env = read_env_file(DATA / "dapr.env")
+    # The control plane speaks mTLS, with certificates from sentry (self-signed root in .data/sentry).
+    tls = [
+        "--tls-enabled",
+        "--trust-anchors-file",
+        str(TRUST_ANCHORS),
+        "--trust-domain",
+        "localhost",
+        "--sentry-address",
+        f"127.0.0.1:{SENTRY_PORT}",
+    ]
     # Each server's side ports (health, metrics, raft, etcd) sit next to its main port, so
     # that nothing lands on the usual defaults (8080, 9090, 2379) other tools use.
     return [
+        Server(
+            "sentry",
+            SENTRY_PORT,
+            [
+                env["DAPRML_SENTRY"],
+                "--config",
+                str(ROOT / "dapr" / "sentry.yaml"),
+                "--issuer-credentials",
+                str(TRUST_ANCHORS.parent),
+                "--trust-domain",
+                "localhost",
+                "--port",
+                str(SENTRY_PORT),
+                "--listen-address",
+                "127.0.0.1",
+                "--healthz-port",
+                str(SENTRY_PORT + 10),
+                "--healthz-listen-address",
+                "127.0.0.1",
+                "--metrics-port",
+                str(SENTRY_PORT + 20),
+                "--metrics-listen-address",
+                "127.0.0.1",
+            ],
+        ),
         Server(
             "redis",
             redis,
@@ -107,6 +154,7 @@ def servers() -> list[Server]:
                 "127.0.0.1",
                 "--initial-cluster",
                 f"dapr-placement-0=127.0.0.1:{placement + 2}",
+                *tls,
             ],
         ),
         Server(
@@ -136,6 +184,7 @@ def servers() -> list[Server]:
                 f"dapr-scheduler-server-0=http://127.0.0.1:{scheduler + 3}",
                 "--override-broadcast-host-port",
                 f"127.0.0.1:{scheduler}",
+                *tls,
             ],
         ),
     ]
@@ -179,6 +228,9 @@ def up() -> list[str]:
     """Starts what is not running; returns the names of the servers it started."""
     started = []
     for server in servers():
+        if read_pid(server.pidfile) and _stamp_of(server) != server.argv:
+            print(f"infra: {server.name} runs with other flags; starting it again")
+            stop(server.pidfile)
         if read_pid(server.pidfile):
             print(f"infra: {server.name} already running on 127.0.0.1:{server.port}")
             continue
@@ -191,9 +243,10 @@ def up() -> list[str]:
         if server.name == "redis":
             ensure_redis_server()
         require_free(server.port, server.name)
-        for data in ("redis", "scheduler"):
+        for data in ("redis", "scheduler", "sentry"):
             (DATA / data).mkdir(parents=True, exist_ok=True)
         start(server.argv, server.log, server.pidfile)
+        server.stamp.write_text(json.dumps(server.argv))
         if not wait_until(lambda s=server: port_open(s.port) or not read_pid(s.pidfile), 30) or not read_pid(
             server.pidfile
         ):
@@ -205,6 +258,13 @@ def up() -> list[str]:
         print(f"infra: started {server.name} on 127.0.0.1:{server.port}")
         started.append(server.name)
     return started
+
+
+def _stamp_of(server: Server) -> list[str] | None:
+    try:
+        return json.loads(server.stamp.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def down(names: list[str] | None = None) -> None:

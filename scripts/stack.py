@@ -41,6 +41,8 @@ from scripts.proc import (
 )
 
 RUN_FILE = ROOT / "dapr.yaml"
+ACCESS_FILE = ROOT / "dapr" / "access.yaml"
+TRUST_DOMAIN = "public"  # what daprd asks sentry for when its Configuration names none
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class Stack:
 
     @classmethod
     def repo(cls) -> "Stack":
-        return cls(RUN_FILE, ROOT)
+        """The project's run file as it is (ports, app ids), run from the project folder."""
+        return cls.generated(ROOT, ROOT / ".data" / "run", lambda app_id: app_id, fixed_ports=True)
 
     @classmethod
     def isolated(cls, workdir: Path, run_id: str, replicas: dict[str, int] | None = None) -> "Stack":
@@ -83,37 +86,61 @@ class Stack:
         would each receive the other's events. (A Redis database of its own per run, the
         component's redisDB, was not worth it: 16 databases, nothing to hand them out to
         concurrent runs, and a copy of the components to keep in step.)"""
-        spec = yaml.safe_load(RUN_FILE.read_text())
-        common = spec["common"]
-        common.setdefault("env", {})["DAPRML_TOPIC_PREFIX"] = f"{run_id}."
-        # The components again, their scopes naming this stack's app ids.
-        folders = []
-        for i, path in enumerate(common["resourcesPaths"]):
-            folders.append(workdir / "components" / str(i))
-            copy_components(ROOT / path, folders[-1], lambda app_id: [f"{app_id}-{run_id}"])
-        common["resourcesPaths"] = [str(f) for f in folders]
-        common["configFilePath"] = str((ROOT / common["configFilePath"]).resolve())
-        for app in spec["apps"]:
-            service = app["appID"]
-            app.update(
-                appID=f"{service}-{run_id}",
-                appDirPath=str(workdir),
-                appPort=free_port(),
-                daprHTTPPort=free_port(),
-                daprGRPCPort=free_port(),
-                # The apps run in the working folder: a script named by its path in the project
-                # (node services/notifier/server.js) is named by its full path instead.
-                command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
-            )
-            common["env"][f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
-        for service, count in (replicas or {}).items():
+        stack = cls.generated(workdir, workdir, lambda app_id: f"{app_id}-{run_id}", topic_prefix=f"{run_id}.")
+        if not replicas:
+            return stack
+        spec = yaml.safe_load(stack.run_file.read_text())
+        for service, count in replicas.items():
             first = next(a for a in spec["apps"] if a["appID"] == f"{service}-{run_id}")
             for _ in range(count - 1):
                 spec["apps"].append(
                     first | {"appPort": free_port(), "daprHTTPPort": free_port(), "daprGRPCPort": free_port()}
                 )
-        workdir.mkdir(parents=True, exist_ok=True)
-        run_file = workdir / "dapr.yaml"
+        stack.run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return cls(stack.run_file, workdir)
+
+    @classmethod
+    def generated(
+        cls,
+        workdir: Path,
+        target: Path,
+        rename: Callable[[str], str],
+        fixed_ports: bool = False,
+        topic_prefix: str = "",
+    ) -> "Stack":
+        """The run file the dapr CLI gets, made from dapr.yaml into `target`: app ids renamed,
+        paths absolute, apps run in `workdir`, components copied with their scopes renamed, and a
+        Configuration per app whose access control admits only the callers dapr/access.yaml
+        names for it (the callee's sidecar enforces it, so each app needs its own)."""
+        spec = yaml.safe_load(RUN_FILE.read_text())
+        common = spec["common"]
+        env = common.setdefault("env", {})
+        if topic_prefix:
+            env["DAPRML_TOPIC_PREFIX"] = topic_prefix
+        folders = []
+        for i, path in enumerate(common["resourcesPaths"]):
+            folders.append(target / "components" / str(i))
+            copy_components(ROOT / path, folders[-1], lambda app_id: [rename(app_id)])
+        common["resourcesPaths"] = [str(f) for f in folders]
+        base = yaml.safe_load((ROOT / common.pop("configFilePath")).read_text())
+        callers = yaml.safe_load(ACCESS_FILE.read_text()) or {}
+        for app in spec["apps"]:
+            service = app["appID"]
+            config = target / "config" / f"{service}.yaml"
+            write_config(base, [rename(c) for c in callers.get(service, [])], config)
+            app.update(
+                appID=rename(service),
+                appDirPath=str(workdir),
+                configFilePath=str(config),
+                # The apps run in the working folder: a script named by its path in the project
+                # (node services/notifier/server.js) is named by its full path instead.
+                command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
+            )
+            if not fixed_ports:
+                app.update(appPort=free_port(), daprHTTPPort=free_port(), daprGRPCPort=free_port())
+            env[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
+        target.mkdir(parents=True, exist_ok=True)
+        run_file = target / "dapr.yaml"
         run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         return cls(run_file, workdir)
 
@@ -157,6 +184,8 @@ class Stack:
         # The run file's commands say `python`: make that this project's interpreter.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["DAPR_HOST_IP"] = "127.0.0.1"
+        if infra.TRUST_ANCHORS.exists():  # sentry's root: each daprd checks its peers' certificates with it
+            env["DAPR_TRUST_ANCHORS"] = infra.TRUST_ANCHORS.read_text()
         return env | self.credentials.env()
 
     def _ready(self, app: App) -> bool:
@@ -234,6 +263,22 @@ class Stack:
         return reply.json()
 
 
+def write_config(base: dict, callers: list[str], target: Path) -> None:
+    """The Configuration `base` with access control: service invocation denied by default,
+    allowed from each of `callers` (identified by the SPIFFE id in its mTLS certificate)."""
+    config = dict(base, spec=dict(base["spec"]))
+    config["spec"]["accessControl"] = {
+        "defaultAction": "deny",
+        "trustDomain": TRUST_DOMAIN,
+        "policies": [
+            {"appId": caller, "defaultAction": "allow", "trustDomain": TRUST_DOMAIN, "namespace": "default"}
+            for caller in callers
+        ],
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str]]) -> None:
     """Copies a folder of component files, each app id in their scopes replaced by the ids
     `scoped` gives for it."""
@@ -271,6 +316,7 @@ def up(stack: Stack) -> None:
         raise
     print_status(stack.status())
     print(f"stack: gateway at {stack.gateway_url} (API docs at {stack.gateway_url}/docs); `make down` stops it")
+    print(f"stack: web console at {stack.gateway_url}/ (sign in with the key below)")
     print(
         f"stack: the development admin key is in {stack.workdir / '.data' / 'admin-key'}; send it as "
         '-H "Authorization: Bearer $(cat .data/admin-key)"'

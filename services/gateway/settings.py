@@ -17,6 +17,8 @@ class Settings(ServiceSettings):
     """Dapr app id of the registry service."""
     inference_app_id: str = "inference"
     """Dapr app id of the inference service."""
+    notifier_app_id: str = "notifier"
+    """Dapr app id of the notifier (the Node.js service that follows champions)."""
     gateway_secret: str = "gateway"
     """Name of the gateway's secret in the secret store."""
     max_body_bytes: int = 32 * 1024 * 1024
@@ -48,5 +50,6 @@ class Settings(ServiceSettings):
             "training": self.training_app_id,
             "registry": self.registry_app_id,
             "inference": self.inference_app_id,
+            "notifier": self.notifier_app_id,
             "gateway": self.app_id,
         }

@@ -6,8 +6,8 @@ from tests.fakes import FakeInvoker
 READY = Reply(200, json.dumps({"ready": True, "runtime_version": "1.18.2"}).encode())
 
 
-def test_status_lists_all_five_services(make_client):
-    ids = ["ingestion", "training", "registry", "inference", "gateway"]
+def test_status_lists_every_service_of_the_stack(make_client):
+    ids = ["ingestion", "training", "registry", "inference", "notifier", "gateway"]
     client = make_client("gateway", invoker=FakeInvoker({(i, "readyz"): READY for i in ids}))
     body = client.get("/api/status").json()
     assert body["ok"] is True

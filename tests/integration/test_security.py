@@ -97,6 +97,17 @@ def test_a_request_id_comes_back_and_reaches_the_internal_services_log(gateway, 
     assert poll(logged, 10), "ingestion's log has no line with the request id"
 
 
+def test_service_invocation_from_an_app_the_access_control_does_not_name_is_refused(stack):
+    """Each called sidecar admits only the callers dapr/access.yaml names for it, by the SPIFFE
+    id in their mTLS certificate: inference may call the registry, not ingestion."""
+    inference = f"http://127.0.0.1:{stack.app('inference').http_port}/v1.0/invoke"
+    headers = stack.sidecar_headers()
+    denied = httpx.get(f"{inference}/{stack.app('ingestion').app_id}/method/healthz", headers=headers)
+    assert denied.status_code == 403, denied.text
+    assert "access control policy has denied" in denied.json()["message"]
+    assert httpx.get(f"{inference}/{stack.app('registry').app_id}/method/healthz", headers=headers).status_code == 200
+
+
 def test_no_key_token_or_secret_value_appears_in_any_log(stack, gateway):
     """Run last in this module: every log file of the session stack so far, the sidecars' and
     the apps', against every credential the stack holds."""
