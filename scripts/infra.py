@@ -23,6 +23,7 @@ from scripts.proc import (
     DATA,
     ROOT,
     SetupError,
+    listener_pid,
     port_open,
     read_env_file,
     read_pid,
@@ -40,7 +41,7 @@ LOGS = DATA / "logs"
 # The dapr CLI points every daprd at sentry on localhost:50001 when the Configuration asks for
 # mTLS; it has no setting for another address.
 SENTRY_PORT = 50001
-TRUST_ANCHORS = DATA / "sentry" / "ca.crt"  # written by sentry at its first start
+OUR_CREDENTIALS = DATA / "sentry"  # sentry writes its root (ca.crt) and issuer here at first start
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,22 @@ class Server:
         return PIDS / f"{self.name}.argv"
 
 
+def trust_anchors() -> Path:
+    """The root certificate of the sentry on SENTRY_PORT: ours, or, when another checkout's
+    sentry answers there (used as it is, as its Redis would be), the one in the folder its
+    command line names."""
+    ours = OUR_CREDENTIALS / "ca.crt"
+    pid = listener_pid(SENTRY_PORT) if port_open(SENTRY_PORT) else None
+    if pid is None or pid == read_pid(PIDS / "sentry.pid"):
+        return ours
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        folder = argv[argv.index(b"--issuer-credentials") + 1].decode()
+    except (OSError, ValueError, IndexError):
+        return ours
+    return Path(folder) / "ca.crt"
+
+
 def _port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
@@ -82,7 +99,7 @@ def servers() -> list[Server]:
     tls = [
         "--tls-enabled",
         "--trust-anchors-file",
-        str(TRUST_ANCHORS),
+        str(trust_anchors()),
         "--trust-domain",
         "localhost",
         "--sentry-address",
@@ -99,7 +116,7 @@ def servers() -> list[Server]:
                 "--config",
                 str(ROOT / "dapr" / "sentry.yaml"),
                 "--issuer-credentials",
-                str(TRUST_ANCHORS.parent),
+                str(OUR_CREDENTIALS),
                 "--trust-domain",
                 "localhost",
                 "--port",

@@ -184,8 +184,9 @@ class Stack:
         # The run file's commands say `python`: make that this project's interpreter.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["DAPR_HOST_IP"] = "127.0.0.1"
-        if infra.TRUST_ANCHORS.exists():  # sentry's root: each daprd checks its peers' certificates with it
-            env["DAPR_TRUST_ANCHORS"] = infra.TRUST_ANCHORS.read_text()
+        anchors = infra.trust_anchors()
+        if anchors.exists():  # sentry's root: each daprd checks its peers' certificates with it
+            env["DAPR_TRUST_ANCHORS"] = anchors.read_text()
         return env | self.credentials.env()
 
     def _ready(self, app: App) -> bool:
