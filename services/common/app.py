@@ -65,10 +65,16 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     subscriptions: Mapping[EventType, EventHandler] = field(default_factory=dict)
     """Each event type this service consumes, and the use case that handles it. One replica
-    of the service receives each event (a competing consumer)."""
+    of the service receives each event (a competing consumer). A handler that raises
+    InvalidEvent drops the event, one that raises anything else has it retried; either way it
+    ends in the dead-letter topic if it does not succeed (see dapr_adapters.deliver)."""
     every_replica: Mapping[EventType, EventHandler] = field(default_factory=dict)
     """Event types each replica must receive itself (to update what it holds in memory),
     through the pub/sub component `settings.replica_pubsub`."""
+    dead_letters: Callable[[bytes], Awaitable[None]] | None = None
+    """For the one service that keeps the deployment's dead letters (the gateway): receives each
+    message of the dead-letter topic, where every subscription above sends what its handler
+    drops or keeps failing past the delivery retries."""
     background: Sequence[Periodic] = ()
     service: Any = None
     """The service's use cases, for its routes (through its deps module)."""
@@ -174,8 +180,10 @@ def build_app(spec: ServiceSpec) -> FastAPI:
     app.include_router(health)
     for router in spec.routers:
         app.include_router(router)
-    if spec.subscriptions or spec.every_replica:
-        dapr_adapters.declare_subscriptions(app, spec.settings, spec.subscriptions, spec.every_replica)
+    if spec.subscriptions or spec.every_replica or spec.dead_letters:
+        dapr_adapters.declare_subscriptions(
+            app, spec.settings, spec.subscriptions, spec.every_replica, spec.dead_letters
+        )
     for error, handler in _handlers(spec.settings.app_id).items():
         app.add_exception_handler(error, handler)
     token = spec.settings.app_api_token

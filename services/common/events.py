@@ -31,6 +31,19 @@ class Topic(StrEnum):
     PREDICTIONS = "predictions"
 
 
+# Where an event goes when a subscriber gives up on it: one topic per deployment (with the
+# deployment's prefix), named by every subscription as its deadLetterTopic. Dapr moves an event
+# there when its handler answers DROP (invalid) or still fails after the delivery retries of
+# the resiliency policy; it carries the event as it was published, not why it failed (the
+# subscriber logs that, with the event id). The gateway keeps the latest ones.
+DEAD_LETTERS = "dead-letters"
+
+
+def dead_letter_topic(prefix: str = "") -> str:
+    """The deployment's dead-letter topic; `prefix` is settings.topic_prefix."""
+    return f"{prefix}{DEAD_LETTERS}"
+
+
 class EventType(StrEnum):
     DATASET_VERSION_COMMITTED = "io.daprml.dataset.version.committed.v1"
     MODEL_VERSION_REGISTERED = "io.daprml.model.version.registered.v1"
@@ -180,6 +193,9 @@ def json_schemas() -> dict[str, Any]:
             "specversion": "1.0",
             "contenttype": CLOUDEVENTS_JSON,
             "payload": "the CloudEvent's `data`: a JSON object (or a JSON string holding one)",
+            "dead_letter_topic": DEAD_LETTERS,
+            "dead_letter_comment": "every subscription names it (after the deployment's topic prefix) as its "
+            "deadLetterTopic: Dapr moves there what a handler DROPs or keeps failing past its retries",
         },
         "events": {
             str(event_type): {

@@ -40,12 +40,21 @@ function loadConfig(env = process.env) {
   return config;
 }
 
-/** The event's entry of the schema file: {type, topic, schema}, and its compiled validator. */
+/** The event's entry of the schema file: {type, topic, schema}, its compiled validator, and the
+ * deployment's dead-letter topic (without the prefix), which every subscription names. */
 function loadEvent(schemaFile, type = EVENT_TYPE) {
   const file = JSON.parse(fs.readFileSync(schemaFile, 'utf8'));
   const entry = file.events && file.events[type];
   if (!entry) throw new Error(`${schemaFile} describes no ${type} event`);
-  return { type: entry.type, topic: entry.topic, validate: compile(entry.schema), specversion: file.envelope.specversion };
+  const deadLetters = file.envelope.dead_letter_topic;
+  if (typeof deadLetters !== 'string' || !deadLetters) throw new Error(`${schemaFile} names no dead-letter topic`);
+  return {
+    type: entry.type,
+    topic: entry.topic,
+    validate: compile(entry.schema),
+    specversion: file.envelope.specversion,
+    deadLetterTopic: deadLetters,
+  };
 }
 
 /** The CloudEvent's attributes and payload, or InvalidEvent saying why not. */
@@ -154,9 +163,15 @@ class Notifier {
     return `/internal/events/${this.event.topic}`;
   }
 
+  /** The deployment's dead-letter topic: where Dapr moves what this service DROPs, or what it
+   * still answers RETRY for after the resiliency policy's retries (the log says why). */
+  get deadLetterTopic() {
+    return `${this.config.topicPrefix}${this.event.deadLetterTopic}`;
+  }
+
   /** What GET /dapr/subscribe answers: one programmatic subscription. */
   subscriptions() {
-    return [{ pubsubname: this.config.pubsub, topic: this.topic, route: this.route }];
+    return [{ pubsubname: this.config.pubsub, topic: this.topic, route: this.route, deadLetterTopic: this.deadLetterTopic }];
   }
 
   champions() {
@@ -175,7 +190,7 @@ class Notifier {
       ({ attributes, payload } = decode(body, this.event));
     } catch (e) {
       if (!(e instanceof InvalidEvent)) throw e;
-      return { status: 'DROP', line: `dropping an invalid ${this.event.type} event: ${e.message}` };
+      return { status: 'DROP', line: `dropping an invalid ${this.event.type} event (to ${this.deadLetterTopic}): ${e.message}` };
     }
     const what = `event ${attributes.id} (${payload.model} ${payload.alias} ${payload.from} -> ${payload.to}, ${payload.reason})`;
     if (payload.alias !== CHAMPION) return { status: 'SUCCESS', line: `${what}: not the champion, ignored` };
@@ -198,7 +213,7 @@ class Notifier {
       if (number > (this.applied.get(payload.model) || 0)) {
         entry.inference = { error: e.message, at: this.now().toISOString() };
       }
-      return { status: 'RETRY', line: `${what}: will be retried, inference cannot be reached: ${e.message}` };
+      return { status: 'RETRY', line: `${what}: will be retried (then moved to ${this.deadLetterTopic}), inference cannot be reached: ${e.message}` };
     }
     if (number < (this.applied.get(payload.model) || 0)) {
       return { status: 'SUCCESS', line: `${what}: a later answer of inference is recorded already` };

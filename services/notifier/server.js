@@ -123,7 +123,7 @@ function main() {
   server.listen(config.appPort, config.host, () => {
     log(
       `listening on ${config.host}:${server.address().port}; subscribed to ${config.pubsub}/${notifier.topic} ` +
-        `(${event.type}); inference is app ${config.inferenceAppId} through the sidecar on ${config.daprHttpPort}` +
+        `(${event.type}), dead letters to ${notifier.deadLetterTopic}; inference is app ${config.inferenceAppId} through the sidecar on ${config.daprHttpPort}` +
         `${config.appToken ? '; app token required' : ''}`,
     );
   });

@@ -11,8 +11,8 @@ ROWS = [{"length": 1.4, "width": 0.5, "colour": "red"}]
 def test_alias_changes_are_subscribed_through_the_replica_pubsub(make_client):
     client = make_client("inference", invoker=Registry().invoker)
     subscriptions = client.get("/dapr/subscribe").json()
-    assert [(s["pubsubname"], s["topic"], s["route"]) for s in subscriptions] == [
-        ("pubsub-replicas", "model-aliases", "/internal/events/replica/model-aliases")
+    assert [(s["pubsubname"], s["topic"], s["route"], s["deadLetterTopic"]) for s in subscriptions] == [
+        ("pubsub-replicas", "model-aliases", "/internal/events/replica/model-aliases", "dead-letters")
     ]
 
 

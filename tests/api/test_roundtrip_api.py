@@ -7,12 +7,19 @@ from services.common.events import EventType, RoundtripPing
 def test_training_declares_its_subscriptions_to_dapr(make_client):
     subs = make_client("training").get("/dapr/subscribe").json()
     assert subs == [
-        {"pubsubname": "pubsub", "topic": "roundtrip", "route": "/internal/events/roundtrip", "metadata": {}},
+        {
+            "pubsubname": "pubsub",
+            "topic": "roundtrip",
+            "route": "/internal/events/roundtrip",
+            "metadata": {},
+            "deadLetterTopic": "dead-letters",
+        },
         {
             "pubsubname": "pubsub",
             "topic": "dataset-versions",
             "route": "/internal/events/dataset-versions",
             "metadata": {},
+            "deadLetterTopic": "dead-letters",
         },
     ]
 

@@ -111,5 +111,6 @@ def test_the_notifier_answers_only_with_the_app_token(stack):
             "pubsubname": "pubsub",
             "topic": events.topic_of(EventType.MODEL_ALIAS_CHANGED, stack.topic_prefix),
             "route": f"/internal/events/{Topic.MODEL_ALIASES}",
+            "deadLetterTopic": events.dead_letter_topic(stack.topic_prefix),
         }
     ]

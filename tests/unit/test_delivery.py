@@ -42,3 +42,20 @@ def test_a_sidecar_failure_asks_for_a_retry():
         raise SidecarUnavailable("redis is down")
 
     assert answer(PING, handler) == "RETRY"
+
+
+def test_a_handler_that_finds_the_event_invalid_drops_it_with_the_reason_logged(caplog):
+    async def handler(attributes, payload):
+        raise events.InvalidEvent("run r1 names a blob of another run")
+
+    assert answer(PING, handler) == "DROP"
+    assert "e1" in caplog.text and "run r1 names a blob of another run" in caplog.text
+
+
+def test_any_other_failure_is_retried_with_the_reason_logged(caplog):
+    async def handler(attributes, payload):
+        raise RuntimeError("the model file is corrupt")
+
+    assert asyncio.run(deliver(PING, EventType.ROUNDTRIP_PING, handler, "training", "run1.roundtrip")) == "RETRY"
+    line = next(r.getMessage() for r in caplog.records if "corrupt" in r.getMessage())
+    assert "e1" in line and "training on run1.roundtrip" in line

@@ -179,7 +179,9 @@ test('over HTTP: the app token, the subscription, a delivery through a (fake) si
   assert.equal((await fetch(`${url}/api/champions`)).status, 401);
   assert.equal((await fetch(`${url}/api/champions`, { headers: { 'dapr-api-token': 'app-secre' } })).status, 401);
   const subscribe = await (await fetch(`${url}/dapr/subscribe`, { headers: token })).json();
-  assert.deepEqual(subscribe, [{ pubsubname: 'pubsub', topic: 'run1.model-aliases', route: '/internal/events/model-aliases' }]);
+  assert.deepEqual(subscribe, [
+    { pubsubname: 'pubsub', topic: 'run1.model-aliases', route: '/internal/events/model-aliases', deadLetterTopic: 'run1.dead-letters' },
+  ]);
   const delivered = await fetch(`${url}/internal/events/model-aliases`, {
     method: 'POST',
     headers: { ...token, 'content-type': 'application/cloudevents+json' },
