@@ -27,6 +27,18 @@ def replicated(infrastructure, tmp_path_factory):
         stack.stop()
 
 
+def champion_and_challenger(gateway: httpx.Client, prefix: str) -> str:
+    """A new model with version 1 champion and a clearly worse version 2 challenger."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    commit(gateway, name, iris_csv())
+    finished_job(gateway, name)
+    weak = {"dataset": name, "estimator": "logistic_regression", "params": {"C": 1e-6}}
+    assert gateway.post("/api/training/jobs", json=weak).status_code == 202
+    finished_job(gateway, name, count=2)
+    assert gateway.get(f"/api/models/{name}").json()["aliases"] == {"champion": 1, "challenger": 2}
+    return name
+
+
 class Stream:
     """Requests sent one after another until stopped, each answer kept with its time."""
 
@@ -63,13 +75,7 @@ class Stream:
 
 def test_a_promotion_under_load_fails_no_request_and_every_replica_swaps(replicated):
     gateway = replicated.gateway()
-    name = f"swap-{uuid.uuid4().hex[:8]}"
-    commit(gateway, name, iris_csv())
-    finished_job(gateway, name)
-    weak = {"dataset": name, "estimator": "logistic_regression", "params": {"C": 1e-6}}
-    assert gateway.post("/api/training/jobs", json=weak).status_code == 202
-    finished_job(gateway, name, count=2)
-    assert gateway.get(f"/api/models/{name}").json()["aliases"] == {"champion": 1, "challenger": 2}
+    name = champion_and_challenger(gateway, "swap")
 
     replicas = [f"http://127.0.0.1:{r.app_port}" for r in replicated.replicas("inference")]
     assert len(replicas) == 2
@@ -102,12 +108,7 @@ def test_after_moves_back_and_forth_every_replica_serves_the_registrys_champion(
     """Alias events come close together and are handled concurrently, late or twice; each
     replica asks the registry, so the last answer is the registry's current champion."""
     gateway = replicated.gateway()
-    name = f"back-{uuid.uuid4().hex[:8]}"
-    commit(gateway, name, iris_csv())
-    finished_job(gateway, name)
-    weak = {"dataset": name, "estimator": "logistic_regression", "params": {"C": 1e-6}}
-    assert gateway.post("/api/training/jobs", json=weak).status_code == 202
-    finished_job(gateway, name, count=2)
+    name = champion_and_challenger(gateway, "back")
     urls = [f"http://127.0.0.1:{r.app_port}/api/models/{name}/predict" for r in replicated.replicas("inference")]
 
     def served() -> list[int]:
