@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from services.common.events import EventType
+from services.common.events import EventType, Topic
 from services.common.ports import (
     ActivityFunction,
     BlobStore,
@@ -112,6 +112,7 @@ class FakePublisher:
     def __init__(self, down: bool = False) -> None:
         self.sent: list[tuple[EventType, BaseModel, str | None]] = []
         self.ids: list[str | None] = []
+        self.republished: list[tuple[Topic, dict[str, Any]]] = []
         self.down = down
 
     async def publish(
@@ -128,6 +129,11 @@ class FakePublisher:
         for payload in payloads:
             self.sent.append((event_type, payload, None))
             self.ids.append(None)
+
+    async def republish(self, topic: Topic, envelope: dict[str, Any]) -> None:
+        if self.down:
+            raise SidecarUnavailable("pubsub is down")
+        self.republished.append((topic, envelope))
 
 
 class FakeSecretStore:

@@ -317,6 +317,19 @@ class DaprPublisher:
                 "the event bus is unavailable",
             )
 
+    async def republish(self, topic: events.Topic, envelope: dict[str, Any]) -> None:
+        name = f"{self.topic_prefix}{topic}"
+        client = await self.sidecar.client()
+        try:
+            await client.publish_event(
+                self.pubsub, name, json.dumps(envelope).encode(), data_content_type=events.CLOUDEVENTS_JSON
+            )
+        except _SDK_ERRORS as exc:
+            raise SidecarUnavailable(
+                f"publishing event {envelope.get('id')} again to {name} on {self.pubsub}: {_message(exc)}",
+                "the event bus is unavailable",
+            ) from exc
+
 
 # How the blob bindings say a key does not exist (localstorage: "no such file or directory";
 # S3 "NoSuchKey", Azure "BlobNotFound", GCS "object doesn't exist").
@@ -325,9 +338,9 @@ _MISSING = re.compile(r"no such file|not found|NoSuchKey|BlobNotFound|doesn't ex
 
 class DaprBlobStore:
     """Blobs through an output binding that supports create/get/delete with a fileName
-    (bindings.localstorage locally; S3, Azure Blob or GCS buckets elsewhere use `key`).
+    (a local folder's binding; S3, Azure Blob or GCS buckets elsewhere use `key`).
 
-    Data goes out base64-encoded with decodeBase64 set: bindings.localstorage (like the
+    Data goes out base64-encoded with decodeBase64 set: the local folder's binding (like the
     bucket bindings with that flag) decodes whatever parses as base64 or as a quoted string,
     which would silently alter a binary blob that happens to. Reads come back raw."""
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from services.common.errors import ClientError
-from services.common.events import EventType
+from services.common.events import EventType, Topic
 
 
 class ConcurrencyConflict(Exception):
@@ -80,6 +80,10 @@ class EventPublisher(Protocol):
     async def publish_many(self, event_type: EventType, payloads: list[BaseModel]) -> None:
         """Several events of one type in one call; raises SidecarUnavailable when any of them was
         not accepted (the others may have been)."""
+
+    async def republish(self, topic: Topic, envelope: dict[str, Any]) -> None:
+        """Sends a CloudEvent again as it is (its id, source, type, data), to one of this
+        deployment's topics: a dead letter replayed."""
 
 
 class BlobStore(Protocol):

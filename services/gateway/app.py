@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
-from services.gateway import api, console, datasets, inference, keys_api, models, training
+from services.gateway import api, console, datasets, dead_letters, inference, keys_api, models, training
 from services.gateway.access import Gatekeeper
 from services.gateway.keyring import KeyRing
 from services.gateway.ports import GatewayPorts
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
             routers=[
                 api.router,
                 keys_api.router,
+                dead_letters.router,
                 datasets.router,
                 training.router,
                 models.router,
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
                 console.router,
             ],
             service=Gatekeeper(keys, settings.rate_limits, settings.rate_burst_s),
+            # The deployment's dead letters, kept for admins (GET /api/events/dead-letters).
+            dead_letters=dead_letters.DeadLetters(ports.state, settings.dead_letters_kept, settings.topic_prefix).keep,
         )
     )
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

@@ -40,6 +40,8 @@ class Settings(ServiceSettings):
     """A key may make `rate x rate_burst_s` calls at once before the rate applies."""
     require_app_token: bool = False
     """The gateway is called by clients, not by its sidecar: API keys guard it, not the app token."""
+    dead_letters_kept: int = Field(100, ge=1, le=10_000)
+    """How many dead letters (events a subscriber gave up on) the gateway keeps, the latest."""
     roundtrip_timeout_s: float = 20.0
     """How long the round trip check waits for the subscriber to record the ping."""
 
