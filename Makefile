@@ -1,4 +1,7 @@
 # The two commands: `make run` and `make test`. Both set up whatever is missing first.
+# DAPRML_PROFILE picks the component profile (components/<profile>, default local) for make up,
+# make run and the tests: e.g. `make up DAPRML_PROFILE=nats-sqlite`. The end-to-end suite
+# (tests/integration/test_e2e.py) runs on every runnable profile whatever it says.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

@@ -8,12 +8,16 @@
                                       datasets, wait for their champions, predict with each
                                       through the gateway (JSON and OIP v2), then down again
 
+The components come from the profile DAPRML_PROFILE names (default `local`; components/<profile>,
+scripts/profiles.py); infra starts the servers that profile needs.
+
 Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
 topics prefixed by it, and a working folder of its own, so a test run never meets a developer's
 running stack.
 """
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +27,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from scripts import credentials, infra
+from scripts import credentials, infra, profiles
 from scripts.proc import (
     DATA,
     ROOT,
@@ -67,14 +71,20 @@ class Stack:
         # What the services put before every topic name (ServiceSettings.topic_prefix).
         self.topic_prefix = spec["common"].get("env", {}).get("DAPRML_TOPIC_PREFIX", "")
         self.log = workdir / ".data" / "logs" / "dapr-run.log"
+        # The component profile it runs on (written next to the run file by `generated`).
+        marker = run_file.parent / "profile"
+        self.profile = marker.read_text().strip() if marker.exists() else profiles.current()
 
     @classmethod
-    def repo(cls) -> "Stack":
-        """The project's run file as it is (ports, app ids), run from the project folder."""
-        return cls.generated(ROOT, ROOT / ".data" / "run", lambda app_id: app_id, fixed_ports=True)
+    def repo(cls, profile: str | None = None) -> "Stack":
+        """The project's run file as it is (ports, app ids), run from the project folder, on the
+        profile asked for (DAPRML_PROFILE by default)."""
+        return cls.generated(ROOT, ROOT / ".data" / "run", lambda app_id: app_id, fixed_ports=True, profile=profile)
 
     @classmethod
-    def isolated(cls, workdir: Path, run_id: str, replicas: dict[str, int] | None = None) -> "Stack":
+    def isolated(
+        cls, workdir: Path, run_id: str, replicas: dict[str, int] | None = None, profile: str | None = None
+    ) -> "Stack":
         """The project's run file with free ports, app ids '<service>-<run_id>', topics
         '<run_id>.<topic>' and its own working folder (logs, blobs, secrets file); same
         components, config and commands. `replicas` runs that many copies of a service, each
@@ -85,8 +95,11 @@ class Stack:
         them), pub/sub streams by the topic prefix; without it a test run and a running `make up`
         would each receive the other's events. (A Redis database of its own per run, the
         component's redisDB, was not worth it: 16 databases, nothing to hand them out to
-        concurrent runs, and a copy of the components to keep in step.)"""
-        stack = cls.generated(workdir, workdir, lambda app_id: f"{app_id}-{run_id}", topic_prefix=f"{run_id}.")
+        concurrent runs, and a copy of the components to keep in step.) The same holds for the
+        servers of the other profiles (`profile`, DAPRML_PROFILE by default)."""
+        stack = cls.generated(
+            workdir, workdir, lambda app_id: f"{app_id}-{run_id}", topic_prefix=f"{run_id}.", profile=profile
+        )
         if not replicas:
             return stack
         spec = yaml.safe_load(stack.run_file.read_text())
@@ -107,9 +120,11 @@ class Stack:
         rename: Callable[[str], str],
         fixed_ports: bool = False,
         topic_prefix: str = "",
+        profile: str | None = None,
     ) -> "Stack":
         """The run file the dapr CLI gets, made from dapr.yaml into `target`: app ids renamed,
-        paths absolute, apps run in `workdir`, components copied with their scopes renamed, and a
+        paths absolute, apps run in `workdir`, the profile's components (components/<profile>
+        in place of dapr.yaml's components/local) copied with their scopes renamed, and a
         Configuration per app whose access control admits only the callers dapr/access.yaml
         names for it (the callee's sidecar enforces it, so each app needs its own)."""
         spec = yaml.safe_load(RUN_FILE.read_text())
@@ -117,10 +132,15 @@ class Stack:
         env = common.setdefault("env", {})
         if topic_prefix:
             env["DAPRML_TOPIC_PREFIX"] = topic_prefix
+        profile = profiles.current(profile)
         folders = []
         for i, path in enumerate(common["resourcesPaths"]):
+            source = ROOT / path
+            if source.resolve() == (profiles.FOLDER / profiles.DEFAULT).resolve():
+                source = profiles.folder(profile)
             folders.append(target / "components" / str(i))
-            copy_components(ROOT / path, folders[-1], lambda app_id: [rename(app_id)])
+            shutil.rmtree(folders[-1], ignore_errors=True)  # a profile chosen before may have other files
+            copy_components(source, folders[-1], lambda app_id: [rename(app_id)])
         common["resourcesPaths"] = [str(f) for f in folders]
         base = yaml.safe_load((ROOT / common.pop("configFilePath")).read_text())
         callers = yaml.safe_load(ACCESS_FILE.read_text()) or {}
@@ -142,6 +162,7 @@ class Stack:
         target.mkdir(parents=True, exist_ok=True)
         run_file = target / "dapr.yaml"
         run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        (target / "profile").write_text(profile + "\n")
         return cls(run_file, workdir)
 
     @property
@@ -309,7 +330,8 @@ def print_roundtrip(report: dict) -> None:
 
 
 def up(stack: Stack) -> None:
-    started = infra.up()
+    print(f"stack: component profile {stack.profile} (components/{stack.profile}; {profiles.ENV} chooses)")
+    started = infra.up(stack.profile)
     try:
         stack.start()
     except SetupError:
@@ -396,7 +418,8 @@ def _finished(gateway: httpx.Client, job_id: str, timeout_s: float) -> dict | No
 
 def run(stack: Stack) -> int:
     was_running = stack.running()
-    started = infra.up()
+    print(f"stack: component profile {stack.profile} (components/{stack.profile}; {profiles.ENV} chooses)")
+    started = infra.up(stack.profile)
     try:
         stack.start()
         print_status(stack.status())
@@ -415,7 +438,11 @@ def run(stack: Stack) -> int:
 
 
 def main(argv: list[str]) -> int:
-    stack = Stack.repo()
+    try:
+        stack = Stack.repo()  # on the profile DAPRML_PROFILE names (default local)
+    except SetupError as exc:
+        print(f"stack: error: {exc}", file=sys.stderr)
+        return 1
     commands = {
         "up": lambda: up(stack),
         "down": lambda: down(stack),

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from scripts import profiles
 from scripts.stack import Stack
 from services.common import events
 from services.common.events import EventType, ModelAliasChanged, Topic
@@ -100,7 +101,8 @@ def test_the_notifier_answers_only_with_the_app_token(stack):
     assert ready.status_code == 200
     assert ready.json()["app_id"] == stack.app("notifier").app_id
     assert ready.json()["runtime_version"].startswith("1.18.")
-    assert "pubsub (pubsub.redis)" in ready.json()["components"]
+    pubsub = next(c for c in profiles.components(stack.profile) if c["metadata"]["name"] == "pubsub")
+    assert f"pubsub ({pubsub['spec']['type']})" in ready.json()["components"]
     # Its sidecar sends the token: a call through Dapr gets in.
     notifier = stack.app("notifier")
     through = f"http://127.0.0.1:{notifier.http_port}/v1.0/invoke/{notifier.app_id}/method/api/champions"

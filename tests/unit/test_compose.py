@@ -105,6 +105,9 @@ def test_every_sidecar_has_the_run_files_common_settings(name):
 
 def test_the_sidecars_get_the_local_profiles_components_under_the_same_names_and_scopes():
     local, compose = documents(ROOT / "components/local"), documents(ROOT / "components/compose")
+    # The compose profile's Redis is reachable only on compose's own network and has no
+    # password (yet): no componentsecrets store there.
+    local.pop("componentsecrets")
     assert compose.keys() == local.keys()
     for name, doc in compose.items():
         if doc["kind"] == "Component":

@@ -84,10 +84,12 @@ DEPLOYMENTS = {
     d["spec"]["template"]["metadata"]["annotations"]["dapr.io/app-id"]: d for d in of_kind(BASE, "Deployment").values()
 }
 CONFIGURATIONS = of_kind(BASE, "Configuration")
+# The local profile's components but its componentsecrets (the servers' passwords): on
+# Kubernetes the built-in `kubernetes` secret store plays that part.
 LOCAL = {
     doc["metadata"]["name"]: doc
     for doc in (yaml.safe_load(p.read_text()) for p in sorted((ROOT / "components/local").glob("*.yaml")))
-    if doc["kind"] == "Component"
+    if doc["kind"] == "Component" and doc["metadata"]["name"] != "componentsecrets"
 }
 
 

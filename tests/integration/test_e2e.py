@@ -1,0 +1,165 @@
+"""The whole pipeline, end to end, run unchanged on every component profile that runs here
+(scripts/profiles.py: local, nats-sqlite, postgres-rabbitmq): the same services, only the
+components folder differs. Per profile one stack (two inference replicas, the notifier in
+Node.js included) on the servers infra starts for that profile:
+
+- a dataset uploaded through the gateway becomes a trained, registered champion, which answers
+  predictions through the gateway as JSON and as Open Inference Protocol v2;
+- the training app killed with -9 in the middle of a job is restarted by its supervisor and
+  the workflow resumes to exactly one registered version;
+- a promotion under a steady stream of predictions fails no request, every inference replica
+  swaps to the new champion (each hears of it through the replica pub/sub component), and the
+  notifier follows it through its own subscription.
+"""
+
+import os
+import signal
+import time
+import uuid
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+
+from scripts import infra, profiles
+from scripts.proc import SetupError, listener_pid
+from scripts.stack import Stack
+from tests.integration.conftest import poll
+from tests.integration.test_hot_swap import ROWS, Stream
+from tests.integration.test_training import DONE, commit, finished_job, iris_csv, unique
+
+pytestmark = pytest.mark.integration
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+@pytest.fixture(scope="session", params=profiles.runnable())
+def e2e(request, tmp_path_factory):
+    """A stack on the profile, with the servers it needs; one profile's at a time (pytest
+    finishes one parameter's tests before it starts the next)."""
+    profile = request.param
+    t0 = time.monotonic()
+    try:
+        started = infra.up(profile)
+    except SetupError as exc:
+        pytest.fail(f"the {profile} profile's infrastructure did not start: {exc}", pytrace=False)
+    workdir = tmp_path_factory.mktemp(f"e2e-{profile}")
+    stack = Stack.isolated(workdir, uuid.uuid4().hex[:8], replicas={"inference": 2}, profile=profile)
+    try:
+        stack.start(timeout_s=240)
+    except SetupError as exc:
+        infra.down(started)
+        pytest.fail(f"the {profile} stack did not become ready:\n{exc}", pytrace=False)
+    print(f"\ne2e[{profile}]: infra and stack ready in {time.monotonic() - t0:.1f}s")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        infra.down(started)
+        print(f"\ne2e[{profile}]: {time.monotonic() - t0:.1f}s in all")
+
+
+def test_the_stack_runs_on_the_profiles_components(e2e):
+    app = e2e.app("training")
+    metadata = httpx.get(f"http://127.0.0.1:{app.http_port}/v1.0/metadata", headers=e2e.sidecar_headers()).json()
+    loaded = {c["name"]: c["type"] for c in metadata["components"]}
+    wanted = {c["metadata"]["name"]: c["spec"]["type"] for c in profiles.components(e2e.profile)}
+    assert {name: wanted[name] for name in ("statestore", "pubsub", "blobstore")} == {
+        name: loaded[name] for name in ("statestore", "pubsub", "blobstore")
+    }
+
+
+def test_an_uploaded_dataset_becomes_a_champion_that_predicts_through_the_gateway(e2e):
+    gateway = e2e.gateway()
+    name = unique("e2e")
+    commit(gateway, name, iris_csv())
+    (job,) = finished_job(gateway, name, timeout_s=180)
+    assert job["status"] == "COMPLETED", job
+    model = gateway.get(f"/api/models/{name}").json()
+    assert model["aliases"] == {"champion": 1}
+    assert gateway.get(f"/api/models/{name}/versions/1").json()["metrics"]["accuracy"] > 0.8
+
+    def predicted():
+        reply = gateway.post(f"/api/models/{name}/predict", json={"records": ROWS})
+        return reply.json() if reply.status_code == 200 else None
+
+    answer = poll(predicted, 30)
+    assert answer and answer["version"] == 1 and answer["predictions"] == ["setosa"], answer
+    inputs = [{"name": f, "shape": [1, 1], "datatype": "FP64", "data": [ROWS[0][f]]} for f in FEATURES]
+    oip = gateway.post(f"/v2/models/{name}/infer", json={"inputs": inputs})
+    assert oip.status_code == 200, oip.text
+    outputs = {o["name"]: o for o in oip.json()["outputs"]}
+    assert outputs["predict"]["data"] == ["setosa"]
+
+
+def test_training_killed_mid_job_is_restarted_and_its_workflow_resumes(e2e):
+    gateway = e2e.gateway()
+    name = unique("e2e-killed")
+    assert gateway.put(f"/api/training/policies/{name}", json={"auto_train": False}).status_code == 200
+    X, y = make_classification(n_samples=30_000, n_features=10, n_informative=6, random_state=7)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)]).assign(target=[f"c{v}" for v in y])
+    commit(gateway, name, frame.to_csv(index=False).encode())
+    slow = {"dataset": name, "estimator": "random_forest", "params": {"n_estimators": 120}}
+    submitted = gateway.post("/api/training/jobs", json=slow)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 90)
+    assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
+    port = e2e.app("training").app_port
+    before = listener_pid(port)
+    assert before is not None
+    os.kill(before, signal.SIGKILL)
+    assert poll(lambda: listener_pid(port) not in (None, before), 90), "the supervisor did not restart training"
+
+    def finished():
+        reply = gateway.get(f"/api/training/jobs/{job_id}")
+        return reply.json() if reply.status_code == 200 and reply.json()["status"] in DONE else None
+
+    job = poll(finished, 240)
+    assert job is not None and job["status"] == "COMPLETED", job
+    versions = gateway.get(f"/api/models/{name}").json()["versions"]
+    assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
+
+
+def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notifier_follow(e2e):
+    gateway = e2e.gateway()
+    name = unique("e2e-swap")
+    commit(gateway, name, iris_csv())
+    finished_job(gateway, name, timeout_s=180)
+    weak = {"dataset": name, "estimator": "logistic_regression", "params": {"C": 1e-6}}
+    assert gateway.post("/api/training/jobs", json=weak).status_code == 202
+    finished_job(gateway, name, count=2, timeout_s=180)
+    assert gateway.get(f"/api/models/{name}").json()["aliases"] == {"champion": 1, "challenger": 2}
+
+    replicas = [f"http://127.0.0.1:{r.app_port}" for r in e2e.replicas("inference")]
+    assert len(replicas) == 2
+    streams = [Stream(e2e.gateway_url, name, dict(gateway.headers))]
+    streams += [Stream(url, name, e2e.app_headers()) for url in replicas]
+    for stream in streams:
+        stream.__enter__()
+    try:
+        assert poll(lambda: all(s.versions() and s.versions()[-1] == 1 for s in streams), 60)
+        assert gateway.put(f"/api/models/{name}/aliases/champion", json={"version": 2}).status_code == 200
+        assert poll(lambda: all(s.versions()[-1] == 2 for s in streams), 60), [s.versions()[-5:] for s in streams]
+        time.sleep(1)
+    finally:
+        for stream in streams:
+            stream.__exit__()
+    for stream in streams:
+        assert stream.failures() == [], stream.failures()[:5]
+    for stream in streams[1:]:  # each replica, asked directly, never goes back
+        after = stream.versions()[stream.versions().index(2) :]
+        assert set(after) == {2}, "a replica went back to the old version after serving the new one"
+    # Through the gateway, calls spread over both replicas: once both serve the new version,
+    # only it answers (until then one may still answer with the old one).
+    both = max(s.first_seen(2) for s in streams[1:])
+    assert {v for t, _, v in streams[0].answers if t > both + 0.5} == {2}
+
+    notifier = f"http://127.0.0.1:{e2e.app('notifier').app_port}/api/champions"
+
+    def notified():
+        row = httpx.get(notifier, headers=e2e.app_headers(), timeout=10).json().get(name)
+        return row if row and row["version"] == 2 and row["inference"].get("version") == 2 else None
+
+    assert poll(notified, 60), httpx.get(notifier, headers=e2e.app_headers(), timeout=10).json().get(name)
+    print(f"\ne2e[{e2e.profile}]: {sum(len(s.answers) for s in streams)} requests across the promotion, 0 failed")
