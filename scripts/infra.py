@@ -451,13 +451,19 @@ def ensure_package(server: Server) -> None:
     if os.geteuid() != 0:
         raise SetupError(f"{server.name} is not installed; install it with: sudo apt-get install -y {server.package}")
     print(f"infra: installing {server.package} from Debian packages", flush=True)
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", server.package]):
+    steps = [] if _APT_UPDATED else [["apt-get", "update", "-qq"]]
+    for argv in [*steps, ["apt-get", "install", "-y", "-qq", server.package]]:
         done = subprocess.run(
             argv, capture_output=True, text=True, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
         )
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise SetupError(f"'{' '.join(argv)}' failed: {last[0]}")
+        if argv[1] == "update":
+            _APT_UPDATED.append(True)
+
+
+_APT_UPDATED: list[bool] = []  # `apt-get update` once per process, not once per package
 
 
 def redis_answer(port: int, password: str) -> str | None:
@@ -554,8 +560,30 @@ def down(names: list[str] | None = None) -> None:
     for server in reversed(servers(every_profile=True)):
         if names is not None and server.name not in names:
             continue
+        users = clients(server.port) if read_pid(server.pidfile) else 0
+        if users:
+            # Another stack (a concurrent test session, a `make up`) still talks to it: stopping
+            # it would break that one. Left running; `make down` stops it once they are gone.
+            print(f"infra: {server.name} still has {users} client connection(s); left running")
+            continue
         if stop(server.pidfile):
             print(f"infra: stopped {server.name}")
+
+
+def clients(port: int) -> int:
+    """Established TCP connections to 127.0.0.1:port, counted on the client side (their remote
+    port is the server's), from /proc/net/tcp."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
 
 
 def status() -> None:

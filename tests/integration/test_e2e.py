@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
-from scripts import infra, profiles
+from scripts import credentials, infra, profiles
 from scripts.proc import SetupError, listener_pid
 from scripts.stack import Stack
 from tests.integration.conftest import poll
@@ -67,6 +67,13 @@ def test_the_stack_runs_on_the_profiles_components(e2e):
     assert {name: wanted[name] for name in ("statestore", "pubsub", "blobstore")} == {
         name: loaded[name] for name in ("statestore", "pubsub", "blobstore")
     }
+    # The servers' passwords resolved the components' secretKeyRefs (they loaded and answer),
+    # but the app may not read them through the secrets API (dapr/config.yaml).
+    assert loaded["componentsecrets"] == "secretstores.local.file"
+    for key in credentials.component_secrets(e2e.workdir):
+        url = f"http://127.0.0.1:{app.http_port}/v1.0/secrets/componentsecrets/{key}"
+        reply = httpx.get(url, headers=e2e.sidecar_headers())
+        assert reply.status_code == 403 and reply.json()["errorCode"] == "ERR_PERMISSION_DENIED", reply.text
 
 
 def test_an_uploaded_dataset_becomes_a_champion_that_predicts_through_the_gateway(e2e):

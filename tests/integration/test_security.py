@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from scripts import credentials, profiles
 from tests.integration.conftest import poll
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,8 @@ def test_a_component_outside_an_apps_scope_is_not_there_for_it(stack):
     ):
         reply = httpx.get(f"http://127.0.0.1:{stack.app(service).http_port}{url}", headers=headers)
         assert reply.status_code in (400, 401, 403, 404, 500), (service, url, reply.text)
-        assert reply.json()["errorCode"].endswith("NOT_CONFIGURED"), reply.text
+        # Where the app loads another secret store (componentsecrets), daprd says NOT_FOUND.
+        assert reply.json()["errorCode"].endswith(("NOT_CONFIGURED", "NOT_FOUND")), reply.text
     components = {
         service: {
             c["name"]
@@ -78,7 +80,12 @@ def test_a_component_outside_an_apps_scope_is_not_there_for_it(stack):
         }
         for service in (*INTERNAL, "gateway")
     }
-    assert components["gateway"] == {"statestore", "secretstore"}
+    # The servers' passwords (componentsecrets) go to every app that loads a component with one;
+    # the apps cannot read them (dapr/config.yaml), so they are left out of what follows.
+    if any(c["metadata"]["name"] == "componentsecrets" for c in profiles.components(stack.profile)):
+        assert all("componentsecrets" in names for names in components.values()), components
+    components = {service: names - {"componentsecrets"} for service, names in components.items()}
+    assert components["gateway"] == {"statestore", "secretstore", "pubsub"}  # pubsub: the dead letters
     assert components["inference"] == {"pubsub", "pubsub-replicas"}
     assert "secretstore" not in components["ingestion"] | components["training"] | components["registry"]
 
@@ -117,6 +124,7 @@ def test_no_key_token_or_secret_value_appears_in_any_log(stack, gateway):
         stack.admin_key.split("_")[2],
         stack.credentials.app_token,
         stack.credentials.dapr_token,
+        *credentials.component_secrets(stack.workdir).values(),
     ]
     logs = [*(stack.workdir / ".dapr" / "logs").glob("*.log"), *(stack.workdir / ".data" / "logs").glob("*.log")]
     assert logs

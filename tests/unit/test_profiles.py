@@ -259,3 +259,23 @@ def _string_constants_of(source: str) -> list[str]:
 def test_the_example_component_secrets_file_holds_no_real_value():
     example = json.loads(credentials.COMPONENT_SECRETS_EXAMPLE.read_text())
     assert set(example.values()) == {"made-by-setup"}
+
+
+def test_a_server_still_in_use_counts_its_clients():
+    port = free_port()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert infra.clients(port) == 0
+        with socket.create_connection(("127.0.0.1", port)):
+            assert wait_until(lambda: infra.clients(port) == 1, 5)
+
+
+def test_a_redis_of_ours_started_without_the_password_is_started_again():
+    redis = next(s for s in infra.profile_servers("local") if s.name == "redis")
+    before = ["redis-server", "--port", str(redis.port), "--bind", "127.0.0.1"]  # an older checkout's stamp
+    assert redis.fingerprint != before and redis.fingerprint[-1].startswith("files:")
+    changed = infra.Server(redis.name, redis.port, redis.argv, files={k: v + "#" for k, v in redis.files.items()})
+    assert changed.fingerprint != redis.fingerprint  # a new password restarts it too
+    (conf,) = redis.files.values()
+    assert f"requirepass {credentials.component_secrets()['redis-password']}" in conf
