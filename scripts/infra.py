@@ -443,10 +443,10 @@ def _nats_request(port: int, token: str, subject: str, payload: str) -> dict:
 
 def ensure_package(server: Server) -> None:
     """Installs the Debian package with the server's program when it is missing (as root), like
-    redis-server; the package's own service is not used (nor started: policy-rc.d or no init)."""
-    if not server.package or shutil.which(server.argv[0]) or Path(server.argv[0]).exists():
-        return
-    if server.name == "postgres" and Path(_postgres_bin("postgres")).exists():
+    redis-server. The package's own service, if the install starts one, is not ours and not
+    used: ours runs on other ports with data in .data/."""
+    program = _postgres_bin("postgres") if server.name == "postgres" else server.argv[0]
+    if not server.package or shutil.which(program) or Path(program).exists():
         return
     if os.geteuid() != 0:
         raise SetupError(f"{server.name} is not installed; install it with: sudo apt-get install -y {server.package}")
@@ -522,7 +522,10 @@ def up(profile: str | None = None) -> list[str]:
                 f"infra: using the {server.name} already answering on 127.0.0.1:{server.port} (not ours: left running)"
             )
             continue
-        ensure_package(server)
+        if server.package:
+            ensure_package(server)
+            # Made again: a program just installed may live elsewhere (PostgreSQL's bin folder).
+            server = next(s for s in servers(profile) if s.name == server.name)
         require_free(server.port, server.name)
         for data in ("redis", "scheduler", "sentry"):
             (DATA / data).mkdir(parents=True, exist_ok=True)

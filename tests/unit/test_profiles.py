@@ -279,3 +279,16 @@ def test_a_redis_of_ours_started_without_the_password_is_started_again():
     assert changed.fingerprint != redis.fingerprint  # a new password restarts it too
     (conf,) = redis.files.values()
     assert f"requirepass {credentials.component_secrets()['redis-password']}" in conf
+
+
+@pytest.mark.parametrize("name", ["postgres", "rabbitmq", "nats"])
+def test_a_missing_server_program_is_installed_or_named_with_its_package(name, monkeypatch):
+    server = next(s for p in RUNNABLE for s in infra.profile_servers(p) if s.name == name)
+    monkeypatch.setattr(infra, "_postgres_bin", lambda program: f"/nonexistent/{program}")
+    monkeypatch.setattr(infra.shutil, "which", lambda program: None)
+    monkeypatch.setattr(infra.os, "geteuid", lambda: 1000)
+    missing = infra.Server(
+        server.name, server.port, ["/nonexistent/" + Path(server.argv[-1]).name], package=server.package
+    )
+    with pytest.raises(SetupError, match=f"sudo apt-get install -y {server.package}"):
+        infra.ensure_package(missing)
