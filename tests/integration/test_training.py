@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris, make_classification
+from sklearn.datasets import load_iris
 
-from scripts.proc import listener_pid
 from services.common import events
 from services.common.events import DatasetVersionCommitted, EventType
 from services.training.domain.artifact import load
@@ -106,34 +105,6 @@ def test_a_worse_model_becomes_challenger_and_rollback_restores_the_champion(gat
     rolled = gateway.post(f"/api/models/{name}/rollback")
     assert rolled.status_code == 200, rolled.text
     assert gateway.get(f"/api/models/{name}").json()["aliases"]["champion"] == 1
-
-
-def test_training_killed_mid_fit_resumes_and_registers_exactly_one_version(stack, gateway):
-    name = unique("killed")
-    assert gateway.put(f"/api/training/policies/{name}", json={"auto_train": False}).status_code == 200
-    X, y = make_classification(n_samples=40_000, n_features=10, n_informative=6, random_state=7)
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)]).assign(target=[f"c{v}" for v in y])
-    commit(gateway, name, frame.to_csv(index=False).encode())
-    slow = {"dataset": name, "estimator": "random_forest", "params": {"n_estimators": 150}}
-    job_id = gateway.post("/api/training/jobs", json=slow).json()["id"]
-    fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 60)
-    assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
-    before = listener_pid(stack.app("training").app_port)
-    assert before is not None
-    import os
-    import signal
-
-    os.kill(before, signal.SIGKILL)
-    assert poll(lambda: listener_pid(stack.app("training").app_port) not in (None, before), 60), "not restarted"
-
-    def finished():
-        reply = gateway.get(f"/api/training/jobs/{job_id}")
-        return reply.json() if reply.status_code == 200 and reply.json()["status"] in DONE else None
-
-    job = poll(finished, 240)
-    assert job is not None and job["status"] == "COMPLETED", job
-    versions = gateway.get(f"/api/models/{name}").json()["versions"]
-    assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
 
 
 def test_a_dataset_too_small_to_evaluate_fails_its_job_at_once_with_the_reason(gateway):
