@@ -338,7 +338,7 @@ _MISSING = re.compile(r"no such file|not found|NoSuchKey|BlobNotFound|doesn't ex
 
 class DaprBlobStore:
     """Blobs through an output binding that supports create/get/delete with a fileName
-    (a local folder's binding; S3, Azure Blob or GCS buckets elsewhere use `key`).
+    (a local folder's binding), a `key` (S3, GCS) or a `blobName` (Azure Blob Storage).
 
     Data goes out base64-encoded with decodeBase64 set: the local folder's binding (like the
     bucket bindings with that flag) decodes whatever parses as base64 or as a quoted string,
@@ -348,7 +348,7 @@ class DaprBlobStore:
         self.sidecar, self.binding = sidecar, binding
 
     async def _call(self, operation: str, key: str, data: bytes = b"") -> bytes:
-        metadata = {"fileName": key, "key": key}
+        metadata = {"fileName": key, "key": key, "blobName": key}  # each binding reads its own name
         if operation == "create":
             # Big blobs are encoded in a worker thread, off the event loop.
             encoded = await asyncio.to_thread(base64.b64encode, data) if len(data) > 1 << 16 else base64.b64encode(data)
