@@ -295,11 +295,12 @@ class DataPlane:
 
 def _predictor(card: Card, pipeline: Pipeline) -> PredictFn:
     def predict(rows: pd.DataFrame, probabilities: bool) -> Result:
-        predictions = pipeline.predict(rows)
-        proba = None
         if probabilities and card.task == "classification" and hasattr(pipeline, "predict_proba"):
+            # Every classifier of ours predicts its most probable class (training evaluates the
+            # same way): one pass over the model instead of two, half the time of a request.
             proba = pipeline.predict_proba(rows)
-        return np.asarray(predictions), proba
+            return np.asarray(pipeline.classes_)[proba.argmax(axis=1)], proba
+        return np.asarray(pipeline.predict(rows)), None
 
     return predict
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from services.inference.domain import modelfile, records
-from services.inference.domain.card import Feature
+from services.inference.dataplane import _predictor
+from services.inference.domain.card import Card, Feature
 from services.training.domain import artifact, pipeline
 from tests.unit.training.data import MIXED, mixed_rows
 
@@ -28,3 +29,8 @@ def test_a_model_file_training_writes_loads_and_predicts_the_same_from_records(e
     ours = records.frame(rows.to_pylist(), features)
     assert loaded.predict(ours).tolist() == fitted.predict(X).tolist()
     assert np.allclose(loaded.predict_proba(ours), fitted.predict_proba(X))
+    # What inference answers when probabilities are asked: the most probable class, from one pass.
+    card = Card(task="classification", target="species", features=features)
+    predictions, proba = _predictor(card, loaded)(ours, True)
+    assert predictions.tolist() == fitted.predict(X).tolist()
+    assert proba is not None and np.allclose(proba, fitted.predict_proba(X))
