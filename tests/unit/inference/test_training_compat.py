@@ -5,8 +5,8 @@ models training itself makes."""
 import numpy as np
 import pytest
 
-from services.inference.domain import modelfile, records
 from services.inference.dataplane import _predictor
+from services.inference.domain import modelfile, records
 from services.inference.domain.card import Card, Feature
 from services.training.domain import artifact, pipeline
 from tests.unit.training.data import MIXED, mixed_rows
