@@ -279,18 +279,7 @@ class DaprPublisher:
         self, event_type: events.EventType, payload: BaseModel, subject: str | None = None, event_id: str | None = None
     ) -> None:
         body = events.encode(event_type, self.source, payload, subject, event_id)
-        client = await self.sidecar.client()
-        try:
-            await client.publish_event(
-                self.pubsub,
-                events.topic_of(event_type, self.topic_prefix),
-                body,
-                data_content_type=events.CLOUDEVENTS_JSON,
-            )
-        except _SDK_ERRORS as exc:
-            raise SidecarUnavailable(
-                f"publishing {event_type} to {self.pubsub}: {_message(exc)}", "the event bus is unavailable"
-            ) from exc
+        await self._send(events.topic_of(event_type, self.topic_prefix), body, f"publishing {event_type}")
 
     async def publish_many(self, event_type: events.EventType, payloads: list[BaseModel]) -> None:
         if not payloads:
@@ -318,16 +307,17 @@ class DaprPublisher:
             )
 
     async def republish(self, topic: events.Topic, envelope: dict[str, Any]) -> None:
-        name = f"{self.topic_prefix}{topic}"
+        body = json.dumps(envelope).encode()
+        await self._send(f"{self.topic_prefix}{topic}", body, f"publishing event {envelope.get('id')} again")
+
+    async def _send(self, topic: str, body: bytes, doing: str) -> None:
+        """One structured CloudEvent to a topic, as it is."""
         client = await self.sidecar.client()
         try:
-            await client.publish_event(
-                self.pubsub, name, json.dumps(envelope).encode(), data_content_type=events.CLOUDEVENTS_JSON
-            )
+            await client.publish_event(self.pubsub, topic, body, data_content_type=events.CLOUDEVENTS_JSON)
         except _SDK_ERRORS as exc:
             raise SidecarUnavailable(
-                f"publishing event {envelope.get('id')} again to {name} on {self.pubsub}: {_message(exc)}",
-                "the event bus is unavailable",
+                f"{doing} to {topic} on {self.pubsub}: {_message(exc)}", "the event bus is unavailable"
             ) from exc
 
 
