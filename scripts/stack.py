@@ -16,6 +16,7 @@ topics prefixed by it, and a working folder of its own, so a test run never meet
 running stack.
 """
 
+import functools
 import os
 import shutil
 import sys
@@ -133,15 +134,12 @@ class Stack:
         if topic_prefix:
             env["DAPRML_TOPIC_PREFIX"] = topic_prefix
         profile = profiles.current(profile)
-        folders = []
-        for i, path in enumerate(common["resourcesPaths"]):
-            source = ROOT / path
-            if source.resolve() == (profiles.FOLDER / profiles.DEFAULT).resolve():
-                source = profiles.folder(profile)
-            folders.append(target / "components" / str(i))
-            shutil.rmtree(folders[-1], ignore_errors=True)  # a profile chosen before may have other files
-            copy_components(source, folders[-1], lambda app_id: [rename(app_id)])
-        common["resourcesPaths"] = [str(f) for f in folders]
+        # dapr.yaml names the local profile's folder: the chosen profile's takes its place.
+        default = (profiles.FOLDER / profiles.DEFAULT).resolve()
+        sources = [
+            profiles.folder(profile) if (ROOT / p).resolve() == default else ROOT / p for p in common["resourcesPaths"]
+        ]
+        common["resourcesPaths"] = copy_component_folders(sources, target, lambda app_id: [rename(app_id)])
         base = yaml.safe_load((ROOT / common.pop("configFilePath")).read_text())
         callers = yaml.safe_load(ACCESS_FILE.read_text()) or {}
         for app in spec["apps"]:
@@ -165,9 +163,10 @@ class Stack:
         (target / "profile").write_text(profile + "\n")
         return cls(run_file, workdir)
 
-    @property
+    @functools.cached_property
     def credentials(self) -> credentials.Credentials:
-        """The stack's admin key and tokens, made on first use (scripts/credentials.py)."""
+        """The stack's admin key and tokens, made on first use (scripts/credentials.py) and then
+        kept: tests ask for headers in their polling loops."""
         return credentials.ensure(self.workdir)
 
     @property
@@ -299,6 +298,19 @@ def write_config(base: dict, callers: list[str], target: Path) -> None:
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def copy_component_folders(sources: list[Path], target: Path, scoped: Callable[[str], list[str]]) -> list[str]:
+    """Copies each folder of component files to target/components/<i> (emptied first: a profile
+    chosen before may have left other files), scopes renamed by `scoped`; returns the copies'
+    paths, for the run file's resourcesPaths."""
+    copies = []
+    for i, source in enumerate(sources):
+        copy = target / "components" / str(i)
+        shutil.rmtree(copy, ignore_errors=True)
+        copy_components(source, copy, scoped)
+        copies.append(str(copy))
+    return copies
 
 
 def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str]]) -> None:

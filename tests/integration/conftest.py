@@ -13,7 +13,7 @@ import yaml
 
 from scripts import infra
 from scripts.proc import SetupError, free_port, wait_until
-from scripts.stack import Stack, copy_components
+from scripts.stack import Stack, copy_component_folders
 from services.common.settings import ServiceSettings
 
 
@@ -99,11 +99,11 @@ def _one_app(stack: Stack, workdir, command: list[str], like: str | None) -> Sta
     )
     like = like or next((c.removeprefix("services.") for c in command if c.startswith("services.")), None)
     twin = stack.app(like).app_id if like else None
-    folders = []
-    for i, path in enumerate(spec["common"]["resourcesPaths"]):
-        folders.append(workdir / "components" / str(i))
-        copy_components(Path(path), folders[-1], lambda app_id: [app_id, app["appID"]] if app_id == twin else [app_id])
-    spec["common"]["resourcesPaths"] = [str(f) for f in folders]
+    spec["common"]["resourcesPaths"] = copy_component_folders(
+        [Path(p) for p in spec["common"]["resourcesPaths"]],
+        workdir,
+        lambda app_id: [app_id, app["appID"]] if app_id == twin else [app_id],
+    )
     spec["apps"] = [app]
     run_file = workdir / "dapr.yaml"
     run_file.write_text(yaml.safe_dump(spec))
