@@ -13,6 +13,7 @@ from services.registry.app import create_app as registry_app
 from services.training.app import TrainingPorts
 from services.training.app import create_app as training_app
 from tests.fakes import FakeSecretStore, fake_ports
+from tests.unit.inference.models import FLOWER_FEATURES, HOUSE_FEATURES, Registry, flower_model, house_model
 
 # service -> (create_app, the ports it declares)
 FACTORIES = {
@@ -58,3 +59,15 @@ def make_client():
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def served(make_client):
+    """The inference app over a fake registry serving two real models as champions: 'flowers'
+    (a classifier with a category feature) and 'houses' (a regressor)."""
+    registry, flowers, houses = Registry(), flower_model(), house_model()
+    registry.add("flowers", 1, flowers, FLOWER_FEATURES, aliases=("champion",))
+    registry.add("houses", 1, houses, HOUSE_FEATURES, aliases=("champion",))
+    client = make_client("inference", invoker=registry.invoker)
+    client.registry, client.flowers, client.houses = registry, flowers, houses
+    return client

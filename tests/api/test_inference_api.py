@@ -25,16 +25,6 @@ def frame(rows, names):
     )
 
 
-@pytest.fixture
-def served(make_client):
-    registry, flowers, houses = Registry(), flower_model(), house_model()
-    registry.add("flowers", 1, flowers, FLOWER_FEATURES, aliases=("champion",))
-    registry.add("houses", 1, houses, HOUSE_FEATURES, aliases=("champion",))
-    client = make_client("inference", invoker=registry.invoker)
-    client.registry, client.flowers, client.houses = registry, flowers, houses
-    return client
-
-
 def test_json_predict_gives_the_pipelines_predictions_and_probabilities_keyed_by_class(served):
     reply = served.post("/api/models/flowers/predict", json={"records": ROWS})
     assert reply.status_code == 200, reply.text

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from tests.fakes import FakeProbe
-from tests.unit.inference.models import FLOWER_FEATURES, HOUSE_FEATURES, Registry, flower_model, house_model
 
 LENGTH, WIDTH, COLOUR = [1.4, 4.4, 6.1], [0.5, 1.4, 2.0], ["red", "white", "blue"]
 FLOWERS = pd.DataFrame({"length": LENGTH, "width": WIDTH, "colour": pd.Series(COLOUR, dtype=object)})
@@ -22,16 +21,6 @@ def columns(**extra):
         ],
         **extra,
     }
-
-
-@pytest.fixture
-def served(make_client):
-    registry, flowers, houses = Registry(), flower_model(), house_model()
-    registry.add("flowers", 1, flowers, FLOWER_FEATURES, aliases=("champion",))
-    registry.add("houses", 1, houses, HOUSE_FEATURES, aliases=("champion",))
-    client = make_client("inference", invoker=registry.invoker)
-    client.flowers, client.houses = flowers, houses
-    return client
 
 
 def test_infer_with_one_tensor_per_feature_gives_the_pipelines_predictions_and_probabilities(served):
