@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,14 +277,24 @@ def _postgres_bin(program: str) -> str:
     return str(found or program)
 
 
-def _postgres(port: int) -> Server:
+def _postgres_data() -> Path:
+    """Where PostgreSQL keeps its data: .data/postgres, unless it runs as the `postgres` user
+    (we are root) and that user cannot reach the checkout (one in a private folder, such as
+    `mktemp -d` makes); then a folder of this checkout's own in the system's temporary folder."""
     data = DATA / "postgres"
+    if os.geteuid() != 0 or subprocess.run([*_as_postgres_user(), "test", "-x", str(DATA)], cwd="/").returncode == 0:
+        return data
+    return Path(tempfile.gettempdir()) / f"daprml-postgres-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}"
+
+
+def _postgres(port: int) -> Server:
+    data = _postgres_data()
 
     def initdb() -> None:
         if (data / "PG_VERSION").exists():
             return
         data.mkdir(parents=True, exist_ok=True)
-        pwfile = data.parent / "postgres.pw"
+        pwfile = data.parent / f"{data.name}.pw"  # beside it (initdb wants the folder empty)
         pwfile.write_text(_secret("postgres-password") + "\n")
         if os.geteuid() == 0:
             shutil.chown(data, "postgres", "postgres")
@@ -303,7 +314,8 @@ def _postgres(port: int) -> Server:
                 "-E",
                 "UTF8",
             ]
-            done = subprocess.run(argv, capture_output=True, text=True)
+            # initdb returns to the folder it started in: one the postgres user may enter.
+            done = subprocess.run(argv, capture_output=True, text=True, cwd=data)
         finally:
             pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
