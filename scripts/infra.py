@@ -517,8 +517,18 @@ def _already_serving(server: Server) -> bool:
 
 def up(profile: str | None = None) -> list[str]:
     """Starts what is not running of the control plane and the profile's servers; returns the
-    names of the servers it started."""
-    started = []
+    names of the servers it started. When one fails, those it started before are stopped again:
+    a failed start leaves nothing behind (an epmd left running took its port from the next try)."""
+    started: list[str] = []
+    try:
+        _start_missing(profile, started)
+    except BaseException:
+        down(started)
+        raise
+    return started
+
+
+def _start_missing(profile: str | None, started: list[str]) -> None:
     for server in servers(profile):
         if read_pid(server.pidfile) and _stamp_of(server) != server.fingerprint:
             print(f"infra: {server.name} runs with other flags; starting it again")
@@ -559,7 +569,6 @@ def up(profile: str | None = None) -> list[str]:
             server.ready()
         print(f"infra: started {server.name} on 127.0.0.1:{server.port}")
         started.append(server.name)
-    return started
 
 
 def _stamp_of(server: Server) -> list[str] | None:
