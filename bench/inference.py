@@ -67,7 +67,7 @@ from train import sidecars
 
 from scripts import infra
 from scripts.proc import DATA, ROOT, free_port, wait_until
-from scripts.stack import Stack, write_config
+from scripts.stack import Stack, free_app_ports, write_config
 from services.common import modelfiles
 from services.inference.settings import Settings as InferenceSettings
 
@@ -125,8 +125,8 @@ def isolated_stack(workdir: Path, run_id: str, batching: bool | None) -> Stack:
 
     spec = yaml.safe_load(stack.run_file.read_text())
     base = next(a for a in spec["apps"] if a["appID"] == f"inference-{run_id}")
-    alt = dict(base, appID=f"inferencealt-{run_id}", appPort=free_port(), daprHTTPPort=free_port())
-    alt.update(daprGRPCPort=free_port(), env={"DAPRML_BATCHING": "true" if batching else "false"})
+    alt = dict(base, appID=f"inferencealt-{run_id}", **free_app_ports())
+    alt.update(env={"DAPRML_BATCHING": "true" if batching else "false"})
     spec["apps"].append(alt)
     stack.run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     # The registry's sidecar admits only the callers its Configuration names: add the second app.

@@ -46,6 +46,8 @@ from scripts.proc import (
 )
 
 RUN_FILE = ROOT / "dapr.yaml"
+# The ports of one app in the run file (dapr.yaml fixes each, all below 32768).
+PORT_FIELDS = ("appPort", "daprHTTPPort", "daprGRPCPort", "daprInternalGRPCPort", "metricsPort")
 ACCESS_FILE = ROOT / "dapr" / "access.yaml"
 TRUST_DOMAIN = "public"  # what daprd asks sentry for when its Configuration names none
 
@@ -107,9 +109,7 @@ class Stack:
         for service, count in replicas.items():
             first = next(a for a in spec["apps"] if a["appID"] == f"{service}-{run_id}")
             for _ in range(count - 1):
-                spec["apps"].append(
-                    first | {"appPort": free_port(), "daprHTTPPort": free_port(), "daprGRPCPort": free_port()}
-                )
+                spec["apps"].append(first | free_app_ports())
         stack.run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         return cls(stack.run_file, workdir)
 
@@ -155,7 +155,7 @@ class Stack:
                 command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
             )
             if not fixed_ports:
-                app.update(appPort=free_port(), daprHTTPPort=free_port(), daprGRPCPort=free_port())
+                app.update(free_app_ports())
             env[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
         target.mkdir(parents=True, exist_ok=True)
         run_file = target / "dapr.yaml"
@@ -282,6 +282,14 @@ class Stack:
             reply = gateway.post("/api/roundtrip")
         reply.raise_for_status()
         return reply.json()
+
+
+def free_app_ports() -> dict[str, int]:
+    """Every port one app and its daprd listen on, free and below the ephemeral range. Left to
+    the dapr CLI, a daprd's internal gRPC and metrics ports come from that range, where a
+    sidecar's own outgoing connection can take one before daprd binds it (one did: that daprd
+    exited and its stack never became ready)."""
+    return {name: free_port() for name in PORT_FIELDS}
 
 
 def write_config(base: dict, callers: list[str], target: Path) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from scripts import infra
 from scripts.proc import SetupError, free_port, wait_until
-from scripts.stack import Stack, copy_component_folders
+from scripts.stack import Stack, copy_component_folders, free_app_ports
 from services.common.settings import ServiceSettings
 
 
@@ -92,10 +92,8 @@ def _one_app(stack: Stack, workdir, command: list[str], like: str | None) -> Sta
     app.update(
         appID=f"solo-{free_port()}",
         appDirPath=str(workdir),
-        appPort=free_port(),
-        daprHTTPPort=free_port(),
-        daprGRPCPort=free_port(),
         command=command,
+        **free_app_ports(),
     )
     like = like or next((c.removeprefix("services.") for c in command if c.startswith("services.")), None)
     twin = stack.app(like).app_id if like else None
