@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime browser unit integration samples predictions bench bench-train bench-inference
+.PHONY: run test lint up down setup runtime servers browser unit integration samples predictions bench bench-train bench-inference
 
 ## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
@@ -55,7 +55,11 @@ bench-train: setup
 bench-inference: setup
 	$(PY) bench/inference.py
 
-setup: $(VENV)/.installed runtime
+setup: $(VENV)/.installed runtime servers
+
+# The servers of every component profile (Redis, PostgreSQL, RabbitMQ, NATS), from Debian packages when missing.
+servers: $(VENV)/.installed
+	$(PY) -m scripts.infra install
 
 # The Dapr runtime and CLI, built from their Go modules once per machine (seconds after that).
 runtime:

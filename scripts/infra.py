@@ -7,6 +7,7 @@ PostgreSQL and RabbitMQ for `postgres-rabbitmq`, NATS with JetStream for `nats-s
                                      from Debian packages when root)
     python -m scripts.infra down     stop what this script started, of any profile, nothing else
     python -m scripts.infra status   what runs where
+    python -m scripts.infra install  install every profile's missing servers (make setup runs it)
 
 Which servers, and their ports, come from the files the sidecars read (the profile's component
 files, dapr.yaml), so the two can never disagree. Each server runs as our own process (never
@@ -464,7 +465,7 @@ def ensure_package(server: Server) -> None:
         raise SetupError(f"{server.name} is not installed; install it with: sudo apt-get install -y {server.package}")
     print(f"infra: installing {server.package} from Debian packages", flush=True)
     steps = [] if _APT_UPDATED else [["apt-get", "update", "-qq"]]
-    for argv in [*steps, ["apt-get", "install", "-y", "-qq", server.package]]:
+    for argv in [*steps, ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", server.package]]:
         done = subprocess.run(
             argv, capture_output=True, text=True, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
         )
@@ -622,8 +623,15 @@ def status() -> None:
             print(f"{server.name:10} stopped")
 
 
+def install() -> None:
+    """Installs the server packages of every profile that are missing. Setup runs it before any
+    test: the unit tests read the servers' programs too, and a fresh machine has none."""
+    for server in servers(every_profile=True):
+        ensure_package(server)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"up": up, "down": down, "status": status}
+    commands = {"up": up, "down": down, "status": status, "install": install}
     if len(argv) != 1 or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -74,6 +74,22 @@ def free_port() -> int:
     raise SetupError(f"no free port found between {first} and {low}")
 
 
+def write_if_changed(path: Path, text: str) -> bool:
+    """Writes the file only when its content changes, atomically (a temporary file renamed over
+    it): a running daprd watches its component and configuration files, and a rewrite with the
+    same content, or a half-written file, must not reach it. Returns whether it wrote."""
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+    return True
+
+
 def _listening_inodes(port: int) -> set[str]:
     inodes = set()
     for table in (_proc("net/tcp"), _proc("net/tcp6")):

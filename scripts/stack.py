@@ -1,4 +1,5 @@
-"""The five services, each with its own daprd, started by the real dapr CLI from dapr.yaml.
+"""The six services, each with its own daprd, started from dapr.yaml by scripts/launch.py, which
+keeps every daprd and app running (the dapr CLI would start each once).
 
     python -m scripts.stack up         start infra and the stack in the background; return when ready
     python -m scripts.stack down       stop everything `up` started; report any port left in use
@@ -18,7 +19,6 @@ running stack.
 
 import functools
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +43,7 @@ from scripts.proc import (
     stop,
     tail,
     wait_until,
+    write_if_changed,
 )
 
 RUN_FILE = ROOT / "dapr.yaml"
@@ -100,17 +101,21 @@ class Stack:
         component's redisDB, was not worth it: 16 databases, nothing to hand them out to
         concurrent runs, and a copy of the components to keep in step.) The same holds for the
         servers of the other profiles (`profile`, DAPRML_PROFILE by default)."""
+        # The replicas' ports as a run file made before in this folder chose them (made again
+        # for a running stack, it must name the same ports).
+        before = _chosen_ports(workdir / "dapr.yaml")
         stack = cls.generated(
             workdir, workdir, lambda app_id: f"{app_id}-{run_id}", topic_prefix=f"{run_id}.", profile=profile
         )
+        previous = before[len(stack.apps) :]
         if not replicas:
             return stack
         spec = yaml.safe_load(stack.run_file.read_text())
         for service, count in replicas.items():
             first = next(a for a in spec["apps"] if a["appID"] == f"{service}-{run_id}")
             for _ in range(count - 1):
-                spec["apps"].append(first | free_app_ports())
-        stack.run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+                spec["apps"].append(first | (previous.pop(0) if previous else free_app_ports()))
+        write_if_changed(stack.run_file, yaml.safe_dump(spec, sort_keys=False))
         return cls(stack.run_file, workdir)
 
     @classmethod
@@ -128,6 +133,9 @@ class Stack:
         in place of dapr.yaml's components/local) copied with their scopes renamed, and a
         Configuration per app whose access control admits only the callers dapr/access.yaml
         names for it (the callee's sidecar enforces it, so each app needs its own)."""
+        # Ports chosen for a run file made before in this folder are kept: made again for a
+        # running stack (make up twice), it must name the ports that stack listens on.
+        chosen = _chosen_ports(target / "dapr.yaml")
         spec = yaml.safe_load(RUN_FILE.read_text())
         common = spec["common"]
         env = common.setdefault("env", {})
@@ -155,12 +163,11 @@ class Stack:
                 command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
             )
             if not fixed_ports:
-                app.update(free_app_ports())
+                app.update(chosen.pop(0) if chosen else free_app_ports())
             env[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
-        target.mkdir(parents=True, exist_ok=True)
         run_file = target / "dapr.yaml"
-        run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-        (target / "profile").write_text(profile + "\n")
+        write_if_changed(run_file, yaml.safe_dump(spec, sort_keys=False))
+        write_if_changed(target / "profile", profile + "\n")
         return cls(run_file, workdir)
 
     @functools.cached_property
@@ -232,9 +239,7 @@ class Stack:
             require_free(app.grpc_port, f"{app.app_id} sidecar gRPC")
         env = self._env()
         t0 = time.monotonic()
-        start(
-            [env["DAPRML_DAPR_CLI"], "run", "-f", str(self.run_file)], self.log, self.pidfile, cwd=self.workdir, env=env
-        )
+        start([sys.executable, "-m", "scripts.launch", str(self.run_file)], self.log, self.pidfile, cwd=ROOT, env=env)
         pending = list(self.apps)
 
         def progress() -> bool:
@@ -252,8 +257,8 @@ class Stack:
         )
 
     def _failure_report(self, pending: list[App], timeout_s: float) -> str:
-        why = "the dapr CLI exited" if not self.running() else f"not ready within {timeout_s:.0f}s"
-        parts = [f"{', '.join(a.app_id for a in pending)}: {why}", f"  dapr CLI ({self.log}):\n{tail(self.log, 15)}"]
+        why = "the launcher exited" if not self.running() else f"not ready within {timeout_s:.0f}s"
+        parts = [f"{', '.join(a.app_id for a in pending)}: {why}", f"  launcher ({self.log}):\n{tail(self.log, 15)}"]
         for app in pending:
             for kind in ("daprd", "app"):
                 logs = sorted((self.workdir / ".dapr" / "logs").glob(f"{app.app_id}_{kind}_*.log"))
@@ -262,7 +267,7 @@ class Stack:
         return "\n".join(parts)
 
     def stop(self) -> list[str]:
-        """Stops the CLI and everything it started; returns the ports still in use after."""
+        """Stops the launcher and everything it started; returns the ports still in use after."""
         stopped = stop(self.pidfile)
         ports = [(p, a.app_id) for a in self.apps for p in (a.app_port, a.http_port, a.grpc_port)]
         wait_until(lambda: not any(port_open(p) for p, _ in ports), 10)
@@ -282,6 +287,15 @@ class Stack:
             reply = gateway.post("/api/roundtrip")
         reply.raise_for_status()
         return reply.json()
+
+
+def _chosen_ports(run_file: Path) -> list[dict[str, int]]:
+    """The ports of each app of a run file made before, in order (none when there is none)."""
+    try:
+        spec = yaml.safe_load(run_file.read_text())
+    except OSError:
+        return []
+    return [{name: app[name] for name in PORT_FIELDS} for app in spec["apps"]]
 
 
 def free_app_ports() -> dict[str, int]:
@@ -304,33 +318,43 @@ def write_config(base: dict, callers: list[str], target: Path) -> None:
             for caller in callers
         ],
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    write_if_changed(target, yaml.safe_dump(config, sort_keys=False))
 
 
 def copy_component_folders(sources: list[Path], target: Path, scoped: Callable[[str], list[str]]) -> list[str]:
-    """Copies each folder of component files to target/components/<i> (emptied first: a profile
-    chosen before may have left other files), scopes renamed by `scoped`; returns the copies'
-    paths, for the run file's resourcesPaths."""
+    """Copies each folder of component files to target/components/<i>, scopes renamed by
+    `scoped`; returns the copies' paths, for the run file's resourcesPaths. Files a profile chosen
+    before left there are removed; a file whose content does not change is not touched (a
+    running daprd watches them)."""
     copies = []
     for i, source in enumerate(sources):
         copy = target / "components" / str(i)
-        shutil.rmtree(copy, ignore_errors=True)
-        copy_components(source, copy, scoped)
+        written = copy_components(source, copy, scoped)
+        for stale in set(copy.glob("*.yaml")) - written:
+            stale.unlink()
         copies.append(str(copy))
     return copies
 
 
-def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str]]) -> None:
+def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str]]) -> set[Path]:
     """Copies a folder of component files, each app id in their scopes replaced by the ids
-    `scoped` gives for it."""
-    target.mkdir(parents=True, exist_ok=True)
+    `scoped` gives for it; returns the files it made."""
+    made = set()
     for path in sorted(source.glob("*.yaml")):
         documents = list(yaml.safe_load_all(path.read_text()))
         for doc in documents:
-            if isinstance(doc, dict) and doc.get("scopes"):
+            if not isinstance(doc, dict):
+                continue
+            if doc.get("scopes"):
                 doc["scopes"] = [new for old in doc["scopes"] for new in scoped(old)]
-        (target / path.name).write_text(yaml.safe_dump_all(documents, sort_keys=False))
+            # A resiliency policy names its app targets by app id too: renamed the same way, or
+            # a renamed stack would run on Dapr's defaults instead of the policy.
+            targets = (doc.get("spec") or {}).get("targets") or {}
+            if doc.get("kind") == "Resiliency" and targets.get("apps"):
+                targets["apps"] = {new: policy for old, policy in targets["apps"].items() for new in scoped(old)}
+        write_if_changed(target / path.name, yaml.safe_dump_all(documents, sort_keys=False))
+        made.add(target / path.name)
+    return made
 
 
 def print_status(report: dict) -> None:

@@ -80,15 +80,22 @@ class ServiceSpec:
     """The service's use cases, for its routes (through its deps module)."""
     closing: Sequence[Callable[[], Awaitable[None]]] = ()
     """What to close at shutdown besides the ports (a worker pool, say)."""
+    liveness: Sequence[Callable[[], str | None]] = ()
+    """Checks that the service can do its job, each None when it can or else why not (a broken
+    worker pool, say). /healthz fails while any says why, and the supervisor restarts an app
+    whose /healthz keeps failing. Never the sidecar: /readyz says whether that answers."""
 
 
 health = APIRouter(tags=["health"])
 
 
 @health.get("/healthz")
-async def healthz(settings: SettingsDep) -> dict[str, Any]:
-    """Live: the process answers."""
-    return {"live": True, "app_id": settings.app_id}
+async def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
+    """Live: the process answers (its event loop runs) and each of its liveness checks passes."""
+    problems = [why for check in request.app.state.liveness if (why := check()) is not None]
+    if problems:
+        return JSONResponse({"live": False, "app_id": settings.app_id, "problems": problems}, status_code=503)
+    return JSONResponse({"live": True, "app_id": settings.app_id})
 
 
 @health.get("/readyz")
@@ -177,6 +184,7 @@ def build_app(spec: ServiceSpec) -> FastAPI:
 
     app = FastAPI(title=spec.title, lifespan=lifespan)
     app.state.settings, app.state.ports, app.state.service = spec.settings, spec.ports, spec.service
+    app.state.liveness = spec.liveness
     app.include_router(health)
     for router in spec.routers:
         app.include_router(router)

@@ -60,6 +60,7 @@ from services.common.ports import (
     WorkflowFunction,
     WorkflowRun,
     Workflows,
+    sidecar_error_code,
 )
 from services.common.settings import ServiceSettings
 
@@ -176,39 +177,60 @@ class Sidecar:
     async def invoke(
         self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
     ) -> Reply:
-        try:
-            reply = await self._http.request(
-                http_verb,
-                invoke_path(app_id, method),
-                content=body,
-                headers=_with_request_id(headers),
-                timeout=self.settings.call_timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            raise SidecarUnavailable(
-                f"invoking {app_id}/{method} through {self.http_url} failed: {exc}",
-                f"the {app_id} service cannot be reached",
-            ) from exc
-        return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
+        for delay_s in (*_RETRY_DELAYS_S, None):
+            try:
+                reply = await self._http.request(
+                    http_verb,
+                    invoke_path(app_id, method),
+                    content=body,
+                    headers=_with_request_id(headers),
+                    timeout=self.settings.call_timeout_s,
+                )
+            except httpx.HTTPError as exc:
+                if delay_s is not None and http_verb in _IDEMPOTENT:
+                    await asyncio.sleep(delay_s)
+                    continue
+                raise SidecarUnavailable(
+                    f"invoking {app_id}/{method} through {self.http_url} failed: {exc}",
+                    f"the {app_id} service cannot be reached",
+                ) from exc
+            if delay_s is not None and http_verb in _IDEMPOTENT and _unreached(reply.status_code, reply.content):
+                await asyncio.sleep(delay_s)
+                continue
+            return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def forward(
         self, app_id: str, method: str, http_verb: str, headers: dict[str, str], body: AsyncIterator[bytes]
     ) -> StreamedReply:
-        request = self._http.build_request(
-            http_verb,
-            invoke_path(app_id, method),
-            headers=_with_request_id(headers),
-            content=body if http_verb in ("POST", "PUT", "PATCH") else None,
-            timeout=self.settings.call_timeout_s,
-        )
-        try:
-            reply = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise SidecarUnavailable(
-                f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}",
-                f"the {app_id} service cannot be reached",
-            ) from exc
-        return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
+        for delay_s in (*_RETRY_DELAYS_S, None):
+            request = self._http.build_request(
+                http_verb,
+                invoke_path(app_id, method),
+                headers=_with_request_id(headers),
+                content=body if http_verb in ("POST", "PUT", "PATCH") else None,
+                timeout=self.settings.call_timeout_s,
+            )
+            try:
+                reply = await self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                if delay_s is not None and http_verb in _IDEMPOTENT:
+                    await asyncio.sleep(delay_s)
+                    continue
+                raise SidecarUnavailable(
+                    f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}",
+                    f"the {app_id} service cannot be reached",
+                ) from exc
+            if delay_s is not None and http_verb in _IDEMPOTENT and reply.status_code >= 500:
+                # Small enough to read whole: an idempotent request's error answer.
+                content = await reply.aread()
+                await reply.aclose()
+                if _unreached(reply.status_code, content):
+                    await asyncio.sleep(delay_s)
+                    continue
+                return StreamedReply(reply.status_code, dict(reply.headers), _once(content), _nothing_to_close)
+            return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -391,6 +413,26 @@ class DaprSecretStore:
         return dict(resp.secret)
 
 
+# A GET or HEAD whose call did not reach the app (its sidecar, or the callee's, answered with an
+# ERR_ code: the app restarting, a replica just gone) goes again after each of these waits; other
+# requests are sent once (an upload or a commit is not safe to send twice). The resiliency policy
+# retries calls to inference in the sidecar already; these cover the rest.
+_RETRY_DELAYS_S = (0.1, 0.3)
+_IDEMPOTENT = ("GET", "HEAD")
+
+
+def _unreached(status: int, body: bytes) -> bool:
+    return status >= 500 and sidecar_error_code(body) is not None
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+async def _nothing_to_close() -> None:
+    return None
+
+
 class DaprInvoker:
     def __init__(self, sidecar: Sidecar):
         self.sidecar = sidecar
@@ -517,6 +559,18 @@ class DaprWorkflows:
             created_at=state.created_at,
             updated_at=state.last_updated_at,
         )
+
+    async def terminate(self, instance_id: str, reason: str) -> bool:
+        found = await self.run(instance_id)
+        if found is None or found.status in ("COMPLETED", "FAILED", "TERMINATED"):
+            return False
+        try:
+            await asyncio.to_thread(self._engine().terminate_workflow, instance_id, output=reason)
+        except _SDK_ERRORS + (grpc.RpcError,) as exc:
+            raise SidecarUnavailable(
+                f"terminating workflow {instance_id}: {_message(exc)}", "the workflow engine is unavailable"
+            ) from exc
+        return True
 
     async def close(self) -> None:
         for done in (self._runtime.shutdown if self._runtime else None, self._client.close if self._client else None):

@@ -1,6 +1,7 @@
 """The ports through which services reach infrastructure. Dapr implements them in
 dapr_adapters; unit and API tests use the in-memory fakes in tests/fakes.py."""
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -110,6 +111,17 @@ class StreamedReply:
     close: Callable[[], Awaitable[None]]
 
 
+def sidecar_error_code(body: bytes) -> str | None:
+    """The `ERR_...` code of an answer a sidecar gave itself rather than the app it called (the
+    app unreachable, no instance registered, ...): daprd's own error bodies are JSON naming one."""
+    try:
+        error = json.loads(body)
+    except ValueError:
+        return None
+    code = error.get("errorCode") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and code.startswith("ERR_") else None
+
+
 class ServiceInvoker(Protocol):
     async def call(
         self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
@@ -174,6 +186,11 @@ class Workflows(Protocol):
         """Starts an instance unless one with that id exists already; says whether it started one."""
 
     async def run(self, instance_id: str) -> WorkflowRun | None: ...
+
+    async def terminate(self, instance_id: str, reason: str) -> bool:
+        """Ends an instance that has not finished: it becomes TERMINATED, with `reason` as its
+        output. Says whether there was such an instance. An activity it is running is not
+        stopped (Dapr cannot): the service stops that itself."""
 
 
 async def _nothing_to_close() -> None:

@@ -5,7 +5,6 @@ validated parameters, never from the client's path; only the query parameters th
 declares and a few plain headers go along. Bodies stream through, bounded in size.
 """
 
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlencode
@@ -15,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from services.common.errors import ClientError
-from services.common.ports import ServiceInvoker
+from services.common.ports import ServiceInvoker, sidecar_error_code
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class Upstream:
             # restarting or not registered yet: say so, as a 503 worth retrying. The app's own
             # 5xx pass as they are, with the bytes read to tell put back in front.
             head = await _read_up_to(body, ERROR_PEEK_BYTES)
-            code = _sidecar_error_code(head)
+            code = sidecar_error_code(head)
             if code is not None:
                 await reply.close()
                 log.warning(
@@ -106,15 +105,6 @@ async def _read_up_to(body: AsyncIterator[bytes], limit: int) -> bytes:
         if len(head) >= limit:
             break
     return head
-
-
-def _sidecar_error_code(head: bytes) -> str | None:
-    try:
-        error = json.loads(head)
-    except ValueError:
-        return None
-    code = error.get("errorCode") if isinstance(error, dict) else None
-    return code if isinstance(code, str) and code.startswith("ERR_") else None
 
 
 async def _prepend(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -1,6 +1,10 @@
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.fakes import FakeProbe
+from services.common.app import ServiceSpec, build_app
+from services.common.ports import SidecarPorts
+from services.common.settings import ServiceSettings
+from tests.fakes import FakeProbe, fake_ports
 
 SERVICES = ["ingestion", "training", "registry", "inference", "gateway"]
 
@@ -25,3 +29,19 @@ def test_readyz_is_503_with_a_reason_when_the_sidecar_does_not_answer(make_clien
     reply = make_client(service, probe=FakeProbe(healthy=False)).get("/readyz")
     assert reply.status_code == 503
     assert reply.json()["ready"] is False and "healthz/outbound" in reply.json()["reason"]
+
+
+def test_healthz_fails_with_the_reasons_while_a_liveness_check_says_the_service_cannot_work():
+    problems: list[str] = []
+    spec = ServiceSpec(
+        title="probe",
+        settings=ServiceSettings(app_id="probe", require_app_token=False),
+        ports=fake_ports(SidecarPorts),
+        liveness=[lambda: problems[0] if problems else None],
+    )
+    with TestClient(build_app(spec)) as client:
+        assert client.get("/healthz").json() == {"live": True, "app_id": "probe"}
+        problems.append("the fit worker pool cannot start processes")
+        reply = client.get("/healthz")
+        assert reply.status_code == 503
+        assert reply.json() == {"live": False, "app_id": "probe", "problems": problems}

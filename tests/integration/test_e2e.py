@@ -9,7 +9,11 @@ Node.js included) on the servers infra starts for that profile:
   the workflow resumes to exactly one registered version;
 - a promotion under a steady stream of predictions fails no request, every inference replica
   swaps to the new champion (each hears of it through the replica pub/sub component), and the
-  notifier follows it through its own subscription.
+  notifier follows it through its own subscription;
+- a daprd killed with -9 comes back within 10 s: the gateway's, under a steady stream of reads;
+  training's in the middle of a job, which then completes exactly once; and with one of two
+  inference replicas killed (its app, then the other's daprd) under a fixed-rate stream of
+  predictions, at most 1% of them fail.
 """
 
 import os
@@ -26,6 +30,7 @@ from scripts import credentials, infra, profiles
 from scripts.proc import SetupError, listener_pid
 from scripts.stack import Stack
 from tests.integration.conftest import poll
+from tests.integration.load import FixedRate, kill_listener
 from tests.integration.test_hot_swap import ROWS, Stream
 from tests.integration.test_training import DONE, commit, finished_job, iris_csv, unique
 
@@ -170,3 +175,64 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notif
 
     assert poll(notified, 60), httpx.get(notifier, headers=e2e.app_headers(), timeout=10).json().get(name)
     print(f"\ne2e[{e2e.profile}]: {sum(len(s.answers) for s in streams)} requests across the promotion, 0 failed")
+
+
+def test_the_gateways_sidecar_killed_under_a_steady_stream_comes_back(e2e):
+    load = FixedRate(lambda c: c.get("/api/models"), e2e.gateway, per_second=20, duration_s=15)
+    with load:
+        time.sleep(2)
+        _, back_s = kill_listener(e2e.app("gateway").http_port)
+        killed_at = time.monotonic() - back_s
+    print(f"\ne2e[{e2e.profile}]: gateway's daprd back in {back_s:.1f}s; {load.report('reads through the gateway')}")
+    assert load.failures(since=killed_at + 10) == [], "the public API did not come back"
+
+
+def test_trainings_sidecar_killed_mid_job_comes_back_and_the_job_completes_once(e2e):
+    gateway = e2e.gateway()
+    name = unique("e2e-sidecar")
+    assert gateway.put(f"/api/training/policies/{name}", json={"auto_train": False}).status_code == 200
+    X, y = make_classification(n_samples=30_000, n_features=10, n_informative=6, random_state=7)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)]).assign(target=[f"c{v}" for v in y])
+    commit(gateway, name, frame.to_csv(index=False).encode())
+    slow = {"dataset": name, "estimator": "random_forest", "params": {"n_estimators": 120}}
+    submitted = gateway.post("/api/training/jobs", json=slow)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 90)
+    assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
+    _, back_s = kill_listener(e2e.app("training").http_port)
+
+    def finished():
+        reply = gateway.get(f"/api/training/jobs/{job_id}")
+        return reply.json() if reply.status_code == 200 and reply.json()["status"] in DONE else None
+
+    job = poll(finished, 240)
+    assert job is not None and job["status"] == "COMPLETED", job
+    versions = gateway.get(f"/api/models/{name}").json()["versions"]
+    assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
+    print(f"\ne2e[{e2e.profile}]: training's daprd back in {back_s:.1f}s; the job completed once")
+
+
+def test_one_of_two_inference_replicas_killed_under_load_fails_at_most_one_percent(e2e):
+    """A fixed-rate stream of predictions through the gateway for 60 s: one replica's app killed
+    at 5 s, the other replica's daprd at 30 s. Calls to inference are retried by the resiliency
+    policy on another replica; name resolution forgets a dead sidecar within 2 s."""
+    gateway = e2e.gateway()
+    name = unique("e2e-replicas")
+    commit(gateway, name, iris_csv())
+    finished_job(gateway, name, timeout_s=180)
+    assert poll(lambda: gateway.post(f"/api/models/{name}/predict", json={"records": ROWS}).status_code == 200, 30)
+    first, second = e2e.replicas("inference")
+    load = FixedRate(lambda c: c.post(f"/api/models/{name}/predict", json={"records": ROWS}), e2e.gateway)
+    with load:
+        time.sleep(5)
+        _, app_back_s = kill_listener(first.app_port, timeout_s=30)
+        time.sleep(max(0.0, 25 - app_back_s))
+        _, sidecar_back_s = kill_listener(second.http_port)
+    report = load.report("predictions through the gateway")
+    print(
+        f"\ne2e[{e2e.profile}]: replica 1's app listening again in {app_back_s:.1f}s, replica 2's daprd "
+        f"in {sidecar_back_s:.1f}s; {report}"
+    )
+    assert len(load.answers) >= 1000
+    assert len(load.failures()) <= len(load.answers) / 100, report

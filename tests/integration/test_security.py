@@ -121,7 +121,7 @@ def test_no_key_token_or_secret_value_appears_in_any_log(stack, gateway):
     gateway.get("/api/datasets")  # at least one authenticated call logged
     secrets = [
         stack.admin_key,
-        stack.admin_key.split("_")[2],
+        stack.admin_key.split("_", 2)[2],
         stack.credentials.app_token,
         stack.credentials.dapr_token,
         *credentials.component_secrets(stack.workdir).values(),

@@ -37,3 +37,25 @@ def test_event_delivery_gives_up_after_a_few_minutes_at_most():
     shortest = sum(w * (1 - JITTER) for w in waits)
     assert longest <= 5 * 60, f"a poison event takes up to {longest:.0f} s to reach the dead letters"
     assert shortest >= 30, f"a sidecar restart ({shortest:.0f} s of retries) would dead-letter good events"
+
+
+def test_no_circuit_breaker_on_an_app_and_every_app_named_so_a_dead_sidecar_fails_at_once():
+    # daprd 1.18 counts a client's 4xx toward an app breaker and shares it across replicas;
+    # an app not named gets daprd's 3 built-in retries, a second apart, to one dead address.
+    spec = yaml.safe_load((ROOT / "components/local/resiliency.yaml").read_text())["spec"]
+    apps = spec["targets"]["apps"]
+    run_file = yaml.safe_load((ROOT / "dapr.yaml").read_text())
+    assert set(apps) == {a["appID"] for a in run_file["apps"]}
+    assert not any("circuitBreaker" in policy for policy in apps.values())
+    assert "circuitBreakers" not in spec["policies"]
+
+
+def test_only_inference_calls_are_retried_and_only_on_transport_errors_and_503():
+    spec = yaml.safe_load((ROOT / "components/local/resiliency.yaml").read_text())["spec"]
+    retried = {app: policy["retry"] for app, policy in spec["targets"]["apps"].items() if "retry" in policy}
+    assert retried == {"inference": "replicas"}
+    policy = spec["policies"]["retries"]["replicas"]
+    assert set(policy) <= READ_BY_DAPR
+    # Without `matching` daprd retries every answer outside 200-399, a client's 4xx included.
+    assert policy["matching"] == {"httpStatusCodes": "503"}
+    assert policy["maxRetries"] <= 10 and seconds(policy["duration"]) * policy["maxRetries"] < 1

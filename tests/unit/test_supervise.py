@@ -5,12 +5,22 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from scripts.proc import alive, wait_until
-from scripts.supervise import FIRST_DELAY_S, MAX_DELAY_S, STABLE_AFTER_S, backoff, exit_status
+from scripts.proc import alive, free_port, wait_until
+from scripts.supervise import (
+    FIRST_DELAY_S,
+    MAX_DELAY_S,
+    STABLE_AFTER_S,
+    Liveness,
+    Supervised,
+    backoff,
+    exit_status,
+    wait_ended,
+)
 
 # Each run appends its pid to RUNS, then does the next step of PLAN (the last step repeats).
 FLAKY = """
@@ -118,3 +128,56 @@ def test_without_a_module_it_says_how_to_call_it():
         [sys.executable, "-m", "scripts.supervise"], capture_output=True, text=True, cwd=Path(__file__).parent
     )
     assert done.returncode == 2 and "python -m scripts.supervise services.ingestion" in done.stderr
+
+
+# Answers /healthz with 200 until the file STUCK exists, then stops answering (a wedged event loop).
+WEDGED = """
+import http.server, os, sys
+from pathlib import Path
+
+with Path(os.environ["RUNS"]).open("a") as f:
+    f.write(f"{os.getpid()}\\n")
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if Path(os.environ["STUCK"]).exists():
+            import time; time.sleep(60)
+        self.send_response(200); self.end_headers()
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_a_process_that_stops_answering_its_liveness_probe_is_killed_and_started_again(tmp_path):
+    (tmp_path / "wedged.py").write_text(WEDGED)
+    runs, stuck, port = tmp_path / "runs", tmp_path / "stuck", free_port()
+    said: list[str] = []
+    child = Supervised(
+        "wedged",
+        [sys.executable, str(tmp_path / "wedged.py"), str(port)],
+        env=os.environ | {"RUNS": str(runs), "STUCK": str(stuck)},
+        liveness=Liveness(f"http://127.0.0.1:{port}/healthz", interval_s=0.2, timeout_s=0.5, failures=3, grace_s=30),
+        say=said.append,
+    )
+
+    def pids() -> list[int]:
+        return [int(p) for p in runs.read_text().split()] if runs.exists() else []
+
+    child.start()
+    try:
+        # Answering: nothing happens, however long it runs.
+        assert wait_until(lambda: Liveness(f"http://127.0.0.1:{port}/healthz").check() is None, 10)
+        time.sleep(1.5)
+        child.poll()
+        assert len(pids()) == 1 and child.restarts == 0
+        stuck.touch()  # from now on every probe times out
+        assert wait_until(lambda: child.poll() or child.restarts == 1, 20), said
+        stuck.unlink()
+        assert wait_until(lambda: len(pids()) == 2, 10)
+        assert said[0].startswith(f"wedged (pid {pids()[0]}) failed http://127.0.0.1:{port}/healthz 3 times in a row")
+        assert "was killed by SIGKILL" in said[1]
+    finally:
+        child.stop(signal.SIGKILL)
+        wait_ended([child], 5)
