@@ -360,10 +360,16 @@ def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str
 def print_status(report: dict) -> None:
     for s in report["services"]:
         mark = "ok  " if s["reachable"] else "DOWN"
+        instances = s.get("instances", [])
+        up = sum(i["up"] for i in instances)
+        count = f"{up}/{len(instances)} instances up" if instances else ""
         print(
             f"  {mark} {s['service']:10} app id {s['app_id']:12} daprd {s['runtime_version'] or '-':8} "
-            f"{s['error'] or ''}"
+            f"{count:16} {s['error'] or ''}".rstrip()
         )
+        for i in instances:
+            if not i["up"]:
+                print(f"       DOWN instance {i['instance']}: {i['error']}")
 
 
 def print_roundtrip(report: dict) -> None:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from services.common.events import EventType, Topic
+from services.common.events import EventType, InstanceHeartbeat, Topic
 from services.common.ports import (
     ActivityFunction,
     BlobStore,
@@ -36,6 +36,7 @@ from services.common.ports import (
 class FakeProbe:
     def __init__(self, healthy: bool = True, runtime_version: str = "1.18.2"):
         self.is_healthy, self.runtime_version = healthy, runtime_version
+        self.heartbeats: list[InstanceHeartbeat] = []
 
     async def healthy(self) -> bool:
         return self.is_healthy
@@ -44,6 +45,11 @@ class FakeProbe:
         return SidecarInfo(
             app_id="fake", runtime_version=self.runtime_version, components=[{"name": "state", "type": "state.fake"}]
         )
+
+    async def announce(self, heartbeat: InstanceHeartbeat) -> None:
+        if not self.is_healthy:
+            raise SidecarUnavailable("the fake sidecar is down", "this service's Dapr sidecar does not answer")
+        self.heartbeats.append(heartbeat)
 
 
 class FakeStateStore:

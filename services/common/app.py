@@ -9,9 +9,11 @@ that names the service and keeps the details in its log) and the same lifespan.
 import asyncio
 import logging
 import math
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -23,9 +25,9 @@ from fastapi.responses import JSONResponse
 from services.common import dapr_adapters
 from services.common.deps import ProbeDep, SettingsDep
 from services.common.errors import ClientError
-from services.common.events import EventHandler, EventType
+from services.common.events import EventHandler, EventType, InstanceHeartbeat
 from services.common.middleware import AppToken, RequestIds, WithRequestId
-from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarUnavailable
+from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarProbe, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -167,17 +169,50 @@ def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awa
     }
 
 
+class Heartbeat:
+    """Announces this instance through its sidecar every interval (so each gateway replica can
+    list it, and tell when it or its sidecar stops), and that it leaves when it stops."""
+
+    def __init__(self, settings: ServiceSettings, probe: SidecarProbe):
+        self.probe = probe
+        now = datetime.now(UTC)
+        # Stable across restarts of one replica: its host and its sidecar's port.
+        self.beat = InstanceHeartbeat(
+            app_id=settings.app_id,
+            instance=f"{socket.gethostname()}:{settings.dapr_http_port}",
+            started_at=now,
+            at=now,
+            interval_s=settings.heartbeat_s or 1,
+        )
+
+    def periodic(self) -> Periodic:
+        return Periodic("heartbeat", self.beat.interval_s, lambda: self._send())
+
+    async def _send(self, leaving: bool = False) -> None:
+        await self.probe.announce(self.beat.model_copy(update={"at": datetime.now(UTC), "leaving": leaving}))
+
+    async def leave(self) -> None:
+        try:
+            await self._send(leaving=True)
+        except SidecarUnavailable as exc:  # best effort: its heartbeats stop anyway
+            log.info("could not announce leaving: %s", exc)
+
+
 def build_app(spec: ServiceSpec) -> FastAPI:
     """The FastAPI app of one service. Its ports are Dapr-backed in production and in-memory
     fakes in tests; their close() runs at shutdown."""
+    heartbeat = Heartbeat(spec.settings, spec.ports.probe) if spec.settings.heartbeat_s > 0 else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(job.run_forever(), name=job.name) for job in spec.background]
+        background = [*spec.background, *([heartbeat.periodic()] if heartbeat else [])]
+        tasks = [asyncio.create_task(job.run_forever(), name=job.name) for job in background]
         yield
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if heartbeat:
+            await heartbeat.leave()
         for close in spec.closing:
             await close()
         await spec.ports.close()

@@ -159,6 +159,11 @@ class Sidecar:
             components=meta.get("components", []),
         )
 
+    async def announce(self, heartbeat: events.InstanceHeartbeat) -> None:
+        settings = self.settings
+        publisher = DaprPublisher(self, settings.replica_pubsub, f"/daprml/{settings.app_id}", settings.topic_prefix)
+        await publisher.publish(events.EventType.INSTANCE_HEARTBEAT, heartbeat)
+
     async def client(self) -> DaprClient:
         async with self._lock:
             if self._client is None:
@@ -736,9 +741,9 @@ def declare_subscriptions(
             metadata={"rawPayload": "true"},
             route=DEAD_LETTER_ROUTE,
         )(_dead_letter_delivery(dead_letters, settings))
-        for api_route in app.routes:
-            if getattr(api_route, "path", None) == DEAD_LETTER_ROUTE:
-                api_route.include_in_schema = False  # type: ignore[attr-defined]  # the sidecar's, not a public API
+    for api_route in app.routes:
+        if str(getattr(api_route, "path", "")).startswith("/internal/events/"):
+            api_route.include_in_schema = False  # type: ignore[attr-defined]  # the sidecar's, not an API
 
 
 def _from_sidecar(request: Request, settings: ServiceSettings) -> bool:

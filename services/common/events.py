@@ -29,6 +29,7 @@ class Topic(StrEnum):
     MODEL_ALIASES = "model-aliases"
     ROUNDTRIP = "roundtrip"
     PREDICTIONS = "predictions"
+    INSTANCES = "instances"
 
 
 # Where an event goes when a subscriber gives up on it: one topic per deployment (with the
@@ -50,6 +51,7 @@ class EventType(StrEnum):
     MODEL_ALIAS_CHANGED = "io.daprml.model.alias.changed.v1"
     ROUNDTRIP_PING = "io.daprml.roundtrip.ping.v1"
     PREDICTION_LOGGED = "io.daprml.inference.prediction.logged.v1"
+    INSTANCE_HEARTBEAT = "io.daprml.instance.heartbeat.v1"
 
 
 class DatasetVersionCommitted(BaseModel):
@@ -111,6 +113,23 @@ class PredictionLogged(BaseModel):
     latency_ms: float = Field(ge=0)
 
 
+class InstanceHeartbeat(BaseModel):
+    """One instance of a service (a replica, with its own sidecar) is alive: sent every
+    `interval_s` through its sidecar on the replica pub/sub component, so that each gateway
+    replica hears every instance; an instance whose heartbeats stop is down (or its sidecar is).
+    `leaving` says it is stopping on purpose."""
+
+    app_id: str = Field(min_length=1, max_length=128)
+    # Stable across restarts of the same replica: the host and the sidecar's port.
+    instance: str = Field(min_length=1, max_length=256)
+    started_at: datetime
+    # When it was sent: a gateway replica that starts reads the topic from its start, and an old
+    # heartbeat must not make a dead instance look alive.
+    at: datetime
+    interval_s: float = Field(gt=0, le=3600)
+    leaving: bool = False
+
+
 # One topic and one payload model per event type.
 ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.DATASET_VERSION_COMMITTED: (Topic.DATASET_VERSIONS, DatasetVersionCommitted),
@@ -118,6 +137,7 @@ ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.MODEL_ALIAS_CHANGED: (Topic.MODEL_ALIASES, ModelAliasChanged),
     EventType.ROUNDTRIP_PING: (Topic.ROUNDTRIP, RoundtripPing),
     EventType.PREDICTION_LOGGED: (Topic.PREDICTIONS, PredictionLogged),
+    EventType.INSTANCE_HEARTBEAT: (Topic.INSTANCES, InstanceHeartbeat),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from services.common.errors import ClientError
-from services.common.events import EventType, Topic
+from services.common.events import EventType, InstanceHeartbeat, Topic
 
 
 class ConcurrencyConflict(Exception):
@@ -138,6 +138,10 @@ class SidecarProbe(Protocol):
     async def healthy(self) -> bool: ...
 
     async def info(self) -> SidecarInfo: ...
+
+    async def announce(self, heartbeat: InstanceHeartbeat) -> None:
+        """Tells every gateway replica, through this sidecar, that this instance is alive (a
+        heartbeat on the replica pub/sub component); raises SidecarUnavailable when it cannot."""
 
 
 class WorkflowContext(Protocol):

@@ -68,6 +68,9 @@ class ServiceSettings(BaseSettings):
     """Name of the secret store component."""
     blobstore: str = "blobstore"
     """Name of the output binding that stores blobs."""
+    heartbeat_s: float = Field(5.0, ge=0)
+    """How often this instance announces itself to the gateways (GET /api/status lists each
+    replica by it); 0 announces nothing."""
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,64}$")
     """Put before every topic name: stacks sharing one message broker (a test run beside a
     developer's stack) each get topics of their own."""

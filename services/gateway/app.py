@@ -4,8 +4,10 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
+from services.common.events import EventType
 from services.gateway import api, console, datasets, dead_letters, inference, keys_api, models, training
 from services.gateway.access import Gatekeeper
+from services.gateway.instances import Instances
 from services.gateway.keyring import KeyRing
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
@@ -25,6 +27,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(GatewayPorts, settings)
     keys = KeyRing(ports.secrets, ports.state, settings.api_keys_secret, settings.key_cache_s)
+    instances = Instances(settings.forget_instances_after_s)
     app = build_app(
         ServiceSpec(
             title="daprml gateway",
@@ -43,7 +46,10 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
             service=Gatekeeper(keys, settings.rate_limits, settings.rate_burst_s),
             # The deployment's dead letters, kept for admins (GET /api/events/dead-letters).
             dead_letters=dead_letters.DeadLetters(ports.state, settings.dead_letters_kept, settings.topic_prefix).keep,
+            # Every gateway replica hears every instance's heartbeat (GET /api/status).
+            every_replica={EventType.INSTANCE_HEARTBEAT: instances.heard},
         )
     )
+    app.state.instances = instances
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     return app

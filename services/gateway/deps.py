@@ -5,6 +5,7 @@ from fastapi import Depends, Request
 
 from services.common.deps import ports_of, service_of, settings_of
 from services.gateway.access import Gatekeeper
+from services.gateway.instances import Instances
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 from services.gateway.upstream import Upstream
@@ -12,6 +13,14 @@ from services.gateway.upstream import Upstream
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 PortsDep = Annotated[GatewayPorts, Depends(ports_of)]
 GateDep = Annotated[Gatekeeper, Depends(service_of)]
+
+
+def instances_of(request: Request) -> Instances:
+    instances: Instances = request.app.state.instances
+    return instances
+
+
+InstancesDep = Annotated[Instances, Depends(instances_of)]
 
 
 def upstream(service: str) -> Callable[[Request, GatewayPorts, Settings], Upstream]:

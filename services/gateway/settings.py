@@ -42,6 +42,9 @@ class Settings(ServiceSettings):
     """The gateway is called by clients, not by its sidecar: API keys guard it, not the app token."""
     dead_letters_kept: int = Field(100, ge=1, le=10_000)
     """How many dead letters (events a subscriber gave up on) the gateway keeps, the latest."""
+    forget_instances_after_s: float = Field(300.0, gt=0)
+    """How long GET /api/status keeps listing an instance as down after its last heartbeat (a
+    replica scaled away without a word, or replaced under another name)."""
     roundtrip_timeout_s: float = 20.0
     """How long the round trip check waits for the subscriber to record the ping."""
 

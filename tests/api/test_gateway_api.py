@@ -1,5 +1,8 @@
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
+from services.common.events import InstanceHeartbeat
 from services.common.ports import Reply
 from tests.fakes import FakeInvoker
 
@@ -47,3 +50,18 @@ def test_ingestion_errors_come_back_unchanged(make_client):
     invoker = FakeInvoker({("ingestion", "api/datasets/nope"): missing})
     reply = make_client("gateway", invoker=invoker).get("/api/datasets/nope")
     assert reply.status_code == 404 and "does not exist" in reply.json()["detail"]
+
+
+def test_status_lists_each_instance_by_its_heartbeats_and_is_not_ok_when_one_is_down(make_client):
+    ids = ["ingestion", "training", "registry", "inference", "notifier", "gateway"]
+    client = make_client("gateway", invoker=FakeInvoker({(i, "readyz"): READY for i in ids}))
+    now = datetime.now(UTC)
+    for instance, age_s in (("host:3514", 1), ("host:3599", 60)):
+        at = now - timedelta(seconds=age_s)
+        heartbeat = InstanceHeartbeat(app_id="inference", instance=instance, started_at=at, at=at, interval_s=5)
+        asyncio.run(client.app.state.instances.heard({}, heartbeat))
+    body = client.get("/api/status").json()
+    inference = next(s for s in body["services"] if s["service"] == "inference")
+    assert [(i["instance"], i["up"]) for i in inference["instances"]] == [("host:3514", True), ("host:3599", False)]
+    assert body["ok"] is False  # every service answers, but one replica is down
+    assert next(s for s in body["services"] if s["service"] == "training")["instances"] == []

@@ -1,6 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from scripts.proc import wait_until
 from services.common.app import ServiceSpec, build_app
 from services.common.ports import SidecarPorts
 from services.common.settings import ServiceSettings
@@ -45,3 +46,18 @@ def test_healthz_fails_with_the_reasons_while_a_liveness_check_says_the_service_
         reply = client.get("/healthz")
         assert reply.status_code == 503
         assert reply.json() == {"live": False, "app_id": "probe", "problems": problems}
+
+
+def test_a_service_announces_its_instance_while_it_runs_and_that_it_leaves_when_it_stops():
+    probe = FakeProbe()
+    spec = ServiceSpec(
+        title="probe",
+        settings=ServiceSettings(app_id="probe", dapr_http_port=3599, heartbeat_s=0.05, require_app_token=False),
+        ports=fake_ports(SidecarPorts, probe=probe),
+    )
+    with TestClient(build_app(spec)):
+        assert wait_until(lambda: len(probe.heartbeats) >= 3, 5)
+    beats = probe.heartbeats
+    assert {(b.app_id, b.instance.rsplit(":", 1)[1]) for b in beats} == {("probe", "3599")}
+    assert [b.leaving for b in beats[-2:]] == [False, True]
+    assert beats[0].at < beats[1].at and beats[0].started_at == beats[-1].started_at

@@ -85,7 +85,8 @@ def test_a_component_outside_an_apps_scope_is_not_there_for_it(stack):
     if any(c["metadata"]["name"] == "componentsecrets" for c in profiles.components(stack.profile)):
         assert all("componentsecrets" in names for names in components.values()), components
     components = {service: names - {"componentsecrets"} for service, names in components.items()}
-    assert components["gateway"] == {"statestore", "secretstore", "pubsub"}  # pubsub: the dead letters
+    # pubsub: the dead letters; pubsub-replicas: every instance's heartbeat, for the status
+    assert components["gateway"] == {"statestore", "secretstore", "pubsub", "pubsub-replicas"}
     assert components["inference"] == {"pubsub", "pubsub-replicas"}
     assert "secretstore" not in components["ingestion"] | components["training"] | components["registry"]
 

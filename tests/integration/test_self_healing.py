@@ -4,12 +4,15 @@ stack's own commands run against a live stack restart nothing and fail no reques
 of the gateway's sidecar, of inference replicas and of training's sidecar mid-job run on every
 profile in test_e2e.py.)"""
 
+import os
+import signal
 import time
 
 import pytest
 
 from scripts.proc import listener_pid
 from scripts.stack import Stack
+from tests.integration.conftest import poll
 from tests.integration.load import FixedRate, kill_listener
 
 pytestmark = pytest.mark.integration
@@ -52,3 +55,23 @@ def test_stack_commands_on_a_live_stack_restart_nothing_and_fail_no_request(stac
     assert {p: p.stat().st_mtime_ns for p in watched} == stamps
     assert {a.http_port: listener_pid(a.http_port) for a in stack.apps} == daprds
     assert "started again" not in stack.log.read_text()[len(launcher_log) :]
+
+
+def test_the_status_lists_each_instance_and_is_not_ok_while_one_sidecar_is_frozen(stack, gateway):
+    """A daprd that stops answering (SIGSTOP: not dead, so nothing restarts it) silences its
+    app's heartbeats, which go through it: the status says so, and recovers with it."""
+
+    def registry() -> dict:
+        return next(s for s in gateway.get("/api/status").json()["services"] if s["service"] == "registry")
+
+    assert poll(lambda: [i["up"] for i in registry()["instances"]] == [True], 20), registry()
+    daprd = listener_pid(stack.app("registry").http_port)
+    os.kill(daprd, signal.SIGSTOP)
+    try:
+        down = poll(lambda: [i["up"] for i in registry()["instances"]] == [False], 30)
+        assert down, registry()
+        assert gateway.get("/api/status").json()["ok"] is False
+        print(f"\nwith registry's daprd frozen: {registry()['instances'][0]['error']}")
+    finally:
+        os.kill(daprd, signal.SIGCONT)
+    assert poll(lambda: gateway.get("/api/status").json()["ok"], 30), gateway.get("/api/status").json()

@@ -122,6 +122,10 @@ def test_every_deployment_carries_the_run_files_sidecar_settings(app_id):
     assert container["ports"] == [{"name": "http", "containerPort": APPS[app_id]["appPort"]}]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # The kubelet restarts a sidecar that stops answering (the injector owns daprd's probes).
+    probe = {k.removeprefix("dapr.io/sidecar-liveness-probe-"): int(v) for k, v in notes.items() if "liveness" in k}
+    assert probe.keys() == {"delay-seconds", "period-seconds", "timeout-seconds", "threshold"}
+    assert probe["period-seconds"] * probe["threshold"] <= 30
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     service = of_kind(BASE, "Service")[deployment["metadata"]["name"]]
@@ -263,3 +267,9 @@ def test_the_manifests_render(folder):
             for c in d["spec"]["template"]["spec"]["containers"]
         }
         assert all(":" in image and not image.endswith(":latest") for image in images), images
+
+
+def test_no_configuration_hot_reloads_components():
+    # daprd 1.18 reloads a changed component by default; a reload of the actor state store aborts.
+    for name, config in {**CONFIGURATIONS, "local": yaml.safe_load((ROOT / "dapr/config.yaml").read_text())}.items():
+        assert {"name": "HotReload", "enabled": False} in config["spec"].get("features", []), name
