@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from services.common import dapr_adapters
 from services.common.deps import ProbeDep, SettingsDep
+from services.common.door import DoorSettings, HeaderLimit, server_options
 from services.common.errors import ClientError
 from services.common.events import EventHandler, EventType, InstanceHeartbeat
 from services.common.middleware import AppToken, RequestIds, WithRequestId
@@ -243,5 +244,11 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     settings = settings_type.load()
+    app: Any = create_app(settings)
+    options: dict[str, Any] = {}
+    if isinstance(settings, DoorSettings):  # the public door: the server bounds what clients send
+        app, options = HeaderLimit(app, settings.max_header_line_bytes), server_options(settings)
     # uvicorn's own loggers go through the root handler, so they get the request id too.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", log_config=None, **options)
+    config.door = settings  # type: ignore[attr-defined]  # read by the door's protocol
+    uvicorn.Server(config).run()

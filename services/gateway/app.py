@@ -7,6 +7,7 @@ from services.common.app import ServiceSpec, build_app
 from services.common.events import EventType
 from services.gateway import api, console, datasets, dead_letters, inference, keys_api, models, training
 from services.gateway.access import Gatekeeper
+from services.gateway.breaker import Breakers
 from services.gateway.instances import Instances
 from services.gateway.keyring import KeyRing
 from services.gateway.ports import GatewayPorts
@@ -51,5 +52,6 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
         )
     )
     app.state.instances = instances
+    app.state.breakers = Breakers(settings.breaker_failures, settings.breaker_open_s)
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     return app

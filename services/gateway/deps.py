@@ -5,6 +5,7 @@ from fastapi import Depends, Request
 
 from services.common.deps import ports_of, service_of, settings_of
 from services.gateway.access import Gatekeeper
+from services.gateway.breaker import Breakers
 from services.gateway.instances import Instances
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
@@ -27,7 +28,9 @@ def upstream(service: str) -> Callable[[Request, GatewayPorts, Settings], Upstre
     """The dependency that gives a route the internal service it forwards to."""
 
     def to(request: Request, ports: PortsDep, settings: SettingsDep) -> Upstream:
-        return Upstream(request, ports.invoker, settings.app_ids()[service], settings.max_body_bytes)
+        app_id = settings.app_ids()[service]
+        breakers: Breakers = request.app.state.breakers
+        return Upstream(request, ports.invoker, app_id, settings.max_body_bytes, breakers.of(app_id))
 
     return to
 

@@ -1,10 +1,11 @@
 from pydantic import Field
 
-from services.common.settings import ServiceSettings, env
+from services.common.door import DoorSettings
+from services.common.settings import env
 from services.gateway.keys import Role
 
 
-class Settings(ServiceSettings):
+class Settings(DoorSettings):
     app_id: str = Field("gateway", validation_alias=env("app_id", "APP_ID"))
     """This service's Dapr app id (the dapr CLI passes it as APP_ID)."""
     port: int = Field(8000, validation_alias=env("port", "APP_PORT"))
@@ -42,6 +43,12 @@ class Settings(ServiceSettings):
     """The gateway is called by clients, not by its sidecar: API keys guard it, not the app token."""
     dead_letters_kept: int = Field(100, ge=1, le=10_000)
     """How many dead letters (events a subscriber gave up on) the gateway keeps, the latest."""
+    breaker_failures: int = Field(5, ge=1)
+    """Calls in a row that do not reach a service (its sidecar answers an ERR_ code, or cannot be
+    reached) before the gateway holds calls to it back; the service's own answers, a 4xx
+    included, never count."""
+    breaker_open_s: float = Field(2.0, gt=0)
+    """How long calls to a service are held back (503 at once) before one goes through to try."""
     forget_instances_after_s: float = Field(300.0, gt=0)
     """How long GET /api/status keeps listing an instance as down after its last heartbeat (a
     replica scaled away without a word, or replaced under another name)."""

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from services.common.errors import ClientError
-from services.common.ports import ServiceInvoker, sidecar_error_code
+from services.common.ports import ServiceInvoker, SidecarUnavailable, sidecar_error_code
+from services.gateway.breaker import Breaker
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ class BodyTooLarge(ClientError):
 class Upstream:
     """One internal service as the current request sees it."""
 
-    def __init__(self, request: Request, invoker: ServiceInvoker, app_id: str, max_body_bytes: int):
+    def __init__(self, request: Request, invoker: ServiceInvoker, app_id: str, max_body_bytes: int, breaker: Breaker):
         self.request, self.invoker, self.app_id, self.max_body_bytes = request, invoker, app_id, max_body_bytes
+        self.breaker = breaker
 
     async def forward(self, *segments: str, query: Mapping[str, object] | None = None) -> Response:
         """Sends the request to `segments` joined as a path (each one already validated by the
@@ -45,18 +47,32 @@ class Upstream:
         declared = self.request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large(declared)  # before a byte goes on
-        reply = await self.invoker.forward(
-            self.app_id, method, verb, headers, self._body() if verb in WITH_BODY else _nothing()
-        )
+        if not self.breaker.allows():
+            wait_s = max(1, round(self.breaker.retry_after_s()))
+            return _unavailable(
+                f"the {self.app_id} service is failing; calls to it are held back for {wait_s}s", wait_s
+            )
+        try:
+            reply = await self.invoker.forward(
+                self.app_id, method, verb, headers, self._body() if verb in WITH_BODY else _nothing()
+            )
+        except SidecarUnavailable:
+            self.breaker.failed()
+            raise
+        except BaseException:
+            self.breaker.released()  # the client's doing (a body too large), not the service's
+            raise
         body = reply.body
         if reply.status >= 500:
             # A 5xx from the sidecar itself (its JSON names an ERR_ code) means the app is down,
-            # restarting or not registered yet: say so, as a 503 worth retrying. The app's own
-            # 5xx pass as they are, with the bytes read to tell put back in front.
+            # restarting or not registered yet: say so, as a 503 worth retrying, and count it
+            # against the service's breaker. The app's own 5xx pass as they are, with the bytes
+            # read to tell put back in front.
             head = await _read_up_to(body, ERROR_PEEK_BYTES)
             code = sidecar_error_code(head)
             if code is not None:
                 await reply.close()
+                self.breaker.failed()
                 log.warning(
                     "%s %s: the sidecar could not reach %s (%s): %s",
                     verb,
@@ -65,15 +81,13 @@ class Upstream:
                     code,
                     head[:500],
                 )
-                return JSONResponse(
-                    {
-                        "detail": f"the {self.app_id} service is not answering (it may be "
-                        f"restarting); try again in a few seconds"
-                    },
-                    status_code=503,
-                    headers={"retry-after": "5"},
+                return _unavailable(
+                    f"the {self.app_id} service is not answering (it may be restarting); try again in a few seconds",
+                    5,
                 )
             body = _prepend(head, body)
+        # Whatever the service answered, it answered: a client's 4xx never counts against it.
+        self.breaker.succeeded()
         return StreamingResponse(
             body,
             status_code=reply.status,
@@ -96,6 +110,10 @@ class Upstream:
             f"the body is {size} bytes; the gateway takes at most {self.max_body_bytes} bytes "
             f"per request: send a big file in parts (a multi-part upload)"
         )
+
+
+def _unavailable(detail: str, retry_after_s: int) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"retry-after": str(retry_after_s)})
 
 
 async def _read_up_to(body: AsyncIterator[bytes], limit: int) -> bytes:
