@@ -156,7 +156,7 @@ def train(gateway: httpx.Client, models: list[Model], rows: int, timeout_s: floa
         deadline = time.monotonic() + timeout_s
         while True:
             jobs = gateway.get("/api/training/jobs", params={"dataset": model.name}).json().get("jobs", [])
-            if jobs and jobs[0]["status"] in ("FAILED", "TERMINATED"):
+            if jobs and jobs[0]["status"] in ("FAILED", "CANCELED"):
                 raise RuntimeError(f"{model.name}: the training job {jobs[0]['status']}: {jobs[0].get('error')}")
             champion = None
             if jobs and jobs[0]["status"] == "COMPLETED":

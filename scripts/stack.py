@@ -460,7 +460,7 @@ def _finished(gateway: httpx.Client, job_id: str, timeout_s: float) -> dict | No
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = gateway.get(f"/api/training/jobs/{job_id}").json()
-        if job["status"] in ("COMPLETED", "FAILED", "TERMINATED"):
+        if job["status"] in ("COMPLETED", "FAILED", "CANCELED"):
             return job
         time.sleep(0.5)
     return None

@@ -296,6 +296,8 @@ class FakeWorkflows:
     async def drive(self, name: str, instance_id: str) -> None:
         workflow, activities = self.definitions[name]
         run = self.runs[instance_id]
+        if run.status == "TERMINATED":
+            return
         run.status = "RUNNING"
         steps = workflow(FakeWorkflowContext(instance_id, run), run.input)
         sent: Any = None
@@ -309,10 +311,19 @@ class FakeWorkflows:
                     sent = await activities[step.name](step.input)
                 except Exception as exc:
                     failed = exc
+                if run.status == "TERMINATED":  # as the engine does, it ignores what came after
+                    return
         except StopIteration as done:
             run.status, run.output = "COMPLETED", done.value
         except Exception as exc:
             run.status, run.error = "FAILED", str(exc)
+
+    async def terminate(self, instance_id: str, reason: str) -> bool:
+        found = self.runs.get(instance_id)
+        if found is None or found.status in ("COMPLETED", "FAILED", "TERMINATED"):
+            return False
+        found.status, found.output = "TERMINATED", reason
+        return True
 
     async def run(self, instance_id: str) -> WorkflowRun | None:
         found = self.runs.get(instance_id)

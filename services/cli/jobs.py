@@ -1,4 +1,4 @@
-"""daprml train, daprml jobs list | show"""
+"""daprml train, daprml jobs list | show | cancel"""
 
 import json as jsonlib
 import time
@@ -11,7 +11,8 @@ from services.cli.base import Json, gateway, handled, new_group
 from services.cli.client import REFUSED, USAGE, CliError, Gateway, q
 
 app = new_group("Training jobs: their status, stage, and result.")
-DONE = ("COMPLETED", "FAILED", "TERMINATED")
+DONE = ("COMPLETED", "FAILED", "CANCELED")
+UNDONE = ("FAILED", "CANCELED")  # a job that ended without a model: the command fails
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def train(
         render.print_json(job)
     else:
         show_job(job)
-    if job["status"] in ("FAILED", "TERMINATED"):
+    if job["status"] in UNDONE:
         raise CliError(f"job {job['id']} {job['status'].lower()} at {job.get('stage')}: {job.get('error')}", REFUSED)
 
 
@@ -97,7 +98,10 @@ train_command = handled(train)
 def list_command(
     ctx: typer.Context,
     dataset: Annotated[str | None, typer.Option(help="Only this dataset's jobs.")] = None,
-    status: Annotated[str | None, typer.Option(help="Only jobs of this status (completed, failed, ...).")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only jobs of this status: pending, running, completed, failed, canceled, suspended."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 20,
     json: Json = False,
 ) -> None:
@@ -118,6 +122,20 @@ def list_command(
 def show_command(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")], json: Json = False) -> None:
     """One job: status, stage, progress, and its model version and metrics once done."""
     job = gateway(ctx).get(f"/api/training/jobs/{q(job_id)}")
+    if json:
+        render.print_json(job)
+    else:
+        show_job(job)
+
+
+@app.command("cancel")
+@handled
+def cancel_command(
+    ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")], json: Json = False
+) -> None:
+    """Cancels a job that has not finished: its fit stops, it shows status CANCELED. Submitting
+    the same request again starts a new attempt."""
+    job = gateway(ctx).request("DELETE", f"/api/training/jobs/{q(job_id)}").json()
     if json:
         render.print_json(job)
     else:

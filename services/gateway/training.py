@@ -17,6 +17,8 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 
 Dataset = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
 JobId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,200}$", description="as the job's submission answered")]
+# Job statuses as training reports them; a filter naming another is refused here, with the list.
+STATUSES = "pending|running|completed|failed|canceled|suspended"
 JSON_BODY: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 }
@@ -32,7 +34,7 @@ async def submit(training: TrainingDep) -> Response:
 async def list_jobs(
     training: TrainingDep,
     dataset: Annotated[str | None, Query(pattern=DATASET_NAME)] = None,
-    status: Annotated[str | None, Query(pattern="^[A-Za-z]{1,20}$")] = None,
+    status: Annotated[str | None, Query(pattern=f"^(?i)({STATUSES})$", description=STATUSES.replace("|", ", "))] = None,
     offset: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
@@ -43,6 +45,12 @@ async def list_jobs(
 @router.get("/jobs/{job_id}", dependencies=[READ])
 async def get_job(job_id: JobId, training: TrainingDep) -> Response:
     """The job's status, stage and progress; its metrics and model version once done."""
+    return await training.forward("api", "training", "jobs", job_id)
+
+
+@router.delete("/jobs/{job_id}", dependencies=[TRAIN])
+async def cancel_job(job_id: JobId, training: TrainingDep) -> Response:
+    """Cancels a job that has not finished: it shows status CANCELED and its worker is killed."""
     return await training.forward("api", "training", "jobs", job_id)
 
 

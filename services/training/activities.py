@@ -4,19 +4,42 @@ Each gets and returns JSON-ready dicts (the engine keeps them in the job's histo
 things travel by key: the rows come from ingestion, the fitted model and its card go to the
 blob store under the job's own keys, and only keys, hashes and metrics go back to the workflow.
 Each is safe to run again: the engine runs activities at least once.
+
+The steps that compute (fit, evaluate) stop when the job is canceled: Dapr ends a terminated
+workflow but not the activity it is running, so each of these asks the engine, before it starts
+and every `cancel_check_s` while its worker computes, whether the workflow still runs, and has
+the worker killed when it does not. (A cancel through this process kills the worker at once;
+this catches the others: through another replica, by hand, or while this process restarted.)
 """
 
+import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from services.common import models_api as api
 from services.common.errors import ClientError
-from services.common.ports import ActivityFunction, BlobStore, NotFound, ServiceInvoker, SidecarUnavailable
+from services.common.ports import (
+    ActivityFunction,
+    BlobStore,
+    NotFound,
+    ServiceInvoker,
+    SidecarUnavailable,
+    StateStore,
+    Workflows,
+)
+from services.common.state import Documents
 from services.training.compute import Compute, confusion, numbers
-from services.training.jobs import JobSpec
+from services.training.jobs import FitStarted, JobSpec, fit_key
+from services.training.pool import Canceled, WorkerDied
 from services.training.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Champion(BaseModel):
@@ -25,8 +48,18 @@ class Champion(BaseModel):
 
 
 class Activities:
-    def __init__(self, blobs: BlobStore, invoker: ServiceInvoker, compute: Compute, settings: Settings):
+    def __init__(
+        self,
+        blobs: BlobStore,
+        invoker: ServiceInvoker,
+        compute: Compute,
+        settings: Settings,
+        workflows: Workflows,
+        state: StateStore,
+    ):
         self.blobs, self.invoker, self.compute, self.settings = blobs, invoker, compute, settings
+        self.workflows = workflows
+        self.fits = Documents(state, FitStarted)
 
     def table(self) -> dict[str, ActivityFunction]:
         """Activity name -> the function the workflow calls by that name."""
@@ -53,8 +86,18 @@ class Activities:
         """Fits the model on the training share of the rows and scores it on the holdout (in a
         worker process); stores the model and its card under the job's keys."""
         spec = JobSpec.model_validate(job)
+        await self._not_canceled(spec)
         rows = await self._rows(spec)
-        fitted = await self.compute.fit(rows, spec)
+
+        async def started() -> None:  # the job leaves the queue: its stage is `fitting` now
+            await self.fits.put(fit_key(spec.job_id), FitStarted(at=datetime.now(UTC)))
+
+        try:
+            async with self._watching(spec):
+                fitted = await self.compute.fit(rows, spec, started)
+        except WorkerDied:
+            await self.fits.delete(fit_key(spec.job_id))  # queued again, for the retry
+            raise
         artifact = api.Artifact(key=artifact_key(spec), sha256=fitted.sha256)
         await self.blobs.put(artifact.key, fitted.artifact)
         await self.blobs.put(card_key(spec), fitted.model_card)
@@ -79,10 +122,48 @@ class Activities:
         if not champion:
             return None
         found = Champion.model_validate(champion)
+        await self._not_canceled(spec)
         # The holdout is drawn again from the rows and the seed: the same rows the new model was
         # scored on, without storing them (a stored holdout capped the dataset's size).
         model, rows = await self.blobs.get(found.artifact.key), await self._rows(spec)
-        return numbers(await self.compute.score(spec, model, found.artifact.sha256, rows))
+        async with self._watching(spec):
+            return numbers(await self.compute.score(spec, model, found.artifact.sha256, rows))
+
+    # stopping a canceled job's computation
+
+    async def _not_canceled(self, spec: JobSpec) -> None:
+        terminated = False
+        with suppress(SidecarUnavailable):  # unknown: the watcher asks again while it computes
+            terminated = await self._terminated(spec.job_id)
+        if terminated:
+            self.compute.cancel(spec.job_id)
+            raise Canceled(f"job {spec.job_id} was canceled")
+
+    async def _terminated(self, job_id: str) -> bool:
+        run = await self.workflows.run(job_id)
+        return run is not None and run.status == "TERMINATED"
+
+    @asynccontextmanager
+    async def _watching(self, spec: JobSpec) -> AsyncIterator[None]:
+        """While the body computes, kills the job's worker once its workflow was terminated."""
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(self.settings.cancel_check_s)
+                try:
+                    if await self._terminated(spec.job_id):
+                        self.compute.cancel(spec.job_id)
+                        return
+                except Exception as exc:  # the engine unreachable, say: asked again at the next check
+                    log.debug("job %s: could not ask whether it was canceled: %s", spec.job_id, exc)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
 
     async def register(self, step: dict[str, Any]) -> dict[str, Any]:
         spec = JobSpec.model_validate(step["job"])

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from services.common.events import DATASET_NAME
 from services.training.deps import JobsDep, SettingsDep
@@ -13,7 +13,8 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 
 Dataset = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
 JobId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,200}$", description="as the job's submission answered")]
-Status = Annotated[str | None, Query(pattern="^(?i)(pending|running|completed|failed|terminated|suspended)$")]
+STATUSES = "pending|running|completed|failed|canceled|suspended"  # the gateway checks the same
+Status = Annotated[str | None, Query(pattern=f"^(?i)({STATUSES})$", description=STATUSES.replace("|", ", "))]
 
 
 @router.post("/jobs", status_code=202, response_model=Job)
@@ -43,10 +44,21 @@ async def get_job(job_id: JobId, jobs: JobsDep) -> Job:
     return await jobs.job(job_id)
 
 
+@router.delete("/jobs/{job_id}", response_model=Job, responses={202: {"model": Job}, 409: {}})
+async def cancel_job(job_id: JobId, jobs: JobsDep, response: Response) -> Job:
+    """Cancels a job that has not finished: 200 and the job, CANCELED, its worker killed; 202
+    while the engine has not yet reported it so (its worker is killed already). 409 for a job
+    that completed or failed."""
+    job = await jobs.cancel(job_id)
+    if job.status != "CANCELED":
+        response.status_code = 202
+    return job
+
+
 @router.get("/estimators")
-async def list_estimators() -> dict[str, Any]:
-    """The estimators jobs may use, per task, with each one's parameters and defaults."""
-    return estimators.describe()
+async def list_estimators(settings: SettingsDep) -> dict[str, Any]:
+    """The estimators jobs may use, per task, with each one's parameters, defaults and bounds."""
+    return estimators.describe(settings.bounds())
 
 
 @router.get("/policies/{dataset}", response_model=Policy)

@@ -18,10 +18,10 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(TrainingPorts, settings)
-    compute = Compute(settings.fit_workers)
-    activities = Activities(ports.blobs, ports.invoker, compute, settings)
+    compute = Compute(settings.fit_workers, settings.fit_memory_mb)
+    activities = Activities(ports.blobs, ports.invoker, compute, settings, ports.workflows, ports.state)
     ports.workflows.define(WORKFLOW, train_model, activities.table())
-    jobs = JobService(ports.state, ports.invoker, ports.workflows, settings)
+    jobs = JobService(ports.state, ports.invoker, ports.workflows, settings, stop=compute.cancel)
 
     return build_app(
         ServiceSpec(
@@ -37,7 +37,13 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
                 EventType.DATASET_VERSION_COMMITTED: jobs.on_version_committed,
             },
             # Interrupted jobs resume as soon as the engine has the workflow again.
-            background=[Periodic("workflow engine", 2.0, ports.workflows.start, until_done=True)],
+            background=[
+                Periodic("workflow engine", 2.0, ports.workflows.start, until_done=True),
+                # Each slot gets a worker process at start-up; one that died is replaced.
+                Periodic("fit workers", 5.0, compute.refill),
+            ],
             closing=[compute.close],
+            # Not live while no fit worker can start: a restart may help, nothing else would.
+            liveness=[compute.problem],
         )
     )

@@ -1,23 +1,27 @@
-"""The CPU-bound steps of a job, run in worker processes: a model fitting in the service's own
-process would stall its event loop, and with it its health checks and every other request.
+"""The CPU-bound steps of a job, run in worker processes (services/training/pool.py): a model
+fitting in the service's own process would stall its event loop, and with it its health checks
+and every other request.
 
 The functions handed to the workers are top-level and take and return plain picklable values.
 """
 
 import asyncio
-import multiprocessing
-from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any
 
 from services.training.domain.card import Lineage
 from services.training.domain.evaluate import ClassificationMetrics, Metrics
 from services.training.domain.schema import DatasetSchema
-from services.training.domain.train import score_on_holdout, train_artifact
+from services.training.domain.train import THREADS, score_on_holdout, train_artifact
 from services.training.jobs import JobSpec
+from services.training.pool import REMEMBERED_CANCELS, Canceled, Pool, out_of_time
 
-T = TypeVar("T")
+# Native libraries size their thread pools (and the memory those reserve) at import: a worker
+# fits with THREADS threads, so it asks for no more.
+WORKER_ENV = {name: str(THREADS) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 @dataclass(frozen=True)
@@ -31,29 +35,63 @@ class Fitted:
 
 
 class Compute:
-    """A pool of worker processes (spawned, not forked: the service's process holds gRPC
-    threads, which a fork would copy in a broken state). workers=0 runs in a thread instead,
-    for tests."""
+    """The steps, each in a worker process of a pool of `workers` (see pool.py for what that
+    buys: cancel, memory limit, a dead worker replaced). workers=0 runs them in a thread of the
+    service instead, for tests: nothing there can be killed, so a canceled or late job stops
+    only before its next step."""
 
-    def __init__(self, workers: int):
-        self._pool: Executor = (
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if workers > 0
-            else ThreadPoolExecutor(1)
-        )
+    def __init__(self, workers: int, memory_mb: int = 0):
+        self._pool = Pool(workers, memory_mb, preload=[__name__], env=WORKER_ENV) if workers > 0 else None
+        self._canceled: OrderedDict[str, None] = OrderedDict()  # in a thread: only later steps stop
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    async def _run(
+        self, spec: JobSpec, fn: Callable[..., Any], *args: Any, started: Callable[[], Awaitable[None]] | None = None
+    ) -> Any:
+        if self._pool is not None:
+            return await self._pool.run(spec.job_id, fn, *args, deadline=spec.deadline, started=started)
+        if spec.job_id in self._canceled:
+            raise Canceled(f"job {spec.job_id} was canceled")
+        if spec.deadline is not None and datetime.now(UTC) >= spec.deadline:
+            raise out_of_time(spec.job_id, spec.deadline)
+        if started is not None:
+            await started()
+        return await asyncio.to_thread(fn, *args)
 
-    async def fit(self, rows: bytes, spec: JobSpec) -> Fitted:
-        return await self._run(fit, rows, spec.model_dump(mode="json"))
+    async def fit(self, rows: bytes, spec: JobSpec, started: Callable[[], Awaitable[None]] | None = None) -> Fitted:
+        """`started` is awaited once a worker has the job (before that, it is queued)."""
+        fitted: Fitted = await self._run(spec, fit, rows, spec.model_dump(mode="json"), started=started)
+        return fitted
 
     async def score(self, spec: JobSpec, artifact: bytes, sha256: str, rows: bytes) -> dict[str, Any]:
         """Another model's metrics on the job's holdout (drawn again from the rows and the seed)."""
-        return await self._run(score, artifact, sha256, rows, spec.schema_, spec.seed)
+        scored: dict[str, Any] = await self._run(spec, score, artifact, sha256, rows, spec.schema_, spec.seed)
+        return scored
+
+    def cancel(self, job_id: str) -> bool:
+        """Stops the job's step if this process runs it (its worker is killed), and refuses its
+        later steps. Says whether a step was stopped."""
+        if self._pool is not None:
+            return self._pool.cancel(job_id)
+        self._canceled[job_id] = None
+        while len(self._canceled) > REMEMBERED_CANCELS:
+            self._canceled.popitem(last=False)
+        return False
+
+    def problem(self) -> str | None:
+        """None while jobs can be computed; else why not, in a sentence (for /healthz)."""
+        return self._pool.problem() if self._pool is not None else None
+
+    async def refill(self) -> None:
+        """Starts the worker processes that are missing (at start-up, and after one died)."""
+        if self._pool is not None:
+            await self._pool.refill()
+
+    def pids(self) -> list[int]:
+        return self._pool.pids() if self._pool is not None else []
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            await self._pool.close()
 
 
 def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
@@ -68,7 +106,7 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
         seed=spec.seed,
         job_id=spec.job_id,
     )
-    result = train_artifact(rows, schema, lineage)
+    result = train_artifact(rows, schema, lineage, spec.bounds)
     card = result.card
     registry_card = {
         "task": str(card.task),

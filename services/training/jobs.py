@@ -1,11 +1,14 @@
-"""Training's use cases: submit a job (from the API or a committed dataset version), read jobs,
-keep per-dataset policies. The workflow is the job record; what is kept here beside it is
-what the engine cannot answer: which jobs exist, and for which dataset."""
+"""Training's use cases: submit a job (from the API or a committed dataset version), cancel it,
+read jobs, keep per-dataset policies. The workflow is the job record; what is kept here beside
+it is what the engine cannot answer: which jobs exist, for which dataset, which attempt of a
+request is the latest, and whether a job's fit has a worker yet."""
 
+import asyncio
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, RootModel
@@ -13,8 +16,10 @@ from pydantic import BaseModel, Field, RootModel
 from services.common.errors import ClientError, Missing
 from services.common.events import DATASET_NAME, DatasetVersionCommitted
 from services.common.ports import ServiceInvoker, SidecarUnavailable, StateStore, WorkflowRun, Workflows
-from services.common.state import Documents
+from services.common.state import Busy, Documents
 from services.training.domain import estimators
+from services.training.domain.estimators import Bounds
+from services.training.limits import Admission, TooManyJobs
 from services.training.settings import Settings
 from services.training.workflow import WORKFLOW
 
@@ -47,6 +52,8 @@ class JobSpec(BaseModel):
     params: dict[str, Any]
     model: str
     seed: int
+    deadline: datetime | None = None  # the job's wall-clock limit; None: jobs from before there was one
+    bounds: Bounds = Field(default_factory=Bounds)  # those the parameters were checked against
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
@@ -59,12 +66,13 @@ class JobRecord(BaseModel):
     params: dict[str, Any]
     model: str
     created_at: datetime
+    attempt: int = 1  # of the same request: a new one after a failed or canceled one
 
 
 class Job(JobRecord):
     """A job as the API shows it: its record and what the workflow engine says of it."""
 
-    status: str
+    status: str = Field(description="PENDING, RUNNING, COMPLETED, FAILED, CANCELED or SUSPENDED")
     stage: str | None = None
     progress: float | None = None
     error: str | None = None
@@ -82,6 +90,18 @@ class JobIds(RootModel[list[str]]):
     """Job ids in the order they were submitted."""
 
 
+class Attempts(BaseModel):
+    """The latest attempt of one request (the job id of attempt 1)."""
+
+    latest: int = 1
+
+
+class FitStarted(BaseModel):
+    """Written when a worker takes the job's fit: until then the job is `queued`."""
+
+    at: datetime
+
+
 class Policy(BaseModel):
     """How a dataset's new versions are trained."""
 
@@ -90,23 +110,48 @@ class Policy(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+CANCELED = "CANCELED"  # the API's word for a workflow the engine calls TERMINATED
+RETRIED = ("FAILED", CANCELED)  # a request whose latest job ended so starts a new attempt
+FINISHED = ("COMPLETED", *RETRIED)
+CANCEL_WAIT_S = 3.0  # how long a cancel waits for the engine to report the workflow terminated
+
+
+class Conflict(ClientError):
+    status = 409
+
+
 class JobService:
-    def __init__(self, state: StateStore, invoker: ServiceInvoker, workflows: Workflows, settings: Settings):
-        self.invoker, self.workflows, self.settings = invoker, workflows, settings
+    def __init__(
+        self,
+        state: StateStore,
+        invoker: ServiceInvoker,
+        workflows: Workflows,
+        settings: Settings,
+        stop: Callable[[str], bool] = lambda job: False,
+    ):
+        """`stop` stops a job's step that this process computes (Compute.cancel)."""
+        self.invoker, self.workflows, self.settings, self.stop = invoker, workflows, settings, stop
         self.records = Documents(state, JobRecord)
         self.ids = Documents(state, JobIds)
         self.policies = Documents(state, Policy)
+        self.attempts = Documents(state, Attempts)
+        self.fits = Documents(state, FitStarted)
+        self.admission = Admission(state, self._finished, settings)
 
     # submitting
 
-    async def submit(self, request: JobRequest) -> Job:
+    async def submit(self, request: JobRequest, new_attempt: bool = True) -> Job:
         """Schedules the job's workflow, once: the job id is derived from what it trains on and
-        how, so a repeated request or a redelivered event finds the same job."""
+        how, so a repeated request or a redelivered event finds the same job, unless that job
+        failed or was canceled: then (with `new_attempt`) the request starts a new attempt, a
+        job of its own. Refused with 429 when too many jobs are waiting or running."""
         manifest = await self._manifest(request.dataset, request.version)
         policy = await self.policy(request.dataset)
         task = manifest["schema"]["task"]
         estimator = request.estimator or policy.estimator or estimators.default_for(task)
-        params = estimators.validate(task, estimator, request.params if request.params is not None else policy.params)
+        bounds = self.settings.bounds()
+        given = request.params if request.params is not None else policy.params
+        params = estimators.validate(task, estimator, given, bounds)
         spec = JobSpec(
             job_id="",
             dataset=request.dataset,
@@ -118,8 +163,15 @@ class JobService:
             params=params,
             model=request.model or request.dataset,
             seed=self.settings.seed,
+            bounds=bounds,
         )
-        spec.job_id = job_id(spec)
+        attempt = await self._attempt(job_id(spec), new_attempt)
+        spec.job_id = attempt_id(job_id(spec), attempt)
+        found = await self.records.get(_record_key(spec.job_id))
+        if found is not None and await self._scheduled(spec.job_id):
+            return await self.job(spec.job_id)
+        now = datetime.now(UTC)
+        spec.deadline = now + timedelta(seconds=self.settings.job_timeout_s)
         record = JobRecord(
             id=spec.job_id,
             dataset=spec.dataset,
@@ -127,20 +179,49 @@ class JobService:
             estimator=estimator,
             params=params,
             model=spec.model,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            attempt=attempt,
         )
-        # Recorded before it is scheduled, so that no workflow runs that the job list does not show.
-        await self.records.update(_record_key(spec.job_id), lambda found: found or record)
-        await self.ids.update(_ids_key(spec.dataset), lambda ids: _with(ids, spec.job_id))
-        await self.ids.update(_ids_key(None), lambda ids: _with(ids, spec.job_id))
-        if await self.workflows.schedule(WORKFLOW, spec.job_id, spec.model_dump(mode="json")):
-            log.info("job %s scheduled: %s v%s with %s", spec.job_id, spec.dataset, spec.version, estimator)
+        await self.admission.admit(spec.job_id, spec.dataset)
+        try:
+            # Recorded before it is scheduled, so that no workflow runs that the job list does not show.
+            await self.records.update(_record_key(spec.job_id), lambda found: found or record)
+            await self.ids.update(_ids_key(spec.dataset), lambda ids: _with(ids, spec.job_id))
+            await self.ids.update(_ids_key(None), lambda ids: _with(ids, spec.job_id))
+            if await self.workflows.schedule(WORKFLOW, spec.job_id, spec.model_dump(mode="json")):
+                log.info("job %s scheduled: %s v%s with %s", spec.job_id, spec.dataset, spec.version, estimator)
+        except Exception:
+            await self.admission.release(spec.job_id)  # it does not wait for anything
+            raise
         return await self.job(spec.job_id)
+
+    async def _attempt(self, base: str, new_attempt: bool) -> int:
+        """The attempt a request gets: its latest one, or the next when that one failed or was
+        canceled. Two requests racing for the next agree on it (compare-and-swap)."""
+        latest = (await self.attempts.get(_attempts_key(base)) or Attempts()).latest
+        if not new_attempt or await self.records.get(_record_key(attempt_id(base, latest))) is None:
+            return latest
+        if _status(await self.workflows.run(attempt_id(base, latest))) not in RETRIED:
+            return latest
+
+        def next_one(found: Attempts | None) -> Attempts:
+            found = found or Attempts()
+            return Attempts(latest=latest + 1) if found.latest == latest else found
+
+        stored = await self.attempts.update(_attempts_key(base), next_one)
+        return stored.latest if stored else latest + 1
+
+    async def _scheduled(self, job: str) -> bool:
+        return await self.workflows.run(job) is not None
+
+    async def _finished(self, job: str) -> bool:
+        return _status(await self.workflows.run(job)) in FINISHED
 
     async def on_version_committed(self, _attributes: dict[str, Any], event: DatasetVersionCommitted) -> None:
         """Trains a newly committed version when the dataset's policy says so. A version that
         cannot be trained (its policy names parameters it refuses, say) is logged, not retried:
-        no retry would change the answer."""
+        no retry would change the answer. Too many jobs waiting is retried, later. A delivery
+        again finds the job of the first, whatever became of it."""
         policy = await self.policy(event.dataset)
         log.info(
             "dataset %s v%s committed; auto-train %s",
@@ -151,7 +232,9 @@ class JobService:
         if not policy.auto_train:
             return
         try:
-            await self.submit(JobRequest(dataset=event.dataset, version=event.version))
+            await self.submit(JobRequest(dataset=event.dataset, version=event.version), new_attempt=False)
+        except TooManyJobs as exc:
+            raise Busy(f"not training {event.dataset} v{event.version} yet: {exc}") from exc
         except ClientError as exc:
             log.warning("not training %s v%s: %s", event.dataset, event.version, exc)
 
@@ -168,6 +251,36 @@ class JobService:
         manifest: dict[str, Any] = json.loads(reply.body)
         return manifest
 
+    # canceling
+
+    async def cancel(self, job_id_: str) -> Job:
+        """Ends the job: its workflow is terminated (the API shows CANCELED), then the worker
+        computing its step is killed. The engine cannot stop a running activity; the step stops
+        here if this process runs it, else where the activity watches its workflow
+        (activities.py). Canceling a canceled job again changes nothing."""
+        job = await self.job(job_id_)
+        if job.status in ("COMPLETED", "FAILED"):
+            raise Conflict(f"job {job_id_} has {job.status.lower()} already; there is nothing to cancel")
+        if job.status != CANCELED:
+            if not await self.workflows.terminate(job_id_, f"canceled at stage {job.stage or 'pending'}"):
+                raise Conflict(f"job {job_id_} is not scheduled yet; cancel it again in a moment", {"retry-after": "1"})
+            job = await self._until_canceled(job_id_)
+        if self.stop(job_id_):
+            log.info("job %s canceled: its step was stopped", job_id_)
+        await self.admission.release(job_id_)
+        return job
+
+    async def _until_canceled(self, job_id_: str) -> Job:
+        """The job once the engine reports it terminated (it applies a terminate a moment
+        later), or as it is after CANCEL_WAIT_S: the kill does not wait for more, and the
+        workflow ends either way."""
+        for _ in range(int(CANCEL_WAIT_S / 0.05)):
+            job = await self.job(job_id_)
+            if job.status == CANCELED:
+                return job
+            await asyncio.sleep(0.05)
+        return await self.job(job_id_)
+
     # reading
 
     async def job(self, job_id_: str) -> Job:
@@ -175,7 +288,10 @@ class JobService:
         if record is None:
             raise Missing(f"no training job {job_id_!r}")
         run = await self.workflows.run(job_id_)
-        return _job(record, run)
+        job = _job(record, run)
+        if job.status == "RUNNING" and job.stage == "fitting" and await self.fits.get(fit_key(job_id_)) is None:
+            job.stage = "queued"  # waiting for a worker
+        return job
 
     async def jobs(self, dataset: str | None, status: str | None, offset: int, limit: int) -> JobList:
         ids = (await self.ids.get(_ids_key(dataset))) or JobIds([])
@@ -195,7 +311,8 @@ class JobService:
         if policy.estimator is not None or policy.params:
             task = (await self._manifest(dataset, "latest"))["schema"]["task"]
             estimator = policy.estimator or estimators.default_for(task)
-            policy = policy.model_copy(update={"params": estimators.validate(task, estimator, policy.params)})
+            params = estimators.validate(task, estimator, policy.params, self.settings.bounds())
+            policy = policy.model_copy(update={"params": params})
         await self.policies.put(_policy_key(dataset), policy)
         return policy
 
@@ -207,17 +324,30 @@ def job_id(spec: JobSpec) -> str:
     return f"{spec.dataset}-v{spec.version}-{spec.estimator.replace('_', '-')}-{digest[:12]}"
 
 
-def _job(record: JobRecord, run: WorkflowRun | None) -> Job:
+def attempt_id(base: str, attempt: int) -> str:
+    """The first attempt has the request's own id, as jobs had before there were attempts."""
+    return base if attempt == 1 else f"{base}-a{attempt}"
+
+
+def _status(run: WorkflowRun | None) -> str:
     if run is None:  # recorded, not scheduled yet (or the engine lost it)
-        return Job(**record.model_dump(), status="PENDING")
+        return "PENDING"
+    return CANCELED if run.status == "TERMINATED" else run.status
+
+
+def _job(record: JobRecord, run: WorkflowRun | None) -> Job:
+    if run is None:
+        return Job(**record.model_dump(), status=_status(run))
     custom = run.custom_status if isinstance(run.custom_status, dict) else {}
+    canceled = _status(run) == CANCELED
     return Job(
         **record.model_dump(),
-        status=run.status,
+        status=_status(run),
         stage=custom.get("stage"),
         progress=custom.get("progress"),
-        error=run.error,
-        result=run.output if isinstance(run.output, dict) else None,
+        # A terminated workflow's output is the reason it was given (see cancel).
+        error=(run.output if isinstance(run.output, str) else "canceled") if canceled else run.error,
+        result=run.output if isinstance(run.output, dict) and not canceled else None,
     )
 
 
@@ -238,3 +368,11 @@ def _ids_key(dataset: str | None) -> str:
 
 def _policy_key(dataset: str) -> str:
     return f"policy:{dataset}"
+
+
+def _attempts_key(base: str) -> str:
+    return f"attempts:{base}"
+
+
+def fit_key(job: str) -> str:
+    return f"fit-started:{job}"

@@ -135,7 +135,7 @@ def test_gateway_routes_name_exactly_the_operations_training_serves():
 
     gateway = create_app(ports=fake_ports(GatewayPorts))
     training = training_app(ports=fake_ports(TrainingPorts))
-    assert len(_operations(training, "/api/training")) == 6
+    assert len(_operations(training, "/api/training")) == 7
     assert _operations(gateway, "/api/training") == _operations(training, "/api/training")
 
 
@@ -219,3 +219,23 @@ def test_an_apps_own_500_comes_back_unchanged(make_client):
     client = make_client("gateway", invoker=FakeInvoker({("ingestion", "api/datasets/iris"): failed}))
     reply = client.get("/api/datasets/iris")
     assert reply.status_code == 500 and reply.json()["detail"].startswith("ingestion failed")
+
+
+def test_a_job_is_canceled_through_training_with_delete(make_client):
+    job = "iris-v1-ridge-0123456789ab-a2"
+    canceled = Reply(200, json.dumps({"id": job, "status": "CANCELED"}).encode())
+    client = make_client("gateway", invoker=FakeInvoker({("training", f"api/training/jobs/{job}"): canceled}))
+    reply = client.delete(f"/api/training/jobs/{job}")
+    assert (reply.status_code, reply.json()["status"]) == (200, "CANCELED")
+    assert [(f[0], f[1], f[2]) for f in client.ports.invoker.forwarded] == [
+        ("training", f"api/training/jobs/{job}", "DELETE")
+    ]
+
+
+def test_a_job_status_filter_training_does_not_know_is_422_at_the_gateway(make_client):
+    listed = Reply(200, b'{"jobs": [], "total": 0, "offset": 0, "limit": 100}')
+    client = make_client("gateway", invoker=FakeInvoker({("training", "api/training/jobs?status=canceled"): listed}))
+    refused = client.get("/api/training/jobs?status=stuck")
+    assert refused.status_code == 422 and "canceled" in refused.text
+    assert client.ports.invoker.calls == []
+    assert client.get("/api/training/jobs?status=canceled").status_code == 200

@@ -17,7 +17,7 @@ from tests.integration.conftest import poll
 
 pytestmark = pytest.mark.integration
 DAPRML = Path(sys.executable).with_name("daprml")
-DONE = ("COMPLETED", "FAILED", "TERMINATED")
+DONE = ("COMPLETED", "FAILED", "CANCELED")
 
 
 def unique(prefix: str) -> str:

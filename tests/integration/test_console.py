@@ -31,7 +31,7 @@ from tests.integration.conftest import poll
 pytestmark = pytest.mark.integration
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 CSV = {"content-type": "text/csv"}
-DONE = ("COMPLETED", "FAILED", "TERMINATED")
+DONE = ("COMPLETED", "FAILED", "CANCELED")
 SETOSA = {"sepal length (cm)": "5.1", "sepal width (cm)": "3.5", "petal length (cm)": "1.4", "petal width (cm)": "0.2"}
 
 

@@ -18,7 +18,7 @@ from tests.integration.conftest import poll
 
 pytestmark = pytest.mark.integration
 CSV = {"content-type": "text/csv"}
-DONE = ("COMPLETED", "FAILED", "TERMINATED")
+DONE = ("COMPLETED", "FAILED", "CANCELED")
 
 
 def unique(prefix: str) -> str:

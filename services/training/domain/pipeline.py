@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from services.training.domain.errors import BadRows, DatasetTooSmall, NoFeatures
-from services.training.domain.estimators import lookup
+from services.training.domain.estimators import Bounds, lookup
 from services.training.domain.schema import CATEGORICAL, NUMERIC, ColumnType, DatasetSchema, Task
 
 # A table, a frame, or Parquet bytes (as ingestion serves a version): bytes are the cheapest to
@@ -99,7 +99,9 @@ def features_and_target(data: pd.DataFrame, schema: DatasetSchema) -> tuple[pd.D
     return known[[f.name for f in schema.features]], y
 
 
-def build_pipeline(schema: DatasetSchema, estimator: str, params: Mapping[str, Any], seed: int) -> Pipeline:
+def build_pipeline(
+    schema: DatasetSchema, estimator: str, params: Mapping[str, Any], seed: int, bounds: Bounds | None = None
+) -> Pipeline:
     """Impute, scale numbers, one-hot categories and booleans, then the estimator. The target
     and text columns are not features (no step turns free text into numbers yet)."""
     numbers = [f.name for f in schema.features if f.type in NUMERIC]
@@ -120,7 +122,7 @@ def build_pipeline(schema: DatasetSchema, estimator: str, params: Mapping[str, A
         impute = SimpleImputer(strategy="most_frequent")
         encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         steps.append(("categories", Pipeline([("impute", impute), ("onehot", encode)]), categories))
-    model = lookup(schema.task, estimator).build(params, seed)
+    model = lookup(schema.task, estimator).build(params, seed, bounds)
     return Pipeline([("features", ColumnTransformer(steps, remainder="drop")), ("model", model)])
 
 

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
 from services.training.domain.artifact import dumps, load, sha256
 from services.training.domain.card import Lineage, ModelCard
-from services.training.domain.estimators import validate
+from services.training.domain.estimators import Bounds, validate
 from services.training.domain.evaluate import Holdout, Label, Metrics, score, split
 from services.training.domain.pipeline import Rows, build_pipeline, features_and_target, fit, frame
 from services.training.domain.schema import DatasetSchema, Feature, Task
@@ -57,12 +57,12 @@ def holdout(rows: Rows, schema: DatasetSchema, seed: int) -> Holdout:
 
 
 def fit_and_evaluate(
-    rows: Rows, schema: DatasetSchema, estimator: str, params: dict[str, Any], seed: int
+    rows: Rows, schema: DatasetSchema, estimator: str, params: dict[str, Any], seed: int, bounds: Bounds | None = None
 ) -> TrainedModel:
     # Checked again here: the job may have been queued by an older version of the service.
-    checked = validate(schema.task, estimator, params)
+    checked = validate(schema.task, estimator, params, bounds)
     data = holdout(rows, schema, seed)
-    pipeline = build_pipeline(schema, estimator, checked, seed)
+    pipeline = build_pipeline(schema, estimator, checked, seed, bounds)
     with threadpool_limits(limits=THREADS):
         started = perf_counter()
         fit(pipeline, data.X_train, data.y_train)
@@ -83,10 +83,11 @@ def fit_and_evaluate(
     )
 
 
-def train_artifact(rows: Rows, schema: DatasetSchema, lineage: Lineage) -> TrainingResult:
+def train_artifact(rows: Rows, schema: DatasetSchema, lineage: Lineage, bounds: Bounds | None = None) -> TrainingResult:
     """Fit, evaluate and serialize. The estimator, params and seed are the lineage's own, so
-    the card cannot disagree with what was fitted."""
-    trained = fit_and_evaluate(rows, schema, lineage.estimator, lineage.params, lineage.seed)
+    the card cannot disagree with what was fitted; `bounds` are those the job was admitted
+    with (a forest's null max_depth is built as the depth bound)."""
+    trained = fit_and_evaluate(rows, schema, lineage.estimator, lineage.params, lineage.seed, bounds)
     data = dumps(trained.pipeline)
     card = ModelCard(
         sha256=sha256(data),
@@ -99,7 +100,7 @@ def train_artifact(rows: Rows, schema: DatasetSchema, lineage: Lineage) -> Train
         train_rows=trained.train_rows,
         fit_s=trained.fit_s,
         eval_s=trained.eval_s,
-        lineage=lineage.model_copy(update={"params": validate(schema.task, lineage.estimator, lineage.params)}),
+        lineage=lineage.model_copy(update={"params": validate(schema.task, lineage.estimator, lineage.params, bounds)}),
         versions={"scikit-learn": sklearn.__version__, "skops": skops.__version__, "numpy": np.__version__},
     )
     return TrainingResult(artifact=data, card=card)

@@ -27,6 +27,7 @@ def test_describe_gives_each_parameter_its_type_default_and_bounds():
         "choices": None,
         "minimum": 1,
         "exclusive_minimum": None,
+        "maximum": 2000,
         "description": "",
     }
     assert params["max_depth"]["nullable"] and params["max_depth"]["default"] is None
@@ -111,3 +112,38 @@ def test_every_allow_listed_parameter_is_one_the_scikit_learn_estimator_takes():
             seeds = {k: v for k, v in takes.items() if k.endswith("random_state")}
             assert seeds and set(seeds.values()) == {7}, (spec.name, seeds)
             built._validate_params()  # scikit-learn's own check of the values
+
+
+SHRINKING = {"min_samples_leaf"}  # a larger value makes a smaller model: no upper bound needed
+BIG = {"max_trees": 10**41, "max_depth": 10**41, "max_iterations": 10**41}
+
+
+def test_every_integer_parameter_that_sizes_a_model_has_an_upper_bound():
+    for task, found in estimators.describe().items():
+        for estimator in found:
+            for param in estimator["params"]:
+                if param["type"] == "integer" and param["name"] not in SHRINKING:
+                    assert param["maximum"] is not None, (task, estimator["name"], param["name"])
+
+
+@pytest.mark.parametrize(
+    ("estimator", "params", "words"),
+    [
+        ("random_forest", {"n_estimators": 2001}, "n_estimators should be at most 2000 (the bound DAPRML_MAX_TREES)"),
+        ("random_forest", {"max_depth": 65}, "max_depth should be at most 64 (the bound DAPRML_MAX_DEPTH)"),
+        ("gradient_boosting", {"max_iter": 10**40}, "max_iter should be at most 100000"),
+    ],
+)
+def test_a_value_over_its_bound_is_refused_naming_the_bound(estimator, params, words):
+    with pytest.raises(InvalidParams, match=words.replace("(", r"\(").replace(")", r"\)")) as caught:
+        estimators.validate("classification", estimator, params)
+    assert caught.value.status == 422
+    assert estimators.validate("classification", estimator, params, estimators.Bounds(**BIG))  # bounds are settings
+
+
+def test_a_forests_null_depth_is_built_as_the_depth_bound_and_boostings_stays_bounded_by_its_leaves():
+    bounds = estimators.Bounds(max_depth=7)
+    forest = estimators.lookup("regression", "random_forest").build({"max_depth": None}, 0, bounds)
+    assert forest.max_depth == 7
+    boosting = estimators.lookup("regression", "gradient_boosting").build({"max_depth": None}, 0, bounds)
+    assert boosting.max_depth is None and boosting.max_leaf_nodes == 31
