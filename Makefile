@@ -7,14 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime servers browser unit integration samples predictions bench bench-train bench-inference
+.PHONY: run test lint up down setup runtime servers browser fuzz-tools unit integration samples predictions bench bench-train bench-inference
 
 ## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
 	$(PY) -m scripts.stack run
 
 ## test: set up what is missing, then lint and every tier (unit, api, integration with real daprd)
-test: setup browser lint
+test: setup browser fuzz-tools lint
 	$(PY) -m pytest tests/unit tests/api
 	$(PY) -m pytest tests/integration
 
@@ -71,6 +71,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Schemathesis in a venv of its own, for the fuzzing of the gateway's API (tests/integration/test_openapi.py).
+fuzz-tools: .venv-fuzz/.installed
+
+.venv-fuzz/.installed: tests/schemathesis-requirements.txt
+	$(PYTHON) -m venv .venv-fuzz
+	.venv-fuzz/bin/pip install --quiet -r tests/schemathesis-requirements.txt
+	touch $@
+
 # Debian's chromium and its driver, for the web console's browser tests (tests/integration/test_console.py).
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
@@ -82,5 +90,5 @@ browser:
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit tests/api
 
-integration: setup browser
+integration: setup browser fuzz-tools
 	$(PY) -m pytest tests/integration

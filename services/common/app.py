@@ -19,15 +19,19 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from services.common import dapr_adapters
+from services.common.allow import CompleteAllow
 from services.common.deps import ProbeDep, SettingsDep
 from services.common.door import DoorSettings, HeaderLimit, server_options
 from services.common.errors import ClientError
 from services.common.events import EventHandler, EventType, InstanceHeartbeat
-from services.common.middleware import AppToken, RequestIds, WithRequestId
+from services.common.middleware import AppToken, RequestIds, WithRequestId, carries_app_token
+from services.common.oip import ProtocolRoute
 from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarProbe, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
@@ -101,10 +105,29 @@ async def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
     return JSONResponse({"live": True, "app_id": settings.app_id})
 
 
+async def _shows_details(request: Request, settings: ServiceSettings) -> bool:
+    """Whether /readyz may tell this caller more than ready or not: a call with the app token
+    (the sidecar's: the gateway's status asks every service through Dapr), or one the app's own
+    `readiness_details` check admits (the gateway's: a valid API key). An app given no token and
+    no check keeps nothing from anyone (as every route of it is open then)."""
+    token = settings.app_api_token
+    if token is not None and carries_app_token(request.scope, token.get_secret_value()):
+        return True
+    check = getattr(request.app.state, "readiness_details", None)
+    if check is not None:
+        return bool(await check(request))
+    return token is None
+
+
 @health.get("/readyz")
-async def readyz(settings: SettingsDep, probe: ProbeDep) -> JSONResponse:
-    """Ready only when this service's sidecar answers /v1.0/healthz/outbound."""
-    if not await probe.healthy():
+async def readyz(request: Request, settings: SettingsDep, probe: ProbeDep) -> JSONResponse:
+    """Ready only when this service's sidecar answers /v1.0/healthz/outbound. Everyone learns
+    ready or not (the stack's readiness check and probes read the status code); why not, the
+    sidecar's version and its components only a caller allowed to (_shows_details)."""
+    healthy = await probe.healthy()
+    if not await _shows_details(request, settings):
+        return JSONResponse({"ready": healthy}, status_code=200 if healthy else 503)
+    if not healthy:
         return JSONResponse(
             status_code=503,
             content={
@@ -135,7 +158,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awaitable[JSONResponse]]]:
+def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awaitable[Response]]]:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own 422, except that an echoed Infinity would fail to render (as a 500).
         return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
@@ -161,7 +184,15 @@ def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awa
             {"detail": f"{app_id} failed to handle this request; its log has the details"}, status_code=500
         )
 
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # FastAPI raises some of its own (a body that does not parse) outside the route's handler,
+        # where ProtocolRoute cannot turn them into the protocol's shape: done here instead.
+        if isinstance(request.scope.get("route"), ProtocolRoute):
+            return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
     return {
+        HTTPException: http_error,
         RequestValidationError: invalid,
         ClientError: client_error,
         ConcurrencyConflict: conflict,
@@ -233,6 +264,7 @@ def build_app(spec: ServiceSpec) -> FastAPI:
     token = spec.settings.app_api_token
     if spec.settings.require_app_token and token is not None:
         app.add_middleware(AppToken, token=token.get_secret_value())
+    app.add_middleware(CompleteAllow)
     app.add_middleware(RequestIds)  # added last: outermost, so a refused request has an id too
     return app
 

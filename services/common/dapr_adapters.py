@@ -742,7 +742,7 @@ def declare_subscriptions(
             route=DEAD_LETTER_ROUTE,
         )(_dead_letter_delivery(dead_letters, settings))
     for api_route in app.routes:
-        if str(getattr(api_route, "path", "")).startswith("/internal/events/"):
+        if str(getattr(api_route, "path", "")).startswith(("/internal/events/", "/dapr/")):
             api_route.include_in_schema = False  # type: ignore[attr-defined]  # the sidecar's, not an API
 
 

@@ -5,7 +5,7 @@ clients (tritonclient, KServe's) show the message."""
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -28,6 +28,8 @@ class ProtocolRoute(APIRoute):
                 return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400)
             except ClientError as e:
                 return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers)
+            except HTTPException as e:  # FastAPI's own: a body that is not JSON, say
+                return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
             except SidecarUnavailable as e:
                 return JSONResponse(
                     {"error": f"{e.public}; try again in a few seconds"}, status_code=503, headers={"retry-after": "5"}

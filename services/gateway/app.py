@@ -5,7 +5,18 @@ from fastapi.responses import JSONResponse
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
 from services.common.events import EventType
-from services.gateway import api, console, datasets, dead_letters, inference, keys_api, models, training
+from services.gateway import (
+    api,
+    console,
+    datasets,
+    dead_letters,
+    inference,
+    keys_api,
+    models,
+    open_routes,
+    openapi,
+    training,
+)
 from services.gateway.access import Gatekeeper
 from services.gateway.breaker import Breakers
 from services.gateway.instances import Instances
@@ -54,4 +65,6 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
     app.state.instances = instances
     app.state.breakers = Breakers(settings.breaker_failures, settings.breaker_open_s)
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.openapi = openapi.truthful(app)  # type: ignore[method-assign]  # every status it can answer
+    open_routes.close(app, settings, keys)  # what a caller without a key learns: ready or not, nothing more
     return app

@@ -19,7 +19,9 @@ Name = Annotated[str, Path(pattern=DATASET_NAME, description="lower-case letters
 UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="as the upload's start answered")]
 Version = Annotated[str, Path(pattern=r"^(latest|[0-9]{1,9})$", description="a version number or 'latest'")]
 PartNumber = Annotated[int, Path(ge=1, le=1_000_000)]
-Target = Annotated[str | None, Query(max_length=200, description="creates the dataset from the data if it is new")]
+Target = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="creates the dataset from the data if it is new")
+]
 Task = Annotated[str | None, Query(pattern="^(classification|regression)$")]
 
 TEXT_BODY = {"type": "string"}

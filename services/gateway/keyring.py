@@ -12,7 +12,7 @@ through this gateway replica is refused at once, through another within that tim
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,19 @@ class Unauthorized(ClientError):
 
 class Forbidden(ClientError):
     status = 403
+
+
+class LastAdmin(ClientError):
+    status = 409
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request carries, where clients send it (see access.py): `Authorization: Bearer
+    <key>`, else `X-API-Key`."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key") or None
 
 
 class Issued(BaseModel):
@@ -69,6 +82,15 @@ class KeyRing:
         if found is None or found[0].revoked_at is not None or not found[0].matches(secret):
             raise Unauthorized("the API key is unknown or revoked", CHALLENGE)
         return found[0]
+
+    async def valid(self, presented: str | None) -> bool:
+        """Whether a key is valid and unrevoked, for what only a key's holder may see (the
+        details of /readyz): never raises, so it cannot turn such a page into an error."""
+        try:
+            await self.authenticate(presented)
+        except (Unauthorized, SidecarUnavailable):
+            return False
+        return True
 
     async def known(self) -> dict[str, tuple[KeyRecord, str]]:
         if self._known is not None and self.clock() - self._read_at < self.cache_s:
@@ -112,19 +134,38 @@ class KeyRing:
         return key, record
 
     async def revoke(self, key_id: str, by: KeyRecord) -> KeyRecord:
+        """Revokes a key, provisioned or issued, by one compare-and-swap of the issued keys'
+        document. Refused (409) when no admin key would be left that works, the setup key
+        included: the check runs on the document the revocation is written to, so two admins
+        revoking each other at the same moment (through one replica or two) cannot both
+        succeed; whoever writes second sees the first's revocation and is refused."""
         if key_id == by.id:
             raise ClientError("a key cannot revoke itself (issue another admin key first)")
-        found = (await self.known()).get(key_id)
-        if found is None:
-            raise Missing(f"no API key {key_id!r}")
-        revoked = found[0].model_copy(update={"revoked_at": found[0].revoked_at or datetime.now(UTC)})
+        provisioned = await self._provisioned()  # read now, not from the cache
+        revoked: KeyRecord | None = None
 
         def mark(current: Issued | None) -> Issued:
+            nonlocal revoked
             current = current or Issued()
-            current.keys[key_id] = revoked  # a provisioned key gets its revocation here
+            keys = provisioned | current.keys  # a provisioned key's revocation is kept with the issued
+            found = keys.get(key_id)
+            if found is None:
+                raise Missing(f"no API key {key_id!r}")
+            revoked = found.model_copy(update={"revoked_at": found.revoked_at or datetime.now(UTC)})
+            keys[key_id] = revoked
+            if not any(Role.ADMIN in k.roles and k.revoked_at is None for k in keys.values()):
+                raise LastAdmin(
+                    f"revoking key {key_id} ({found.name}) would leave no admin key that works: issue another "
+                    f"admin key first (POST /api/keys with the admin role), then revoke this one"
+                )
+            caller = keys.get(by.id)
+            if caller is None or caller.revoked_at is not None:  # revoked meanwhile, through another replica
+                raise Unauthorized("the API key is unknown or revoked", CHALLENGE)
+            current.keys[key_id] = revoked
             return current
 
         await self.issued.update(ISSUED, mark)
+        assert revoked is not None  # mark() ran and did not raise
         self._known = None
         log.info("API key %s (%s) revoked by %s", key_id, revoked.name, by.id)
         return revoked

@@ -34,7 +34,9 @@ async def submit(training: TrainingDep) -> Response:
 async def list_jobs(
     training: TrainingDep,
     dataset: Annotated[str | None, Query(pattern=DATASET_NAME)] = None,
-    status: Annotated[str | None, Query(pattern=f"^(?i)({STATUSES})$", description=STATUSES.replace("|", ", "))] = None,
+    status: Annotated[
+        str | None, Query(pattern=f"^({STATUSES}|{STATUSES.upper()})$", description=STATUSES.replace("|", ", "))
+    ] = None,
     offset: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from services.common.errors import ClientError
+from services.common.oip import ProtocolRoute
 from services.common.ports import ServiceInvoker, SidecarUnavailable, sidecar_error_code
 from services.gateway.breaker import Breaker
 
@@ -49,7 +50,7 @@ class Upstream:
             raise self._too_large(declared)  # before a byte goes on
         if not self.breaker.allows():
             wait_s = max(1, round(self.breaker.retry_after_s()))
-            return _unavailable(
+            return self._unavailable(
                 f"the {self.app_id} service is failing; calls to it are held back for {wait_s}s", wait_s
             )
         try:
@@ -81,7 +82,7 @@ class Upstream:
                     code,
                     head[:500],
                 )
-                return _unavailable(
+                return self._unavailable(
                     f"the {self.app_id} service is not answering (it may be restarting); try again in a few seconds",
                     5,
                 )
@@ -94,6 +95,11 @@ class Upstream:
             headers={k: v for k, v in reply.headers.items() if k in REPLY_HEADERS},
             background=BackgroundTask(reply.close),
         )
+
+    def _unavailable(self, why: str, retry_after_s: int) -> JSONResponse:
+        # In the error shape of the protocol the route speaks: {"error"} on the OIP routes.
+        key = "error" if isinstance(self.request.scope.get("route"), ProtocolRoute) else "detail"
+        return JSONResponse({key: why}, status_code=503, headers={"retry-after": str(retry_after_s)})
 
     async def _body(self) -> AsyncIterator[bytes]:
         """The request body as it arrives, refused once it passes the limit (a chunked body
@@ -110,10 +116,6 @@ class Upstream:
             f"the body is {size} bytes; the gateway takes at most {self.max_body_bytes} bytes "
             f"per request: send a big file in parts (a multi-part upload)"
         )
-
-
-def _unavailable(detail: str, retry_after_s: int) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=503, headers={"retry-after": str(retry_after_s)})
 
 
 async def _read_up_to(body: AsyncIterator[bytes], limit: int) -> bytes:

@@ -30,8 +30,10 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 Name = Annotated[str, Path(pattern=NAME, description="dataset name")]
 UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
-Version = Annotated[str, Path(pattern=r"^(latest|[0-9]+)$", description="a version number or 'latest'")]
-Target = Annotated[str | None, Query(min_length=1, description="creates the dataset from the data if it is new")]
+Version = Annotated[str, Path(pattern=r"^(latest|[0-9]{1,9})$", description="a version number or 'latest'")]
+Target = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="creates the dataset from the data if it is new")
+]
 TaskQuery = Annotated[Task | None, Query(description="inferred from the target when not given")]
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
 
@@ -105,7 +107,7 @@ async def get_upload(name: Name, upload_id: UploadId, service: ServiceDep) -> Up
 async def put_part(
     name: Name,
     upload_id: UploadId,
-    number: Annotated[int, Path(ge=1)],
+    number: Annotated[int, Path(ge=1, le=1_000_000)],
     request: Request,
     service: ServiceDep,
     settings: SettingsDep,

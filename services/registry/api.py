@@ -73,7 +73,10 @@ async def delete_alias(name: Name, alias: Alias, service: ServiceDep) -> None:
 
 @public.put("/{name}/policy", response_model=PromotionPolicy)
 async def set_policy(name: Name, policy: PromotionPolicy, service: ServiceDep) -> PromotionPolicy:
-    """How new versions are promoted: auto (on the primary metric) or manual."""
+    """How new versions are promoted: manual (the default: a person moves the champion; a
+    model's first version still becomes champion while `first_champion` is true) or auto (a new
+    version that beats the champion on the primary metric replaces it: then new data sent with
+    an ingest key can change what serves)."""
     return await service.set_policy(name, policy)
 
 

@@ -185,7 +185,8 @@ class RegistryService:
                     f"{_describe(request.champion_version)}: score version {number} against it and ask again"
                 )
             assert record.task is not None  # set with the first version
-            decision = decide(name, number, record.policy, record.task, request, now())
+            first = not record.ever_had_champion()
+            decision = decide(name, number, record.policy, record.task, request, now(), first)
             ref.promotion = decision
             record.move_alias(decision.alias, number, "promotion", decision.decided_at)
             return record

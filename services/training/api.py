@@ -14,7 +14,9 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 Dataset = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
 JobId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,200}$", description="as the job's submission answered")]
 STATUSES = "pending|running|completed|failed|canceled|suspended"  # the gateway checks the same
-Status = Annotated[str | None, Query(pattern=f"^(?i)({STATUSES})$", description=STATUSES.replace("|", ", "))]
+Status = Annotated[
+    str | None, Query(pattern=f"^({STATUSES}|{STATUSES.upper()})$", description=STATUSES.replace("|", ", "))
+]
 
 
 @router.post("/jobs", status_code=202, response_model=Job)

@@ -65,3 +65,27 @@ def test_status_lists_each_instance_by_its_heartbeats_and_is_not_ok_when_one_is_
     assert [(i["instance"], i["up"]) for i in inference["instances"]] == [("host:3514", True), ("host:3599", False)]
     assert body["ok"] is False  # every service answers, but one replica is down
     assert next(s for s in body["services"] if s["service"] == "training")["instances"] == []
+
+
+def test_a_405_names_every_method_the_path_takes(make_client):
+    client = make_client("gateway")
+    reply = client.options("/api/datasets")
+    assert reply.status_code == 405 and reply.headers["allow"] == "GET, POST"
+    assert client.request("TRACE", "/api/training/jobs/some-job").headers["allow"] == "DELETE, GET"
+
+
+def test_the_openapi_document_names_every_status_an_operation_can_answer(make_client):
+    paths = make_client("gateway").get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if not path.startswith(("/api", "/v2")):
+            continue
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            assert {"404", "408", "422", "431", "503"} <= statuses, (method, path)
+            if operation.get("security"):
+                assert {"401", "403", "429"} <= statuses, (method, path)
+            if method in ("post", "put"):
+                assert {"400", "409", "413", "415"} <= statuses, (method, path)
+            error = operation["responses"]["422"]["content"]["application/json"]["schema"]
+            assert error["required"] == (["error"] if path.startswith("/v2") else ["detail"]), (method, path)
+    assert "/dapr/subscribe" not in paths and not any(p.startswith("/internal") for p in paths)

@@ -169,3 +169,19 @@ def test_keys_never_reach_the_log(keys, caplog):
     client.get("/api/datasets", headers=bearer(plain["reader"][:-1] + "Q"))
     for key in (*plain.values(), issued):
         assert key not in caplog.text and key.split("_", 2)[2] not in caplog.text
+
+
+def test_the_last_admin_key_cannot_be_revoked_and_the_setup_key_only_once_another_admin_exists():
+    """Two gateway replicas over the same stores: replica two still trusts the setup key from
+    its cache after replica one revoked it, yet cannot use it to revoke the one admin left."""
+    plain, secrets = provisioned(setup=[Role.ADMIN])
+    setup, setup_id = bearer(plain["setup"]), plain["setup"].split("_")[1]
+    ports = fake_ports(GatewayPorts, secrets=secrets, invoker=DATASETS)
+    with TestClient(create_app(ports=ports)) as one, TestClient(create_app(ports=ports)) as two:
+        assert two.get("/api/keys", headers=setup).status_code == 200
+        issued = one.post("/api/keys", json={"name": "second admin", "roles": ["admin"]}, headers=setup).json()
+        assert one.delete(f"/api/keys/{setup_id}", headers=bearer(issued["key"])).status_code == 200
+        refused = two.delete(f"/api/keys/{issued['id']}", headers=setup)
+        assert refused.status_code == 409, refused.text
+        assert "would leave no admin key" in refused.json()["detail"] and "issue another" in refused.json()["detail"]
+        assert one.get("/api/keys", headers=bearer(issued["key"])).status_code == 200

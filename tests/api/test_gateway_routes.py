@@ -239,3 +239,79 @@ def test_a_job_status_filter_training_does_not_know_is_422_at_the_gateway(make_c
     assert refused.status_code == 422 and "canceled" in refused.text
     assert client.ports.invoker.calls == []
     assert client.get("/api/training/jobs?status=canceled").status_code == 200
+
+
+RULES = (
+    "type",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "enum",
+)
+
+
+def _rules(schema: dict, components: dict) -> dict:
+    """What a parameter's schema allows, whatever its default (the gateway leaves a missing
+    query parameter out, the service fills in its default); an enum as the pattern it equals."""
+    options = [o for o in schema.get("anyOf", [schema]) if o.get("type") != "null"]
+    options = [components[o["$ref"].rsplit("/", 1)[1]] if "$ref" in o else o for o in options]
+    rules = {k: v for option in options for k, v in option.items() if k in RULES}
+    if "enum" in rules:
+        rules["pattern"] = f"^({'|'.join(rules.pop('enum'))})$"
+    return rules
+
+
+def _parameters(app, path: str, method: str) -> dict[tuple[str, str], dict]:
+    document = app.openapi()
+    components = document.get("components", {}).get("schemas", {})
+    return {
+        (p["in"], p["name"]): _rules(p["schema"], components)
+        for p in document["paths"][path][method].get("parameters", [])
+        if p["in"] in ("path", "query")
+    }
+
+
+# The registry checks an alias's shape (services.common.models_api.ALIAS_NAME, the gateway's
+# pattern) in its domain, to answer with words saying what an alias may be and that a number
+# alone is not one: its route declares a length bound only.
+CHECKED_BY_THE_REGISTRY = {
+    ("get", "/api/models/{name}/versions/{version}"),
+    ("get", "/api/models/{name}/versions/{version}/artifact"),
+    ("put", "/api/models/{name}/aliases/{alias}"),
+    ("delete", "/api/models/{name}/aliases/{alias}"),
+}
+
+
+def test_the_gateway_validates_each_parameter_as_the_service_behind_it_does():
+    """What the gateway lets through, the service takes, and what the service refuses the
+    gateway refuses first: the same pattern, bounds and type for every path and query parameter."""
+    from services.ingestion.app import IngestionPorts
+    from services.registry.app import RegistryPorts
+    from services.registry.app import create_app as registry_app
+    from services.training.app import TrainingPorts
+    from services.training.app import create_app as training_app
+
+    gateway = create_app(ports=fake_ports(GatewayPorts))
+    services = [
+        training_app(ports=fake_ports(TrainingPorts)),
+        ingestion_app(ports=fake_ports(IngestionPorts)),
+        registry_app(ports=fake_ports(RegistryPorts)),
+        inference_app(ports=fake_ports(InferencePorts)),
+    ]
+    compared, differ = 0, []
+    for path, operations in gateway.openapi()["paths"].items():
+        for method in operations:
+            owner = next((s for s in services if method in s.openapi()["paths"].get(path, {})), None)
+            if owner is None:
+                continue
+            if (method, path) in CHECKED_BY_THE_REGISTRY:
+                continue
+            if _parameters(gateway, path, method) != _parameters(owner, path, method):
+                differ.append((method, path, _parameters(gateway, path, method), _parameters(owner, path, method)))
+            compared += 1
+    assert differ == []
+    assert compared >= 25

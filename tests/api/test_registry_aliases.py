@@ -14,11 +14,23 @@ from tests.fakes import SlowStateStore, fake_ports
 
 @pytest.fixture
 def client(make_client):
+    """iris with three versions and the auto policy (most tests here are about its rule; those
+    of the default, manual, say so)."""
     client = make_client("registry")
     for i in range(1, 4):
         register(client, job=f"job-{i}", accuracy=0.8 + i / 100)
+    assert client.put("/api/models/iris/policy", json={"mode": "auto"}).status_code == 200
     client.ports.publisher.sent.clear()
     client.ports.publisher.ids.clear()
+    return client
+
+
+@pytest.fixture
+def default(make_client):
+    """iris with three versions and the policy a model has unless someone sets one."""
+    client = make_client("registry")
+    for i in range(1, 4):
+        register(client, job=f"job-{i}", accuracy=0.8 + i / 100)
     return client
 
 
@@ -161,15 +173,33 @@ def test_a_promotion_scored_against_a_champion_that_has_moved_is_409(client):
     assert model(client)["versions"][1]["promotion"] is None
 
 
-def test_manual_policy_only_sets_challenger(client):
-    assert client.put("/api/models/iris/policy", json={"mode": "manual"}).json() == {"mode": "manual", "metric": None}
-    reply = promote(client, 1, 0.99)
+def test_by_default_a_better_version_becomes_challenger_and_a_person_moves_champion(default):
+    assert model(default)["policy"] == {"mode": "manual", "metric": None, "first_champion": True}
+    first = promote(default, 1, 0.81)
+    assert first.json()["alias"] == "champion" and first.json()["policy"] == "manual"  # nothing served yet
+    better = promote(default, 2, 0.99, champion=0.81, champion_version=1)
+    assert better.json()["alias"] == "challenger" and better.json()["candidate"] == 0.99
+    assert model(default)["aliases"] == {"champion": 1, "challenger": 2}
+    assert default.put("/api/models/iris/aliases/champion", json={"version": 2}).status_code == 200
+
+
+def test_by_default_a_model_whose_champion_was_removed_gets_none_back_by_itself(default):
+    promote(default, 1, 0.81)
+    assert default.delete("/api/models/iris/aliases/champion").status_code == 204
+    assert promote(default, 2, 0.99).json()["alias"] == "challenger"
+    assert "champion" not in model(default)["aliases"]
+
+
+def test_manual_without_first_champion_leaves_even_the_first_version_to_a_person(default):
+    policy = {"mode": "manual", "metric": None, "first_champion": False}
+    assert default.put("/api/models/iris/policy", json=policy).json() == policy
+    reply = promote(default, 1, 0.99)
     assert reply.json()["alias"] == "challenger" and reply.json()["policy"] == "manual"
-    assert model(client)["aliases"] == {"challenger": 1}
+    assert model(default)["aliases"] == {"challenger": 1}
 
 
 def test_a_policy_metric_where_lower_is_better(client):
-    client.put("/api/models/iris/policy", json={"metric": "log_loss"})
+    client.put("/api/models/iris/policy", json={"mode": "auto", "metric": "log_loss"})
     promote(client, 1, 0.5, metric="log_loss")
     assert promote(client, 2, 0.4, champion=0.5, champion_version=1, metric="log_loss").json()["alias"] == "champion"
     assert promote(client, 3, 0.6, champion=0.4, champion_version=2, metric="log_loss").json()["alias"] == "challenger"

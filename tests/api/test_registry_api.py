@@ -221,7 +221,11 @@ def test_the_model_lists_its_versions_in_short(client):
     register(client)
     register(client, job="job-2", accuracy=0.95)
     model = client.get("/api/models/iris").json()
-    assert model["task"] == "classification" and model["policy"] == {"mode": "auto", "metric": None}
+    assert model["task"] == "classification" and model["policy"] == {
+        "mode": "manual",
+        "metric": None,
+        "first_champion": True,
+    }
     assert [(v["version"], v["job_id"], v["metrics"]["accuracy"]) for v in model["versions"]] == [
         (1, "job-1", 0.9),
         (2, "job-2", 0.95),

@@ -164,7 +164,12 @@ def test_the_page_and_its_files_need_no_key_and_stay_out_of_the_api(stack):
         for missing in ("/console/nothing.js", "/console/../console.py", "/console/%2e%2e/app.py", "/console/"):
             assert anonymous.get(missing).status_code == 404, missing
         assert anonymous.get("/api/models").status_code == 401  # the data still needs a key
-        assert anonymous.get("/docs").status_code == 200
+        docs = anonymous.get("/docs")
+        assert (
+            docs.status_code == 200
+            and docs.headers["content-security-policy"] == page.headers["content-security-policy"]
+        )
+        assert anonymous.get("/redoc").status_code == 404  # ReDoc needs inline styles: not served
         paths = anonymous.get("/openapi.json").json()["paths"]
         assert not [p for p in paths if p == "/" or p.startswith("/console")]
 
@@ -305,3 +310,59 @@ def test_the_jobs_page_follows_a_running_job_until_it_is_done(stack, browser, sh
     assert browser.find_element(By.ID, "jobs-live").get_attribute("data-polling") == "no"
     assert f"{name} v1 champion" in browser.find_element(By.CSS_SELECTOR, "#jobs tr[data-status]").text
     browser.save_screenshot(str(shots / "job-done.png"))
+
+
+def stored_anywhere(driver: WebDriver) -> str:
+    """Everything this page's origin keeps in the browser that a script of it could read."""
+    return driver.execute_script(
+        "return JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage), document.cookie]);"
+    )
+
+
+def test_the_api_docs_load_from_the_gateway_alone_and_show_its_operations(stack, browser, shots):
+    """The machine has no internet: a page that needed a CDN would show nothing."""
+    browser.get(f"{stack.gateway_url}/docs")
+    wait_for(browser, ".swagger-ui .info .title", timeout_s=30)
+    operations = browser.find_elements(By.CSS_SELECTOR, ".opblock .opblock-summary-path")
+    paths = {o.get_attribute("data-path") or o.text for o in operations}
+    assert "/api/models" in paths and "/api/keys" in paths and len(paths) > 20, paths
+    operations[0].click()  # opens under the policy too (no inline style or script needed)
+    wait_for(browser, ".opblock.is-open .opblock-body")
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name);")
+    assert loaded and all(url.startswith(stack.gateway_url) for url in loaded), loaded
+    browser.save_screenshot(str(shots / "api-docs.png"))
+    assert severe_logs(browser) == []
+
+
+def test_the_key_cannot_be_read_from_the_api_docs_after_signing_in(stack, browser):
+    url = stack.gateway_url
+    sign_in(browser, url, stack.admin_key, route="models")
+    wait_for(browser, "#signout")  # signed in
+    console = browser.current_window_handle
+    assert stack.admin_key not in stored_anywhere(browser)  # in the page's memory only
+
+    # The console's link: a window of its own, with no handle on the console's.
+    wait_for(browser, 'a[href="/docs"]').click()
+    WebDriverWait(browser, 15).until(lambda d: len(d.window_handles) == 2)
+    docs = next(h for h in browser.window_handles if h != console)
+    browser.switch_to.window(docs)
+    wait_for(browser, ".swagger-ui .info .title", timeout_s=30)
+    assert browser.execute_script("return window.opener") is None
+    assert "dml_" not in stored_anywhere(browser)
+
+    # A docs page that opens the console itself keeps a handle on it: the console will not sign in there.
+    browser.execute_script("window.opened = window.open('/#/models')")
+    WebDriverWait(browser, 15).until(lambda d: len(d.window_handles) == 3)
+    opened = next(h for h in browser.window_handles if h not in (console, docs))
+    browser.switch_to.window(opened)
+    assert "opened by another page" in wait_for(browser, "#login-error").text
+    assert not browser.find_element(By.ID, "login-key").is_enabled()
+    browser.close()
+    browser.switch_to.window(docs)
+    browser.close()
+
+    # The console's own tab, gone on to /docs: nothing of the key is left for the page there.
+    browser.switch_to.window(console)
+    browser.get(f"{url}/docs")
+    wait_for(browser, ".swagger-ui .info .title", timeout_s=30)
+    assert "dml_" not in stored_anywhere(browser)

@@ -5,7 +5,10 @@
  */
 "use strict";
 
-const KEY = "daprml.apiKey";
+// The API key lives in this variable only, never in the browser's storage, which every page of
+// this origin (the API docs at /docs too) could read: a reload signs out.
+let apiKey = null;
+const STORED_KEY = "daprml.apiKey"; // where earlier versions kept it: removed at start
 const POLL_MS = 2000;
 const LOWER_IS_BETTER = new Set(["rmse", "mae", "mse", "log_loss"]);
 const ACTIVE = new Set(["PENDING", "RUNNING"]);
@@ -93,7 +96,7 @@ function banner(message, kind) {
 }
 
 function showLogin(message) {
-  sessionStorage.removeItem(KEY);
+  apiKey = null;
   $("view").replaceChildren();
   $("signout").hidden = true;
   $("login").hidden = false;
@@ -105,7 +108,18 @@ function showLogin(message) {
 }
 
 function signedIn() {
-  return sessionStorage.getItem(KEY);
+  return apiKey;
+}
+
+/** Opened by a page of this origin that kept a handle on this window (window.open without
+ * noopener): that page could read what is typed here. A link, a bookmark or a new tab has none;
+ * a page of another origin cannot read this one anyway (reading its location throws). */
+function openedBySameOrigin() {
+  try {
+    return Boolean(window.opener && window.opener.location.href);
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- the API
@@ -379,8 +393,19 @@ async function viewJobs(params) {
     const running = data.jobs.some((j) => ACTIVE.has(j.status));
     live.textContent = running ? `live: refreshing every ${POLL_MS / 1000} s while a job runs` : `updated ${new Date().toLocaleTimeString()}`;
     live.dataset.polling = running ? "yes" : "no";
-    list.replaceChildren(data.jobs.length ? jobsTable(data.jobs) : h("p", { class: "muted", text: "No training jobs." }));
+    list.replaceChildren(data.jobs.length ? jobsTable(data.jobs, cancel) : h("p", { class: "muted", text: "No training jobs." }));
     if (running) pollTimer = setTimeout(() => refresh(false), POLL_MS);
+  }
+
+  // DELETE needs the train role; a key without it is told so, and the list stays as it was.
+  async function cancel(job) {
+    try {
+      const done = await api(`/api/training/jobs/${enc(job.id)}`, { method: "DELETE" });
+      banner(`job ${done.id} ${done.status === "CANCELED" ? "canceled" : "is being canceled"}`, "info");
+    } catch (exc) { actionFailed(exc); }
+    if (mine !== generation) return;
+    clearTimeout(pollTimer);
+    await refresh(false);
   }
   await refresh(true);
   return [
@@ -390,7 +415,7 @@ async function viewJobs(params) {
   ];
 }
 
-function jobsTable(jobs) {
+function jobsTable(jobs, cancel) {
   const rows = jobs.map((j) => {
     const r = j.result;
     return h("tr", { "data-job": j.id, "data-status": j.status },
@@ -400,9 +425,12 @@ function jobsTable(jobs) {
       h("td", { class: `status-${j.status}`, text: j.status }),
       h("td", { "data-stage": j.stage }, h("span", { class: "progress" }, h("span", { style: { width: `${Math.round(100 * (j.progress || 0))}%` } })), j.stage || ""),
       h("td", {}, r ? [h("a", { href: `#/models/${enc(r.model)}/versions/${r.version}`, text: `${r.model} v${r.version}` }), " ", r.promotion ? badge(r.promotion.alias) : null] : (j.error ? h("span", { class: "error", text: j.error }) : "")),
-      h("td", { text: when(j.created_at) }));
+      h("td", { text: when(j.created_at) }),
+      h("td", {}, ACTIVE.has(j.status)
+        ? h("button", { class: "small secondary", "data-cancel": j.id, title: "stop this job (needs the train role)", text: "Cancel", onclick: () => cancel(j) })
+        : null));
   });
-  return table(["job", "dataset", "estimator", "status", "stage", "result", "created"], rows, { id: "jobs" });
+  return table(["job", "dataset", "estimator", "status", "stage", "result", "created", ""], rows, { id: "jobs" });
 }
 
 // ---------------------------------------------------------------- models
@@ -491,7 +519,7 @@ async function viewModel(name) {
   return [
     crumbs(h("a", { href: "#/models", text: "Models" })),
     h("h1", { text: model.name }),
-    h("p", { class: "muted" }, `${model.task} · promotion ${model.policy?.mode || "auto"} on ${metric} · `,
+    h("p", { class: "muted" }, `${model.task} · promotion ${model.policy?.mode || "manual"} on ${metric} · `,
       h("a", { href: `#/models/${enc(name)}/predict`, text: "predict" }), " · ",
       h("a", { href: `#/jobs?dataset=${enc(model.versions[0]?.dataset || name)}`, text: "training jobs" })),
     h("div", { class: "row" },
@@ -665,11 +693,18 @@ async function viewPredict(name, params) {
 // ---------------------------------------------------------------- start
 
 document.addEventListener("DOMContentLoaded", () => {
+  sessionStorage.removeItem(STORED_KEY);
+  if (openedBySameOrigin()) {
+    $("login-form").addEventListener("submit", (event) => event.preventDefault());
+    showLogin("This console was opened by another page, which could read your key: open it in a tab of its own.");
+    $("login-key").disabled = $("login-submit").disabled = true;
+    return;
+  }
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const key = $("login-key").value.trim();
     if (!key) return;
-    sessionStorage.setItem(KEY, key);
+    apiKey = key;
     banner("");
     if (!location.hash || location.hash === "#" || location.hash === "#/") location.hash = "#/models"; // renders
     else render();

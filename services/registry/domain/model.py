@@ -36,12 +36,27 @@ def check_alias(alias: str) -> None:
 
 
 class PromotionPolicy(BaseModel):
-    """How a newly registered version is promoted. auto: it becomes champion when it scores at
-    least as well as the champion on the primary metric, challenger otherwise; manual: it
-    becomes challenger, and a person moves champion."""
+    """How a newly registered version is promoted, and so who can change what a model serves.
 
-    mode: Literal["auto", "manual"] = "auto"
+    New versions come from training jobs, and training starts one for every committed version
+    of a dataset whose training policy says auto_train (its default): whoever may commit data
+    (an ingest key) starts them. This policy decides whether such a version may replace the
+    champion: only with `auto`, which a model gets only by asking for it (PUT .../policy, the
+    train role), so by default new data trains but does not change what is served."""
+
+    mode: Literal["auto", "manual"] = Field(
+        "manual",
+        description="manual (the default): a new version becomes challenger and a person with the admin role "
+        "moves champion; auto: it becomes champion when it scores at least as well as the champion on the "
+        "primary metric (so new data committed by an ingest key can change the champion), challenger otherwise",
+    )
     metric: str | None = Field(None, pattern=METRIC, description="default: accuracy or r2, by the model's task")
+    first_champion: bool = Field(
+        True,
+        description="with manual: a model that has never had a champion makes its first promoted version "
+        "champion, so a new model serves at once (no champion is ever replaced so); false: that one too "
+        "waits for a person",
+    )
 
 
 class VersionRef(BaseModel):
@@ -164,6 +179,10 @@ class ModelRecord(BaseModel):
             elif change.from_version is not None:
                 earlier.append(change.from_version)
         return earlier[-1] if earlier else None
+
+    def ever_had_champion(self) -> bool:
+        """Whether champion has pointed at a version at some time (removed since or not)."""
+        return any(change.alias == CHAMPION for change in self.history)
 
     def aliases_of(self, number: int) -> list[str]:
         return sorted(a for a, v in self.aliases.items() if v == number)

@@ -21,10 +21,18 @@ def at_least_as_good(metric: str, candidate: float, champion: float) -> bool:
 
 
 def decide(
-    model: str, version: int, policy: PromotionPolicy, task: Task, request: PromotionRequest, at: datetime
+    model: str,
+    version: int,
+    policy: PromotionPolicy,
+    task: Task,
+    request: PromotionRequest,
+    at: datetime,
+    first: bool = False,
 ) -> Promotion:
     """Where the new version goes. The champion's scores are those of the champion the
-    request names, on the candidate's holdout; none when the model has no champion."""
+    request names, on the candidate's holdout; none when the model has no champion. `first`:
+    the model has never had a champion (manual mode then makes it champion if the policy's
+    first_champion says so: nothing served is replaced)."""
     metric = primary_metric(policy, task)
     candidate = request.candidate.get(metric)
     champion = request.champion.get(metric) if request.champion is not None else None
@@ -38,9 +46,10 @@ def decide(
             raise Unprocessable(
                 f"the champion's scores have no {metric!r}, the metric model {model!r} is promoted on; send it"
             )
-    wins = policy.mode == "auto" and (
-        champion is None or (candidate is not None and at_least_as_good(metric, candidate, champion))
-    )
+    if policy.mode == "auto":
+        wins = champion is None or (candidate is not None and at_least_as_good(metric, candidate, champion))
+    else:
+        wins = first and policy.first_champion
     return Promotion(
         model=model,
         version=version,

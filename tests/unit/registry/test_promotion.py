@@ -10,7 +10,7 @@ from services.registry.domain.model import PromotionPolicy
 from services.registry.domain.promotion import at_least_as_good, decide, primary_metric
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
-AUTO, MANUAL = PromotionPolicy(), PromotionPolicy(mode="manual")
+AUTO, MANUAL = PromotionPolicy(mode="auto"), PromotionPolicy()
 
 
 def scores(candidate, champion=None, metric="accuracy"):
@@ -28,7 +28,7 @@ def alias(policy, task, request):
 def test_the_primary_metric_is_accuracy_or_r2_by_task_unless_the_policy_names_one():
     assert primary_metric(AUTO, "classification") == "accuracy"
     assert primary_metric(AUTO, "regression") == "r2"
-    assert primary_metric(PromotionPolicy(metric="rmse"), "regression") == "rmse"
+    assert primary_metric(PromotionPolicy(mode="auto", metric="rmse"), "regression") == "rmse"
 
 
 @pytest.mark.parametrize(
@@ -66,14 +66,30 @@ def test_auto_makes_the_first_version_champion_when_there_is_none():
 
 
 def test_auto_on_a_lower_is_better_policy_metric():
-    rmse = PromotionPolicy(metric="rmse")
+    rmse = PromotionPolicy(mode="auto", metric="rmse")
     assert alias(rmse, "regression", scores(1.5, 2.0, metric="rmse")) == "champion"
     assert alias(rmse, "regression", scores(2.5, 2.0, metric="rmse")) == "challenger"
 
 
-def test_manual_only_ever_sets_challenger():
+def test_the_default_policy_is_manual_so_new_data_never_replaces_a_champion_by_itself():
+    assert PromotionPolicy().mode == "manual"
+    assert alias(PromotionPolicy(), "classification", scores(0.99, 0.5)) == "challenger"
+
+
+def test_manual_sets_challenger_whenever_the_model_has_had_a_champion():
     assert alias(MANUAL, "classification", scores(0.99, 0.5)) == "challenger"
+    # No champion now, but there was one (a person removed it): nothing is put back by itself.
     assert alias(MANUAL, "classification", scores(0.99)) == "challenger"
+
+
+def test_manual_makes_the_first_champion_of_a_model_that_never_had_one():
+    decision = decide("m", 1, MANUAL, "classification", scores(0.7), AT, first=True)
+    assert decision.alias == "champion" and decision.policy == "manual"
+
+
+def test_manual_without_first_champion_leaves_even_the_first_version_to_a_person():
+    cautious = PromotionPolicy(first_champion=False)
+    assert decide("m", 1, cautious, "classification", scores(0.7), AT, first=True).alias == "challenger"
 
 
 def test_scores_without_the_primary_metric_are_refused_naming_it():
