@@ -182,33 +182,26 @@ class Sidecar:
     async def invoke(
         self, app_id: str, method: str, http_verb: str = "GET", body: bytes = b"", headers: dict[str, str] | None = None
     ) -> Reply:
-        for delay_s in (*_RETRY_DELAYS_S, None):
-            try:
-                reply = await self._http.request(
-                    http_verb,
-                    invoke_path(app_id, method),
-                    content=body,
-                    headers=_with_request_id(headers),
-                    timeout=self.settings.call_timeout_s,
-                )
-            except httpx.HTTPError as exc:
-                if delay_s is not None and http_verb in _IDEMPOTENT:
-                    await asyncio.sleep(delay_s)
-                    continue
-                raise SidecarUnavailable(
-                    f"invoking {app_id}/{method} through {self.http_url} failed: {exc}",
-                    f"the {app_id} service cannot be reached",
-                ) from exc
-            if delay_s is not None and http_verb in _IDEMPOTENT and _unreached(reply.status_code, reply.content):
-                await asyncio.sleep(delay_s)
-                continue
+        async def once(may_retry: bool) -> Reply | None:
+            reply = await self._http.request(
+                http_verb,
+                invoke_path(app_id, method),
+                content=body,
+                headers=_with_request_id(headers),
+                timeout=self.settings.call_timeout_s,
+            )
+            if may_retry and _unreached(reply.status_code, reply.content):
+                return None
             return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+        return await _with_retries(
+            http_verb, once, f"invoking {app_id}/{method} through {self.http_url}", f"the {app_id} service"
+        )
 
     async def forward(
         self, app_id: str, method: str, http_verb: str, headers: dict[str, str], body: AsyncIterator[bytes]
     ) -> StreamedReply:
-        for delay_s in (*_RETRY_DELAYS_S, None):
+        async def once(may_retry: bool) -> StreamedReply | None:
             request = self._http.build_request(
                 http_verb,
                 invoke_path(app_id, method),
@@ -216,26 +209,19 @@ class Sidecar:
                 content=body if http_verb in ("POST", "PUT", "PATCH") else None,
                 timeout=self.settings.call_timeout_s,
             )
-            try:
-                reply = await self._http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                if delay_s is not None and http_verb in _IDEMPOTENT:
-                    await asyncio.sleep(delay_s)
-                    continue
-                raise SidecarUnavailable(
-                    f"forwarding to {app_id}/{method} through {self.http_url} failed: {exc}",
-                    f"the {app_id} service cannot be reached",
-                ) from exc
-            if delay_s is not None and http_verb in _IDEMPOTENT and reply.status_code >= 500:
-                # Small enough to read whole: an idempotent request's error answer.
-                content = await reply.aread()
-                await reply.aclose()
-                if _unreached(reply.status_code, content):
-                    await asyncio.sleep(delay_s)
-                    continue
-                return StreamedReply(reply.status_code, dict(reply.headers), _once(content), _nothing_to_close)
-            return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            reply = await self._http.send(request, stream=True)
+            if not (may_retry and reply.status_code >= 500):
+                return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
+            # Small enough to read whole: an idempotent request's error answer.
+            content = await reply.aread()
+            await reply.aclose()
+            if _unreached(reply.status_code, content):
+                return None
+            return StreamedReply(reply.status_code, dict(reply.headers), _once(content), _nothing_to_close)
+
+        return await _with_retries(
+            http_verb, once, f"forwarding to {app_id}/{method} through {self.http_url}", f"the {app_id} service"
+        )
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -428,6 +414,27 @@ _IDEMPOTENT = ("GET", "HEAD")
 
 def _unreached(status: int, body: bytes) -> bool:
     return status >= 500 and sidecar_error_code(body) is not None
+
+
+T = TypeVar("T")
+
+
+async def _with_retries(http_verb: str, attempt: Callable[[bool], Awaitable[T | None]], doing: str, service: str) -> T:
+    """Calls attempt(may_retry) until it returns an answer: it returns None for a call that did
+    not reach the app, which goes again while the verb is idempotent and tries are left; a
+    connection failure to the sidecar goes again the same way, and is SidecarUnavailable after."""
+    for delay_s in (*_RETRY_DELAYS_S, None):
+        may_retry = delay_s is not None and http_verb in _IDEMPOTENT
+        try:
+            answer = await attempt(may_retry)
+        except httpx.HTTPError as exc:
+            if not may_retry:
+                raise SidecarUnavailable(f"{doing} failed: {exc}", f"{service} cannot be reached") from exc
+            answer = None
+        if answer is not None:
+            return answer
+        await asyncio.sleep(delay_s or 0)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:

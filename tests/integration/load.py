@@ -92,3 +92,15 @@ def kill_listener(port: int, timeout_s: float = 10) -> tuple[int, float]:
     back = poll(lambda: listener_pid(port) not in (None, before), timeout_s)
     assert back, f"nothing listens on {port} again {timeout_s:.0f}s after pid {before} was killed"
     return before, time.monotonic() - killed_at
+
+
+def reads_across_a_kill(stack, port: int, duration_s: float = 15, after_s: float = 2) -> tuple[FixedRate, float, float]:
+    """20 reads a second (GET /api/models) through a stack's gateway, the process listening on
+    `port` killed with -9 `after_s` into them; returns the stream once it has ended, how long
+    until the port was listened on again, and when the kill was."""
+    load = FixedRate(lambda c: c.get("/api/models"), stack.gateway, per_second=20, duration_s=duration_s)
+    with load:
+        time.sleep(after_s)
+        killed_at = time.monotonic()
+        _, back_s = kill_listener(port)
+    return load, back_s, killed_at

@@ -16,8 +16,6 @@ Node.js included) on the servers infra starts for that profile:
   predictions, at most 1% of them fail.
 """
 
-import os
-import signal
 import time
 import uuid
 
@@ -27,10 +25,10 @@ import pytest
 from sklearn.datasets import make_classification
 
 from scripts import credentials, infra, profiles
-from scripts.proc import SetupError, listener_pid
+from scripts.proc import SetupError
 from scripts.stack import Stack
 from tests.integration.conftest import poll
-from tests.integration.load import FixedRate, kill_listener
+from tests.integration.load import FixedRate, kill_listener, reads_across_a_kill
 from tests.integration.test_hot_swap import ROWS, Stream
 from tests.integration.test_training import DONE, commit, finished_job, iris_csv, unique
 
@@ -104,9 +102,12 @@ def test_an_uploaded_dataset_becomes_a_champion_that_predicts_through_the_gatewa
     assert outputs["predict"]["data"] == ["setosa"]
 
 
-def test_training_killed_mid_job_is_restarted_and_its_workflow_resumes(e2e):
+@pytest.mark.parametrize("killed", ["app", "daprd"])
+def test_training_killed_mid_job_comes_back_and_its_workflow_completes_the_job_once(e2e, killed):
+    """The training app or its sidecar (the launcher starts either again)
+    killed with -9 while a job fits: the workflow resumes, and one model version is registered."""
     gateway = e2e.gateway()
-    name = unique("e2e-killed")
+    name = unique(f"e2e-killed-{killed}")
     assert gateway.put(f"/api/training/policies/{name}", json={"auto_train": False}).status_code == 200
     X, y = make_classification(n_samples=30_000, n_features=10, n_informative=6, random_state=7)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)]).assign(target=[f"c{v}" for v in y])
@@ -117,11 +118,8 @@ def test_training_killed_mid_job_is_restarted_and_its_workflow_resumes(e2e):
     job_id = submitted.json()["id"]
     fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 90)
     assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
-    port = e2e.app("training").app_port
-    before = listener_pid(port)
-    assert before is not None
-    os.kill(before, signal.SIGKILL)
-    assert poll(lambda: listener_pid(port) not in (None, before), 90), "the supervisor did not restart training"
+    training = e2e.app("training")
+    _, back_s = kill_listener(training.app_port if killed == "app" else training.http_port, timeout_s=90)
 
     def finished():
         reply = gateway.get(f"/api/training/jobs/{job_id}")
@@ -131,6 +129,7 @@ def test_training_killed_mid_job_is_restarted_and_its_workflow_resumes(e2e):
     assert job is not None and job["status"] == "COMPLETED", job
     versions = gateway.get(f"/api/models/{name}").json()["versions"]
     assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
+    print(f"\ne2e[{e2e.profile}]: training's {killed} back in {back_s:.1f}s; the job completed once")
 
 
 def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notifier_follow(e2e):
@@ -178,39 +177,9 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notif
 
 
 def test_the_gateways_sidecar_killed_under_a_steady_stream_comes_back(e2e):
-    load = FixedRate(lambda c: c.get("/api/models"), e2e.gateway, per_second=20, duration_s=15)
-    with load:
-        time.sleep(2)
-        _, back_s = kill_listener(e2e.app("gateway").http_port)
-        killed_at = time.monotonic() - back_s
+    load, back_s, killed_at = reads_across_a_kill(e2e, e2e.app("gateway").http_port)
     print(f"\ne2e[{e2e.profile}]: gateway's daprd back in {back_s:.1f}s; {load.report('reads through the gateway')}")
     assert load.failures(since=killed_at + 10) == [], "the public API did not come back"
-
-
-def test_trainings_sidecar_killed_mid_job_comes_back_and_the_job_completes_once(e2e):
-    gateway = e2e.gateway()
-    name = unique("e2e-sidecar")
-    assert gateway.put(f"/api/training/policies/{name}", json={"auto_train": False}).status_code == 200
-    X, y = make_classification(n_samples=30_000, n_features=10, n_informative=6, random_state=7)
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)]).assign(target=[f"c{v}" for v in y])
-    commit(gateway, name, frame.to_csv(index=False).encode())
-    slow = {"dataset": name, "estimator": "random_forest", "params": {"n_estimators": 120}}
-    submitted = gateway.post("/api/training/jobs", json=slow)
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["id"]
-    fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 90)
-    assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
-    _, back_s = kill_listener(e2e.app("training").http_port)
-
-    def finished():
-        reply = gateway.get(f"/api/training/jobs/{job_id}")
-        return reply.json() if reply.status_code == 200 and reply.json()["status"] in DONE else None
-
-    job = poll(finished, 240)
-    assert job is not None and job["status"] == "COMPLETED", job
-    versions = gateway.get(f"/api/models/{name}").json()["versions"]
-    assert [v["version"] for v in versions] == [1] and versions[0]["job_id"] == job_id
-    print(f"\ne2e[{e2e.profile}]: training's daprd back in {back_s:.1f}s; the job completed once")
 
 
 def test_one_of_two_inference_replicas_killed_under_load_fails_at_most_one_percent(e2e):

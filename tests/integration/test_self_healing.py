@@ -6,25 +6,20 @@ profile in test_e2e.py.)"""
 
 import os
 import signal
-import time
 
 import pytest
 
 from scripts.proc import listener_pid
 from scripts.stack import Stack
 from tests.integration.conftest import poll
-from tests.integration.load import FixedRate, kill_listener
+from tests.integration.load import FixedRate, reads_across_a_kill
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_killed_sidecar_comes_back_and_meanwhile_the_gateway_answers_503_at_once(stack, gateway):
     """The registry's daprd killed under a steady stream of reads through the gateway."""
-    load = FixedRate(lambda c: c.get("/api/models"), stack.gateway, per_second=20, duration_s=12)
-    with load:
-        time.sleep(2)
-        _, back_s = kill_listener(stack.app("registry").http_port)
-        killed_at = time.monotonic() - back_s
+    load, back_s, killed_at = reads_across_a_kill(stack, stack.app("registry").http_port, duration_s=12)
     print(f"\nregistry's daprd listening again {back_s:.1f}s after kill -9; {load.report('reads through the gateway')}")
     assert back_s < 10
     # Every failure answered fast and in words (503), none hung or broke the connection.

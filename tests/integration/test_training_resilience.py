@@ -111,11 +111,16 @@ def until_gone(pids: list[int], since: float) -> float | None:
     return time.monotonic() - since
 
 
-def test_a_fit_worker_killed_mid_fit_is_replaced_and_the_job_completes(stack, gateway):
-    name = dataset(gateway)
-    submitted = submit(gateway, name, SHORT)
+def fitting_job(stack, gateway, params: dict) -> tuple[dict, int]:
+    """A job on a dataset of its own, once it is fitting: its submission and its worker's pid."""
+    submitted = submit(gateway, dataset(gateway), params)
     fitting(gateway, submitted["id"])
     (worker,) = workers(training_app(stack))
+    return submitted, worker
+
+
+def test_a_fit_worker_killed_mid_fit_is_replaced_and_the_job_completes(stack, gateway):
+    submitted, worker = fitting_job(stack, gateway, SHORT)
     killed = time.monotonic()
     os.kill(worker, signal.SIGKILL)
     done = finished(gateway, submitted["id"])
@@ -125,7 +130,7 @@ def test_a_fit_worker_killed_mid_fit_is_replaced_and_the_job_completes(stack, ga
     assert not alive(worker)
     assert [w for w in workers(training_app(stack)) if w != worker], "the dead worker was not replaced"
     # The next job is not wedged by the dead worker either.
-    assert finished(gateway, submit(gateway, name, {"n_estimators": 10})["id"])["status"] == "COMPLETED"
+    assert finished(gateway, submit(gateway, submitted["dataset"], {"n_estimators": 10})["id"])["status"] == "COMPLETED"
 
 
 def test_a_fit_whose_worker_keeps_dying_fails_its_job_naming_why(stack, gateway):
@@ -165,10 +170,7 @@ def test_a_training_app_killed_mid_fit_leaves_no_process_of_its_own(stack, gatew
 
 
 def test_a_job_canceled_mid_fit_is_canceled_and_its_worker_gone_within_5_s(stack, gateway):
-    name = dataset(gateway)
-    submitted = submit(gateway, name, LONG)
-    fitting(gateway, submitted["id"])
-    (worker,) = workers(training_app(stack))
+    submitted, worker = fitting_job(stack, gateway, LONG)
     asked = time.monotonic()
     reply = gateway.delete(f"/api/training/jobs/{submitted['id']}")
     answered = time.monotonic() - asked
@@ -177,10 +179,10 @@ def test_a_job_canceled_mid_fit_is_canceled_and_its_worker_gone_within_5_s(stack
     assert reply.status_code == 200 and reply.json()["status"] == "CANCELED", reply.text
     assert took is not None, f"worker {worker} still runs {STOPPED_WITHIN_S} s after the cancel"
     assert job(gateway, submitted["id"])["status"] == "CANCELED"
-    listed = gateway.get("/api/training/jobs", params={"dataset": name, "status": "canceled"}).json()
+    listed = gateway.get("/api/training/jobs", params={"dataset": submitted["dataset"], "status": "canceled"}).json()
     assert [j["id"] for j in listed["jobs"]] == [submitted["id"]]
     # The same request again is a new attempt; it may be canceled before it fits, too.
-    again = submit(gateway, name, LONG)
+    again = submit(gateway, submitted["dataset"], LONG)
     assert again["id"] == f"{submitted['id']}-a2"
     assert gateway.delete(f"/api/training/jobs/{again['id']}").json()["status"] == "CANCELED"
 

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from services.common.dapr_adapters import Sidecar, UnsafePath, invoke_path
+from services.common.ports import SidecarUnavailable
 from services.common.settings import ServiceSettings
 
 
@@ -81,3 +82,48 @@ def test_a_blob_too_big_for_one_message_is_refused_in_words_before_anything_is_s
     with pytest.raises(BlobTooLarge, match=r"'models/m/j.skops' is 1.0 MB; the blob store takes at most 0.7 MB"):
         asyncio.run(DaprBlobStore(sidecar, "blobstore").put("models/m/j.skops", b"x" * 1_000_000))
     assert sent == []
+
+
+UNREACHED = {"errorCode": "ERR_DIRECT_INVOKE", "message": "failed to invoke, id: registry"}
+
+
+def answering(*answers: httpx.Response | Exception) -> tuple[Sidecar, list[str]]:
+    """A sidecar client whose transport gives these answers in turn (the last one after that)."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        found = answers[min(len(sent), len(answers)) - 1]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    sidecar = Sidecar(ServiceSettings(dapr_http_port=3599))
+    sidecar._http = httpx.AsyncClient(base_url=sidecar.http_url, transport=httpx.MockTransport(answer))
+    return sidecar, sent
+
+
+def test_a_get_that_did_not_reach_the_app_goes_again_and_a_post_does_not():
+    sidecar, sent = answering(httpx.Response(500, json=UNREACHED), httpx.Response(200, json={"ok": True}))
+    assert asyncio.run(sidecar.invoke("registry", "api/models")).status == 200
+    assert sent == ["GET", "GET"]
+    sidecar, sent = answering(httpx.Response(500, json=UNREACHED), httpx.Response(200, json={"ok": True}))
+    assert asyncio.run(sidecar.invoke("registry", "api/models", "POST")).status == 500
+    assert sent == ["POST"]
+
+
+def test_an_apps_own_error_is_not_sent_again_and_retries_end():
+    sidecar, sent = answering(httpx.Response(500, json={"detail": "registry failed"}))
+    assert asyncio.run(sidecar.invoke("registry", "api/models")).status == 500
+    assert sent == ["GET"]
+    sidecar, sent = answering(httpx.Response(500, json=UNREACHED))
+    reply = asyncio.run(sidecar.forward("registry", "api/models", "GET", {}, _empty()))
+    assert reply.status == 500 and sent == ["GET", "GET", "GET"]
+
+
+def test_a_sidecar_that_does_not_answer_is_unavailable_after_the_retries():
+    sidecar, sent = answering(httpx.ConnectError("refused"))
+    with pytest.raises(SidecarUnavailable, match="invoking registry/api/models .* failed: refused") as failed:
+        asyncio.run(sidecar.invoke("registry", "api/models"))
+    assert failed.value.public == "the registry service cannot be reached"
+    assert sent == ["GET", "GET", "GET"]
