@@ -20,15 +20,18 @@ a daprd there.
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scripts.infra import SENTRY_PORT
 from scripts.proc import DATA, read_env_file
 from scripts.supervise import Liveness, Supervised, run_until_stopped, wait_ended
 
-SENTRY_ADDRESS = "127.0.0.1:50001"  # where the dapr CLI points daprd when mTLS is on; infra starts sentry there
+# Where the dapr CLI points daprd when mTLS is on; infra starts sentry there.
+SENTRY_ADDRESS = f"127.0.0.1:{SENTRY_PORT}"
 STOP_GRACE_S = 20.0
 LOOPBACK = ["--metrics-listen-address", "127.0.0.1", "--dapr-internal-grpc-listen-address", "127.0.0.1"]
 
@@ -134,7 +137,7 @@ def app_env(fields: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def supervised(run_file: Path, daprd: str, env: dict[str, str]) -> list[Supervised]:
+def supervised(run_file: Path, daprd: str, env: dict[str, str], say: Callable[[str], None]) -> list[Supervised]:
     """Two kept-running processes per app of the run file: its daprd and its command."""
     stamp = time.strftime("%Y%m%d%H%M%S")
     kept: list[Supervised] = []
@@ -145,7 +148,9 @@ def supervised(run_file: Path, daprd: str, env: dict[str, str]) -> list[Supervis
         # Replicas share an app id: the index keeps their logs apart.
         suffix = f"{stamp}_{i}"
         daprd_log = logs / f"{app_id}_daprd_{suffix}.log"
-        kept.append(Supervised(f"{app_id} daprd", daprd_argv(daprd, fields), env=env, cwd=folder, log=daprd_log))
+        kept.append(
+            Supervised(f"{app_id} daprd", daprd_argv(daprd, fields), env=env, cwd=folder, log=daprd_log, say=say)
+        )
         if fields.get("command"):
             probe = None
             if fields.get("appPort") and fields.get("appHealthCheckPath"):
@@ -158,6 +163,7 @@ def supervised(run_file: Path, daprd: str, env: dict[str, str]) -> list[Supervis
                     cwd=folder,
                     log=logs / f"{app_id}_app_{suffix}.log",
                     liveness=probe,
+                    say=say,
                 )
             )
     return kept
@@ -174,12 +180,10 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     daprd = env.get("DAPRML_DAPRD") or read_env_file(DATA / "dapr.env")["DAPRML_DAPRD"]
     try:
-        kept = supervised(Path(argv[0]), daprd, env)
+        kept = supervised(Path(argv[0]), daprd, env, _say)
     except (RunFileError, OSError, KeyError) as exc:
         print(f"launch: error: {exc}", file=sys.stderr)
         return 1
-    for one in kept:
-        one.say = _say
     _say(f"starting {len(kept)} processes from {argv[0]}")
     run_until_stopped(kept)
     wait_ended(kept, STOP_GRACE_S)

@@ -218,7 +218,7 @@ class Heartbeat:
         )
 
     def periodic(self) -> Periodic:
-        return Periodic("heartbeat", self.beat.interval_s, lambda: self._send())
+        return Periodic("heartbeat", self.beat.interval_s, self._send)
 
     async def _send(self, leaving: bool = False) -> None:
         await self.probe.announce(self.beat.model_copy(update={"at": datetime.now(UTC), "leaving": leaving}))

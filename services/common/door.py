@@ -27,6 +27,7 @@ from services.common.settings import ServiceSettings
 TIMED_OUT = 408
 TOO_LARGE = 431
 UNAVAILABLE = 503
+HEAD_LATE = "the request headers did not arrive in time"
 
 
 class DoorSettings(ServiceSettings):
@@ -57,7 +58,7 @@ def _raw_response(status: int, reason: str, text: str) -> bytes:
 
 class DoorProtocol(H11Protocol):
     """uvicorn's h11 protocol with the door's timeouts, header limits and connection cap.
-    The limits come from `config.door` (a DoorSettings), set by config_for()."""
+    The limits come from `config.door` (a DoorSettings), which services.common.app.serve sets."""
 
     def __init__(self, config: Any, *args: Any, **kwargs: Any):
         super().__init__(config, *args, **kwargs)
@@ -69,7 +70,7 @@ class DoorProtocol(H11Protocol):
         if len(self.connections) > self.limits.max_connections:
             self._refuse(UNAVAILABLE, "Service Unavailable", "too many connections; try again in a few seconds")
             return
-        self._arm(self.limits.header_timeout_s, "the request headers did not arrive in time")
+        self._arm(self.limits.header_timeout_s, HEAD_LATE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -78,7 +79,7 @@ class DoorProtocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._timer is None and self.conn.their_state is h11.IDLE:
             # The first byte of the next request on a kept-alive connection: its head is timed.
-            self._arm(self.limits.header_timeout_s, "the request headers did not arrive in time")
+            self._arm(self.limits.header_timeout_s, HEAD_LATE)
         super().data_received(data)
         if self.transport.is_closing():
             return
