@@ -43,17 +43,17 @@ predictions: $(VENV)/.installed
 
 ## bench: ingestion throughput and memory against pyarrow's ceiling, training time, then inference against MLServer (starts its own stacks)
 bench: setup
-	$(PY) bench/ingest.py
-	$(PY) bench/train.py
-	$(PY) bench/inference.py
+	$(PY) -m bench.ingest
+	$(PY) -m bench.train
+	$(PY) -m bench.inference
 
 ## bench-train: commit -> registered model against a bare fit in one process, 10k to 1M rows (its own stacks)
 bench-train: setup
-	$(PY) bench/train.py
+	$(PY) -m bench.train
 
 ## bench-inference: latency and throughput of predictions (direct, through the gateway) against MLServer on the same pipeline (its own stack and MLServer venv)
 bench-inference: setup
-	$(PY) bench/inference.py
+	$(PY) -m bench.inference
 
 setup: $(VENV)/.installed runtime servers
 

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Inference latency and throughput, against MLServer serving the same fitted pipeline.
 
-    .venv/bin/python bench/inference.py [--quick] [--seconds 3] [--concurrency 1,8,32] [--mixed]
+    .venv/bin/python -m bench.inference [--quick] [--seconds 3] [--concurrency 1,8,32] [--mixed]
 
 On a freshly started isolated stack: two generated classification sets go through the gateway
 into datasets whose schemas were declared ("numeric": 10 number columns from scikit-learn's
@@ -44,11 +43,7 @@ per request more than anything else. No thresholds: figures and ratios.
 
 import argparse
 import asyncio
-import hashlib
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,41 +53,30 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import pandas as pd
 import uvloop
-from sklearn.datasets import make_classification
-from train import sidecars
+import yaml
 
-from scripts import infra
-from scripts.proc import DATA, ROOT, free_port, wait_until
-from scripts.stack import Stack, free_app_ports, write_config
+from bench.common import CLASSES, classification, classification_schema, infrastructure, running
+from bench.httpload import BATCH_ROWS, Result, Target, measure
+from bench.mlserver import MLSERVER_BATCH, MLServer, mlserver_venv, mlserver_version
+from scripts.runfile import free_app_ports, write_config
+from scripts.stack import Stack
 from services.common import modelfiles
 from services.inference.settings import Settings as InferenceSettings
 
-FEATURES = 10
-CLASSES = np.array(["alpha", "beta", "gamma"])
 COLORS = np.array(["red", "green", "blue", "cyan"])
-REQUIREMENTS = ROOT / "bench" / "mlserver-requirements.txt"
-VENV = DATA / "bench" / "mlserver-venv"
 CHECK_ROWS = 500
-BATCH_ROWS = 100
-MLSERVER_BATCH = {"max_batch_size": 32, "max_batch_time": 0.002}
 
 
 def schema(mixed: bool) -> dict[str, Any]:
-    columns = [{"name": f"x{i}", "type": "number"} for i in range(FEATURES)]
-    if mixed:
-        columns.append({"name": "color", "type": "category"})
-    return {"task": "classification", "target": "label", "columns": columns + [{"name": "label", "type": "category"}]}
+    return classification_schema([{"name": "color", "type": "category"}] if mixed else [])
 
 
 def generate(rows: int, mixed: bool) -> pd.DataFrame:
-    X, y = make_classification(
-        n_samples=rows, n_features=FEATURES, n_informative=6, n_redundant=2, n_classes=len(CLASSES), random_state=0
-    )
-    frame = pd.DataFrame({f"x{i}": X[:, i].round(6) for i in range(FEATURES)})
+    columns, y = classification(rows)
+    frame = pd.DataFrame(columns)
     if mixed:
         # A category that carries some signal: the class, shuffled for a third of the rows.
         rng = np.random.default_rng(1)
@@ -121,8 +105,6 @@ def isolated_stack(workdir: Path, run_id: str, batching: bool | None) -> Stack:
     stack = Stack.isolated(workdir, run_id)
     if batching is None:
         return stack
-    import yaml
-
     spec = yaml.safe_load(stack.run_file.read_text())
     base = next(a for a in spec["apps"] if a["appID"] == f"inference-{run_id}")
     alt = dict(base, appID=f"inferencealt-{run_id}", **free_app_ports())
@@ -173,98 +155,6 @@ def train(gateway: httpx.Client, models: list[Model], rows: int, timeout_s: floa
         model.pipeline = modelfiles.load(artifact.content, version["artifact"]["sha256"])
 
 
-# MLServer
-
-
-def mlserver_venv() -> Path:
-    """MLServer's own venv, made (or remade, when the requirements changed) from the pinned file."""
-    python = VENV / "bin" / "python"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    stamp = VENV / ".requirements-sha256"
-    if python.exists() and stamp.exists() and stamp.read_text() == digest:
-        return VENV
-    t0 = time.monotonic()
-    print(f"mlserver: making its venv {VENV.relative_to(ROOT)} from {REQUIREMENTS.relative_to(ROOT)}", flush=True)
-    # The project's interpreter (Python 3.11): the pickle is loaded by the same Python.
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
-    stamp.write_text(digest)
-    print(f"mlserver: venv ready in {time.monotonic() - t0:.0f} s", flush=True)
-    return VENV
-
-
-class MLServer:
-    """`mlserver start` on a model folder, in its own process group; stopped with the group."""
-
-    def __init__(self, venv: Path, folder: Path, models: list[Model]):
-        self.venv, self.folder = venv, folder
-        self.port, grpc, metrics = free_port(), free_port(), free_port()
-        folder.mkdir(parents=True)
-        settings = {"host": "127.0.0.1", "http_port": self.port, "grpc_port": grpc, "metrics_port": metrics}
-        (folder / "settings.json").write_text(json.dumps(settings))
-        for model in models:
-            for name, extra in ((model.kind, {}), (f"{model.kind}-batched", MLSERVER_BATCH)):
-                (folder / name).mkdir()
-                joblib.dump(model.pipeline, folder / name / "model.joblib")
-                model_settings = {
-                    "name": name,
-                    "implementation": "mlserver_sklearn.SKLearnModel",
-                    "parameters": {"uri": "./model.joblib", "version": str(model.version)},
-                    **extra,
-                }
-                (folder / name / "model-settings.json").write_text(json.dumps(model_settings))
-        self.names = [p.name for p in folder.iterdir() if p.is_dir()]
-        self.log = folder.parent / "mlserver.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 90) -> None:
-        t0 = time.monotonic()
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(self.venv / "bin" / "mlserver"), "start", str(self.folder)],
-                cwd=self.folder.parent,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-        def ready() -> bool:
-            if self.proc is None or self.proc.poll() is not None:
-                return True
-            try:
-                return all(
-                    httpx.get(f"{self.url}/v2/models/{n}/ready", timeout=2).status_code == 200 for n in self.names
-                )
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, timeout_s, interval_s=0.3)
-        if self.proc.poll() is not None or not ready():
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"MLServer did not become ready (log {self.log}):\n{tail}")
-        print(f"mlserver: {len(self.names)} models ready in {time.monotonic() - t0:.1f} s on {self.url}", flush=True)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        except ProcessLookupError:
-            pass
-        print("mlserver: stopped")
-
-
 # request bodies
 
 
@@ -293,17 +183,6 @@ def mlserver_body(rows: pd.DataFrame) -> dict[str, Any]:
 
 def json_body(rows: pd.DataFrame) -> dict[str, Any]:
     return {"records": rows.to_dict(orient="records")}
-
-
-@dataclass
-class Target:
-    label: str
-    port: int
-    path: str
-    body: Any  # rows -> the JSON body
-    predictions: Any  # the answer -> the predicted labels
-    reference: bool = False
-    headers: dict[str, str] = field(default_factory=dict)  # the key (gateway) or app token (the app itself)
 
 
 def oip_predictions(answer: dict[str, Any]) -> list[Any]:
@@ -373,164 +252,6 @@ def verify(model: Model, found: list[Target]) -> None:
     )
 
 
-# the client
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection: pre-encoded POSTs, the status and body read back."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, request: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(request)
-        status = int((await self.reader.readline()).split()[1])
-        length, chunked, close = 0, False, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                close = b"close" in value.lower()
-        if chunked:
-            parts = []
-            while size := int((await self.reader.readline()).split(b";")[0], 16):
-                parts.append(await self.reader.readexactly(size))
-                await self.reader.readline()
-            await self.reader.readline()
-            body = b"".join(parts)
-        else:
-            body = await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return status, body
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-def encoded(target: Target, chunks: list[pd.DataFrame]) -> list[bytes]:
-    out = []
-    for chunk in chunks:
-        body = json.dumps(target.body(chunk)).encode()
-        extra = "".join(f"{k}: {v}\r\n" for k, v in target.headers.items())
-        head = (
-            f"POST {target.path} HTTP/1.1\r\nhost: 127.0.0.1:{target.port}\r\ncontent-type: application/json\r\n"
-            f"{extra}content-length: {len(body)}\r\n\r\n"
-        )
-        out.append(head.encode() + body)
-    return out
-
-
-def cpu_busy() -> tuple[float, float]:
-    """The machine's busy and total jiffies so far (/proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-@dataclass
-class Cell:
-    requests: int = 0
-    errors: dict[int, int] = field(default_factory=dict)  # status -> count, for answers other than 200
-    seconds: float = 0.0
-    rows_per_request: int = 1
-    client_cpu: float = 0.0  # of one core
-    machine_busy: float = 0.0  # of all cores
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-async def latency(port: int, requests: list[bytes], count: int, max_s: float) -> tuple[list[float], int]:
-    """`count` requests one after another, or as many as fit in max_s."""
-    conn, times, errors = Connection(port), [], 0
-    deadline = time.perf_counter() + max_s
-    try:
-        for i in range(count):
-            t0 = time.perf_counter()
-            status, _ = await conn.post(requests[i % len(requests)])
-            times.append(time.perf_counter() - t0)
-            errors += status != 200
-            if t0 > deadline:
-                break
-    finally:
-        conn.close()
-    return times, errors
-
-
-async def throughput(port: int, requests: list[bytes], concurrency: int, seconds: float, rows: int) -> Cell:
-    conns = [Connection(port) for _ in range(concurrency)]
-    cell = Cell(rows_per_request=rows)
-    try:
-        await asyncio.gather(*(c.post(requests[0]) for c in conns))  # connections open and warm
-        deadline = time.perf_counter() + seconds
-
-        async def worker(n: int, conn: Connection) -> None:
-            i = n
-            while time.perf_counter() < deadline:
-                status, _ = await conn.post(requests[i % len(requests)])
-                cell.requests += 1
-                if status != 200:
-                    cell.errors[status] = cell.errors.get(status, 0) + 1
-                i += concurrency
-
-        busy0, cpu0, t0 = cpu_busy(), time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker(n, c) for n, c in enumerate(conns)))
-        cell.seconds = time.perf_counter() - t0
-        busy1 = cpu_busy()
-        cell.client_cpu = (time.process_time() - cpu0) / cell.seconds
-        cell.machine_busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
-    finally:
-        for c in conns:
-            c.close()
-    return cell
-
-
-@dataclass
-class Result:
-    target: Target
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    latency_errors: int = 0
-    latency_count: int = 0
-    cells: dict[tuple[int, int], Cell] = field(default_factory=dict)  # (rows, concurrency) -> cell
-
-
-async def measure(found: list[Target], model: Model, args: argparse.Namespace) -> list[Result]:
-    singles = [model.rows.iloc[i : i + 1] for i in range(200)]
-    batches = [model.rows.iloc[i : i + BATCH_ROWS] for i in range(0, 10 * BATCH_ROWS, BATCH_ROWS)]
-    results = []
-    for target in found:
-        t0 = time.monotonic()
-        small, big = encoded(target, singles), encoded(target, batches)
-        # Warm-up: one-time costs (imports, first predictions, connection set-up) on every path.
-        await latency(target.port, small, 30, 1.0)
-        await throughput(target.port, small, max(args.concurrency), args.warm_s, 1)
-        await throughput(target.port, big, max(args.concurrency), args.warm_s, BATCH_ROWS)
-        result = Result(target)
-        times, result.latency_errors = await latency(target.port, small, args.latency_requests, args.latency_s)
-        result.latency_count = len(times)
-        result.p50_ms, result.p99_ms = (float(v) * 1000 for v in np.percentile(times, [50, 99]))
-        for rows, requests in ((1, small), (BATCH_ROWS, big)):
-            for c in args.concurrency:
-                result.cells[(rows, c)] = await throughput(target.port, requests, c, args.seconds, rows)
-        results.append(result)
-        print(f"  {target.label}: measured in {time.monotonic() - t0:.0f} s", flush=True)
-    return results
-
-
 # the report
 
 
@@ -584,6 +305,37 @@ def report(model: Model, results: list[Result], args: argparse.Namespace) -> Non
     )
 
 
+def run(
+    workdir: Path, venv: Path, alt: bool | None, label: str | None, args: argparse.Namespace
+) -> list[tuple[Model, list[Result]]]:
+    """The stack and its champions, MLServer serving the same pipelines, every target checked
+    against the pipeline, then the timed models measured; both servers stopped at the end."""
+    run_id = uuid.uuid4().hex[:8]
+    outcome: list[tuple[Model, list[Result]]] = []
+    with running(isolated_stack(workdir / "stack", run_id, alt)) as stack:
+        mlserver: MLServer | None = None
+        try:
+            with stack.gateway(120) as gateway:
+                models = [Model("numeric", f"bench-numeric-{run_id}"), Model("mixed", f"bench-mixed-{run_id}")]
+                train(gateway, models, args.rows, args.timeout)
+            for model in models:
+                print(f"trained: {model.name} v{model.version} champion {model.trained_s:.1f} s after the uploads")
+            mlserver = MLServer(venv, workdir / "mlserver", {m.kind: (m.pipeline, m.version) for m in models})
+            mlserver.start()
+            timed = models if args.mixed else models[:1]
+            for model in models:
+                verify(model, targets(stack, mlserver, model, label))
+            for model in timed:
+                found = targets(stack, mlserver, model, label)
+                print(f"measuring {model.kind}: {len(found)} targets", flush=True)
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    outcome.append((model, runner.run(measure(found, model.rows, args))))
+        finally:
+            if mlserver is not None:
+                mlserver.stop()
+    return outcome
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about a minute: 0.7 s cells, c=1 and 32, fewer requests")
@@ -614,46 +366,10 @@ def main(argv: list[str]) -> int:
     if not batching_field:
         print("inference batching: skipped, services/inference/settings.py has no `batching` setting (yet)")
     venv = mlserver_venv()
-    started = infra.up()
-    run_id = uuid.uuid4().hex[:8]
-    outcome: list[tuple[Model, list[Result]]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="daprml-bench-inference-") as tmp:
-            workdir = Path(tmp)
-            alt = None if not batching_field else not bool(default_batching)
-            stack = isolated_stack(workdir / "stack", run_id, alt)
-            mlserver: MLServer | None = None
-            stack.start()
-            try:
-                with stack.gateway(120) as gateway:
-                    models = [Model("numeric", f"bench-numeric-{run_id}"), Model("mixed", f"bench-mixed-{run_id}")]
-                    train(gateway, models, args.rows, args.timeout)
-                for model in models:
-                    print(f"trained: {model.name} v{model.version} champion {model.trained_s:.1f} s after the uploads")
-                mlserver = MLServer(venv, workdir / "mlserver", models)
-                mlserver.start()
-                label = None if alt is None else ("batching on" if default_batching else "batching off")
-                timed = models if args.mixed else models[:1]
-                for model in models:
-                    found = targets(stack, mlserver, model, label)
-                    verify(model, found)
-                for model in timed:
-                    found = targets(stack, mlserver, model, label)
-                    print(f"measuring {model.kind}: {len(found)} targets", flush=True)
-                    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                        outcome.append((model, runner.run(measure(found, model, args))))
-            finally:
-                if mlserver is not None:
-                    mlserver.stop()
-                stack.stop()
-    finally:
-        # Redis, placement and scheduler are shared: stopped only if this run started them and
-        # no sidecar is left on them (as bench/train.py does).
-        users = sidecars()
-        if started and users:
-            print(f"infra: left running ({', '.join(started)}): {len(users)} other sidecars use it")
-        else:
-            infra.down(started)
+    alt = None if not batching_field else not bool(default_batching)
+    label = None if alt is None else ("batching on" if default_batching else "batching off")
+    with infrastructure(), tempfile.TemporaryDirectory(prefix="daprml-bench-inference-") as tmp:
+        outcome = run(Path(tmp), venv, alt, label, args)
     for model, results in outcome:
         report(model, results, args)
     counts = [r.latency_count for _, results in outcome for r in results]
@@ -666,13 +382,6 @@ def main(argv: list[str]) -> int:
     if max(load_start, os.getloadavg()[0]) > (os.cpu_count() or 1):
         print("NOTE: the load average was above the core count: something else was running; figures are noisy")
     return 0
-
-
-def mlserver_version() -> str:
-    for line in REQUIREMENTS.read_text().splitlines():
-        if line.startswith("mlserver=="):
-            return line.split("==")[1]
-    return "?"
 
 
 if __name__ == "__main__":

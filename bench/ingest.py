@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ingestion throughput and memory, against a ceiling measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--rows 100000,1000000] [--part-mb 16]
+    .venv/bin/python -m bench.ingest [--rows 100000,1000000] [--part-mb 16]
 
 For each size: a generated CSV (10 columns: 4 floats, 3 integers, a category, a boolean and
 the class label) goes through the gateway in parts, several in flight (gateway -> its daprd
@@ -19,16 +19,14 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from scripts import credentials, infra
+from bench.common import gateway_client, infrastructure, rss_mb, running, upload
 from scripts.proc import ROOT, free_port, listener_pid, port_open, wait_until
 from scripts.stack import Stack
 
@@ -81,18 +79,6 @@ def ceiling(path: Path, workdir: Path) -> float:
     return best
 
 
-def parts(path: Path, part_bytes: int):
-    """The CSV cut at line ends into parts of about part_bytes, each starting with the header."""
-    with open(path, "rb") as f:
-        header = f.readline()
-        while True:
-            chunk = f.read(part_bytes)
-            if not chunk:
-                return
-            chunk += f.readline()  # finish the last line
-            yield header + chunk
-
-
 FAKE_APP = """
 import uvicorn
 from tests.fakes import fake_ports
@@ -127,44 +113,11 @@ def ingestion_pid(stack: Stack) -> int:
     return pid
 
 
-def rss_mb(pid: int, field: str = "VmHWM") -> float:
-    """VmHWM: the peak resident set so far; VmRSS: the current one."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def upload(client: httpx.Client, name: str, path: Path, part_bytes: int, concurrency: int) -> tuple[dict, int]:
-    """A multi-part upload of the CSV into dataset `name`, committed: the commit's answer and
-    the parts sent. The client should allow `concurrency` connections."""
-    upload_id = client.post(f"/api/datasets/{name}/uploads").json()["upload_id"]
-
-    def put(numbered: tuple[int, bytes]) -> None:
-        number, body = numbered
-        client.put(
-            f"/api/datasets/{name}/uploads/{upload_id}/parts/{number}",
-            content=body,
-            headers={"content-type": "text/csv"},
-        ).raise_for_status()
-
-    numbered = list(enumerate(parts(path, part_bytes), start=1))
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(put, numbered))
-    committed = client.post(f"/api/datasets/{name}/uploads/{upload_id}/commit")
-    committed.raise_for_status()
-    return committed.json(), len(numbered)
-
-
 def ingest(stack: Stack, path: Path, part_bytes: int, concurrency: int) -> tuple[float, int, int]:
     """Seconds from starting the upload to the committed version, rows stored, parts sent."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(
-        base_url=stack.gateway_url,
-        timeout=600,
-        limits=httpx.Limits(max_connections=concurrency),
-        headers=credentials.auth_headers(getattr(stack, "admin_key", None)),  # none without Dapr
-    ) as client:
+    # No key for the app without Dapr.
+    with gateway_client(stack.gateway_url, getattr(stack, "admin_key", None), concurrency) as client:
         client.post("/api/datasets", json={"name": name, **DATASET}).raise_for_status()
         t0 = time.perf_counter()
         committed, count = upload(client, name, path, part_bytes, concurrency)
@@ -179,54 +132,52 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.rows.split(",")]
     part_bytes = int(args.part_mb * 1024 * 1024)
-    started = infra.up()
-    print(
-        f"machine: {os.cpu_count()} cores; parts of {args.part_mb:g} MB, {args.concurrency} in flight; "
-        f"Parquet (snappy) on both sides\n"
-    )
-    print(
-        f"{'rows':>9} {'CSV MB':>7} {'parts':>5} | {'daprml s':>8} {'rows/s':>9} {'RSS MB idle':>11} "
-        f"{'peak':>5} | {'no Dapr rows/s':>14} | "
-        f"{'pyarrow s':>9} {'rows/s':>9} | {'ratio':>5}"
-    )
-    try:
+    with infrastructure():
+        print(
+            f"machine: {os.cpu_count()} cores; parts of {args.part_mb:g} MB, {args.concurrency} in flight; "
+            f"Parquet (snappy) on both sides\n"
+        )
+        print(
+            f"{'rows':>9} {'CSV MB':>7} {'parts':>5} | {'daprml s':>8} {'rows/s':>9} {'RSS MB idle':>11} "
+            f"{'peak':>5} | {'no Dapr rows/s':>14} | "
+            f"{'pyarrow s':>9} {'rows/s':>9} | {'ratio':>5}"
+        )
         with tempfile.TemporaryDirectory(prefix="daprml-bench-") as tmp:
             workdir = Path(tmp)
             warmup = workdir / "warmup.csv"
             generate(20_000, warmup)
             for rows in sizes:
-                csv_path = workdir / f"data-{rows}.csv"
-                generate(rows, csv_path)
-                ceiling_s = ceiling(csv_path, workdir)
-                stack = Stack.isolated(workdir / f"stack-{rows}", uuid.uuid4().hex[:8])
-                stack.start()
-                try:
-                    idle = rss_mb(ingestion_pid(stack), "VmRSS")
-                    # One small upload first: a fresh process pays one-time costs (imports,
-                    # first pyarrow calls, gRPC channel) that are not throughput.
-                    ingest(stack, warmup, part_bytes, args.concurrency)
-                    seconds, stored, count = ingest(stack, csv_path, part_bytes, args.concurrency)
-                    rss = rss_mb(ingestion_pid(stack))
-                finally:
-                    stack.stop()
-                assert stored == rows, f"stored {stored} of {rows} rows"
-                with WithoutDapr() as alone:
-                    ingest(alone, warmup, part_bytes, args.concurrency)
-                    alone_s = ingest(alone, csv_path, part_bytes, args.concurrency)[0]
-                ours, theirs = rows / seconds, rows / ceiling_s
-                print(
-                    f"{rows:>9} {csv_path.stat().st_size / 2**20:>7.1f} {count:>5} | {seconds:>8.2f} "
-                    f"{ours:>9,.0f} {idle:>11.0f} {rss:>5.0f} | {rows / alone_s:>14,.0f} | {ceiling_s:>9.2f} "
-                    f"{theirs:>9,.0f} | {ours / theirs:>5.2f}"
-                )
-    finally:
-        infra.down(started)
+                measure(rows, workdir, warmup, part_bytes, args.concurrency)
     print(
         "\nratio: daprml rows/s over pyarrow's. RSS: the ingestion process on a fresh stack, before the "
         "upload (VmRSS) and its peak (VmHWM).\nno Dapr: the ingestion app alone, its ports faked in memory, "
         "parts sent straight to it: what the gateway, the sidecars and the stores cost."
     )
     return 0
+
+
+def measure(rows: int, workdir: Path, warmup: Path, part_bytes: int, concurrency: int) -> None:
+    """One size: through a fresh stack, through the app alone, and pyarrow's ceiling; one line."""
+    csv_path = workdir / f"data-{rows}.csv"
+    generate(rows, csv_path)
+    ceiling_s = ceiling(csv_path, workdir)
+    with running(Stack.isolated(workdir / f"stack-{rows}", uuid.uuid4().hex[:8])) as stack:
+        idle = rss_mb(ingestion_pid(stack), "VmRSS")
+        # One small upload first: a fresh process pays one-time costs (imports,
+        # first pyarrow calls, gRPC channel) that are not throughput.
+        ingest(stack, warmup, part_bytes, concurrency)
+        seconds, stored, count = ingest(stack, csv_path, part_bytes, concurrency)
+        rss = rss_mb(ingestion_pid(stack))
+    assert stored == rows, f"stored {stored} of {rows} rows"
+    with WithoutDapr() as alone:
+        ingest(alone, warmup, part_bytes, concurrency)
+        alone_s = ingest(alone, csv_path, part_bytes, concurrency)[0]
+    ours, theirs = rows / seconds, rows / ceiling_s
+    print(
+        f"{rows:>9} {csv_path.stat().st_size / 2**20:>7.1f} {count:>5} | {seconds:>8.2f} "
+        f"{ours:>9,.0f} {idle:>11.0f} {rss:>5.0f} | {rows / alone_s:>14,.0f} | {ceiling_s:>9.2f} "
+        f"{theirs:>9,.0f} | {ours / theirs:>5.2f}"
+    )
 
 
 if __name__ == "__main__":

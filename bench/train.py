@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Training time: from a dataset commit to the registered model, against fitting in one process.
 
-    .venv/bin/python bench/train.py [--rows 10000,100000,1000000] [--timeout 600]
+    .venv/bin/python -m bench.train [--rows 10000,100000,1000000] [--timeout 600]
 
 For each size, on a freshly started isolated stack: a generated classification set (10 number
 columns from scikit-learn's make_classification, fixed seed, and a category label) goes through
@@ -29,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,46 +37,35 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from ingest import rss_mb, upload
-from sklearn.datasets import make_classification
 
-from scripts import infra
-from scripts.proc import PROC, listener_pid
+from bench.common import (
+    CLASSES,
+    FEATURES,
+    children,
+    classification,
+    classification_schema,
+    gateway_client,
+    infrastructure,
+    rss_mb,
+    running,
+    upload,
+)
+from bench.train_reference import Reference, Steps, reference, replay, sized
+from scripts.proc import listener_pid
 from scripts.stack import Stack
-from services.common.dapr_adapters import DaprBlobStore, DaprInvoker, Sidecar
-from services.common.settings import ServiceSettings
-from services.training.domain.artifact import dumps
-from services.training.domain.estimators import validate
+from services.common.contracts import DatasetSchema
 from services.training.domain.pipeline import parquet
-from services.training.domain.schema import DatasetSchema
-from services.training.domain.train import fit_and_evaluate
-from services.training.settings import Settings
 
-FEATURES = 10
-CLASSES = np.array(["alpha", "beta", "gamma"])
-DATASET = {
-    "task": "classification",
-    "target": "label",
-    "columns": [{"name": f"x{i}", "type": "number"} for i in range(FEATURES)] + [{"name": "label", "type": "category"}],
-}
+DATASET = classification_schema()
 ONE_SHOT_MAX_ROWS = 100_000  # about 11 MB of CSV; the gateway takes 32 MiB in one request
 WARMUP_ROWS = 2_000
 LATER_STAGES = ("evaluating", "registering", "promoting", "done")
 
 
 def generate(rows: int, path: Path) -> None:
-    X, y = make_classification(
-        n_samples=rows,
-        n_features=FEATURES,
-        n_informative=6,
-        n_redundant=2,
-        n_classes=len(CLASSES),
-        random_state=0,
-    )
-    columns = {f"x{i}": X[:, i].round(6) for i in range(FEATURES)}
+    columns, y = classification(rows)
     pacsv.write_csv(pa.table(columns | {"label": CLASSES[y]}), str(path))
 
 
@@ -160,108 +149,6 @@ def follow(client: httpx.Client, name: str, run: Run, timeout_s: float, poll_s: 
     return run
 
 
-def children(pid: int) -> list[tuple[int, str]]:
-    """Child processes of pid (from /proc/*/stat), each with what it is."""
-    found = []
-    for stat in PROC.glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != pid:
-                continue
-            child = int(stat.parent.name)
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError, ValueError):
-            continue
-        kind = "tracker" if "resource_tracker" in cmdline else "worker" if "spawn_main" in cmdline else "child"
-        found.append((child, kind))
-    return found
-
-
-@dataclass
-class Steps:
-    """The fit activity's I/O, done again by this process through the training service's own
-    sidecar with the project's adapters, once the job is done: what the activity adds to the
-    bare fit besides computing."""
-
-    rows: bytes = b""
-    rows_s: float = 0.0  # the rows from ingestion (service invocation, Parquet streamed)
-    handoff_s: float = 0.0  # the rows to a worker process and the artifact back
-    blobs_s: float = 0.0  # the skops file and its card written through the blob binding
-    blob_mb: list[float] = field(default_factory=list)
-
-
-def _sized(data: bytes, size: int) -> bytes:
-    return bytes(size) if data else b""
-
-
-async def replay(stack: Stack, name: str, version: int, keys: list[str], pool: ProcessPoolExecutor) -> Steps:
-    training = stack.app("training")
-    settings = ServiceSettings(
-        app_id=training.app_id,
-        dapr_http_port=training.http_port,
-        dapr_grpc_port=training.grpc_port,
-        dapr_api_token=stack.credentials.dapr_token,
-    )
-    sidecar = Sidecar(settings)
-    steps = Steps()
-    try:
-        t0 = time.perf_counter()
-        reply = await DaprInvoker(sidecar).call(
-            stack.app("ingestion").app_id, f"api/datasets/{name}/versions/{version}/data?format=parquet"
-        )
-        steps.rows_s = time.perf_counter() - t0
-        if reply.status != 200:
-            raise RuntimeError(f"the rows through the training sidecar: HTTP {reply.status}: {reply.body[:300]!r}")
-        steps.rows = reply.body
-        blobs = DaprBlobStore(sidecar, settings.blobstore)
-        stored = [await blobs.get(key) for key in keys]
-        steps.blob_mb = [len(b) / 1e6 for b in stored]
-        t0 = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(pool, _sized, steps.rows, sum(map(len, stored)))
-        steps.handoff_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for n, data in enumerate(stored):
-            await blobs.put(f"bench/{name}/{n}", data)
-        steps.blobs_s = time.perf_counter() - t0
-    finally:
-        await sidecar.close()
-    return steps
-
-
-def sidecars() -> list[int]:
-    """Every daprd process running on this machine."""
-    found = []
-    for cmdline in PROC.glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"/daprd"):
-            found.append(int(cmdline.parent.name))
-    return found
-
-
-@dataclass
-class Reference:
-    total_s: float  # fit_and_evaluate: Parquet -> frame, split, fit, evaluate
-    fit_s: float
-    eval_s: float
-    serialize_s: float  # what the worker adds: the skops file
-    metrics: dict[str, Any]
-
-
-def reference(rows: bytes, schema: dict[str, Any], estimator: str, params: dict[str, Any]) -> Reference:
-    checked = DatasetSchema.model_validate(schema)
-    params = validate(checked.task, estimator, params)
-    t0 = time.perf_counter()
-    trained = fit_and_evaluate(rows, checked, estimator, params, Settings().seed)
-    total = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    dumps(trained.pipeline)
-    serialize = time.perf_counter() - t0
-    return Reference(total, trained.fit_s, trained.eval_s, serialize, trained.metrics.model_dump())
-
-
 @dataclass
 class Result:
     rows: int
@@ -276,18 +163,11 @@ def measure(rows: int, workdir: Path, warmup: Path, args: argparse.Namespace, po
     csv_path = workdir / f"data-{rows}.csv"
     generate(rows, csv_path)
     run_id = uuid.uuid4().hex[:8]
-    stack = Stack.isolated(workdir / f"stack-{rows}", run_id)
     result = Result(rows, Run())
     data: bytes | None = None
     manifest: dict[str, Any] = {}
-    stack.start()
-    try:
-        with httpx.Client(
-            base_url=stack.gateway_url,
-            timeout=600,
-            limits=httpx.Limits(max_connections=args.concurrency + 2),
-            headers={"authorization": f"Bearer {stack.admin_key}"},
-        ) as client:
+    with running(Stack.isolated(workdir / f"stack-{rows}", run_id)) as stack:
+        with gateway_client(stack.gateway_url, stack.admin_key, args.concurrency + 2) as client:
             warm = Run()
             commit(client, f"warm-{run_id}", warmup, WARMUP_ROWS, args.part_bytes, args.concurrency)
             warm.committed_at, warm.committed_wall = time.monotonic(), time.time()
@@ -325,8 +205,6 @@ def measure(rows: int, workdir: Path, warmup: Path, args: argparse.Namespace, po
                 reply = client.get(f"/api/datasets/{name}/versions/{version}/data", params={"format": "parquet"})
                 reply.raise_for_status()
                 data = reply.content
-    finally:
-        stack.stop()
     try:
         job = result.run.job
         assert data is not None
@@ -334,6 +212,7 @@ def measure(rows: int, workdir: Path, warmup: Path, args: argparse.Namespace, po
             data, manifest["schema"], job.get("estimator", "gradient_boosting"), job.get("params", {})
         )
     except Exception as exc:  # reported with the size, not raised: the other sizes still run
+        traceback.print_exc()
         result.ref_failure = f"{type(exc).__name__}: {exc}"
     return result
 
@@ -412,6 +291,36 @@ def report(results: list[Result]) -> None:
             print(f"  children of the training service, peak RSS MB: {listed}")
 
 
+def measure_sizes(sizes: list[int], args: argparse.Namespace) -> list[Result]:
+    """Each size on a fresh stack, after a warm-up reference; a size that fails is reported
+    (with its traceback on stderr) and the others still run."""
+    results: list[Result] = []
+    # A spawned worker, as training's Compute has: to time handing rows to it and results back.
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(sized, b"", 0).result()
+    try:
+        with tempfile.TemporaryDirectory(prefix="daprml-bench-train-") as tmp:
+            workdir = Path(tmp)
+            warmup = workdir / "warmup.csv"
+            generate(WARMUP_ROWS, warmup)
+            warm_schema = DatasetSchema.model_validate(DATASET)
+            table = pacsv.read_csv(warmup)
+            reference(parquet(table.to_pandas()), warm_schema.model_dump(), "gradient_boosting", {})
+            for rows in sizes:
+                t0 = time.monotonic()
+                try:
+                    results.append(measure(rows, workdir, warmup, args, pool))
+                except Exception as exc:
+                    traceback.print_exc()
+                    print(f"{rows:,} rows: not measured: {type(exc).__name__}: {exc}")
+                    continue
+                load = os.getloadavg()[0]
+                print(f"{rows:,} rows: done in {time.monotonic() - t0:.0f} s (load average {load:.2f})", flush=True)
+    finally:
+        pool.shutdown()
+    return results
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="10000,100000,1000000")
@@ -426,37 +335,8 @@ def main(argv: list[str]) -> int:
         f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {FEATURES} number columns "
         f"and a 3-class label; estimator gradient_boosting (defaults); each size on a fresh stack"
     )
-    started = infra.up()
-    results: list[Result] = []
-    # A spawned worker, as training's Compute has: to time handing rows to it and results back.
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    pool.submit(_sized, b"", 0).result()
-    try:
-        with tempfile.TemporaryDirectory(prefix="daprml-bench-train-") as tmp:
-            workdir = Path(tmp)
-            warmup = workdir / "warmup.csv"
-            generate(WARMUP_ROWS, warmup)
-            warm_schema = DatasetSchema.model_validate(DATASET)
-            table = pacsv.read_csv(warmup)
-            reference(parquet(table.to_pandas()), warm_schema.model_dump(), "gradient_boosting", {})
-            for rows in sizes:
-                t0 = time.monotonic()
-                try:
-                    results.append(measure(rows, workdir, warmup, args, pool))
-                except Exception as exc:
-                    print(f"{rows:,} rows: not measured: {type(exc).__name__}: {exc}")
-                    continue
-                load = os.getloadavg()[0]
-                print(f"{rows:,} rows: done in {time.monotonic() - t0:.0f} s (load average {load:.2f})", flush=True)
-    finally:
-        pool.shutdown()
-        # Redis, placement and scheduler are shared: another checkout's stack may have started
-        # using the ones started here meanwhile. Stopped only when no sidecar is left on them.
-        users = sidecars()
-        if started and users:
-            print(f"infra: left running ({', '.join(started)}): {len(users)} other sidecars use it")
-        else:
-            infra.down(started)
+    with infrastructure():
+        results = measure_sizes(sizes, args)
     report(results)
     print(
         "\ncommit->registered: from the commit's answer until GET /api/models/{name} lists the version. fit+eval: "

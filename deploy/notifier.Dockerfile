@@ -8,5 +8,5 @@ WORKDIR /app
 COPY services/common/events.schema.json services/common/
 COPY services/notifier/ services/notifier/
 USER node
-# As dapr.yaml runs it (tests/unit/test_compose.py compares them).
+# As dapr.yaml runs it (tests/unit/deploy/test_compose.py compares them).
 CMD ["node", "services/notifier/server.js"]

@@ -9,7 +9,7 @@ readable by their owner only):
                          PostgreSQL, RabbitMQ, NATS), made once in the project's .data and
                          copied into a test stack's; the `componentsecrets` store reads it, and
                          the components name its keys by secretKeyRef (dapr/component-secrets.example.json
-                         shows the keys; scripts/infra.py starts each server with its password);
+                         shows the keys; scripts/infra/ starts each server with its password);
 - .data/tokens.json      the app token (APP_API_TOKEN: each sidecar sends it to its app, which
                          refuses calls without it) and the Dapr API token (DAPR_API_TOKEN: each
                          sidecar refuses calls from its app without it).

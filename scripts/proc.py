@@ -1,4 +1,4 @@
-"""Process and port helpers for the project's scripts (infra.py, stack.py) and test fixtures.
+"""Process and port helpers for the project's scripts (infra/, stack.py) and test fixtures.
 
 They find processes, their groups and the owners of ports through /proc, so they need Linux.
 """

@@ -4,7 +4,7 @@ secretstore, blobstore, and componentsecrets where the servers have passwords) a
 resiliency policy, on other infrastructure. One setting picks the profile for `make up`,
 `make run` and the tests: DAPRML_PROFILE (default `local`). The services never know which.
 
-A profile runs here when scripts/infra.py can start every server its components connect to
+A profile runs here when scripts/infra/ can start every server its components connect to
 (RUNS_HERE); the cloud profiles (aws, azure, gcp) are checked against the components'
 metadata schemas instead (tests/unit/test_profiles.py).
 """
@@ -21,7 +21,7 @@ ENV = "DAPRML_PROFILE"
 DEFAULT = "local"
 FOLDER = ROOT / "components"
 NOT_PROFILES = ("compose",)
-# Component types a local profile may use: the servers scripts/infra.py starts, and files.
+# Component types a local profile may use: the servers scripts/infra/ starts, and files.
 RUNS_HERE = {
     "state.redis",
     "pubsub.redis",

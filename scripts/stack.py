@@ -15,6 +15,9 @@ scripts/profiles.py); infra starts the servers that profile needs.
 Tests use Stack.isolated(): the same run file with free ports, app ids suffixed by a run id,
 topics prefixed by it, and a working folder of its own, so a test run never meets a developer's
 running stack.
+
+The run file is made by scripts/runfile.py; what `run` shows once the stack answers is
+scripts/walkthrough.py.
 """
 
 import functools
@@ -28,12 +31,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from scripts import credentials, infra, profiles
+from scripts import credentials, infra, profiles, runfile
 from scripts.proc import (
     DATA,
     ROOT,
     SetupError,
-    free_port,
     port_open,
     read_env_file,
     read_pid,
@@ -43,14 +45,7 @@ from scripts.proc import (
     stop,
     tail,
     wait_until,
-    write_if_changed,
 )
-
-RUN_FILE = ROOT / "dapr.yaml"
-# The ports of one app in the run file (dapr.yaml fixes each, all below 32768).
-PORT_FIELDS = ("appPort", "daprHTTPPort", "daprGRPCPort", "daprInternalGRPCPort", "metricsPort")
-ACCESS_FILE = ROOT / "dapr" / "access.yaml"
-TRUST_DOMAIN = "public"  # what daprd asks sentry for when its Configuration names none
 
 
 @dataclass(frozen=True)
@@ -103,19 +98,14 @@ class Stack:
         servers of the other profiles (`profile`, DAPRML_PROFILE by default)."""
         # The replicas' ports as a run file made before in this folder chose them (made again
         # for a running stack, it must name the same ports).
-        before = _chosen_ports(workdir / "dapr.yaml")
+        before = runfile.chosen_ports(workdir / "dapr.yaml")
         stack = cls.generated(
             workdir, workdir, lambda app_id: f"{app_id}-{run_id}", topic_prefix=f"{run_id}.", profile=profile
         )
-        previous = before[len(stack.apps) :]
         if not replicas:
             return stack
-        spec = yaml.safe_load(stack.run_file.read_text())
-        for service, count in replicas.items():
-            first = next(a for a in spec["apps"] if a["appID"] == f"{service}-{run_id}")
-            for _ in range(count - 1):
-                spec["apps"].append(first | (previous.pop(0) if previous else free_app_ports()))
-        write_if_changed(stack.run_file, yaml.safe_dump(spec, sort_keys=False))
+        counts = {f"{service}-{run_id}": count for service, count in replicas.items()}
+        runfile.add_replicas(stack.run_file, counts, before[len(stack.apps) :])
         return cls(stack.run_file, workdir)
 
     @classmethod
@@ -128,47 +118,8 @@ class Stack:
         topic_prefix: str = "",
         profile: str | None = None,
     ) -> "Stack":
-        """The run file the dapr CLI gets, made from dapr.yaml into `target`: app ids renamed,
-        paths absolute, apps run in `workdir`, the profile's components (components/<profile>
-        in place of dapr.yaml's components/local) copied with their scopes renamed, and a
-        Configuration per app whose access control admits only the callers dapr/access.yaml
-        names for it (the callee's sidecar enforces it, so each app needs its own)."""
-        # Ports chosen for a run file made before in this folder are kept: made again for a
-        # running stack (make up twice), it must name the ports that stack listens on.
-        chosen = _chosen_ports(target / "dapr.yaml")
-        spec = yaml.safe_load(RUN_FILE.read_text())
-        common = spec["common"]
-        env = common.setdefault("env", {})
-        if topic_prefix:
-            env["DAPRML_TOPIC_PREFIX"] = topic_prefix
-        profile = profiles.current(profile)
-        # dapr.yaml names the local profile's folder: the chosen profile's takes its place.
-        default = (profiles.FOLDER / profiles.DEFAULT).resolve()
-        sources = [
-            profiles.folder(profile) if (ROOT / p).resolve() == default else ROOT / p for p in common["resourcesPaths"]
-        ]
-        common["resourcesPaths"] = copy_component_folders(sources, target, lambda app_id: [rename(app_id)])
-        base = yaml.safe_load((ROOT / common.pop("configFilePath")).read_text())
-        callers = yaml.safe_load(ACCESS_FILE.read_text()) or {}
-        for app in spec["apps"]:
-            service = app["appID"]
-            config = target / "config" / f"{service}.yaml"
-            write_config(base, [rename(c) for c in callers.get(service, [])], config)
-            app.update(
-                appID=rename(service),
-                appDirPath=str(workdir),
-                configFilePath=str(config),
-                # The apps run in the working folder: a script named by its path in the project
-                # (node services/notifier/server.js) is named by its full path instead.
-                command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
-            )
-            if not fixed_ports:
-                app.update(chosen.pop(0) if chosen else free_app_ports())
-            env[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
-        run_file = target / "dapr.yaml"
-        write_if_changed(run_file, yaml.safe_dump(spec, sort_keys=False))
-        write_if_changed(target / "profile", profile + "\n")
-        return cls(run_file, workdir)
+        """A stack on the run file made from dapr.yaml into `target` (scripts/runfile.py)."""
+        return cls(runfile.generate(workdir, target, rename, fixed_ports, topic_prefix, profile), workdir)
 
     @functools.cached_property
     def credentials(self) -> credentials.Credentials:
@@ -289,74 +240,6 @@ class Stack:
         return reply.json()
 
 
-def _chosen_ports(run_file: Path) -> list[dict[str, int]]:
-    """The ports of each app of a run file made before, in order (none when there is none)."""
-    try:
-        spec = yaml.safe_load(run_file.read_text())
-    except OSError:
-        return []
-    return [{name: app[name] for name in PORT_FIELDS} for app in spec["apps"]]
-
-
-def free_app_ports() -> dict[str, int]:
-    """Every port one app and its daprd listen on, free and below the ephemeral range. Left to
-    the dapr CLI, a daprd's internal gRPC and metrics ports come from that range, where a
-    sidecar's own outgoing connection can take one before daprd binds it (one did: that daprd
-    exited and its stack never became ready)."""
-    return {name: free_port() for name in PORT_FIELDS}
-
-
-def write_config(base: dict, callers: list[str], target: Path) -> None:
-    """The Configuration `base` with access control: service invocation denied by default,
-    allowed from each of `callers` (identified by the SPIFFE id in its mTLS certificate)."""
-    config = dict(base, spec=dict(base["spec"]))
-    config["spec"]["accessControl"] = {
-        "defaultAction": "deny",
-        "trustDomain": TRUST_DOMAIN,
-        "policies": [
-            {"appId": caller, "defaultAction": "allow", "trustDomain": TRUST_DOMAIN, "namespace": "default"}
-            for caller in callers
-        ],
-    }
-    write_if_changed(target, yaml.safe_dump(config, sort_keys=False))
-
-
-def copy_component_folders(sources: list[Path], target: Path, scoped: Callable[[str], list[str]]) -> list[str]:
-    """Copies each folder of component files to target/components/<i>, scopes renamed by
-    `scoped`; returns the copies' paths, for the run file's resourcesPaths. Files a profile chosen
-    before left there are removed; a file whose content does not change is not touched (a
-    running daprd watches them)."""
-    copies = []
-    for i, source in enumerate(sources):
-        copy = target / "components" / str(i)
-        written = copy_components(source, copy, scoped)
-        for stale in set(copy.glob("*.yaml")) - written:
-            stale.unlink()
-        copies.append(str(copy))
-    return copies
-
-
-def copy_components(source: Path, target: Path, scoped: Callable[[str], list[str]]) -> set[Path]:
-    """Copies a folder of component files, each app id in their scopes replaced by the ids
-    `scoped` gives for it; returns the files it made."""
-    made = set()
-    for path in sorted(source.glob("*.yaml")):
-        documents = list(yaml.safe_load_all(path.read_text()))
-        for doc in documents:
-            if not isinstance(doc, dict):
-                continue
-            if doc.get("scopes"):
-                doc["scopes"] = [new for old in doc["scopes"] for new in scoped(old)]
-            # A resiliency policy names its app targets by app id too: renamed the same way, or
-            # a renamed stack would run on Dapr's defaults instead of the policy.
-            targets = (doc.get("spec") or {}).get("targets") or {}
-            if doc.get("kind") == "Resiliency" and targets.get("apps"):
-                targets["apps"] = {new: policy for old, policy in targets["apps"].items() for new in scoped(old)}
-        write_if_changed(target / path.name, yaml.safe_dump_all(documents, sort_keys=False))
-        made.add(target / path.name)
-    return made
-
-
 def print_status(report: dict) -> None:
     for s in report["services"]:
         mark = "ok  " if s["reachable"] else "DOWN"
@@ -406,67 +289,9 @@ def down(stack: Stack) -> int:
     return 0
 
 
-def load_samples(stack: Stack) -> list[str]:
-    from scripts import samples  # pandas and scikit-learn: imported only when used
-
-    print("samples: loading scikit-learn's datasets through the gateway")
-    results = samples.load(stack.gateway_url, list(samples.SAMPLES), stack.admin_key)
-    for result in results:
-        print(f"  {samples.describe(result)}")
-    flowers = next(r for r in results if r["dataset"] == "flowers")
-    print(f"  flowers: the first rejected rows: {flowers.get('upload', {}).get('rejected_rows', [])[:3]}")
-    with stack.gateway() as gateway:
-        profile = gateway.get("/api/datasets/flowers/versions/latest").json()["profile"]
-    width = profile["columns"]["sepal_width"]
-    print(
-        f"  flowers profile: sepal_width missing {width['missing']}, mean {width['mean']:.2f}, "
-        f"class balance {profile['class_balance']}"
-    )
-    return [r["dataset"] for r in results]
-
-
-def show_models(stack: Stack, datasets: list[str], timeout_s: float = 180) -> bool:
-    """Asks for a model of each dataset's latest version and waits for it. Committing a version
-    starts that same job already (the job id is derived from what it trains), so this only
-    finds it; for a dataset loaded before, it trains one. Returns whether every one made it."""
-    print("models: a model of each dataset's latest version, trained and registered by a workflow")
-    ok = True
-    with stack.gateway() as gateway:
-        for name in datasets:
-            submitted = gateway.post("/api/training/jobs", json={"dataset": name})
-            submitted.raise_for_status()
-            job = _finished(gateway, submitted.json()["id"], timeout_s)
-            if job is None or job["status"] != "COMPLETED":
-                print(f"  {name:14} job {submitted.json()['id']}: {job['error'] if job else 'not finished in time'}")
-                ok = False
-                continue
-            result = job["result"]
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in result["metrics"].items())
-            champion = gateway.get(f"/api/models/{result['model']}").json()["aliases"].get("champion")
-            print(
-                f"  {name:14} v{result['version']} {result['promotion']['alias']:10} (champion v{champion}; "
-                f"{job['estimator']} on dataset v{job['version']}): {metrics}"
-            )
-    return ok
-
-
-def show_predictions(stack: Stack, datasets: list[str]) -> bool:
-    from scripts import predictions  # pandas and scikit-learn: imported only when used
-
-    return predictions.show(stack.gateway_url, datasets, key=stack.admin_key)
-
-
-def _finished(gateway: httpx.Client, job_id: str, timeout_s: float) -> dict | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = gateway.get(f"/api/training/jobs/{job_id}").json()
-        if job["status"] in ("COMPLETED", "FAILED", "CANCELED"):
-            return job
-        time.sleep(0.5)
-    return None
-
-
 def run(stack: Stack) -> int:
+    from scripts import walkthrough  # pandas and scikit-learn: imported only when used
+
     was_running = stack.running()
     print(f"stack: component profile {stack.profile} (components/{stack.profile}; {profiles.ENV} chooses)")
     started = infra.up(stack.profile)
@@ -475,9 +300,9 @@ def run(stack: Stack) -> int:
         print_status(stack.status())
         report = stack.roundtrip()
         print_roundtrip(report)
-        names = load_samples(stack)
-        models_ok = show_models(stack, names)
-        predictions_ok = show_predictions(stack, names)
+        names = walkthrough.load_samples(stack)
+        models_ok = walkthrough.show_models(stack, names)
+        predictions_ok = walkthrough.show_predictions(stack, names)
     finally:
         if not was_running:
             stack.stop()

@@ -1,6 +1,8 @@
 """daprml: the command-line client of the gateway's public HTTP API (typer + rich).
 
-It imports no service code: it is the API's first client, as a user's script would be.
+It imports no service code: it is the API's first client, as a user's script would be. It
+speaks the API's words from services/common/contracts (a task's names, say), which import
+nothing but pydantic.
 
     daprml [--url URL] [--key KEY] COMMAND ...
 

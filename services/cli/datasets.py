@@ -1,6 +1,5 @@
 """daprml datasets upload | list | show"""
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,13 +9,9 @@ from services.cli import render
 from services.cli.base import Json, fail, gateway, handled, new_group
 from services.cli.client import USAGE, CliError, Gateway, q
 from services.cli.upload import Saved, content_type, upload
+from services.common.contracts import Task
 
 app = new_group("Upload datasets and read their versions, schemas and profiles.")
-
-
-class Task(StrEnum):
-    classification = "classification"
-    regression = "regression"
 
 
 def all_pages(gw: Gateway, path: str, key: str) -> dict[str, Any]:

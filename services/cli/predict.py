@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.cli.client import USAGE, CliError, Gateway, q
+from services.common.contracts import NUMERIC, ColumnType
 
 BATCH = 1000  # records per request (the gateway takes up to 10,000)
 MISSING = {"", "na", "n/a", "null", "nan", "none"}  # as ingestion reads them, case aside
@@ -55,9 +56,9 @@ def typed(value: Any, type_: str) -> Any:
         return value
     if value.strip().lower() in MISSING:
         return None
-    if type_ in ("number", "integer"):
-        return _number(value.strip(), type_ == "integer")
-    if type_ == "boolean":
+    if type_ in NUMERIC:
+        return _number(value.strip(), type_ == ColumnType.INTEGER)
+    if type_ == ColumnType.BOOLEAN:
         lowered = value.strip().lower()
         return True if lowered in TRUE else False if lowered in FALSE else value
     return value

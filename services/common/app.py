@@ -57,8 +57,10 @@ class Periodic:
                 if self.until_done:
                     log.info("%s done", self.name)
                     return
-            except Exception as exc:
+            except (SidecarUnavailable, ConcurrencyConflict) as exc:  # expected while the sidecar starts: no traceback
                 log.warning("%s failed, next try in %.0fs: %s", self.name, self.interval_s, exc)
+            except Exception as exc:
+                log.warning("%s failed, next try in %.0fs: %s", self.name, self.interval_s, exc, exc_info=True)
             await asyncio.sleep(self.interval_s)
 
 
@@ -84,7 +86,11 @@ class ServiceSpec:
     drops or keeps failing past the delivery retries."""
     background: Sequence[Periodic] = ()
     service: Any = None
-    """The service's use cases, for its routes (through its deps module)."""
+    """The service's use cases, for its routes (through its deps module: deps.service_of)."""
+    services: Mapping[type, Any] = field(default_factory=dict)
+    """More service objects for the routes, each under its type, for a service with more than
+    one (inference: its data plane and its prediction log). A route receives one through an
+    alias of its deps module: `Annotated[PredictionLog, depends_on(PredictionLog)]`."""
     closing: Sequence[Callable[[], Awaitable[None]]] = ()
     """What to close at shutdown besides the ports (a worker pool, say)."""
     liveness: Sequence[Callable[[], str | None]] = ()
@@ -251,6 +257,7 @@ def build_app(spec: ServiceSpec) -> FastAPI:
 
     app = FastAPI(title=spec.title, lifespan=lifespan)
     app.state.settings, app.state.ports, app.state.service = spec.settings, spec.ports, spec.service
+    app.state.services = dict(spec.services)
     app.state.liveness = spec.liveness
     app.include_router(health)
     for router in spec.routers:

@@ -2,7 +2,7 @@
 (with each service's own deps.py) that reads the app's state: routes and use cases get their
 settings and ports handed in."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
@@ -20,6 +20,24 @@ def ports_of(request: Request) -> Any:
 
 def service_of(request: Request) -> Any:
     return request.app.state.service
+
+
+T = TypeVar("T")
+
+
+def depends_on(kind: type[T]) -> Any:
+    """The dependency that hands a route the service object of type `kind` from
+    ServiceSpec.services, for an alias in a service's deps module:
+    `LogDep = Annotated[PredictionLog, depends_on(PredictionLog)]`."""
+
+    def service(request: Request) -> T:
+        services: dict[type, Any] = request.app.state.services
+        if kind not in services:
+            raise LookupError(f"the app's ServiceSpec.services holds no {kind.__name__}")
+        found: T = services[kind]
+        return found
+
+    return Depends(service)
 
 
 def probe_of(request: Request) -> SidecarProbe:

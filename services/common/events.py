@@ -19,8 +19,9 @@ from cloudevents.core.bindings.http import to_structured_event
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.common.contracts.datasets import DATASET_NAME
+
 CLOUDEVENTS_JSON = "application/cloudevents+json"
-DATASET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # lower-case letters, digits, '-' and '_'; safe in keys and paths
 
 
 class Topic(StrEnum):

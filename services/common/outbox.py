@@ -4,6 +4,8 @@ periodic job publishes what is still owed, record by record."""
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from services.common.ports import ConcurrencyConflict, SidecarUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -14,6 +16,8 @@ async def flush_each(names: Iterable[str], flush: Callable[[str], Awaitable[int]
     for name in names:
         try:
             sent += await flush(name)
-        except Exception as exc:
+        except (SidecarUnavailable, ConcurrencyConflict) as exc:  # the bus or the store away: expected, no traceback
             log.warning("events of %s %s not published yet: %s", kind, name, exc)
+        except Exception as exc:
+            log.warning("events of %s %s not published yet: %s", kind, name, exc, exc_info=True)
     return sent

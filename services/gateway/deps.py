@@ -1,41 +1,54 @@
-from collections.abc import Callable
-from typing import Annotated
+"""Everything a gateway route may ask for, as `Annotated` aliases: the service objects app.py
+builds once (ServiceSpec.services; a route receives the one it uses, never a bag of ports), and
+the role guards each public route names (`dependencies=[READ]`)."""
+
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from services.common.deps import ports_of, service_of, settings_of
-from services.gateway.access import Gatekeeper
-from services.gateway.breaker import Breakers
-from services.gateway.instances import Instances
-from services.gateway.ports import GatewayPorts
-from services.gateway.settings import Settings
-from services.gateway.upstream import Upstream
+from services.common.deps import depends_on
+from services.gateway.access.service import Gatekeeper
+from services.gateway.console.service import ConsoleFiles
+from services.gateway.dead_letters.service import DeadLetters
+from services.gateway.forwarding.upstream import Inference, Ingestion, Registry, Training
+from services.gateway.keys.domain import KeyRecord, Role
+from services.gateway.keys.service import KeyRing
+from services.gateway.status.service import Status
 
-SettingsDep = Annotated[Settings, Depends(settings_of)]
-PortsDep = Annotated[GatewayPorts, Depends(ports_of)]
-GateDep = Annotated[Gatekeeper, Depends(service_of)]
+KeysDep = Annotated[KeyRing, depends_on(KeyRing)]
+DeadLettersDep = Annotated[DeadLetters, depends_on(DeadLetters)]
+StatusDep = Annotated[Status, depends_on(Status)]
+ConsoleDep = Annotated[ConsoleFiles, depends_on(ConsoleFiles)]
+# The internal services the public routes forward to.
+IngestionDep = Annotated[Ingestion, depends_on(Ingestion)]
+TrainingDep = Annotated[Training, depends_on(Training)]
+RegistryDep = Annotated[Registry, depends_on(Registry)]
+InferenceDep = Annotated[Inference, depends_on(Inference)]
 
-
-def instances_of(request: Request) -> Instances:
-    instances: Instances = request.app.state.instances
-    return instances
-
-
-InstancesDep = Annotated[Instances, Depends(instances_of)]
-
-
-def upstream(service: str) -> Callable[[Request, GatewayPorts, Settings], Upstream]:
-    """The dependency that gives a route the internal service it forwards to."""
-
-    def to(request: Request, ports: PortsDep, settings: SettingsDep) -> Upstream:
-        app_id = settings.app_ids()[service]
-        breakers: Breakers = request.app.state.breakers
-        return Upstream(request, ports.invoker, app_id, settings.max_body_bytes, breakers.of(app_id))
-
-    return to
+# As security schemes, so that /docs offers to send a key ("Authorize").
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key, as a header of its own")
 
 
-IngestionDep = Annotated[Upstream, Depends(upstream("ingestion"))]
-RegistryDep = Annotated[Upstream, Depends(upstream("registry"))]
-TrainingDep = Annotated[Upstream, Depends(upstream("training"))]
-InferenceDep = Annotated[Upstream, Depends(upstream("inference"))]
+def allow(*roles: Role) -> Any:
+    """The guard that admits a call any of `roles` allows (admin always may); see access/."""
+
+    async def admitted(
+        request: Request,
+        gate: Annotated[Gatekeeper, depends_on(Gatekeeper)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header: Annotated[str | None, Depends(_header)],
+    ) -> KeyRecord:
+        return await gate.admit(request, bearer.credentials if bearer else header, roles)
+
+    return Depends(admitted)
+
+
+READ = allow(Role.READER)
+READ_MODELS = allow(Role.READER, Role.PREDICT)  # OIP clients read metadata before they infer
+INGEST = allow(Role.INGEST)
+TRAIN = allow(Role.TRAIN)
+PREDICT = allow(Role.PREDICT)
+ADMIN = allow(Role.ADMIN)
+Caller = Annotated[KeyRecord, ADMIN]

@@ -2,7 +2,7 @@ from pydantic import Field
 
 from services.common.door import DoorSettings
 from services.common.settings import env
-from services.gateway.keys import Role
+from services.gateway.keys.domain import Role
 
 
 class Settings(DoorSettings):

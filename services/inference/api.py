@@ -13,7 +13,7 @@ from typing import Annotated, Any, Self
 from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, Field, model_validator
 
-from services.common.models_api import ALIAS_NAME, MODEL_NAME
+from services.common.contracts import ALIAS_NAME, MODEL_NAME
 from services.inference.deps import LogDep, PlaneDep, SettingsDep
 from services.inference.domain import records
 from services.inference.domain.errors import TooManyRecords

@@ -1,22 +1,14 @@
-from dataclasses import dataclass
-
 from fastapi import FastAPI
 
 from services.common import dapr_adapters
 from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.events import EventType
-from services.common.ports import EventPublisher, ServiceInvoker, SidecarPorts
-from services.inference import api, v2
+from services.inference import api, clients, v2_api
 from services.inference.batching import Limits
 from services.inference.dataplane import DataPlane
+from services.inference.ports import InferencePorts
 from services.inference.prediction_log import PredictionLog
 from services.inference.settings import Settings
-
-
-@dataclass(kw_only=True)
-class InferencePorts(SidecarPorts):
-    invoker: ServiceInvoker  # the registry: model versions and their files
-    publisher: EventPublisher  # the prediction log's events
 
 
 def create_app(settings: Settings | None = None, ports: InferencePorts | None = None) -> FastAPI:
@@ -25,8 +17,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     ports = ports or dapr_adapters.sidecar_ports(InferencePorts, settings)
     batching = Limits(settings.max_batch_size, settings.max_batch_wait_s) if settings.batching else None
     plane = DataPlane(
-        ports.invoker,
-        settings.registry_app_id,
+        clients.registry(ports.invoker, settings),
         settings.max_loaded_models,
         batching=batching,
         unbatched=set(settings.unbatched_models),
@@ -40,13 +31,13 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     )
     # run() paces itself and returns only when cancelled; Periodic restarts it should it fail.
     flushing = Periodic("prediction log", settings.prediction_log_flush_s, prediction_log.run)
-    app = build_app(
+    return build_app(
         ServiceSpec(
             title="daprml inference",
             settings=settings,
             ports=ports,
-            service=plane,
-            routers=[api.router, api.stats, v2.router],
+            services={DataPlane: plane, PredictionLog: prediction_log},
+            routers=[api.router, api.stats, v2_api.router],
             every_replica={EventType.MODEL_ALIAS_CHANGED: plane.on_alias_changed},
             background=[
                 Periodic("reconcile with the registry", settings.reconcile_interval_s, plane.reconcile),
@@ -55,5 +46,3 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             closing=[plane.close, prediction_log.close],
         )
     )
-    app.state.prediction_log = prediction_log
-    return app

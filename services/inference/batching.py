@@ -191,7 +191,7 @@ class BatchingPredictor:
         try:
             predictions, probabilities = await asyncio.to_thread(self._predict_together, batch, wanted)
         except Exception as exc:
-            log.info("a batch of %d requests failed (%s); predicting each alone", len(batch), exc)
+            log.info("a batch of %d requests failed (%s); predicting each alone", len(batch), exc, exc_info=True)
             for request in batch:
                 await self._alone(request)
             return

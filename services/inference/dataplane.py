@@ -1,5 +1,5 @@
 """The data plane: protocol-neutral inference over the registry's models, as MLServer's
-DataPlane is. The JSON API (api.py) and the Open Inference Protocol (v2.py) are thin layers
+DataPlane is. The JSON API (api.py) and the Open Inference Protocol (v2_api.py) are thin layers
 over it.
 
 A model is named by its name and a version number or an alias (champion by default). The
@@ -19,25 +19,25 @@ started with, and a version that cannot be loaded leaves the previous one servin
 """
 
 import asyncio
-import json
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 from sklearn.pipeline import Pipeline
 
+from services.common.clients import Absent, CallError, Malformed, RegistryClient
+from services.common.contracts import ModelCard, Task, VersionInfo
 from services.common.events import ModelAliasChanged
-from services.common.ports import ServiceInvoker, SidecarUnavailable
+from services.common.ports import SidecarUnavailable
 from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, PredictFn, Result, Runner
 from services.inference.domain import modelfile
-from services.inference.domain.card import Card, VersionInfo
 from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,13 @@ class Loaded:
 
     name: str
     version: int
-    card: Card
+    card: ModelCard
     pipeline: Pipeline
     runner: Runner
 
     @property
     def classes(self) -> list[Any] | None:
-        classes = getattr(self.pipeline, "classes_", None) if self.card.task == "classification" else None
+        classes = getattr(self.pipeline, "classes_", None) if self.card.task == Task.CLASSIFICATION else None
         return None if classes is None else np.asarray(classes).tolist()
 
 
@@ -72,22 +72,21 @@ class Outputs:
     predictions: np.ndarray
     probabilities: np.ndarray | None  # rows x classes, classifiers only and when asked for
     classes: list[Any] | None
-    card: Card
+    card: ModelCard
     rows: pd.DataFrame  # what was predicted, as decoded from the request
 
 
 class DataPlane:
     def __init__(
         self,
-        invoker: ServiceInvoker,
-        registry_app_id: str,
+        registry: RegistryClient,
         max_loaded_models: int,
         batching: Limits | None = None,
         unbatched: set[str] | None = None,
     ):
         """batching: None serves every model without batching; `unbatched` names models served
         without it anyway."""
-        self.invoker, self.registry, self.max_loaded = invoker, registry_app_id, max_loaded_models
+        self.registry, self.max_loaded = registry, max_loaded_models
         self.batching, self.unbatched = batching, unbatched or set()
         self._models: OrderedDict[Key, Loaded] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Loaded]] = {}
@@ -106,26 +105,8 @@ class DataPlane:
 
     async def describe(self, name: str, ref: str | None = None) -> VersionInfo:
         """The version a number or alias names, with its card (nothing is loaded)."""
-        ref = ref or DEFAULT_REF
-        reply = await self.invoker.call(self.registry, f"api/models/{name}/versions/{ref}")
-        self._check(reply.status, reply.body, f"model {name!r} version {ref!r}")
-        try:
-            return VersionInfo.model_validate_json(reply.body)
-        except ValidationError as e:
-            raise ModelUnloadable(
-                f"the registry's description of model {name!r} version {ref!r} is unusable: {e}"
-            ) from None
-
-    def _check(self, status: int, body: bytes, what: str) -> None:
-        if status < 300:
-            return
-        detail = _detail(body)
-        if status == 404:
-            raise ModelMissing(detail or f"{what} does not exist")
-        if status >= 500 and detail.startswith("ERR_"):
-            raise SidecarUnavailable(f"registry call for {what}: {status} {detail}", "the registry is unavailable")
-        log.error("the registry answered %s for %s: %s", status, what, detail)
-        raise ModelUnloadable(f"{what} cannot be loaded: the registry answered {status}: {detail}")
+        with _from_registry():
+            return await self.registry.version(name, ref or DEFAULT_REF)
 
     # loading
 
@@ -243,10 +224,10 @@ class DataPlane:
 
     async def _load(self, info: VersionInfo) -> Loaded:
         what = f"the artifact of model {info.model!r} version {info.version}"
-        reply = await self.invoker.call(self.registry, f"api/models/{info.model}/versions/{info.version}/artifact")
-        self._check(reply.status, reply.body, what)
+        with _from_registry():
+            data = await self.registry.artifact(info.model, info.version)
         try:
-            pipeline = await asyncio.to_thread(modelfile.load, reply.body, info.artifact.sha256, what)
+            pipeline = await asyncio.to_thread(modelfile.load, data, info.artifact.sha256, what)
         except ModelUnloadable as e:
             log.error("refused to load %s: %s", what, e)
             self._failed[(info.model, info.version)] = (time.monotonic(), e)
@@ -268,7 +249,7 @@ class DataPlane:
         """Ready means loaded: loads it when it is not (raises when it cannot be)."""
         return await self.model(name, ref)
 
-    def _runner(self, name: str, card: Card, pipeline: Pipeline) -> Runner:
+    def _runner(self, name: str, card: ModelCard, pipeline: Pipeline) -> Runner:
         predict = _predictor(card, pipeline)
         if self.batching is None or name in self.unbatched:
             return DirectPredictor(predict)
@@ -282,7 +263,7 @@ class DataPlane:
     # inference
 
     async def infer(
-        self, name: str, ref: str | None, inputs: Callable[[Card], pd.DataFrame], probabilities: bool = True
+        self, name: str, ref: str | None, inputs: Callable[[ModelCard], pd.DataFrame], probabilities: bool = True
     ) -> Outputs:
         """Predictions of the model for the rows `inputs` makes from its card (a protocol's decoder)."""
         loaded = await self.model(name, ref)
@@ -293,9 +274,9 @@ class DataPlane:
         return Outputs(loaded.name, loaded.version, predictions, proba, loaded.classes, loaded.card, rows)
 
 
-def _predictor(card: Card, pipeline: Pipeline) -> PredictFn:
+def _predictor(card: ModelCard, pipeline: Pipeline) -> PredictFn:
     def predict(rows: pd.DataFrame, probabilities: bool) -> Result:
-        if probabilities and card.task == "classification" and hasattr(pipeline, "predict_proba"):
+        if probabilities and card.task == Task.CLASSIFICATION and hasattr(pipeline, "predict_proba"):
             # Every classifier of ours predicts its most probable class (training evaluates the
             # same way): one pass over the model instead of two, half the time of a request.
             proba = pipeline.predict_proba(rows)
@@ -305,15 +286,17 @@ def _predictor(card: Card, pipeline: Pipeline) -> PredictFn:
     return predict
 
 
-def _detail(body: bytes) -> str:
+@contextmanager
+def _from_registry() -> Iterator[None]:
+    """What the registry's answers mean here: no such version is a missing model; any other
+    refusal or failure, one that cannot be loaded. (A registry that cannot be reached stays
+    SidecarUnavailable: the client waits and tries again.)"""
     try:
-        answer = json.loads(body)
-    except ValueError:
-        return body[:300].decode("utf-8", "replace")
-    if isinstance(answer, dict):
-        for key in ("detail", "error", "errorCode"):
-            if isinstance(answer.get(key), str):
-                if key == "errorCode":
-                    return f"{answer[key]}: {answer.get('message', '')}"
-                return str(answer[key])
-    return str(answer)[:300]
+        yield
+    except Absent as e:
+        raise ModelMissing(e.detail or f"{e.what} does not exist") from None
+    except Malformed as e:
+        raise ModelUnloadable(f"the registry's description of {e.what} is unusable: {e.detail}") from None
+    except CallError as e:
+        log.error("the registry answered %s for %s: %s", e.status, e.what, e.detail)
+        raise ModelUnloadable(f"{e.what} cannot be loaded: the registry answered {e.status}: {e.detail}") from None

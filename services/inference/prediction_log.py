@@ -106,6 +106,7 @@ class PredictionLog:
                         "further failures are counted, not logged, until a publish succeeds",
                         len(bulk),
                         str(exc) or type(exc).__name__,
+                        exc_info=True,
                     )
                 return
             self.published += len(bulk)

@@ -1,36 +1,31 @@
 """Ingestion's HTTP routes: translate HTTP to service calls and back, nothing more."""
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from services.common.contracts import DATASET_NAME, EXPORT_FORMAT, UPLOAD_ID, VERSION_REF, Task
 from services.ingestion.deps import ServiceDep, SettingsDep
+from services.ingestion.domain import export
 from services.ingestion.domain.errors import TooLarge
-from services.ingestion.domain.export import spreadsheet_safe
-from services.ingestion.domain.model import (
+from services.ingestion.domain.model import DatasetInfo, DatasetRecord, Manifest
+from services.ingestion.domain.views import (
     CommitResult,
-    DatasetInfo,
     DatasetList,
-    DatasetRecord,
-    Manifest,
+    DatasetSpec,
     PartResult,
     RowsPage,
     UploadResult,
     UploadState,
+    upload_state,
 )
-from services.ingestion.domain.schema import NAME, Task
-from services.ingestion.service import DatasetSpec
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
-Name = Annotated[str, Path(pattern=NAME, description="dataset name")]
-UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
-Version = Annotated[str, Path(pattern=r"^(latest|[0-9]{1,9})$", description="a version number or 'latest'")]
+Name = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
+UploadId = Annotated[str, Path(pattern=UPLOAD_ID)]
+Version = Annotated[str, Path(pattern=VERSION_REF, description="a version number or 'latest'")]
 Target = Annotated[
     str | None, Query(min_length=1, max_length=200, description="creates the dataset from the data if it is new")
 ]
@@ -95,12 +90,12 @@ async def upload(
 
 @router.post("/{name}/uploads", status_code=201, response_model=UploadState)
 async def start_upload(name: Name, service: ServiceDep, target: Target = None, task: TaskQuery = None) -> UploadState:
-    return (await service.start_upload(name, target, task)).public()
+    return upload_state(await service.start_upload(name, target, task))
 
 
 @router.get("/{name}/uploads/{upload_id}", response_model=UploadState)
 async def get_upload(name: Name, upload_id: UploadId, service: ServiceDep) -> UploadState:
-    return (await service.upload_of(name, upload_id)).public()
+    return upload_state(await service.upload_of(name, upload_id))
 
 
 @router.put("/{name}/uploads/{upload_id}/parts/{number}", response_model=PartResult)
@@ -154,49 +149,6 @@ async def get_rows(
     return await service.rows(name, version, offset, limit)
 
 
-class _Chunks:
-    """A write-only file for pyarrow that hands out what was written so far."""
-
-    def __init__(self) -> None:
-        self.buffer, self.position, self.closed = bytearray(), 0, False
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        self.position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.position
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def take(self) -> bytes:
-        out, self.buffer = bytes(self.buffer), bytearray()
-        return out
-
-
-async def _csv(tables: AsyncIterator[pa.Table]) -> AsyncIterator[bytes]:
-    first = True
-    async for table in tables:
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(spreadsheet_safe(table), sink, pacsv.WriteOptions(include_header=first, quoting_style="needed"))
-        first = False
-        yield sink.getvalue().to_pybytes()
-
-
-async def _parquet(tables: AsyncIterator[pa.Table], schema: pa.Schema) -> AsyncIterator[bytes]:
-    chunks = _Chunks()
-    with pq.ParquetWriter(pa.PythonFile(chunks, mode="w"), schema) as writer:
-        async for table in tables:
-            writer.write_table(table)
-            yield chunks.take()
-    yield chunks.take()
-
-
 @router.get(
     "/{name}/versions/{version}/data",
     response_model=None,
@@ -208,7 +160,7 @@ async def download(
     version: Version,
     request: Request,
     service: ServiceDep,
-    format: Annotated[str | None, Query(pattern="^(csv|parquet)$")] = None,
+    format: Annotated[str | None, Query(pattern=EXPORT_FORMAT)] = None,
 ) -> StreamingResponse:
     """The whole version as CSV (default) or Parquet: ?format= or the Accept header chooses."""
     manifest = await service.manifest(name, version)
@@ -222,6 +174,6 @@ async def download(
     tables = service.parts(manifest)
     if as_parquet:
         return StreamingResponse(
-            _parquet(tables, manifest.schema_.arrow()), media_type=PARQUET_TYPES[0], headers=headers
+            export.parquet(tables, manifest.schema_.arrow()), media_type=PARQUET_TYPES[0], headers=headers
         )
-    return StreamingResponse(_csv(tables), media_type="text/csv", headers=headers)
+    return StreamingResponse(export.csv(tables), media_type="text/csv", headers=headers)

@@ -1,24 +1,17 @@
 import logging
-from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from services.common import dapr_adapters, roundtrip
 from services.common.app import Periodic, ServiceSpec, build_app
-from services.common.ports import BlobStore, EventPublisher, SidecarPorts, SidecarProbe, StateStore
+from services.common.ports import SidecarProbe
 from services.ingestion.api import router
+from services.ingestion.ports import IngestionPorts  # also imported from here by tests/api/conftest.py
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.service import IngestionService
 from services.ingestion.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class IngestionPorts(SidecarPorts):
-    state: StateStore
-    blobs: BlobStore
-    publisher: EventPublisher
 
 
 async def housekeeping(service: IngestionService, probe: SidecarProbe) -> None:

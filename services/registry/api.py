@@ -1,17 +1,16 @@
 """The registry's HTTP routes: translate HTTP to service calls and back, nothing more.
 
 `public` is what the gateway forwards; `internal` is called by training through Dapr service
-invocation only (services/common/models_api.py is its contract)."""
+invocation only (services/common/contracts/models.py is its contract)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.common.models_api import MODEL_NAME, Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.contracts.models import MODEL_NAME, Promotion, PromotionRequest, Registered, RegisterVersion
 from services.registry.deps import ServiceDep
 from services.registry.domain.model import PromotionPolicy
-from services.registry.domain.views import ModelInfo, ModelList, ModelVersion
-from services.registry.service import AliasMoved, AliasTarget
+from services.registry.domain.views import AliasMoved, AliasTarget, ModelInfo, ModelList, ModelVersion
 
 public = APIRouter(prefix="/api/models", tags=["models"])
 internal = APIRouter(prefix="/internal/models", tags=["internal"])

@@ -1,21 +1,13 @@
-from dataclasses import dataclass
-
 from fastapi import FastAPI
 
 from services.common import dapr_adapters
 from services.common.app import Periodic, ServiceSpec, build_app
-from services.common.ports import BlobStore, EventPublisher, SidecarPorts, SidecarProbe, StateStore
+from services.common.ports import SidecarProbe
 from services.registry.api import internal, public
+from services.registry.ports import RegistryPorts  # also imported from here by tests/api/conftest.py
 from services.registry.repository import ModelRepository
 from services.registry.service import RegistryService
 from services.registry.settings import Settings
-
-
-@dataclass(kw_only=True)
-class RegistryPorts(SidecarPorts):
-    state: StateStore
-    blobs: BlobStore
-    publisher: EventPublisher
 
 
 async def publish_pending(service: RegistryService, probe: SidecarProbe) -> None:

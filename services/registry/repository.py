@@ -6,7 +6,7 @@ import hashlib
 
 from pydantic import BaseModel, Field
 
-from services.common.models_api import RegisterVersion
+from services.common.contracts.models import RegisterVersion
 from services.common.ports import BlobStore, StateStore
 from services.common.state import Change, Documents
 from services.registry.domain.model import ModelRecord

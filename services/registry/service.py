@@ -6,10 +6,8 @@ import hashlib
 import logging
 from collections.abc import Callable
 
-from pydantic import BaseModel
-
-from services.common.models_api import Promotion, PromotionRequest, Registered, RegisterVersion
-from services.common.ports import EventPublisher, NotFound
+from services.common.contracts.models import Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound, SidecarUnavailable
 from services.common.state import Busy
 from services.registry import outbox
 from services.registry.domain import views
@@ -19,30 +17,18 @@ from services.registry.domain.model import (
     ModelRecord,
     PromotionPolicy,
     Reason,
-    VersionRef,
     check_alias,
+    exists,
     now,
+    numbered,
+    resolve,
 )
 from services.registry.domain.promotion import decide
+from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion
 from services.registry.repository import ModelRepository
 from services.registry.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class AliasTarget(BaseModel):
-    """Body of PUT /api/models/{name}/aliases/{alias}."""
-
-    version: int
-
-
-class AliasMoved(BaseModel):
-    """Where an alias points after a change, and where it pointed before."""
-
-    model: str
-    alias: str
-    version: int | None
-    previous: int | None
 
 
 class RegistryService:
@@ -52,36 +38,33 @@ class RegistryService:
     # reads
 
     async def record(self, name: str) -> ModelRecord:
-        found = await self.repo.model(name)
-        if found is None:
-            raise Missing(f"model {name!r} does not exist; a training job registers its first version")
-        return found
+        return exists(await self.repo.model(name), name)
 
-    async def models(self, offset: int = 0, limit: int = 100) -> views.ModelList:
+    async def models(self, offset: int = 0, limit: int = 100) -> ModelList:
         """One page of the models, in order of name."""
         most = self.settings.max_page_models
         if offset < 0 or not 1 <= limit <= most:
             raise BadInput(f"offset must be >= 0 and limit between 1 and {most}")
         names = await self.repo.names()
         records = await asyncio.gather(*(self.repo.model(n) for n in names[offset : offset + limit]))
-        return views.ModelList(
+        return ModelList(
             models=[views.summary(r) for r in records if r is not None], total=len(names), offset=offset, limit=limit
         )
 
-    async def info(self, name: str) -> views.ModelInfo:
+    async def info(self, name: str) -> ModelInfo:
         return views.info(await self.record(name))
 
-    async def version(self, name: str, ref: str) -> views.ModelVersion:
+    async def version(self, name: str, ref: str) -> ModelVersion:
         """`ref`: a version number, `latest`, or an alias."""
         record = await self.record(name)
-        found = _resolve(record, ref)
+        found = resolve(record, ref)
         details = await self.repo.details(found.details_key)
         if details is None:
             log.error("model %s version %s: details %r missing from the state store", name, ref, found.details_key)
             raise Corrupt(f"the details of model {name!r} version {found.version} were lost from the state store")
         return views.version(record, found, details)
 
-    async def artifact(self, name: str, ref: str) -> tuple[views.ModelVersion, bytes]:
+    async def artifact(self, name: str, ref: str) -> tuple[ModelVersion, bytes]:
         """The version's skops file, only if it is the file that was registered."""
         version = await self.version(name, ref)
         what = f"the artifact of model {name!r} version {version.version}"
@@ -173,8 +156,8 @@ class RegistryService:
 
         def apply(record: ModelRecord | None) -> ModelRecord:
             nonlocal decision
-            record = _exists(record, name)
-            ref = _numbered(record, number)
+            record = exists(record, name)
+            ref = numbered(record, number)
             if ref.promotion is not None:
                 decision = ref.promotion  # decided before: nothing moves again
                 return record
@@ -197,7 +180,7 @@ class RegistryService:
 
     async def set_alias(self, name: str, alias: str, number: int) -> AliasMoved:
         check_alias(alias)
-        return await self._move(name, alias, lambda record: _numbered(record, number).version, "api")
+        return await self._move(name, alias, lambda record: numbered(record, number).version, "api")
 
     async def delete_alias(self, name: str, alias: str) -> AliasMoved:
         check_alias(alias)
@@ -223,7 +206,7 @@ class RegistryService:
         moved = AliasMoved(model=name, alias=alias, version=None, previous=None)
 
         def move(record: ModelRecord | None) -> ModelRecord:
-            record = _exists(record, name)
+            record = exists(record, name)
             to = target(record)
             moved.previous, moved.version = record.aliases.get(alias), to
             record.move_alias(alias, to, reason, now())
@@ -247,41 +230,16 @@ class RegistryService:
     async def _announce(self, name: str) -> None:
         try:
             await self.flush_outbox(name)
-        except Exception as exc:  # the change is committed; the background job publishes its events later
+        except (SidecarUnavailable, ConcurrencyConflict) as exc:  # the bus or the store away: expected
             log.warning("events of model %s not published yet, will retry: %s", name, exc)
+        except Exception as exc:  # the change is committed; the background job publishes its events later
+            log.warning("events of model %s not published yet, will retry: %s", name, exc, exc_info=True)
 
     async def flush_outbox(self, name: str) -> int:
         return await outbox.flush(self.repo, self.publisher, name)
 
     async def flush_all(self) -> int:
         return await outbox.flush_all(self.repo, self.publisher)
-
-
-def _exists(record: ModelRecord | None, name: str) -> ModelRecord:
-    if record is None:
-        raise Missing(f"model {name!r} does not exist; a training job registers its first version")
-    return record
-
-
-def _numbered(record: ModelRecord, number: int) -> VersionRef:
-    found = record.version(number)
-    if found is None:
-        have = f"versions 1 to {record.versions[-1].version}" if record.versions else "no versions yet"
-        raise Missing(f"model {record.name!r} has no version {number}; it has {have}")
-    return found
-
-
-def _resolve(record: ModelRecord, ref: str) -> VersionRef:
-    if ref.isdigit():
-        return _numbered(record, int(ref))
-    if ref == "latest":
-        if not record.versions:
-            raise Missing(f"model {record.name!r} has no versions yet")
-        return record.versions[-1]
-    number = record.aliases.get(ref)
-    if number is None:
-        raise Missing(f"model {record.name!r} has no alias {ref!r}; its aliases: {sorted(record.aliases) or 'none'}")
-    return _numbered(record, number)
 
 
 def _describe(version: int | None) -> str:

@@ -13,30 +13,24 @@ this catches the others: through another replica, by hand, or while this process
 """
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from services.common import models_api as api
+from services.common.clients import Absent, CallError, Conflict, Failed
+from services.common.contracts import models as api
 from services.common.errors import ClientError
-from services.common.ports import (
-    ActivityFunction,
-    BlobStore,
-    NotFound,
-    ServiceInvoker,
-    SidecarUnavailable,
-    StateStore,
-    Workflows,
-)
+from services.common.ports import ActivityFunction, BlobStore, NotFound, SidecarUnavailable, StateStore, Workflows
 from services.common.state import Documents
+from services.training.clients import Clients
 from services.training.compute import Compute, confusion, numbers
-from services.training.jobs import FitStarted, JobSpec, fit_key
+from services.training.domain.jobs import FitStarted, JobSpec
 from services.training.pool import Canceled, WorkerDied
+from services.training.service import fit_key
 from services.training.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,13 +45,14 @@ class Activities:
     def __init__(
         self,
         blobs: BlobStore,
-        invoker: ServiceInvoker,
+        clients: Clients,
         compute: Compute,
         settings: Settings,
         workflows: Workflows,
         state: StateStore,
     ):
-        self.blobs, self.invoker, self.compute, self.settings = blobs, invoker, compute, settings
+        self.blobs, self.compute, self.settings = blobs, compute, settings
+        self.registry, self.ingestion = clients.registry, clients.ingestion
         self.workflows = workflows
         self.fits = Documents(state, FitStarted)
 
@@ -75,12 +70,16 @@ class Activities:
         """The model's current champion, if it has one: the new version is compared with it on
         the new version's holdout."""
         spec = JobSpec.model_validate(job)
-        model = await self._get(self.settings.registry_app_id, f"api/models/{spec.model}", missing_ok=True)
-        version = (model or {}).get("aliases", {}).get("champion")
-        if version is None:
-            return None
-        found = await self._get(self.settings.registry_app_id, f"api/models/{spec.model}/versions/{version}")
-        return Champion(version=version, artifact=api.Artifact.model_validate(found["artifact"])).model_dump()
+        with calling():
+            try:
+                model = await self.registry.model(spec.model)
+            except Absent:
+                return None  # no version registered yet
+            version = model.aliases.get("champion")
+            if version is None:
+                return None
+            found = await self.registry.version(spec.model, version)
+        return Champion(version=version, artifact=found.artifact).model_dump()
 
     async def fit(self, job: dict[str, Any]) -> dict[str, Any]:
         """Fits the model on the training share of the rows and scores it on the holdout (in a
@@ -155,7 +154,7 @@ class Activities:
                         self.compute.cancel(spec.job_id)
                         return
                 except Exception as exc:  # the engine unreachable, say: asked again at the next check
-                    log.debug("job %s: could not ask whether it was canceled: %s", spec.job_id, exc)
+                    log.debug("job %s: could not ask whether it was canceled: %s", spec.job_id, exc, exc_info=True)
 
         watcher = asyncio.ensure_future(watch())
         try:
@@ -169,21 +168,16 @@ class Activities:
         spec = JobSpec.model_validate(step["job"])
         evaluated, fitted = step["evaluated"], step["fitted"]
         body = api.RegisterVersion(
-            lineage=api.Lineage(
-                dataset=spec.dataset,
-                dataset_version=spec.version,
-                schema_hash=spec.schema_hash,
-                estimator=spec.estimator,
-                params=spec.params,
-                job_id=spec.job_id,
-            ),
+            # The registry keeps the seed in the card, not in the lineage.
+            lineage=api.Lineage.model_validate(spec.lineage().model_dump(exclude={"seed"})),
             metrics=evaluated["metrics"],
             confusion_matrix=evaluated.get("confusion_matrix"),
             artifact=api.Artifact.model_validate(fitted["artifact"]),
             card=api.ModelCard.model_validate(fitted["card"]),
         )
-        reply = await self._post(self.settings.registry_app_id, f"internal/models/{spec.model}/versions", body)
-        return api.Registered.model_validate(reply).model_dump()
+        with calling():
+            registered = await self.registry.register(spec.model, body)
+        return registered.model_dump()
 
     async def promote(self, step: dict[str, Any]) -> dict[str, Any]:
         """Asks the registry to promote the new version. When the champion moved since it was
@@ -191,47 +185,29 @@ class Activities:
         again."""
         spec = JobSpec.model_validate(step["job"])
         champion, champion_metrics = step["champion"], step["evaluated"].get("champion_metrics")
-        method = f"internal/models/{spec.model}/versions/{step['registered']['version']}/promotion"
+        version = step["registered"]["version"]
         for _ in range(self.settings.promotion_attempts):
             body = api.PromotionRequest(
                 candidate=step["evaluated"]["metrics"],
                 champion_version=champion["version"] if champion else None,
                 champion=champion_metrics if champion else None,
             )
-            try:
-                reply = await self._post(self.settings.registry_app_id, method, body)
-            except ChampionMoved:
-                champion = await self.load(step["job"])
-                champion_metrics = await self._champion_metrics(spec, champion)
-                continue
-            return api.Promotion.model_validate(reply).model_dump(mode="json")
+            with calling():
+                try:
+                    promotion = await self.registry.promote(spec.model, version, body)
+                except Conflict:  # the champion moved since it was scored
+                    champion = await self.load(step["job"])
+                    champion_metrics = await self._champion_metrics(spec, champion)
+                    continue
+            return promotion.model_dump(mode="json")
         raise Refused(
             f"the champion of model {spec.model!r} kept moving while version "
             f"{step['registered']['version']} was compared with it; promote it by hand"
         )
 
-    # talking to the other services
-
     async def _rows(self, spec: JobSpec) -> bytes:
-        reply = await self.invoker.call(
-            self.settings.ingestion_app_id, f"api/datasets/{spec.dataset}/versions/{spec.version}/data?format=parquet"
-        )
-        _check(reply.status, reply.body, f"the rows of dataset {spec.dataset!r} version {spec.version}")
-        return reply.body
-
-    async def _get(self, app_id: str, method: str, missing_ok: bool = False) -> Any:
-        reply = await self.invoker.call(app_id, method)
-        if reply.status == 404 and missing_ok:
-            return None
-        _check(reply.status, reply.body, method)
-        return json.loads(reply.body)
-
-    async def _post(self, app_id: str, method: str, body: BaseModel) -> Any:
-        reply = await self.invoker.call(
-            app_id, method, "POST", body.model_dump_json(by_alias=True).encode(), {"content-type": "application/json"}
-        )
-        _check(reply.status, reply.body, method)
-        return json.loads(reply.body)
+        with calling():
+            return await self.ingestion.rows(spec.dataset, spec.version)
 
 
 class Refused(ClientError):
@@ -240,26 +216,18 @@ class Refused(ClientError):
     status = 422
 
 
-class ChampionMoved(Refused):
-    """The registry's champion is no longer the one the new version was compared with."""
-
-    status = 409
-
-
-def _check(status: int, body: bytes, what: str) -> None:
-    if status < 300:
-        return
+@contextmanager
+def calling() -> Iterator[None]:
+    """What another service's answer means for a step: a refusal fails the job (ClientError: the
+    engine does not retry it), a failure of the callee is retried as an unavailable service."""
     try:
-        detail = json.loads(body).get("detail", body[:300])
-    except (ValueError, AttributeError):
-        detail = body[:300]
-    if status == 404:
-        raise NotFound(f"{what}: not found ({detail})")
-    if status == 409:
-        raise ChampionMoved(f"{what}: {detail}")
-    if 400 <= status < 500:
-        raise Refused(f"{what}: refused with {status}: {detail}")
-    raise SidecarUnavailable(f"{what}: HTTP {status}: {detail}", "a service the job needs is unavailable")
+        yield
+    except Absent as e:
+        raise NotFound(str(e)) from None
+    except Failed as e:
+        raise SidecarUnavailable(str(e), "a service the job needs is unavailable") from None
+    except CallError as e:  # refused, a conflict other than the promotion's, an unreadable answer
+        raise Refused(str(e)) from None
 
 
 def artifact_key(spec: JobSpec) -> str:

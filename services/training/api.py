@@ -4,18 +4,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.common.events import DATASET_NAME
+from services.common.contracts import DATASET_NAME, JOB_ID, JOB_STATUSES
 from services.training.deps import JobsDep, SettingsDep
 from services.training.domain import estimators
-from services.training.jobs import Job, JobList, JobRequest, Policy
+from services.training.domain.jobs import Job, JobList, JobRequest, Policy
 
 router = APIRouter(prefix="/api/training", tags=["training"])
 
 Dataset = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
-JobId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,200}$", description="as the job's submission answered")]
-STATUSES = "pending|running|completed|failed|canceled|suspended"  # the gateway checks the same
+JobId = Annotated[str, Path(pattern=JOB_ID, description="as the job's submission answered")]
 Status = Annotated[
-    str | None, Query(pattern=f"^({STATUSES}|{STATUSES.upper()})$", description=STATUSES.replace("|", ", "))
+    str | None,
+    Query(pattern=f"^({JOB_STATUSES}|{JOB_STATUSES.upper()})$", description=JOB_STATUSES.replace("|", ", ")),
 ]
 
 

@@ -7,9 +7,10 @@ from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.events import EventType
 from services.training import api
 from services.training.activities import Activities
+from services.training.clients import Clients
 from services.training.compute import Compute
-from services.training.jobs import JobService
 from services.training.ports import TrainingPorts
+from services.training.service import JobService
 from services.training.settings import Settings
 from services.training.workflow import WORKFLOW, train_model
 
@@ -19,9 +20,10 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(TrainingPorts, settings)
     compute = Compute(settings.fit_workers, settings.fit_memory_mb)
-    activities = Activities(ports.blobs, ports.invoker, compute, settings, ports.workflows, ports.state)
+    clients = Clients.over(ports.invoker, settings)
+    activities = Activities(ports.blobs, clients, compute, settings, ports.workflows, ports.state)
     ports.workflows.define(WORKFLOW, train_model, activities.table())
-    jobs = JobService(ports.state, ports.invoker, ports.workflows, settings, stop=compute.cancel)
+    jobs = JobService(ports.state, clients.ingestion, ports.workflows, settings, stop=compute.cancel)
 
     return build_app(
         ServiceSpec(

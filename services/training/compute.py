@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.training.domain.card import Lineage
+from services.common.contracts import DatasetSchema
+from services.common.contracts import models as registry
 from services.training.domain.evaluate import ClassificationMetrics, Metrics
-from services.training.domain.schema import DatasetSchema
+from services.training.domain.jobs import JobSpec
 from services.training.domain.train import THREADS, score_on_holdout, train_artifact
-from services.training.jobs import JobSpec
 from services.training.pool import REMEMBERED_CANCELS, Canceled, Pool, out_of_time
 
 # Native libraries size their thread pools (and the memory those reserve) at import: a worker
@@ -28,7 +28,7 @@ WORKER_ENV = {name: str(THREADS) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_T
 class Fitted:
     artifact: bytes  # the skops file
     sha256: str
-    card: dict[str, Any]  # as the registry's ModelCard takes it
+    card: dict[str, Any]  # the registry's ModelCard, as JSON
     model_card: bytes  # the whole card as JSON (metrics, lineage, library versions), kept beside the file
     metrics: dict[str, Any]  # the domain's metrics, whole (confusion matrix included)
     fit_s: float
@@ -97,30 +97,21 @@ class Compute:
 def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
     spec = JobSpec.model_validate(job)
     schema = DatasetSchema.model_validate(spec.schema_)
-    lineage = Lineage(
-        dataset=spec.dataset,
-        dataset_version=spec.version,
-        schema_hash=spec.schema_hash,
-        estimator=spec.estimator,
-        params=spec.params,
-        seed=spec.seed,
-        job_id=spec.job_id,
-    )
-    result = train_artifact(rows, schema, lineage, spec.bounds)
+    result = train_artifact(rows, schema, spec.lineage(), spec.bounds)
     card = result.card
-    registry_card = {
-        "task": str(card.task),
-        "target": card.target,
-        "features": [{"name": f.name, "type": str(f.type)} for f in card.features],
-        "classes": card.classes or [],
-        "training_rows": card.train_rows,
-        "holdout_rows": card.metrics.rows,
-        "seed": spec.seed,
-    }
+    registry_card = registry.ModelCard(
+        task=card.task,
+        target=card.target,
+        features=card.features,
+        classes=card.classes or [],
+        training_rows=card.train_rows,
+        holdout_rows=card.metrics.rows,
+        seed=spec.seed,
+    )
     return Fitted(
         result.artifact,
         card.sha256,
-        registry_card,
+        registry_card.model_dump(mode="json"),
         card.model_dump_json(indent=2).encode(),
         card.metrics.model_dump(mode="json"),
         card.fit_s,

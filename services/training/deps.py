@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.common.deps import service_of, settings_of
-from services.training.jobs import JobService
+from services.training.service import JobService
 from services.training.settings import Settings
 
 JobsDep = Annotated[JobService, Depends(service_of)]

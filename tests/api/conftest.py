@@ -4,8 +4,8 @@ from fastapi.testclient import TestClient
 from services.gateway.app import create_app as gateway_app
 from services.gateway.keys import Role, issue
 from services.gateway.ports import GatewayPorts
-from services.inference.app import InferencePorts
 from services.inference.app import create_app as inference_app
+from services.inference.ports import InferencePorts
 from services.ingestion.app import IngestionPorts
 from services.ingestion.app import create_app as ingestion_app
 from services.registry.app import RegistryPorts

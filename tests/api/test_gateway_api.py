@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.common.events import InstanceHeartbeat
 from services.common.ports import Reply
+from services.gateway.status.instances import Instances
 from tests.fakes import FakeInvoker
 
 READY = Reply(200, json.dumps({"ready": True, "runtime_version": "1.18.2"}).encode())
@@ -59,7 +60,7 @@ def test_status_lists_each_instance_by_its_heartbeats_and_is_not_ok_when_one_is_
     for instance, age_s in (("host:3514", 1), ("host:3599", 60)):
         at = now - timedelta(seconds=age_s)
         heartbeat = InstanceHeartbeat(app_id="inference", instance=instance, started_at=at, at=at, interval_s=5)
-        asyncio.run(client.app.state.instances.heard({}, heartbeat))
+        asyncio.run(client.app.state.services[Instances].heard({}, heartbeat))
     body = client.get("/api/status").json()
     inference = next(s for s in body["services"] if s["service"] == "inference")
     assert [(i["instance"], i["up"]) for i in inference["instances"]] == [("host:3514", True), ("host:3599", False)]
@@ -89,3 +90,13 @@ def test_the_openapi_document_names_every_status_an_operation_can_answer(make_cl
             error = operation["responses"]["422"]["content"]["application/json"]["schema"]
             assert error["required"] == (["error"] if path.startswith("/v2") else ["detail"]), (method, path)
     assert "/dapr/subscribe" not in paths and not any(p.startswith("/internal") for p in paths)
+
+
+def test_the_metrics_directions_come_from_the_gateway_itself_for_a_key(make_client):
+    """What the console reads to tell which version is best, instead of keeping its own list."""
+    client = make_client("gateway")
+    reply = client.get("/api/metrics")
+    assert reply.status_code == 200 and reply.json() == {"lower_is_better": ["log_loss", "mae", "mse", "rmse"]}
+    assert client.ports.invoker.calls == []  # nothing forwarded
+    client.headers.pop("authorization")
+    assert client.get("/api/metrics").status_code == 401

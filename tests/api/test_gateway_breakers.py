@@ -1,6 +1,7 @@
 """The gateway's breakers open only when a service does not answer, never on what a client sends."""
 
 from services.common.ports import Reply
+from services.gateway.forwarding.breaker import Breakers
 from tests.fakes import FakeInvoker
 
 DOWN = Reply(500, b'{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: ingestion"}')
@@ -13,7 +14,7 @@ def test_a_clients_invalid_calls_never_open_the_breaker(make_client):
     client = make_client("gateway", invoker=invoker)
     assert {client.get("/api/datasets/iris").status_code for _ in range(200)} == {422}
     assert client.get("/api/datasets").status_code == 200
-    assert client.app.state.breakers.of("ingestion").trips == 0
+    assert client.app.state.services[Breakers].of("ingestion").trips == 0
 
 
 def test_a_service_that_does_not_answer_opens_its_breaker_and_calls_are_held_back(make_client):

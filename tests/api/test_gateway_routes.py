@@ -275,7 +275,7 @@ def _parameters(app, path: str, method: str) -> dict[tuple[str, str], dict]:
     }
 
 
-# The registry checks an alias's shape (services.common.models_api.ALIAS_NAME, the gateway's
+# The registry checks an alias's shape (services.common.contracts.ALIAS_NAME, the gateway's
 # pattern) in its domain, to answer with words saying what an alias may be and that a number
 # alone is not one: its route declares a length bound only.
 CHECKED_BY_THE_REGISTRY = {

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from services.inference.app import InferencePorts, create_app
+from services.inference.app import create_app
+from services.inference.dataplane import DataPlane
+from services.inference.ports import InferencePorts
 from services.inference.settings import Settings
 from tests.fakes import fake_ports
 from tests.unit.inference.models import FLOWER_FEATURES, HOUSE_FEATURES, Registry, flower_model, house_model
@@ -105,5 +107,5 @@ def test_the_number_of_loaded_models_stays_within_its_bound(make_client):
                 client.post("/api/models/houses/predict", json={"records": [{"rooms": 2}], "version": v}).status_code
                 == 200
             )
-        assert app.state.service.loaded == [("houses", 3), ("houses", 1)]
+        assert app.state.services[DataPlane].loaded == [("houses", 3), ("houses", 1)]
     assert len(registry.artifact_calls()) == 4  # 1 was unloaded by 3 and loaded again

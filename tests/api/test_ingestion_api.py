@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.ingestion.app import IngestionPorts, create_app
 from services.ingestion.settings import Settings
-from tests.fakes import FakePublisher, SlowStateStore, fake_ports
+from tests.fakes import SlowStateStore, fake_ports
 
 CSV = {"content-type": "text/csv"}
 IRIS = b"sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n"
@@ -325,8 +325,8 @@ def test_each_committed_version_is_announced_once_with_a_stable_id(client):
 
 def test_a_version_committed_while_pubsub_is_down_is_announced_later(make):
     client = make()
-    publisher = FakePublisher(down=True)
-    client.app.state.service.publisher = publisher
+    publisher = ports(client).publisher
+    publisher.down = True
     assert upload(client).status_code == 201
     assert publisher.sent == []
     publisher.down = False

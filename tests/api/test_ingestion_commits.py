@@ -3,8 +3,8 @@ a version, and a commit that keeps losing ends with a 409 saying to commit again
 
 import pytest
 
+from services.common.contracts import MissingPolicy
 from services.ingestion.domain.model import DatasetRecord
-from services.ingestion.domain.schema import MissingPolicy
 from tests.fakes import FakeStateStore
 
 CSV = {"content-type": "text/csv"}

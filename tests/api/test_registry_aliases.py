@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
+from services.common.contracts.models import RegisterVersion
 from services.common.events import EventType
-from services.common.models_api import RegisterVersion
 from services.registry.app import RegistryPorts, create_app
 from services.registry.settings import Settings
 from tests.api.test_registry_api import register, registration

@@ -8,8 +8,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common.contracts.models import RegisterVersion
 from services.common.events import EventType
-from services.common.models_api import RegisterVersion
 from services.common.ports import SidecarUnavailable
 from services.registry.app import RegistryPorts, create_app
 from services.registry.settings import Settings

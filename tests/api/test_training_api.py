@@ -42,7 +42,12 @@ def iris_parquet() -> bytes:
 
 
 def stack_replies(registered: list[dict]) -> dict:
-    manifest = Reply(200, json.dumps({"version": 1, "schema": SCHEMA, "schema_hash": "h1"}).encode())
+    manifest = Reply(
+        200,
+        json.dumps(
+            {"dataset": "iris", "version": 1, "schema": SCHEMA, "schema_hash": "h1", "row_count": 150, "sha256": "s1"}
+        ).encode(),
+    )
 
     async def register(body: bytes) -> Reply:
         registered.append(json.loads(body))

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from services.common.ports import Reply
 from services.common.state import Documents
 from services.training.app import create_app
-from services.training.jobs import FitStarted, fit_key
+from services.training.domain.jobs import FitStarted
 from services.training.ports import TrainingPorts
+from services.training.service import fit_key
 from services.training.settings import Settings
 from services.training.workflow import WORKFLOW
 from tests.api.test_training_api import announce, stack_replies

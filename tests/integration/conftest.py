@@ -13,7 +13,8 @@ import yaml
 
 from scripts import infra
 from scripts.proc import SetupError, free_port, wait_until
-from scripts.stack import Stack, copy_component_folders, free_app_ports
+from scripts.runfile import copy_component_folders, free_app_ports
+from scripts.stack import Stack
 from services.common.settings import ServiceSettings
 
 

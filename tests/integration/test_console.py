@@ -160,8 +160,11 @@ def test_the_page_and_its_files_need_no_key_and_stay_out_of_the_api(stack):
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         for asset in ("console.js", "console.css", "vendor/chart.umd.js"):
             assert anonymous.get(f"/console/{asset}").status_code == 200, asset
+        for module in ("console.js", "shared/api.js", "views/models.js"):  # native ES modules: JavaScript, or not run
+            assert anonymous.get(f"/console/{module}").headers["content-type"].startswith("text/javascript"), module
         assert "Chart.js v4" in anonymous.get("/console/vendor/chart.umd.js").text[:200]
-        for missing in ("/console/nothing.js", "/console/../console.py", "/console/%2e%2e/app.py", "/console/"):
+        outside = ("/console/../console.py", "/console/%2e%2e/app.py", "/console/%2e%2e/api.py")
+        for missing in ("/console/nothing.js", *outside, "/console/"):
             assert anonymous.get(missing).status_code == 404, missing
         assert anonymous.get("/api/models").status_code == 401  # the data still needs a key
         docs = anonymous.get("/docs")

@@ -3,7 +3,7 @@ its own daprd, the session stack's gateway keeping what its subscriptions give u
 
 The retrying subscriber runs with the project's delivery policy. The poison one runs with a
 shorter copy of it (3 retries, 100 ms apart), swapped into its own components folder: the
-project's policy takes about 2 minutes to give up (tests/unit/test_resiliency.py checks it is
+project's policy takes about 2 minutes to give up (tests/unit/deploy/test_resiliency.py checks it is
 bounded); what this test checks, that Dapr gives up after maxRetries and moves the event to the
 dead-letter topic, does not depend on how long it waits."""
 

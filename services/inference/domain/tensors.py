@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from services.inference.domain.card import NUMERIC, Card, Feature
+from services.common.contracts import NUMERIC, Feature, ModelCard
+from services.common.contracts.coercion import OBJECT, WrongType, coerce, dtype
 from services.inference.domain.errors import BadTensor
-from services.inference.domain.records import WrongType, coerce, dtype
 
 INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 FLOATS = frozenset({"FP16", "FP32", "FP64"})
@@ -50,11 +50,11 @@ def datatype_of(feature_type: str) -> str:
     return {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}.get(feature_type, "BYTES")
 
 
-def model_inputs(card: Card) -> list[dict[str, Any]]:
+def model_inputs(card: ModelCard) -> list[dict[str, Any]]:
     return [{"name": f.name, "datatype": datatype_of(f.type), "shape": [-1, 1]} for f in card.features]
 
 
-def model_outputs(card: Card) -> list[dict[str, Any]]:
+def model_outputs(card: ModelCard) -> list[dict[str, Any]]:
     if card.task == "regression":
         return [{"name": PREDICT, "datatype": "FP64", "shape": [-1]}]
     return [
@@ -63,7 +63,7 @@ def model_outputs(card: Card) -> list[dict[str, Any]]:
     ]
 
 
-def outputs_wanted(request: InferRequest, card: Card) -> list[str]:
+def outputs_wanted(request: InferRequest, card: ModelCard) -> list[str]:
     offered = [PREDICT, PROBA] if card.task == "classification" else [PREDICT]
     if not request.outputs:
         return offered
@@ -129,7 +129,7 @@ def _column(values: Sequence[Any], feature: Feature, tensor: str) -> pd.Series:
         raise BadTensor(f"input {tensor!r}: {e}") from None
 
 
-def frame(inputs: Sequence[Tensor], card: Card) -> pd.DataFrame:
+def frame(inputs: Sequence[Tensor], card: ModelCard) -> pd.DataFrame:
     """The frame the model reads, from one tensor per feature or one 2-D tensor."""
     features = {f.name: f for f in card.features}
     if len(inputs) == 1 and inputs[0].name not in features:
@@ -156,10 +156,10 @@ def frame(inputs: Sequence[Tensor], card: Card) -> pd.DataFrame:
     return pd.DataFrame({name: columns[name] for name in features})
 
 
-def _matrix(tensor: Tensor, card: Card) -> pd.DataFrame:
+def _matrix(tensor: Tensor, card: ModelCard) -> pd.DataFrame:
     names = [f.name for f in card.features]
     if not card.all_numeric:
-        kinds = {f.name: f.type for f in card.features if f.type not in NUMERIC and f.type != "boolean"}
+        kinds = {f.name: f.type for f in card.features if dtype(f.type) == OBJECT}
         raise BadTensor(
             f"unknown input {tensor.name!r}: one 2-D input needs every feature numeric, and {kinds} are not; "
             f"send one tensor per feature, named {names}"
@@ -207,7 +207,7 @@ def output(name: str, values: np.ndarray, classes: Sequence[Any] | None = None) 
 
 def encode(
     request: InferRequest,
-    card: Card,
+    card: ModelCard,
     predictions: np.ndarray,
     probabilities: np.ndarray | None,
     classes: Sequence[Any] | None,

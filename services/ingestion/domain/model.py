@@ -1,12 +1,14 @@
-"""What ingestion stores (dataset records, version manifests, upload sessions, the indexes)
-and what its use cases answer."""
+"""What ingestion stores: dataset records, version manifests, upload sessions and their
+parts, the indexes. Some are answered as they are stored (a dataset, a manifest); the other
+answers are in views.py."""
 
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from services.ingestion.domain.schema import NAME, Schema, Task
+from services.common.contracts import DATASET_NAME, Task
+from services.ingestion.domain.schema import Schema
 
 
 def now() -> datetime:
@@ -27,20 +29,10 @@ class VersionRef(Stored):
     created_at: datetime
 
 
-class DatasetSummary(BaseModel):
-    name: str
-    task: Task
-    target: str
-    versions: int
-    latest_version: int | None
-    latest_rows: int | None
-    created_at: datetime
-
-
 class DatasetInfo(Stored):
     """A dataset as clients see it."""
 
-    name: str = Field(pattern=NAME)
+    name: str = Field(pattern=DATASET_NAME)
     task: Task
     target: str
     schema_: Schema | None = Field(None, alias="schema")  # None until the first upload infers it
@@ -63,32 +55,11 @@ class DatasetRecord(DatasetInfo):
     def version_of(self, upload_id: str) -> VersionRef | None:
         return next((v for v in self.versions if v.upload_id == upload_id), None)
 
-    def summary(self) -> DatasetSummary:
-        latest = self.latest
-        return DatasetSummary(
-            name=self.name,
-            task=self.task,
-            target=self.target,
-            versions=len(self.versions),
-            latest_version=latest.version if latest else None,
-            latest_rows=latest.row_count if latest else None,
-            created_at=self.created_at,
-        )
-
 
 class DatasetIndex(BaseModel):
     """The names of all datasets, under one key: the state store cannot list its keys."""
 
     names: list[str] = Field(default_factory=list)
-
-
-class DatasetList(BaseModel):
-    """One page of the datasets, by name."""
-
-    datasets: list[DatasetSummary]
-    total: int
-    offset: int
-    limit: int
 
 
 class PartFile(Stored):
@@ -128,14 +99,6 @@ class PartReport(Stored):
     absent_columns: list[str]  # in the schema, not in the data: missing
 
 
-class PartResult(PartReport):
-    """The answer to one part of a multi-part upload."""
-
-    part: int
-    unchanged: bool  # the same part was received before: nothing stored again
-    schema_: Schema = Field(alias="schema")
-
-
 class PartRef(Stored):
     """What an upload session keeps of each part: small, so the session stays small."""
 
@@ -157,19 +120,6 @@ UploadPhase = Literal["open", "committing", "committed", "aborted"]
 more parts, no abort. committed, aborted: ended."""
 
 
-class UploadState(Stored):
-    """An upload session as clients see it."""
-
-    upload_id: str
-    dataset: str
-    state: UploadPhase
-    parts: list[int]
-    rows_accepted: int
-    version: int | None
-    created_at: datetime
-    schema_: Schema | None = Field(alias="schema")
-
-
 class UploadSession(Stored):
     id: str
     dataset: str
@@ -186,64 +136,8 @@ class UploadSession(Stored):
         """Whether its commit began before the cutoff: one that has run that long has died."""
         return self.state == "committing" and (self.committing_since or self.created_at) <= cutoff
 
-    def public(self) -> UploadState:
-        return UploadState(
-            upload_id=self.id,
-            dataset=self.dataset,
-            state=self.state,
-            parts=sorted(self.parts),
-            rows_accepted=sum(p.rows for p in self.parts.values()),
-            version=self.version,
-            created_at=self.created_at,
-            schema_=self.schema_,
-        )
-
 
 class OpenUploads(RootModel[dict[str, str]]):
     """Upload id -> when it started (ISO 8601), for uploads neither committed nor aborted."""
 
     root: dict[str, str] = Field(default_factory=dict)
-
-
-class CommitResult(Stored):
-    """The answer to a commit: the version the upload is now, or the latest one when the
-    upload's content was identical to it (unchanged)."""
-
-    dataset: str
-    version: int
-    unchanged: bool
-    row_count: int
-    sha256: str
-    rows_rejected: int
-    duplicates_dropped: int
-    schema_: Schema = Field(alias="schema")
-    profile: dict[str, Any]
-
-    @classmethod
-    def of(cls, manifest: Manifest, unchanged: bool) -> "CommitResult":
-        return cls(
-            dataset=manifest.dataset,
-            version=manifest.version,
-            unchanged=unchanged,
-            row_count=manifest.row_count,
-            sha256=manifest.sha256,
-            rows_rejected=manifest.rows_rejected,
-            duplicates_dropped=manifest.duplicates_dropped,
-            schema_=manifest.schema_,
-            profile=manifest.profile,
-        )
-
-
-class UploadResult(CommitResult):
-    """The answer to a one-shot upload: the commit, and what validation did with the body."""
-
-    upload: PartReport
-
-
-class RowsPage(BaseModel):
-    dataset: str
-    version: int
-    offset: int
-    limit: int
-    total: int
-    rows: list[dict[str, Any]]

@@ -7,7 +7,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.ingestion.domain.schema import ColumnType, Schema, Task
+from services.common.contracts import ColumnType, Task
+from services.ingestion.domain.schema import Schema
 
 MAX_CATEGORIES = 1000  # distinct values counted per column; the rest add up under "(other)"
 

@@ -5,39 +5,16 @@ import json
 import math
 import re
 from collections import Counter
-from enum import StrEnum
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field, model_validator
 
-from services.common.events import DATASET_NAME
+# The shared words (services/common/contracts): ingestion's modules import them from here too.
+from services.common.contracts import DATASET_NAME, ColumnType, MissingPolicy, Task
 
 NAME = DATASET_NAME
 MAX_NAME_CHARS = 200  # longest column name
-
-
-class Task(StrEnum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-
-
-class ColumnType(StrEnum):
-    NUMBER = "number"
-    INTEGER = "integer"
-    CATEGORY = "category"
-    BOOLEAN = "boolean"
-    TEXT = "text"
-
-    @property
-    def with_article(self) -> str:
-        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value}"
-
-
-class MissingPolicy(StrEnum):
-    KEEP = "keep"  # stays missing: counted in the profile, imputed at training
-    REJECT = "reject"  # the row is rejected
-    FILL = "fill"  # replaced by the column's fill_value
 
 
 ARROW_TYPES = {

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from services.common.contracts import ColumnType, MissingPolicy
 from services.ingestion.domain.errors import NoValidRows
 from services.ingestion.domain.model import PartReport, RejectedRow
 from services.ingestion.domain.parse import Parsed, RowProblem
@@ -21,8 +22,6 @@ from services.ingestion.domain.schema import (
     NUMBER_RE,
     TRUE,
     Column,
-    ColumnType,
-    MissingPolicy,
     Schema,
 )
 

@@ -1,5 +1,5 @@
 'use strict';
-// node --test services/notifier/test   (run by tests/unit/test_notifier_node.py too)
+// node --test services/notifier/test   (run by tests/unit/notifier/test_node.py too)
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');

@@ -1,1 +1,2 @@
-"""The registry's rules, pure: version numbering, aliases and their history, promotion."""
+"""The registry's rules, pure: version numbering, aliases and their history, promotion, and
+what the routes take and answer (views.py)."""

@@ -9,9 +9,9 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.contracts.models import ALIAS_NAME, Promotion, RegisterVersion, TaskName
 from services.common.events import EventType, ModelAliasChanged, ModelVersionRegistered
-from services.common.models_api import ALIAS_NAME, Promotion, RegisterVersion, Task
-from services.registry.domain.errors import BadInput
+from services.registry.domain.errors import BadInput, Missing
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
@@ -95,7 +95,7 @@ class PendingEvent(BaseModel):
 
 class ModelRecord(BaseModel):
     name: str
-    task: Task | None = None  # set by the first version
+    task: TaskName | None = None  # set by the first version
     created_at: datetime = Field(default_factory=now)
     policy: PromotionPolicy = Field(default_factory=PromotionPolicy)
     versions: list[VersionRef] = Field(default_factory=list)
@@ -191,3 +191,30 @@ class ModelRecord(BaseModel):
         self.outbox.append(
             PendingEvent(id=event_id, type=event_type, subject=subject, payload=payload.model_dump(mode="json"))
         )
+
+
+def exists(record: ModelRecord | None, name: str) -> ModelRecord:
+    if record is None:
+        raise Missing(f"model {name!r} does not exist; a training job registers its first version")
+    return record
+
+
+def numbered(record: ModelRecord, number: int) -> VersionRef:
+    found = record.version(number)
+    if found is None:
+        have = f"versions 1 to {record.versions[-1].version}" if record.versions else "no versions yet"
+        raise Missing(f"model {record.name!r} has no version {number}; it has {have}")
+    return found
+
+
+def resolve(record: ModelRecord, ref: str) -> VersionRef:
+    if ref.isdigit():
+        return numbered(record, int(ref))
+    if ref == "latest":
+        if not record.versions:
+            raise Missing(f"model {record.name!r} has no versions yet")
+        return record.versions[-1]
+    number = record.aliases.get(ref)
+    if number is None:
+        raise Missing(f"model {record.name!r} has no alias {ref!r}; its aliases: {sorted(record.aliases) or 'none'}")
+    return numbered(record, number)

@@ -2,16 +2,15 @@
 
 from datetime import datetime
 
-from services.common.models_api import Promotion, PromotionRequest, Task
+from services.common.contracts import LOWER_IS_BETTER, Task
+from services.common.contracts.models import Promotion, PromotionRequest, TaskName
 from services.registry.domain.errors import Unprocessable
 from services.registry.domain.model import CHALLENGER, CHAMPION, PromotionPolicy
 
-DEFAULT_METRIC: dict[Task, str] = {"classification": "accuracy", "regression": "r2"}
-# Error metrics: the lower, the better. Every other metric: the higher, the better.
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss"})
+DEFAULT_METRIC: dict[TaskName, str] = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "r2"}
 
 
-def primary_metric(policy: PromotionPolicy, task: Task) -> str:
+def primary_metric(policy: PromotionPolicy, task: TaskName) -> str:
     return policy.metric or DEFAULT_METRIC[task]
 
 
@@ -24,7 +23,7 @@ def decide(
     model: str,
     version: int,
     policy: PromotionPolicy,
-    task: Task,
+    task: TaskName,
     request: PromotionRequest,
     at: datetime,
     first: bool = False,

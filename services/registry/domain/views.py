@@ -1,16 +1,40 @@
-"""What the registry's read operations answer."""
+"""What the registry's routes take and answer, beside the records answered as they are
+stored (a promotion policy: model.py), and the functions that make the answers of records."""
 
 from datetime import datetime
 
 from pydantic import BaseModel
 
-from services.common.models_api import Artifact, ConfusionMatrix, Lineage, ModelCard, Promotion, RegisterVersion, Task
+from services.common.contracts.models import (
+    Artifact,
+    ConfusionMatrix,
+    Lineage,
+    ModelCard,
+    Promotion,
+    RegisterVersion,
+    TaskName,
+)
 from services.registry.domain.model import AliasChange, ModelRecord, PromotionPolicy, VersionRef
+
+
+class AliasTarget(BaseModel):
+    """Body of PUT /api/models/{name}/aliases/{alias}."""
+
+    version: int
+
+
+class AliasMoved(BaseModel):
+    """Where an alias points after a change, and where it pointed before."""
+
+    model: str
+    alias: str
+    version: int | None
+    previous: int | None
 
 
 class ModelSummary(BaseModel):
     name: str
-    task: Task | None
+    task: TaskName | None
     versions: int
     latest_version: int | None
     aliases: dict[str, int]
@@ -41,7 +65,7 @@ class VersionSummary(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    task: Task | None
+    task: TaskName | None
     created_at: datetime
     policy: PromotionPolicy
     aliases: dict[str, int]

@@ -1,13 +1,14 @@
-"""Model files as training writes and reads them: services/common/modelfiles.py, with
-training's own error for a file it will not load."""
+"""Model files as training writes and reads them: services/common/modelfiles.py (which holds
+the one list of types a model file may name), with training's own error for a file it will
+not load."""
 
 from sklearn.pipeline import Pipeline
 
 from services.common import modelfiles
-from services.common.modelfiles import TRUSTED, dumps, sha256
+from services.common.modelfiles import dumps, sha256
 from services.training.domain.errors import ArtifactRejected
 
-__all__ = ["TRUSTED", "dumps", "load", "sha256"]
+__all__ = ["dumps", "load", "sha256"]
 
 
 def load(data: bytes, expected_sha256: str) -> Pipeline:

@@ -1,24 +1,18 @@
 """The model card written beside each artifact: what the model reads, what it predicts, how
 well, and where it came from."""
 
-from typing import Any
+from pydantic import BaseModel
 
-from pydantic import BaseModel, Field
-
+from services.common.contracts import ColumnType, Feature, Task
+from services.common.contracts import models as registry
 from services.training.domain.evaluate import Label, Metrics
-from services.training.domain.schema import ColumnType, Feature, Task
 
 
-class Lineage(BaseModel):
-    """Where a model comes from: the job's own description, passed in by the caller."""
+class Lineage(registry.Lineage):
+    """Where a model comes from, as the registry records it, and the seed it was fitted with:
+    the job's own description, passed in by the caller."""
 
-    dataset: str
-    dataset_version: int = Field(ge=1)
-    schema_hash: str
-    estimator: str
-    params: dict[str, Any]
     seed: int
-    job_id: str
 
 
 class ModelCard(BaseModel):

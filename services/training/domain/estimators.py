@@ -26,8 +26,8 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.svm import LinearSVC
 
+from services.common.contracts import Task
 from services.training.domain.errors import InvalidParams, UnknownEstimator
-from services.training.domain.schema import Task
 
 SEEDED = "random_state"  # set from the job's seed, never a parameter: lineage records the seed once
 

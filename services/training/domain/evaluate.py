@@ -24,8 +24,8 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from services.common.contracts import Task
 from services.training.domain.errors import DatasetTooSmall, IncompatibleModel
-from services.training.domain.schema import Task
 
 TEST_SIZE = 0.2
 MIN_ROWS = 10

@@ -2,8 +2,9 @@
 
 The pipeline holds scikit-learn objects only (no function or class of ours), so whoever loads
 the artifact (inference) needs scikit-learn and nothing of training's code. The price: input
-must arrive as `frame` makes it (numbers as floats, categories as strings, booleans as 0/1, a
-missing value as NaN); the model card lists the features and their types for that purpose.
+must arrive as `frame` makes it, by the coercion rules both services share
+(services/common/contracts/coercion.py: numbers as floats, categories as strings, booleans as
+0/1, a missing value as NaN); the model card lists the features and their types for that purpose.
 """
 
 from collections.abc import Mapping
@@ -19,9 +20,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from services.common.contracts import CATEGORICAL, NUMERIC, ColumnType, DatasetSchema, Task, coercion
 from services.training.domain.errors import BadRows, DatasetTooSmall, NoFeatures
 from services.training.domain.estimators import Bounds, lookup
-from services.training.domain.schema import CATEGORICAL, NUMERIC, ColumnType, DatasetSchema, Task
 
 # A table, a frame, or Parquet bytes (as ingestion serves a version): bytes are the cheapest to
 # send to a worker process.
@@ -29,27 +30,30 @@ Rows: TypeAlias = pa.Table | pd.DataFrame | bytes
 CALIBRATION_FOLDS = 3  # at most, for linear_svm's probabilities
 
 
-def _column(values: pd.Series, type_: ColumnType, name: str) -> pd.Series:
-    if type_ not in NUMERIC and type_ != ColumnType.BOOLEAN:
+def _column(values: pd.Series, type_: str, name: str) -> pd.Series:
+    """A whole column at once: the rows come typed (Arrow's types, as ingestion stored them),
+    so only categories need the rule applied value by value."""
+    if coercion.dtype(type_) == coercion.OBJECT:
         if pd.api.types.is_string_dtype(values):  # as Arrow strings arrive: no value to convert
-            return values.astype(object).where(values.notna(), np.nan)
-        return values.astype(object).map(_category).astype(object)
+            return values.astype(object).where(values.notna(), coercion.MISSING)
+        return values.astype(object).map(lambda value: _category(value, type_, name)).astype(object)
     try:
         # Booleans as 0/1 floats: one numeric dtype however they arrive (bool, object with
         # None), so the imputer sees NaN as missing and the encoder one kind of value.
-        return pd.to_numeric(values.astype(object), errors="raise").astype("float64")
+        return pd.to_numeric(values.astype(object), errors="raise").astype(coercion.FLOAT)
     except (TypeError, ValueError):
-        raise BadRows(f"column {name!r} should hold {type_.value} values; it holds {values.dtype}") from None
+        raise BadRows(f"column {name!r} should hold {type_} values; it holds {values.dtype}") from None
 
 
-def _category(value: Any) -> Any:
-    """A category as a string, NaN when missing: 1 and "1" are one category, and so is 1.0,
-    as pandas makes floats of integers next to a missing value."""
-    if pd.isna(value):
-        return np.nan
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _category(value: Any, type_: str, name: str) -> Any:
+    if pd.isna(value):  # None, NaN, and pandas' own missing values
+        return coercion.MISSING
+    if isinstance(value, np.generic):  # numpy's scalars, as an object column may hold them
+        value = value.item()
+    try:
+        return coercion.category(value)
+    except coercion.WrongType as e:
+        raise BadRows(f"column {name!r} should hold {type_} values: {e}") from None
 
 
 def _pandas(rows: Rows) -> pd.DataFrame:

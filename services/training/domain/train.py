@@ -18,12 +18,12 @@ import skops
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
+from services.common.contracts import DatasetSchema, Feature, Task
 from services.training.domain.artifact import dumps, load, sha256
 from services.training.domain.card import Lineage, ModelCard
 from services.training.domain.estimators import Bounds, validate
 from services.training.domain.evaluate import Holdout, Label, Metrics, score, split
 from services.training.domain.pipeline import Rows, build_pipeline, features_and_target, fit, frame
-from services.training.domain.schema import DatasetSchema, Feature, Task
 
 # Native threads (OpenMP, BLAS) per fit. The worker process is the unit of parallelism; on 2
 # cores, 2 OpenMP threads made histogram boosting 12x slower on 100k rows and 2x on iris

@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from services.common.clients import RegistryClient
 from services.common.ports import Reply
 from tests.fakes import FakeInvoker
 
@@ -78,6 +79,11 @@ class Registry:
     def __init__(self, app_id: str = "registry"):
         self.app_id = app_id
         self.invoker = FakeInvoker()
+
+    @property
+    def client(self) -> RegistryClient:
+        """The registry's client over the fake: the data plane's calls go through both."""
+        return RegistryClient(self.invoker, self.app_id)
 
     def add(
         self,

@@ -3,11 +3,11 @@ import math
 import numpy as np
 import pytest
 
+from services.common.contracts import ModelCard
 from services.inference.domain import records, tensors
-from services.inference.domain.card import Card
 from services.inference.domain.errors import BadRecord, BadTensor
 
-MIXED = Card.model_validate(
+MIXED = ModelCard.model_validate(
     {
         "task": "classification",
         "target": "species",
@@ -20,7 +20,7 @@ MIXED = Card.model_validate(
         "classes": ["a", "b"],
     }
 )
-NUMERIC = Card.model_validate(
+NUMERIC = ModelCard.model_validate(
     {
         "task": "regression",
         "target": "price",

@@ -3,10 +3,10 @@ import asyncio
 import numpy as np
 import pytest
 
+from services.common.contracts import ModelCard
 from services.inference.batching import BatchingPredictor, DirectPredictor, Limits
 from services.inference.dataplane import DataPlane
 from services.inference.domain import records
-from services.inference.domain.card import Card
 from services.inference.domain.errors import ModelMissing, ModelUnloadable
 from tests.unit.inference.models import FLOWER_FEATURES, HOUSE_FEATURES, Registry, flower_model, house_model
 
@@ -14,7 +14,7 @@ ROWS = [{"length": 1.4, "width": 0.5, "colour": "red"}, {"length": 6.1, "width":
 
 
 def plane(registry: Registry, max_loaded: int = 4) -> DataPlane:
-    return DataPlane(registry.invoker, registry.app_id, max_loaded)
+    return DataPlane(registry.client, max_loaded)
 
 
 def decode(rows):
@@ -25,7 +25,7 @@ def test_infer_by_alias_gives_the_pipelines_own_predictions_and_probabilities():
     registry, model = Registry(), flower_model()
     registry.add("flowers", 1, model, FLOWER_FEATURES, aliases=("champion",))
     out = asyncio.run(plane(registry).infer("flowers", None, decode(ROWS)))
-    card = Card.model_validate({"task": "classification", "target": "species", "features": FLOWER_FEATURES})
+    card = ModelCard.model_validate({"task": "classification", "target": "species", "features": FLOWER_FEATURES})
     frame = records.frame(ROWS, card.features)
     assert (out.model, out.version) == ("flowers", 1)
     assert out.predictions.tolist() == model.predict(frame).tolist()
@@ -100,7 +100,7 @@ def test_each_loaded_model_predicts_through_its_batching_runner_unless_served_un
     registry = Registry()
     registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, aliases=("champion",))
     registry.add("houses", 1, house_model(), HOUSE_FEATURES, aliases=("champion",))
-    dp = DataPlane(registry.invoker, registry.app_id, 4, batching=Limits(256, 0.0), unbatched={"houses"})
+    dp = DataPlane(registry.client, 4, batching=Limits(256, 0.0), unbatched={"houses"})
     house = [{"rooms": 3, "area": 70.5}]
 
     async def run():
@@ -123,7 +123,7 @@ def test_a_model_unloaded_from_the_lru_has_its_runner_closed():
     registry = Registry()
     for v in (1, 2):
         registry.add("flowers", v, flower_model(c=v), FLOWER_FEATURES)
-    dp = DataPlane(registry.invoker, registry.app_id, 1, batching=Limits(256, 0.0))
+    dp = DataPlane(registry.client, 1, batching=Limits(256, 0.0))
 
     async def run():
         first = await dp.model("flowers", "1")

@@ -35,14 +35,14 @@ def serving(dp: DataPlane, ref: str | None = None) -> int:
 
 
 def test_a_served_alias_is_answered_without_asking_the_registry_again(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     for _ in range(5):
         assert serving(dp) == 1
     assert registry.describe_calls() == ["api/models/flowers/versions/champion"]
 
 
 def test_the_alias_changed_event_swaps_the_served_version(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     registry.alias("flowers", "champion", 2)
     assert serving(dp) == 1  # nobody said it moved yet
@@ -51,7 +51,7 @@ def test_the_alias_changed_event_swaps_the_served_version(registry):
 
 
 def test_requests_that_started_on_the_old_version_finish_on_it(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
 
     async def scenario():
         old = await dp.model("flowers")
@@ -65,14 +65,14 @@ def test_requests_that_started_on_the_old_version_finish_on_it(registry):
 
 
 def test_an_event_for_an_alias_not_served_here_asks_the_registry_nothing(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     asyncio.run(dp.on_alias_changed({}, moved("other-model")))
     asyncio.run(dp.on_alias_changed({}, moved(alias="challenger")))
     assert registry.invoker.calls == []
 
 
 def test_a_replayed_event_for_the_version_served_loads_nothing(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     asyncio.run(dp.on_alias_changed({}, moved(to=1)))
     assert registry.artifact_calls() == ["api/models/flowers/versions/1/artifact"]
@@ -80,7 +80,7 @@ def test_a_replayed_event_for_the_version_served_loads_nothing(registry):
 
 
 def test_a_move_to_a_version_that_cannot_be_loaded_keeps_the_previous_one_serving(registry, caplog):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     registry.add("flowers", 3, flower_model(c=3), FLOWER_FEATURES, served=b"not the registered file")
     registry.alias("flowers", "champion", 3)
@@ -90,7 +90,7 @@ def test_a_move_to_a_version_that_cannot_be_loaded_keeps_the_previous_one_servin
 
 
 def test_an_alias_that_was_removed_is_no_longer_served(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     registry.unalias("flowers", "champion")
     asyncio.run(dp.on_alias_changed({}, moved(to=None)))
@@ -99,7 +99,7 @@ def test_an_alias_that_was_removed_is_no_longer_served(registry):
 
 
 def test_the_reconcile_catches_a_move_whose_event_was_missed(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     registry.alias("flowers", "champion", 2)
     asyncio.run(dp.reconcile())
@@ -107,7 +107,7 @@ def test_the_reconcile_catches_a_move_whose_event_was_missed(registry):
 
 
 def test_the_reconcile_survives_an_unreachable_registry(registry, caplog):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     registry.invoker.replies.clear()  # every call now answers 404: the alias looks gone
     registry.invoker.replies[(registry.app_id, "api/models/flowers/versions/champion")] = _down
@@ -120,7 +120,7 @@ def test_a_move_announced_while_the_alias_is_first_resolved_is_not_lost(registry
     """The first request asks the registry (v1); the move to v2 is announced before that answer
     is loaded: the request path refreshes once it has loaded, instead of serving v1 until the
     next reconcile."""
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     first = registry.invoker.replies[(registry.app_id, "api/models/flowers/versions/champion")]
 
     async def slow_then_move(body: bytes):
@@ -138,7 +138,7 @@ def test_a_move_announced_while_the_alias_is_first_resolved_is_not_lost(registry
 
 
 def test_one_refresh_at_a_time_per_alias_and_a_move_during_it_is_refreshed_after(registry):
-    dp = DataPlane(registry.invoker, registry.app_id, 4)
+    dp = DataPlane(registry.client, 4)
     assert serving(dp) == 1
     registry.add("flowers", 3, flower_model(c=3), FLOWER_FEATURES)
     registry.alias("flowers", "champion", 2)

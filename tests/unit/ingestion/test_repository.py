@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime
 
 from services.ingestion.domain.model import UploadSession
+from services.ingestion.domain.views import upload_state
 from services.ingestion.repository import DatasetRepository
 from tests.fakes import FakeBlobStore, FakeStateStore
 
@@ -47,5 +48,5 @@ def test_upload_sessions_stored_before_the_committing_state_read_as_they_were():
         asyncio.run(state.save(f"upload:{phase}", json.dumps(old).encode()))
         session = asyncio.run(repo.session(phase))
         assert session is not None and session.state == phase and session.committing_since is None
-        assert session.public().state == phase and session.public().rows_accepted == 2
+        assert upload_state(session).state == phase and upload_state(session).rows_accepted == 2
         assert not session.committing_before(datetime.now(UTC)), "only a committing session has a commit"

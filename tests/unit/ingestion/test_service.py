@@ -118,7 +118,7 @@ def test_a_commit_begun_again_while_expiry_ends_the_dead_one_wins_and_keeps_the_
         await service.repo.update_session(session.id, backdate)
         await state.save("uploads:open", json.dumps({session.id: long_ago.isoformat()}).encode())
         # Expiry finds no version of it; before expiry aborts it, the client commits again.
-        state.on_read = lambda: service._mark_committing(session.id)
+        state.on_read = lambda: service.commits.mark_committing(session.id)
         expired = await service.expire_uploads()
         stuck = await service.repo.session(session.id)
         await service.commit(session.id)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.common.contracts.models import RegisterVersion
 from services.common.events import EventType
-from services.common.models_api import RegisterVersion
 from services.registry.domain.errors import BadInput
 from services.registry.domain.model import ModelRecord, check_alias
 from tests.api.test_registry_api import registration

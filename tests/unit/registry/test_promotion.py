@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.models_api import PromotionRequest
+from services.common.contracts.models import PromotionRequest
 from services.registry.domain.errors import Unprocessable
 from services.registry.domain.model import PromotionPolicy
 from services.registry.domain.promotion import at_least_as_good, decide, primary_metric

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from services.training.domain.schema import DatasetSchema
+from services.common.contracts import DatasetSchema
 
 MIXED = DatasetSchema.model_validate(
     {

@@ -10,11 +10,13 @@ import pytest
 
 from scripts.proc import alive
 from services.training.activities import Activities
+from services.training.clients import Clients
 from services.training.compute import Compute
 from services.training.domain.estimators import validate
-from services.training.jobs import JobSpec, fit_key
+from services.training.domain.jobs import JobSpec
 from services.training.pool import Canceled, WorkerDied
 from services.training.ports import TrainingPorts
+from services.training.service import fit_key
 from services.training.settings import Settings
 from services.training.workflow import WORKFLOW
 from tests.api.test_training_api import SCHEMA, stack_replies
@@ -38,7 +40,12 @@ async def fitting(stop) -> None:
     ports = fake_ports(TrainingPorts, invoker=FakeInvoker(stack_replies([])), workflows=FakeWorkflows(False))
     compute = Compute(1)
     activities = Activities(
-        ports.blobs, ports.invoker, compute, Settings(cancel_check_s=0.05), ports.workflows, ports.state
+        ports.blobs,
+        Clients.over(ports.invoker, Settings()),
+        compute,
+        Settings(cancel_check_s=0.05),
+        ports.workflows,
+        ports.state,
     )
     await ports.workflows.schedule(WORKFLOW, JOB, spec().model_dump(mode="json"))
     ports.workflows.runs[JOB].status = "RUNNING"

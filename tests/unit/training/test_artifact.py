@@ -6,10 +6,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from services.common.contracts import Task
 from services.training.domain import artifact
 from services.training.domain.errors import ArtifactRejected
 from services.training.domain.estimators import ESTIMATORS
-from services.training.domain.schema import Task
 from services.training.domain.train import fit_and_evaluate
 from tests.unit.training.data import MIXED, MIXED_REGRESSION, mixed_rows
 

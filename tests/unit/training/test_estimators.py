@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from services.common.contracts import Task
 from services.training.domain import estimators
 from services.training.domain.errors import InvalidParams, UnknownEstimator
-from services.training.domain.schema import Task
 
 
 def test_each_task_offers_the_named_estimators():

@@ -5,11 +5,11 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.pipeline import Pipeline
 
+from services.common.contracts import Task
 from services.training.domain.errors import DatasetTooSmall, IncompatibleModel
 from services.training.domain.estimators import validate
 from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics, score, split
 from services.training.domain.pipeline import build_pipeline, features_and_target, fit, frame
-from services.training.domain.schema import Task
 from services.training.domain.train import fit_and_evaluate
 from tests.unit.training.data import MIXED, mixed_rows, separable
 

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from services.common.contracts import DatasetSchema
 from services.training.domain.errors import BadRows, NoFeatures
 from services.training.domain.pipeline import build_pipeline, features_and_target, fit, frame, parquet
-from services.training.domain.schema import DatasetSchema
 from tests.unit.training.data import MIXED, mixed_rows
 
 

@@ -8,11 +8,11 @@ import pyarrow as pa
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
 
+from services.common.contracts import DatasetSchema
 from services.training.domain.card import Lineage
 from services.training.domain.errors import DatasetTooSmall, UnknownEstimator
 from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics
 from services.training.domain.pipeline import build_pipeline, fit, parquet
-from services.training.domain.schema import DatasetSchema
 from services.training.domain.train import TrainedModel, fit_and_evaluate, score_on_holdout, train_artifact
 
 

@@ -1,0 +1,136 @@
+"""The registry's internal API, as both ends of the call see it. Training registers each model
+version it trains, then asks for its promotion, through Dapr service invocation on the
+registry's app id:
+
+    POST /internal/models/{name}/versions                       RegisterVersion -> Registered
+         201 a new version; 200 the version this job registered before (same job_id)
+    POST /internal/models/{name}/versions/{version}/promotion   PromotionRequest -> Promotion
+         200; a repeated call answers the decision already taken and moves nothing
+
+The model card is what every reader of a version reads: inference gets it with the version's
+artifact in what the registry answers (GET api/models/{name}/versions/{ref}, VersionInfo).
+
+Services never import each other, so the contract lives here: pydantic models, no I/O.
+"""
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, Field, FiniteFloat, model_validator
+
+from services.common.contracts.coercion import FLOAT, dtype
+from services.common.contracts.datasets import DATASET_NAME, Feature, Task
+
+MODEL_NAME = DATASET_NAME  # lower-case letters, digits, '-' and '_'; safe in keys and paths
+ALIAS_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # champion, challenger, ...; never a number alone
+SHA256 = r"^[0-9a-f]{64}$"
+# Plain segments joined by '/': nothing that could climb out of the blob store's root.
+ARTIFACT_KEY = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+
+# The task as a payload states it: validated into a Task, described in JSON schemas as the
+# plain strings it is on the wire (as the registry's internal API has always described it).
+TaskName = Literal[Task.CLASSIFICATION, Task.REGRESSION]
+
+# Error metrics and losses: the lower, the better. Every other metric: the higher, the better.
+# The registry promotes by this rule; the console draws its charts by it (GET /api/metrics).
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss"})
+
+
+class Lineage(BaseModel):
+    """Where a model version comes from: enough to train it again."""
+
+    dataset: str = Field(pattern=DATASET_NAME)
+    dataset_version: int = Field(ge=1)
+    schema_hash: str = Field(min_length=1, max_length=128)
+    estimator: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    job_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    """The training job (workflow instance): one job registers one version, however often it asks."""
+
+
+class Artifact(BaseModel):
+    """The skops file, as stored through the blob binding."""
+
+    key: str = Field(max_length=512, pattern=ARTIFACT_KEY)
+    sha256: str = Field(pattern=SHA256)
+
+
+class ModelCard(BaseModel):
+    """What a user of the model needs to know to call it."""
+
+    task: TaskName
+    target: str = Field(min_length=1, max_length=200)
+    features: list[Feature] = Field(min_length=1)
+    classes: list[str | int | float | bool] = Field(default_factory=list)  # classification only
+    training_rows: int | None = Field(None, ge=0)
+    holdout_rows: int | None = Field(None, ge=0)
+    seed: int | None = None
+
+    @property
+    def all_numeric(self) -> bool:
+        """Every feature reads as a float: the features can be the columns of one 2-D numeric tensor."""
+        return all(dtype(f.type) == FLOAT for f in self.features)
+
+
+class ConfusionMatrix(BaseModel):
+    labels: list[str | int | float | bool]
+    counts: list[list[int]]  # rows: true label, columns: predicted, in the order of `labels`
+
+
+class RegisterVersion(BaseModel):
+    """Body of POST /internal/models/{name}/versions."""
+
+    lineage: Lineage
+    metrics: dict[str, FiniteFloat] = Field(min_length=1)  # on the holdout: accuracy, f1_macro, r2, rmse, ...
+    confusion_matrix: ConfusionMatrix | None = None
+    artifact: Artifact
+    card: ModelCard
+
+
+class Registered(BaseModel):
+    """Answer to a registration."""
+
+    model: str
+    version: int
+    new: bool  # False: this job had registered the version before
+
+
+class PromotionRequest(BaseModel):
+    """Body of POST /internal/models/{name}/versions/{version}/promotion: the new version's
+    scores on its holdout and, when the model has a champion, the champion's scores on the
+    same holdout. Send every metric; the registry compares on the model's primary metric."""
+
+    candidate: dict[str, FiniteFloat] = Field(min_length=1)
+    champion_version: int | None = Field(None, ge=1)
+    """The champion that was scored (GET /api/models/{name}, aliases.champion); None if none."""
+    champion: dict[str, FiniteFloat] | None = None
+
+    @model_validator(mode="after")
+    def _champion_with_its_scores(self) -> Self:
+        if (self.champion_version is None) != (self.champion is None):
+            raise ValueError("champion_version and champion go together: both, or neither when there is no champion")
+        return self
+
+
+class Promotion(BaseModel):
+    """What the registry decided for a new version, once and for all."""
+
+    model: str
+    version: int
+    alias: Literal["champion", "challenger"]
+    policy: Literal["auto", "manual"]
+    metric: str
+    candidate: float | None
+    champion: float | None
+    champion_version: int | None
+    decided_at: datetime
+
+
+class VersionInfo(BaseModel):
+    """A model version as the registry describes it (GET api/models/{name}/versions/{ref}, ref a
+    number or an alias), holding what its callers read; fields they do not know are ignored."""
+
+    model: str
+    version: int
+    artifact: Artifact
+    card: ModelCard

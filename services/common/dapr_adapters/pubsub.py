@@ -1,0 +1,59 @@
+"""The EventPublisher port: structured CloudEvents (services.common.events) through the SDK's pub/sub API."""
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.common import events
+from services.common.dapr_adapters.sidecar import SDK_ERRORS, Sidecar, sdk_message
+from services.common.ports import SidecarUnavailable
+
+UNAVAILABLE = "the event bus is unavailable"
+
+
+class DaprPublisher:
+    def __init__(self, sidecar: Sidecar, pubsub: str, source: str, topic_prefix: str = ""):
+        self.sidecar, self.pubsub, self.source, self.topic_prefix = sidecar, pubsub, source, topic_prefix
+
+    async def publish(
+        self, event_type: events.EventType, payload: BaseModel, subject: str | None = None, event_id: str | None = None
+    ) -> None:
+        body = events.encode(event_type, self.source, payload, subject, event_id)
+        await self._send(events.topic_of(event_type, self.topic_prefix), body, f"publishing {event_type}")
+
+    async def publish_many(self, event_type: events.EventType, payloads: list[BaseModel]) -> None:
+        if not payloads:
+            return
+        # Each entry a structured CloudEvent, as publish() sends: the sidecar passes it on as it is.
+        bodies = [events.encode(event_type, self.source, payload) for payload in payloads]
+        client = await self.sidecar.client()
+        try:
+            reply = await client.publish_events(
+                self.pubsub,
+                events.topic_of(event_type, self.topic_prefix),
+                bodies,
+                data_content_type=events.CLOUDEVENTS_JSON,
+            )
+        except SDK_ERRORS as exc:
+            raise SidecarUnavailable(
+                f"bulk publishing {len(bodies)} {event_type} to {self.pubsub}: {sdk_message(exc)}", UNAVAILABLE
+            ) from exc
+        if reply.failed_entries:
+            raise SidecarUnavailable(
+                f"bulk publishing {event_type} to {self.pubsub}: {len(reply.failed_entries)} of {len(bodies)} "
+                f"events failed, the first with: {reply.failed_entries[0].error}",
+                UNAVAILABLE,
+            )
+
+    async def republish(self, topic: events.Topic, envelope: dict[str, Any]) -> None:
+        body = json.dumps(envelope).encode()
+        await self._send(f"{self.topic_prefix}{topic}", body, f"publishing event {envelope.get('id')} again")
+
+    async def _send(self, topic: str, body: bytes, doing: str) -> None:
+        """One structured CloudEvent to a topic, as it is."""
+        client = await self.sidecar.client()
+        try:
+            await client.publish_event(self.pubsub, topic, body, data_content_type=events.CLOUDEVENTS_JSON)
+        except SDK_ERRORS as exc:
+            raise SidecarUnavailable(f"{doing} to {topic} on {self.pubsub}: {sdk_message(exc)}", UNAVAILABLE) from exc

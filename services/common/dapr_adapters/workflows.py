@@ -1,0 +1,174 @@
+"""The Workflows port on the sidecar's workflow engine (dapr-ext-workflow)."""
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from dapr.ext.workflow import (
+    DaprWorkflowClient,
+    DaprWorkflowContext,
+    RetryPolicy,
+    WorkflowActivityContext,
+    WorkflowRuntime,
+    WorkflowStatus,
+)
+from dapr.ext.workflow._durabletask.task import NonRetryableError
+from dapr.ext.workflow.logger.options import LoggerOptions
+
+from services.common.dapr_adapters.sidecar import NOT_ANSWERING, SDK_ERRORS, Sidecar, sdk_message
+from services.common.errors import ClientError
+from services.common.ports import ActivityFunction, SidecarUnavailable, WorkflowFunction, WorkflowRun
+
+UNAVAILABLE = "the workflow engine is unavailable"
+_ENGINE_ERRORS = (*SDK_ERRORS, grpc.RpcError)
+
+
+class _Context:
+    """The WorkflowContext port over Dapr's: activities by name, each with the retry policy."""
+
+    def __init__(self, ctx: DaprWorkflowContext, retry: RetryPolicy):
+        self._ctx, self._retry = ctx, retry
+        self.instance_id = ctx.instance_id
+
+    def activity(self, name: str, input: Any = None) -> Any:
+        return self._ctx.call_activity(name, input=input, retry_policy=self._retry)
+
+    def status(self, value: Any) -> None:
+        self._ctx.set_custom_status(json.dumps(value))
+
+
+# The SDK gives its loggers handlers of their own; the service's logging configuration already
+# prints what they say, so without this every line appeared twice.
+_QUIET = LoggerOptions(log_handler=logging.NullHandler())
+
+
+class DaprWorkflows:
+    """Workflows on the sidecar's engine (dapr-ext-workflow). The engine's worker runs in its own
+    thread and event loop; each activity is handed over to the app's event loop, where the
+    service's ports live, and the worker thread waits for it there."""
+
+    def __init__(self, sidecar: Sidecar, activity_attempts: int = 3):
+        self.sidecar = sidecar
+        self._retry = RetryPolicy(
+            first_retry_interval=timedelta(seconds=2),
+            max_number_of_attempts=activity_attempts,
+            backoff_coefficient=2.0,
+            max_retry_interval=timedelta(seconds=30),
+        )
+        self._definitions: list[tuple[str, WorkflowFunction, Mapping[str, ActivityFunction]]] = []
+        self._runtime: WorkflowRuntime | None = None
+        self._client: DaprWorkflowClient | None = None
+
+    def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
+        self._definitions.append((name, workflow, activities))
+
+    async def start(self) -> None:
+        if not await self.sidecar.healthy():
+            raise SidecarUnavailable(f"sidecar at {self.sidecar.http_url} is not ready for workflows", NOT_ANSWERING)
+        loop = asyncio.get_running_loop()
+        settings = self.sidecar.settings
+        runtime = WorkflowRuntime(host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=_QUIET)
+        for name, workflow, activities in self._definitions:
+            runtime.register_workflow(self._workflow(workflow), name=name)
+            for activity_name, activity in activities.items():
+                runtime.register_activity(_on_loop(activity, loop), name=activity_name)
+        await asyncio.to_thread(runtime.start)
+        self._runtime = runtime
+        self._client = DaprWorkflowClient(
+            host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=_QUIET
+        )
+
+    def _workflow(self, workflow: WorkflowFunction) -> Callable[[DaprWorkflowContext, Any], Any]:
+        def run(ctx: DaprWorkflowContext, input: Any) -> Any:
+            return workflow(_Context(ctx, self._retry), input)
+
+        return run
+
+    def _engine(self) -> DaprWorkflowClient:
+        if self._client is None:
+            raise SidecarUnavailable("the workflow engine is not connected yet", "the workflow engine is starting")
+        return self._client
+
+    async def schedule(self, name: str, instance_id: str, input: Any) -> bool:
+        if await self.run(instance_id) is not None:
+            return False
+        try:
+            await asyncio.to_thread(self._engine().schedule_new_workflow, name, input=input, instance_id=instance_id)
+        except _ENGINE_ERRORS as exc:
+            # Two requests for one id racing: the loser finds the winner's instance.
+            if await self.run(instance_id) is not None:
+                return False
+            raise SidecarUnavailable(f"scheduling workflow {instance_id}: {sdk_message(exc)}", UNAVAILABLE) from exc
+        return True
+
+    async def run(self, instance_id: str, attempts: int = 3) -> WorkflowRun | None:
+        # A read can land while the engine saves the workflow, whose state spans several keys;
+        # daprd then answers UNKNOWN ("inbox key ... missing from state store"). Reading is
+        # harmless to repeat: a few tries, a moment apart, before calling the engine unavailable.
+        for attempt in range(attempts):
+            try:
+                state = await asyncio.to_thread(self._engine().get_workflow_state, instance_id)
+                break
+            except _ENGINE_ERRORS as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                    continue
+                raise SidecarUnavailable(f"reading workflow {instance_id}: {sdk_message(exc)}", UNAVAILABLE) from exc
+        if state is None:
+            return None
+        failure = state.failure_details
+        return WorkflowRun(
+            instance_id=instance_id,
+            status=state.runtime_status.name if isinstance(state.runtime_status, WorkflowStatus) else "UNKNOWN",
+            custom_status=_json_or_none(state.serialized_custom_status),
+            output=_json_or_none(state.serialized_output),
+            # The engine words it "<instance>: Activity task #N failed: <the activity's error>".
+            error=_ENGINE_PREFIX.sub("", failure.message) if failure is not None else None,
+            created_at=state.created_at,
+            updated_at=state.last_updated_at,
+        )
+
+    async def terminate(self, instance_id: str, reason: str) -> bool:
+        found = await self.run(instance_id)
+        if found is None or found.status in ("COMPLETED", "FAILED", "TERMINATED"):
+            return False
+        try:
+            await asyncio.to_thread(self._engine().terminate_workflow, instance_id, output=reason)
+        except _ENGINE_ERRORS as exc:
+            raise SidecarUnavailable(f"terminating workflow {instance_id}: {sdk_message(exc)}", UNAVAILABLE) from exc
+        return True
+
+    async def close(self) -> None:
+        for done in (self._runtime.shutdown if self._runtime else None, self._client.close if self._client else None):
+            if done is not None:
+                await asyncio.to_thread(done)
+        self._runtime = self._client = None
+
+
+def _on_loop(activity: ActivityFunction, loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
+    def run(_ctx: WorkflowActivityContext, input: Any = None) -> Any:
+        try:
+            return asyncio.run_coroutine_threadsafe(activity(input), loop).result()
+        except ClientError as exc:
+            # The input is at fault (a dataset too small, a parameter refused): trying again
+            # would fail again, so the engine is told not to.
+            raise NonRetryableError(str(exc)) from exc
+
+    return run
+
+
+_ENGINE_PREFIX = re.compile(r"^.*?Activity task #\d+ failed: ")
+
+
+def _json_or_none(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,82 @@
+"""The inference API, as the public sees it: each route a named operation of inference.
+
+The JSON predict API beside the registry's model routes, and the Open Inference Protocol v2 at
+/v2 as on the inference app, so that an OIP client (KServe's, Triton's) pointed at the gateway
+works unchanged. Parameters are validated here by the rules inference applies before anything
+is forwarded; what inference answers comes back as it is. tests/api/test_gateway_routes.py
+checks that these routes and inference's public ones are the same set.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+
+from services.common.contracts import ALIAS_NAME, MODEL_NAME
+from services.common.oip import ProtocolRoute
+from services.gateway.deps import PREDICT, READ_MODELS, InferenceDep
+
+predict_router = APIRouter(prefix="/api/models", tags=["inference"])
+# Errors of its own (a bad path, a missing key) in the protocol's shape, as inference answers.
+v2_router = APIRouter(prefix="/v2", tags=["open inference protocol v2"], route_class=ProtocolRoute)
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+JSON_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+@predict_router.post("/{name}/predict", openapi_extra=JSON_BODY, dependencies=[PREDICT])
+async def predict(name: Name, request: Request, inference: InferenceDep) -> Response:
+    """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?}."""
+    return await inference.forward(request, "api", "models", name, "predict")
+
+
+@v2_router.get("/health/live", dependencies=[READ_MODELS])
+async def live(request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2", "health", "live")
+
+
+@v2_router.get("/health/ready", dependencies=[READ_MODELS])
+async def ready(request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2", "health", "ready")
+
+
+@v2_router.get("", dependencies=[READ_MODELS])
+async def server_metadata(request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2")
+
+
+@v2_router.get("/models/{name}", dependencies=[READ_MODELS])
+async def model_metadata(name: Name, request: Request, inference: InferenceDep) -> Response:
+    """The champion's inputs (one per feature) and outputs."""
+    return await inference.forward(request, "v2", "models", name)
+
+
+@v2_router.get("/models/{name}/versions/{version}", dependencies=[READ_MODELS])
+async def version_metadata(name: Name, version: Version, request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2", "models", name, "versions", version)
+
+
+@v2_router.get("/models/{name}/ready", dependencies=[READ_MODELS])
+async def model_ready(name: Name, request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2", "models", name, "ready")
+
+
+@v2_router.get("/models/{name}/versions/{version}/ready", dependencies=[READ_MODELS])
+async def version_ready(name: Name, version: Version, request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2", "models", name, "versions", version, "ready")
+
+
+@v2_router.post("/models/{name}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
+async def infer(name: Name, request: Request, inference: InferenceDep) -> Response:
+    """Predictions of the champion for the input tensors."""
+    return await inference.forward(request, "v2", "models", name, "infer")
+
+
+@v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
+async def infer_version(name: Name, version: Version, request: Request, inference: InferenceDep) -> Response:
+    return await inference.forward(request, "v2", "models", name, "versions", version, "infer")
+
+
+routers = [predict_router, v2_router]

@@ -1,0 +1,83 @@
+"""The model registry API, as the public sees it: each route a named operation of the registry.
+
+Parameters are validated here, by the same rules the registry applies, before anything is
+forwarded; what the registry answers comes back as it is. The registry's /internal routes
+(registration and promotion, for training) are not forwarded. tests/api/test_gateway_routes.py
+checks that these routes and the registry's public ones are the same set.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from services.common.contracts import ALIAS_NAME, MODEL_NAME
+from services.gateway.deps import ADMIN, READ, TRAIN, RegistryDep
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+Alias = Annotated[str, Path(pattern=ALIAS_NAME, description="lower-case letters, digits, '-' and '_'")]
+# A number or an alias: both have the alias's shape.
+Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+
+
+def _json_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+ALIAS_BODY = _json_body(["version"], {"version": {"type": "integer", "minimum": 1}})
+POLICY_BODY = _json_body(
+    [], {"mode": {"type": "string", "enum": ["auto", "manual"]}, "metric": {"type": "string", "nullable": True}}
+)
+
+
+@router.get("", dependencies=[READ])
+async def list_models(
+    request: Request,
+    registry: RegistryDep,
+    offset: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    return await registry.forward(request, "api", "models", query={"offset": offset, "limit": limit})
+
+
+@router.get("/{name}", dependencies=[READ])
+async def get_model(name: Name, request: Request, registry: RegistryDep) -> Response:
+    """The model's versions, aliases, promotion policy and the history of its aliases."""
+    return await registry.forward(request, "api", "models", name)
+
+
+@router.get("/{name}/versions/{version}", dependencies=[READ])
+async def get_version(name: Name, version: Version, request: Request, registry: RegistryDep) -> Response:
+    """Lineage, metrics, artifact and model card of one version."""
+    return await registry.forward(request, "api", "models", name, "versions", version)
+
+
+@router.get("/{name}/versions/{version}/artifact", dependencies=[READ])
+async def get_artifact(name: Name, version: Version, request: Request, registry: RegistryDep) -> Response:
+    """The skops file, checked against its recorded sha256 before it is sent."""
+    return await registry.forward(request, "api", "models", name, "versions", version, "artifact")
+
+
+@router.put("/{name}/aliases/{alias}", openapi_extra=ALIAS_BODY, dependencies=[ADMIN])
+async def set_alias(name: Name, alias: Alias, request: Request, registry: RegistryDep) -> Response:
+    """Points the alias at a version (champion is the one served by default)."""
+    return await registry.forward(request, "api", "models", name, "aliases", alias)
+
+
+@router.delete("/{name}/aliases/{alias}", status_code=204, dependencies=[ADMIN])
+async def delete_alias(name: Name, alias: Alias, request: Request, registry: RegistryDep) -> Response:
+    return await registry.forward(request, "api", "models", name, "aliases", alias)
+
+
+@router.put("/{name}/policy", openapi_extra=POLICY_BODY, dependencies=[TRAIN])
+async def set_policy(name: Name, request: Request, registry: RegistryDep) -> Response:
+    """How new versions are promoted: auto (on the primary metric) or manual."""
+    return await registry.forward(request, "api", "models", name, "policy")
+
+
+@router.post("/{name}/rollback", dependencies=[ADMIN])
+async def rollback(name: Name, request: Request, registry: RegistryDep) -> Response:
+    """Moves champion back to the version it held before."""
+    return await registry.forward(request, "api", "models", name, "rollback")

@@ -1,0 +1,138 @@
+"""The Open Inference Protocol v2 (KServe's predict-api v2, REST): HTTP only, over the data
+plane. At the app's root, not under /api, as the protocol's clients expect. Errors are
+{"error": "..."}: 400 for a bad request or tensor, 404 for an unknown model or version."""
+
+import time
+import uuid
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from services.common.contracts import ALIAS_NAME, MODEL_NAME, ModelCard
+from services.common.deps import ProbeDep
+from services.common.oip import ProtocolRoute
+from services.inference.deps import LogDep, PlaneDep, SettingsDep
+from services.inference.domain import tensors
+from services.inference.domain.errors import TooManyRecords
+from services.inference.domain.tensors import PREDICT, InferRequest
+
+SERVER = "daprml-inference"
+
+
+# Clients such as tritonclient send the JSON body of infer without a Content-Type: read it anyway.
+router = APIRouter(
+    prefix="/v2", tags=["open inference protocol v2"], route_class=ProtocolRoute, strict_content_type=False
+)
+
+Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
+Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+
+
+def _server_version() -> str:
+    try:
+        return version("daprml")
+    except PackageNotFoundError:
+        return "0"
+
+
+@router.get("/health/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def ready(probe: ProbeDep) -> JSONResponse:
+    """Ready when the sidecar answers (models are loaded on first use)."""
+    healthy = await probe.healthy()
+    return JSONResponse({"ready": healthy}, status_code=200 if healthy else 503)
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER, "version": _server_version(), "extensions": []}
+
+
+async def _metadata(plane: PlaneDep, name: str, ref: str | None) -> dict[str, Any]:
+    info = await plane.describe(name, ref)
+    return {
+        "name": name,
+        "versions": [str(info.version)],
+        "platform": "sklearn",
+        "inputs": tensors.model_inputs(info.card),
+        "outputs": tensors.model_outputs(info.card),
+    }
+
+
+@router.get("/models/{name}")
+async def model_metadata(name: Name, plane: PlaneDep) -> dict[str, Any]:
+    """The champion's inputs (one per feature) and outputs."""
+    return await _metadata(plane, name, None)
+
+
+@router.get("/models/{name}/versions/{version}")
+async def version_metadata(name: Name, version: Version, plane: PlaneDep) -> dict[str, Any]:
+    return await _metadata(plane, name, version)
+
+
+async def _ready(plane: PlaneDep, name: str, ref: str | None) -> dict[str, Any]:
+    loaded = await plane.ready(name, ref)
+    return {"name": name, "version": str(loaded.version), "ready": True}
+
+
+@router.get("/models/{name}/ready")
+async def model_ready(name: Name, plane: PlaneDep) -> dict[str, Any]:
+    """Ready means loaded: the model is loaded if it is not."""
+    return await _ready(plane, name, None)
+
+
+@router.get("/models/{name}/versions/{version}/ready")
+async def version_ready(name: Name, version: Version, plane: PlaneDep) -> dict[str, Any]:
+    return await _ready(plane, name, version)
+
+
+def _decoder(request: InferRequest, max_records: int) -> Callable[[ModelCard], pd.DataFrame]:
+    def decode(card: ModelCard) -> pd.DataFrame:
+        rows = tensors.frame(request.inputs, card)
+        if len(rows) > max_records:
+            raise TooManyRecords(f"{len(rows)} rows; one request takes at most {max_records}")
+        return rows
+
+    return decode
+
+
+async def _infer(
+    plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep, name: str, ref: str | None, request: InferRequest
+) -> Any:
+    wanted = {o.name for o in request.outputs or []}
+    started = time.perf_counter()
+    out = await plane.infer(name, ref, _decoder(request, settings.max_records), probabilities=wanted != {PREDICT})
+    latency_ms = (time.perf_counter() - started) * 1000
+    outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
+    request_id = request.id if request.id is not None else str(uuid.uuid4())
+    prediction_log.record(out.model, out.version, request_id, out.rows, out.predictions, latency_ms)
+    return {
+        "model_name": out.model,
+        "model_version": str(out.version),
+        "id": request_id,
+        "parameters": {},
+        "outputs": outputs,
+    }
+
+
+@router.post("/models/{name}/infer")
+async def infer(
+    name: Name, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
+) -> Any:
+    """Predictions of the champion for the input tensors."""
+    return await _infer(plane, settings, prediction_log, name, None, request)
+
+
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer_version(
+    name: Name, version: Version, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
+) -> Any:
+    return await _infer(plane, settings, prediction_log, name, version, request)

@@ -1,0 +1,1 @@
+"""Checks of the deployment files that cannot run here: docker-compose.yml, deploy/k8s, the resiliency policy."""

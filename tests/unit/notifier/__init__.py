@@ -1,0 +1,1 @@
+"""The notifier (services/notifier, Node.js): its own tests, run by node."""
