@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint up down setup runtime servers browser fuzz-tools unit integration samples predictions bench bench-train bench-inference
+.PHONY: run test lint docs up down setup runtime servers browser fuzz-tools unit integration samples predictions bench bench-train bench-inference
 
 ## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
@@ -24,6 +24,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check services scripts tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+## docs: build the manual (docs/) as a site under .data/site
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs build --strict
+	@echo "open .data/site/index.html"
 
 ## up: start infra and the whole stack in the background; returns once every service is ready
 up: setup

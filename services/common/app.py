@@ -85,12 +85,10 @@ class ServiceSpec:
     message of the dead-letter topic, where every subscription above sends what its handler
     drops or keeps failing past the delivery retries."""
     background: Sequence[Periodic] = ()
-    service: Any = None
-    """The service's use cases, for its routes (through its deps module: deps.service_of)."""
     services: Mapping[type, Any] = field(default_factory=dict)
-    """More service objects for the routes, each under its type, for a service with more than
-    one (inference: its data plane and its prediction log). A route receives one through an
-    alias of its deps module: `Annotated[PredictionLog, depends_on(PredictionLog)]`."""
+    """The service objects (use cases) its routes call, each under its type, built once in app.py.
+    A route receives one through an alias of its deps module:
+    `JobsDep = Annotated[JobService, depends_on(JobService)]`."""
     closing: Sequence[Callable[[], Awaitable[None]]] = ()
     """What to close at shutdown besides the ports (a worker pool, say)."""
     liveness: Sequence[Callable[[], str | None]] = ()
@@ -256,7 +254,7 @@ def build_app(spec: ServiceSpec) -> FastAPI:
         await spec.ports.close()
 
     app = FastAPI(title=spec.title, lifespan=lifespan)
-    app.state.settings, app.state.ports, app.state.service = spec.settings, spec.ports, spec.service
+    app.state.settings, app.state.ports = spec.settings, spec.ports
     app.state.services = dict(spec.services)
     app.state.liveness = spec.liveness
     app.include_router(health)

@@ -18,10 +18,6 @@ def ports_of(request: Request) -> Any:
     return request.app.state.ports
 
 
-def service_of(request: Request) -> Any:
-    return request.app.state.service
-
-
 T = TypeVar("T")
 
 

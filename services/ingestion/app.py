@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, ports: IngestionPorts | None = 
             title="daprml ingestion",
             settings=settings,
             ports=ports,
-            service=service,
+            services={IngestionService: service},
             routers=[router, roundtrip.sender],
             background=[
                 Periodic("housekeeping", settings.outbox_interval_s, lambda: housekeeping(service, ports.probe))

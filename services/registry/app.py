@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, ports: RegistryPorts | None = N
             title="daprml registry",
             settings=settings,
             ports=ports,
-            service=service,
+            services={RegistryService: service},
             routers=[public, internal],
             background=[Periodic("outbox", settings.outbox_interval_s, lambda: publish_pending(service, ports.probe))],
         )

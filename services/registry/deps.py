@@ -1,8 +1,6 @@
 from typing import Annotated
 
-from fastapi import Depends
-
-from services.common.deps import service_of
+from services.common.deps import depends_on
 from services.registry.service import RegistryService
 
-ServiceDep = Annotated[RegistryService, Depends(service_of)]
+ServiceDep = Annotated[RegistryService, depends_on(RegistryService)]

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
             title="daprml training",
             settings=settings,
             ports=ports,
-            service=jobs,
+            services={JobService: jobs},
             routers=[api.router, roundtrip.receiver],
             subscriptions={
                 EventType.ROUNDTRIP_PING: partial(

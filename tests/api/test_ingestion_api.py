@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.ingestion.app import IngestionPorts, create_app
+from services.ingestion.service import IngestionService
 from services.ingestion.settings import Settings
 from tests.fakes import SlowStateStore, fake_ports
 
@@ -330,15 +331,15 @@ def test_a_version_committed_while_pubsub_is_down_is_announced_later(make):
     assert upload(client).status_code == 201
     assert publisher.sent == []
     publisher.down = False
-    assert asyncio.run(client.app.state.service.flush_all()) == 1
+    assert asyncio.run(client.app.state.services[IngestionService].flush_all()) == 1
     assert [p.version for _, p, _ in publisher.sent] == [1]
-    assert asyncio.run(client.app.state.service.flush_all()) == 0
+    assert asyncio.run(client.app.state.services[IngestionService].flush_all()) == 0
 
 
 def test_two_commits_racing_for_one_version_number_do_not_both_get_it():
     ports_ = fake_ports(IngestionPorts, state=SlowStateStore())
     app = create_app(Settings(outbox_interval_s=3600), ports_)
-    service = app.state.service
+    service = app.state.services[IngestionService]
 
     async def race():
         await service.upload_once("iris", IRIS, "text/csv", target="species")
@@ -361,14 +362,14 @@ def test_an_upload_left_open_past_its_time_is_aborted_and_its_parts_deleted(clie
     done = start(client)
     put(client, done, 1, IRIS)
     client.post(f"/api/datasets/iris/uploads/{done}/commit")
-    service = client.app.state.service
+    service = client.app.state.services[IngestionService]
     assert asyncio.run(service.expire_uploads()) == [], "nothing is old yet"
     later = datetime.now(UTC) + timedelta(seconds=service.settings.upload_ttl_s + 1)
     assert asyncio.run(service.expire_uploads(later)) == [uid]
     assert put(client, uid, 2, IRIS).status_code == 409
     assert client.get(f"/api/datasets/iris/uploads/{uid}").json()["state"] == "aborted"
     assert all(uid not in key for key in ports(client).blobs.blobs)
-    assert asyncio.run(client.app.state.service.repo.open_uploads()) == {}
+    assert asyncio.run(client.app.state.services[IngestionService].repo.open_uploads()) == {}
 
 
 def test_commit_leaves_only_the_files_the_version_uses(client):

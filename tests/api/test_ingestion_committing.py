@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from services.ingestion.service import IngestionService
 from tests.fakes import FakeStateStore
 
 CSV = {"content-type": "text/csv"}
@@ -77,7 +78,7 @@ def versions(client) -> list[int]:
 
 
 def open_uploads(client) -> dict[str, str]:
-    return asyncio.run(client.app.state.service.repo.open_uploads())
+    return asyncio.run(client.app.state.services[IngestionService].repo.open_uploads())
 
 
 def test_an_abort_while_the_version_is_being_committed_is_409_and_the_version_keeps_its_rows(client, state):
@@ -153,13 +154,13 @@ def test_a_commit_that_died_halfway_is_finished_by_committing_again(client, stat
 
 
 def later(client) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=client.app.state.service.settings.upload_ttl_s + 1)
+    return datetime.now(UTC) + timedelta(seconds=client.app.state.services[IngestionService].settings.upload_ttl_s + 1)
 
 
 def test_expiry_ends_a_commit_that_died_after_making_its_version_as_committed_and_keeps_its_rows(client, state):
     upload_id = die(client, state, "after")
     kept = files_of(client, upload_id)
-    service = client.app.state.service
+    service = client.app.state.services[IngestionService]
     assert asyncio.run(service.expire_uploads()) == [], "its commit may still be running"
     assert asyncio.run(service.expire_uploads(later(client))) == [], "not aborted"
     upload = client.get(f"/api/datasets/iris/uploads/{upload_id}").json()
@@ -172,7 +173,7 @@ def test_expiry_ends_a_commit_that_died_after_making_its_version_as_committed_an
 
 def test_expiry_aborts_a_commit_that_died_before_making_its_version_and_deletes_its_parts(client, state):
     upload_id = die(client, state, "before")
-    service = client.app.state.service
+    service = client.app.state.services[IngestionService]
     assert asyncio.run(service.expire_uploads()) == []
     assert asyncio.run(service.expire_uploads(later(client))) == [upload_id]
     assert client.get(f"/api/datasets/iris/uploads/{upload_id}").json()["state"] == "aborted"
@@ -185,6 +186,6 @@ def test_expiry_leaves_an_old_upload_alone_while_its_commit_is_recent(client, st
     upload_id = die(client, state, "before")
     long_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     asyncio.run(state.save("uploads:open", json.dumps({upload_id: long_ago}).encode()))
-    assert asyncio.run(client.app.state.service.expire_uploads()) == []
+    assert asyncio.run(client.app.state.services[IngestionService].expire_uploads()) == []
     assert client.get(f"/api/datasets/iris/uploads/{upload_id}").json()["state"] == "committing"
     assert client.post(f"/api/datasets/iris/uploads/{upload_id}/commit").status_code == 201

@@ -7,6 +7,7 @@ import pytest
 from services.common.contracts.models import RegisterVersion
 from services.common.events import EventType
 from services.registry.app import RegistryPorts, create_app
+from services.registry.service import RegistryService
 from services.registry.settings import Settings
 from tests.api.test_registry_api import register, registration
 from tests.fakes import SlowStateStore, fake_ports
@@ -109,7 +110,7 @@ def test_bad_alias_requests_are_4xx_saying_why_and_change_nothing(client, reques
 
 def test_two_racing_alias_moves_one_wins_and_both_are_in_the_history():
     app = create_app(Settings(outbox_interval_s=3600), fake_ports(RegistryPorts, state=SlowStateStore()))
-    service = app.state.service
+    service = app.state.services[RegistryService]
 
     async def race():
         for job in ("a", "b"):

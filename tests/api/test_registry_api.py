@@ -12,6 +12,7 @@ from services.common.contracts.models import RegisterVersion
 from services.common.events import EventType
 from services.common.ports import SidecarUnavailable
 from services.registry.app import RegistryPorts, create_app
+from services.registry.service import RegistryService
 from services.registry.settings import Settings
 from tests.fakes import FakePublisher, FakeStateStore, SlowStateStore, fake_ports
 
@@ -120,7 +121,7 @@ def test_a_bad_model_name_is_refused_and_writes_nothing(client):
 
 def racing_service():
     app = create_app(Settings(outbox_interval_s=3600), fake_ports(RegistryPorts, state=SlowStateStore()))
-    return app.state.service
+    return app.state.services[RegistryService]
 
 
 def test_two_jobs_racing_get_versions_1_and_2():
@@ -290,7 +291,7 @@ def test_events_of_changes_made_while_pubsub_is_down_are_published_later_with_th
     assert client.put("/api/models/iris/aliases/champion", json={"version": 1}).status_code == 200
     assert publisher.sent == []
     publisher.down = False
-    service = client.app.state.service
+    service = client.app.state.services[RegistryService]
     assert asyncio.run(service.flush_all()) == 2
     assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_VERSION_REGISTERED, EventType.MODEL_ALIAS_CHANGED]
     assert publisher.ids[1] == "iris-alias-1"
@@ -311,9 +312,9 @@ def test_events_published_before_a_failure_are_not_published_again(make_client):
     register(client)
     client.put("/api/models/iris/aliases/champion", json={"version": 1})
     failing = FailsSecond()
-    client.app.state.service.publisher = failing
-    assert asyncio.run(client.app.state.service.flush_all()) == 0
-    client.app.state.service.publisher = publisher
+    client.app.state.services[RegistryService].publisher = failing
+    assert asyncio.run(client.app.state.services[RegistryService].flush_all()) == 0
+    client.app.state.services[RegistryService].publisher = publisher
     publisher.down = False
-    assert asyncio.run(client.app.state.service.flush_all()) == 1
+    assert asyncio.run(client.app.state.services[RegistryService].flush_all()) == 1
     assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_ALIAS_CHANGED]

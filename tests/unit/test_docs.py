@@ -252,6 +252,21 @@ def test_the_map_links_every_page():
     assert not unmapped, f"pages docs/index.md does not link: {unmapped}"
 
 
+def test_the_sites_navigation_has_every_page():
+    """mkdocs.yml lists the pages by hand; a page left out would be built but not findable."""
+    import yaml
+
+    def pages(nav: object) -> set[str]:
+        if isinstance(nav, str):
+            return {nav}
+        items = nav.values() if isinstance(nav, dict) else nav if isinstance(nav, list) else []
+        return set().union(*(pages(item) for item in items))
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    missing = {p.relative_to(DOCS).as_posix() for p in PAGES if p.parent == DOCS} - pages(config["nav"])
+    assert not missing, f"pages mkdocs.yml's nav does not list: {sorted(missing)}"
+
+
 def test_slugs_are_githubs():
     assert slug("Calls between services: retries, no circuit breakers") == (
         "calls-between-services-retries-no-circuit-breakers"
