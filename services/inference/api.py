@@ -1,9 +1,11 @@
 """The JSON predict API: HTTP only, over the data plane.
 
-POST /api/models/{name}/predict  {"records": [{feature: value}], "version"?: n, "alias"?: "champion"}
-  -> {"model", "version", "predictions": [...], "probabilities"?: [{class: p}]}
+POST /api/models/{name}/predict  {"records": [{feature: value}], "version"?: n, "alias"?: "champion", "strict"?: true}
+  -> {"model", "version", "predictions": [...], "probabilities"?: [{class: p}], "warnings"?: [...]}
+  A field the model does not know is a 422 unless "strict" is false (domain/contract.py).
   A sampled share of them goes to the prediction log, under the X-Request-Id header's id if sent.
 GET /internal/stats  the prediction log's counters (for operators; the gateway does not route it)
+GET /internal/warnings  the model contract's warnings counted per model version and kind (the same)
 """
 
 import time
@@ -15,7 +17,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
 from services.inference.deps import LogDep, PlaneDep, SettingsDep
-from services.inference.domain import records
+from services.inference.domain import contract, records
+from services.inference.domain.contract import ContractWarning
 from services.inference.domain.errors import TooManyRecords
 from services.inference.domain.tensors import plain
 
@@ -29,6 +32,11 @@ class PredictRequest(BaseModel):
     records: list[dict[str, Any]] = Field(min_length=1, description="one object per row: feature name -> value")
     version: int | None = Field(None, ge=1, description="a version number (default: the champion)")
     alias: str | None = Field(None, pattern=ALIAS_NAME, description="an alias such as champion")
+    strict: bool = Field(
+        True,
+        description="refuse (422) a field the model does not know (its target excepted); "
+        "false: ignore it and list it in `warnings`",
+    )
 
     @model_validator(mode="after")
     def _one_ref(self) -> Self:
@@ -46,6 +54,9 @@ class Prediction(BaseModel):
     version: int
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = None
+    warnings: list[ContractWarning] | None = Field(
+        None, description="fields ignored, features missing, categories unseen or numbers far outside training's"
+    )
 
 
 @router.post("/{name}/predict", response_model=Prediction, response_model_exclude_none=True)
@@ -61,7 +72,12 @@ async def predict(
     if len(request.records) > settings.max_records:
         raise TooManyRecords(f"{len(request.records)} records; one request takes at most {settings.max_records}")
     started = time.perf_counter()
-    out = await plane.infer(name, request.ref, lambda card: records.frame(request.records, card.features))
+    out = await plane.infer(
+        name,
+        request.ref,
+        lambda card: records.frame(request.records, card.features),
+        names=lambda card: contract.record_fields(request.records, card, request.strict),
+    )
     latency_ms = (time.perf_counter() - started) * 1000
     prediction_log.record(
         out.model, out.version, x_request_id or str(uuid.uuid4()), out.rows, out.predictions, latency_ms
@@ -71,7 +87,11 @@ async def predict(
         keys = [str(c) for c in out.classes]
         probabilities = [dict(zip(keys, map(float, row), strict=True)) for row in out.probabilities.tolist()]
     return Prediction(
-        model=out.model, version=out.version, predictions=plain(out.predictions), probabilities=probabilities
+        model=out.model,
+        version=out.version,
+        predictions=plain(out.predictions),
+        probabilities=probabilities,
+        warnings=out.warnings or None,
     )
 
 
@@ -80,3 +100,10 @@ async def counters(prediction_log: LogDep) -> dict[str, dict[str, int]]:
     """How many predictions the prediction log sampled, holds, published, dropped (buffer full) and
     failed to publish, since the service started."""
     return {"prediction_log": prediction_log.counters}
+
+
+@stats.get("/warnings")
+async def warnings(plane: PlaneDep) -> dict[str, dict[str, int]]:
+    """How many records the model contract warned of since the service started, per model
+    version ("name/version") and kind (unknown_field, missing, unseen_category, out_of_range)."""
+    return plane.all_warning_counts

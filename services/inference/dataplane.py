@@ -22,7 +22,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +37,8 @@ from services.common.contracts import ModelCard, Task, VersionInfo
 from services.common.events import ModelAliasChanged
 from services.common.ports import SidecarUnavailable
 from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, PredictFn, Result, Runner
-from services.inference.domain import modelfile
+from services.inference.domain import contract, modelfile
+from services.inference.domain.contract import ContractWarning
 from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Outputs:
     classes: list[Any] | None
     card: ModelCard
     rows: pd.DataFrame  # what was predicted, as decoded from the request
+    warnings: list[ContractWarning]  # what the model contract says of the request, bounded
 
 
 class DataPlane:
@@ -95,6 +97,16 @@ class DataPlane:
         self._stale: set[tuple[str, str]] = set()  # moved again while being refreshed
         self._moved_at: dict[tuple[str, str], float] = {}  # when each alias was last said to move
         self._failed: dict[Key, tuple[float, ModelUnloadable]] = {}  # when, and why
+        self._warned: dict[Key, Counter[str]] = {}  # records warned of, by kind, since the start
+
+    def warning_counts(self, name: str, version: int) -> dict[str, int]:
+        """How many records this replica warned of for a model version, by kind, since it started."""
+        return dict(self._warned.get((name, version), {}))
+
+    @property
+    def all_warning_counts(self) -> dict[str, dict[str, int]]:
+        """warning_counts of every version warned of, keyed "name/version"."""
+        return {f"{name}/{version}": dict(counts) for (name, version), counts in self._warned.items()}
 
     @property
     def loaded(self) -> list[Key]:
@@ -263,15 +275,42 @@ class DataPlane:
     # inference
 
     async def infer(
-        self, name: str, ref: str | None, inputs: Callable[[ModelCard], pd.DataFrame], probabilities: bool = True
+        self,
+        name: str,
+        ref: str | None,
+        inputs: Callable[[ModelCard], pd.DataFrame],
+        probabilities: bool = True,
+        names: Callable[[ModelCard], list[ContractWarning]] | None = None,
     ) -> Outputs:
-        """Predictions of the model for the rows `inputs` makes from its card (a protocol's decoder)."""
+        """Predictions of the model for the rows `inputs` makes from its card (a protocol's
+        decoder), under the model contract (domain/contract.py): `names` checks the names the
+        request sends (refusing an unknown one, or warning of it), then the rows' values are
+        checked; the warnings are counted per model version and answered, bounded."""
         loaded = await self.model(name, ref)
-        rows = await asyncio.to_thread(inputs, loaded.card)
+
+        def decode() -> tuple[pd.DataFrame, list[ContractWarning]]:
+            warnings = names(loaded.card) if names is not None else []
+            rows = inputs(loaded.card)
+            return rows, warnings + contract.values(rows, loaded.card)
+
+        rows, warnings = await asyncio.to_thread(decode)
         if len(rows) == 0:
             raise InferenceError("no rows to predict")
         predictions, proba = await loaded.runner(rows, probabilities)
-        return Outputs(loaded.name, loaded.version, predictions, proba, loaded.classes, loaded.card, rows)
+        if warnings:
+            counts = self._warned.setdefault((loaded.name, loaded.version), Counter())
+            for warning in warnings:
+                counts[warning.kind.value] += warning.records
+        return Outputs(
+            loaded.name,
+            loaded.version,
+            predictions,
+            proba,
+            loaded.classes,
+            loaded.card,
+            rows,
+            contract.bounded(warnings),
+        )
 
 
 def _predictor(card: ModelCard, pipeline: Pipeline) -> PredictFn:

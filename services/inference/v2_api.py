@@ -16,7 +16,7 @@ from services.common.contracts import ALIAS_NAME, MODEL_NAME, ModelCard
 from services.common.deps import ProbeDep
 from services.common.oip import ProtocolRoute
 from services.inference.deps import LogDep, PlaneDep, SettingsDep
-from services.inference.domain import tensors
+from services.inference.domain import contract, tensors
 from services.inference.domain.errors import TooManyRecords
 from services.inference.domain.tensors import PREDICT, InferRequest
 
@@ -64,12 +64,14 @@ async def _metadata(plane: PlaneDep, name: str, ref: str | None) -> dict[str, An
         "platform": "sklearn",
         "inputs": tensors.model_inputs(info.card),
         "outputs": tensors.model_outputs(info.card),
+        "parameters": {"target": info.card.target, "warnings": plane.warning_counts(name, info.version)},
     }
 
 
 @router.get("/models/{name}")
 async def model_metadata(name: Name, plane: PlaneDep) -> dict[str, Any]:
-    """The champion's inputs (one per feature) and outputs."""
+    """The champion's inputs (one per feature, each with its signature in `parameters`) and
+    outputs; `parameters` holds its target and how many records this replica warned of, by kind."""
     return await _metadata(plane, name, None)
 
 
@@ -108,8 +110,15 @@ async def _infer(
     plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep, name: str, ref: str | None, request: InferRequest
 ) -> Any:
     wanted = {o.name for o in request.outputs or []}
+    strict = tensors.strict(request)
     started = time.perf_counter()
-    out = await plane.infer(name, ref, _decoder(request, settings.max_records), probabilities=wanted != {PREDICT})
+    out = await plane.infer(
+        name,
+        ref,
+        _decoder(request, settings.max_records),
+        probabilities=wanted != {PREDICT},
+        names=lambda card: contract.input_names(tensors.named(request.inputs, card), card, strict),
+    )
     latency_ms = (time.perf_counter() - started) * 1000
     outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
     request_id = request.id if request.id is not None else str(uuid.uuid4())
@@ -118,7 +127,9 @@ async def _infer(
         "model_name": out.model,
         "model_version": str(out.version),
         "id": request_id,
-        "parameters": {},
+        "parameters": {"warnings": [w.model_dump(mode="json", exclude_none=True) for w in out.warnings]}
+        if out.warnings
+        else {},
         "outputs": outputs,
     }
 

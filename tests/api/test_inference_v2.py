@@ -59,8 +59,9 @@ def test_infer_with_one_2d_tensor_gives_the_same_predictions_as_per_column_tenso
 def test_requested_outputs_are_honoured(served):
     reply = served.post("/v2/models/flowers/infer", json=columns(outputs=[{"name": "predict_proba"}]))
     assert [o["name"] for o in reply.json()["outputs"]] == ["predict_proba"]
-    refused = served.post("/v2/models/houses/infer", json={**columns(), "outputs": [{"name": "predict_proba"}]})
-    assert refused.status_code == 400 and "error" in refused.json()
+    houses = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [3, 70.5]}]}
+    refused = served.post("/v2/models/houses/infer", json={**houses, "outputs": [{"name": "predict_proba"}]})
+    assert refused.status_code == 400 and "unknown output 'predict_proba'" in refused.json()["error"]
 
 
 def test_a_request_without_an_id_gets_one(served):
@@ -73,10 +74,6 @@ def test_a_request_without_an_id_gets_one(served):
     ("change", "words"),
     [
         (lambda r: r["inputs"].pop(), "missing inputs ['colour']"),
-        (
-            lambda r: r["inputs"].append({"name": "size", "shape": [3], "datatype": "FP64", "data": [1, 2, 3]}),
-            "unknown input 'size'",
-        ),
         (lambda r: r["inputs"][0].update(shape=[4]), "needs 4 values"),
         (lambda r: r["inputs"][2].update(datatype="FP64", data=[1.0, 2.0, 3.0]), "send it as BYTES"),
         (lambda r: r["inputs"][0].update(data=["a", "b", "c"]), "is not FP64"),

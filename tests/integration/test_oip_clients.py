@@ -199,9 +199,15 @@ def test_model_metadata_has_one_input_per_feature_with_its_datatype(triton, mixe
     for champion in (mixed, numeric):
         metadata = triton.get_model_metadata(champion.name)
         assert (metadata["name"], metadata["versions"], metadata["platform"]) == (champion.name, ["1"], "sklearn")
-        assert metadata["inputs"] == [
+        inputs = metadata["inputs"]
+        assert [{k: i[k] for k in ("name", "datatype", "shape")} for i in inputs] == [
             {"name": name, "datatype": datatype, "shape": [-1, 1]} for name, datatype in champion.datatypes.items()
         ]
+        # Each input carries its signature as training saw it (issue 19's model contract).
+        for i in inputs:
+            signature = i["parameters"]
+            assert ("categories" in signature) == (signature["type"] == "category"), i
+            assert ("min" in signature and "max" in signature) == (signature["type"] in ("number", "integer")), i
         assert metadata["outputs"] == [
             {"name": "predict", "datatype": "BYTES", "shape": [-1]},
             {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(champion.classes)]},

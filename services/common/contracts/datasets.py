@@ -54,16 +54,39 @@ def _known(type_: str) -> str:
         return type_
 
 
-# A column a model reads, as its card lists it: the model's signature is its features, in
-# order. The type is a ColumnType; a string on the wire, kept as it is when it is not one, so
-# that a reader names what it does not know rather than failing to read the card. (No
-# docstring: it would be the registry's OpenAPI description of the model.)
-class Feature(BaseModel):
+def _unrecorded(value: object) -> bool:
+    """What training did not record is left out when written, not null: an old card reads as it was."""
+    return value is None
+
+
+class Typed(BaseModel):
+    """A name and its column type: what a model's feature and a dataset's column share."""
+
     name: str = Field(min_length=1, max_length=200)
     type: Annotated[str, AfterValidator(_known)] = Field(min_length=1, max_length=32)
 
 
-class Column(Feature):
+# A column a model reads, as its card lists it: the model's signature is its features, in
+# order. The type is a ColumnType; a string on the wire, kept as it is when it is not one, so
+# that a reader names what it does not know rather than failing to read the card. (No
+# docstring: it would be the registry's OpenAPI description of the model.)
+#
+# What training saw of it, when the card says (versions registered before these were recorded
+# have none, and inference checks nothing it does not know): the categories of a category
+# feature, the smallest and largest value of a numeric one.
+class Feature(Typed):
+    categories: list[str] | None = Field(
+        None, description="the categories seen in training (category features)", exclude_if=_unrecorded
+    )
+    min: float | None = Field(
+        None, description="the smallest value seen in training (numeric features)", exclude_if=_unrecorded
+    )
+    max: float | None = Field(
+        None, description="the largest value seen in training (numeric features)", exclude_if=_unrecorded
+    )
+
+
+class Column(Typed):
     """A column of a dataset's schema, as ingestion's manifest states it (ingestion's own model
     of it also checks fill values and maps types to Arrow)."""
 

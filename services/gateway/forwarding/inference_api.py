@@ -28,7 +28,9 @@ JSON_BODY: dict[str, Any] = {
 
 @predict_router.post("/{name}/predict", openapi_extra=JSON_BODY, dependencies=[PREDICT])
 async def predict(name: Name, request: Request, inference: InferenceDep) -> Response:
-    """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?}."""
+    """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?, "strict"?}.
+    A field the model does not know is a 422 naming the nearest known one, unless "strict" is
+    false: then it is ignored and listed in the answer's "warnings"."""
     return await inference.forward(request, "api", "models", name, "predict")
 
 

@@ -17,6 +17,12 @@ class BadRecord(InferenceError):
     status = 422
 
 
+class UnknownField(InferenceError):
+    """A record field or input name the model does not know (names it and the nearest known one)."""
+
+    status = 422
+
+
 class TooManyRecords(InferenceError):
     status = 413
 

@@ -5,6 +5,11 @@ Inputs come as one tensor per feature ([n] or [n, 1], BYTES for category and tex
 FP64/FP32/INT64/.../BOOL for the rest), or as one 2-D tensor [n, features] when every feature
 is numeric (its columns in the order of the model's features). Outputs: `predict` and, for
 classifiers, `predict_proba` ([n, classes], in the order of the output's `classes` parameter).
+
+An input named as no feature is refused or ignored by the model contract (contract.py, through
+the data plane), before `frame` reads the rest; the request's `parameters.strict` says which.
+Metadata lists each input's signature in its `parameters` (the feature's type, and the
+categories or range seen in training when the card has them).
 """
 
 import math
@@ -51,7 +56,32 @@ def datatype_of(feature_type: str) -> str:
 
 
 def model_inputs(card: ModelCard) -> list[dict[str, Any]]:
-    return [{"name": f.name, "datatype": datatype_of(f.type), "shape": [-1, 1]} for f in card.features]
+    return [
+        {
+            "name": f.name,
+            "datatype": datatype_of(f.type),
+            "shape": [-1, 1],
+            "parameters": f.model_dump(exclude={"name"}, exclude_none=True),
+        }
+        for f in card.features
+    ]
+
+
+def strict(request: InferRequest) -> bool:
+    """The request's `parameters.strict`: true (the default) refuses an input the model does not know."""
+    value = (request.parameters or {}).get("strict", True)
+    if not isinstance(value, bool):
+        raise BadTensor(f"parameters.strict must be true or false, not {value!r:.40}")
+    return value
+
+
+def named(inputs: Sequence[Tensor], card: ModelCard) -> list[str]:
+    """The names the request gives as features' (none for one 2-D tensor, whose columns are the
+    features in order whatever its name)."""
+    features = {f.name for f in card.features}
+    if len(inputs) == 1 and inputs[0].name not in features:
+        return []
+    return [t.name for t in inputs]
 
 
 def model_outputs(card: ModelCard) -> list[dict[str, Any]]:
@@ -83,9 +113,16 @@ def _flat(data: list[Any]) -> list[Any]:
     return out
 
 
-def _values(tensor: Tensor) -> list[Any]:
+def _known_datatype(tensor: Tensor) -> None:
     if tensor.datatype not in DATATYPES:
-        raise BadTensor(f"input {tensor.name!r}: unknown datatype {tensor.datatype!r}; use one of {sorted(DATATYPES)}")
+        raise BadTensor(
+            f"input {tensor.name!r}: unknown datatype {tensor.datatype!r}; "
+            f"the datatypes are {', '.join(sorted(DATATYPES))}"
+        )
+
+
+def _values(tensor: Tensor) -> list[Any]:
+    _known_datatype(tensor)
     if any(d < 0 for d in tensor.shape):
         raise BadTensor(f"input {tensor.name!r}: shape {tensor.shape} has a negative dimension")
     values = _flat(tensor.data)
@@ -130,16 +167,18 @@ def _column(values: Sequence[Any], feature: Feature, tensor: str) -> pd.Series:
 
 
 def frame(inputs: Sequence[Tensor], card: ModelCard) -> pd.DataFrame:
-    """The frame the model reads, from one tensor per feature or one 2-D tensor."""
+    """The frame the model reads, from one tensor per feature or one 2-D tensor. Inputs named as
+    no feature are skipped: the model contract has refused them or warned of them already."""
     features = {f.name: f for f in card.features}
-    if len(inputs) == 1 and inputs[0].name not in features:
+    if not named(inputs, card):
         return _matrix(inputs[0], card)
     columns: dict[str, pd.Series] = {}
     rows: int | None = None
     for tensor in inputs:
         feature = features.get(tensor.name)
         if feature is None:
-            raise BadTensor(f"unknown input {tensor.name!r}: the model's inputs are {list(features)}")
+            continue
+        _known_datatype(tensor)
         if tensor.name in columns:
             raise BadTensor(f"input {tensor.name!r} is given twice")
         if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
@@ -157,6 +196,7 @@ def frame(inputs: Sequence[Tensor], card: ModelCard) -> pd.DataFrame:
 
 
 def _matrix(tensor: Tensor, card: ModelCard) -> pd.DataFrame:
+    _known_datatype(tensor)
     names = [f.name for f in card.features]
     if not card.all_numeric:
         kinds = {f.name: f.type for f in card.features if dtype(f.type) == OBJECT}
@@ -170,7 +210,9 @@ def _matrix(tensor: Tensor, card: ModelCard) -> pd.DataFrame:
             f"or send one tensor per feature"
         )
     if tensor.datatype not in NUMBERS | {"BOOL"}:
-        raise BadTensor(f"input {tensor.name!r}: a 2-D input must be numeric (FP64, FP32, INT64, ...), not BYTES")
+        raise BadTensor(
+            f"input {tensor.name!r}: a 2-D input must be numeric (FP64, FP32, INT64, ...), not {tensor.datatype}"
+        )
     values = _values(tensor)
     width = len(names)
     return pd.DataFrame({f.name: _column(values[i::width], f, tensor.name) for i, f in enumerate(card.features)})

@@ -1,9 +1,12 @@
 """The model card written beside each artifact: what the model reads, what it predicts, how
 well, and where it came from."""
 
+from collections.abc import Sequence
+
+import pandas as pd
 from pydantic import BaseModel
 
-from services.common.contracts import ColumnType, Feature, Task
+from services.common.contracts import NUMERIC, ColumnType, Feature, Task
 from services.common.contracts import models as registry
 from services.training.domain.evaluate import Label, Metrics
 
@@ -13,6 +16,29 @@ class Lineage(registry.Lineage):
     the job's own description, passed in by the caller."""
 
     seed: int
+
+
+MAX_CATEGORIES = 1000
+"""A category feature with more categories than this in training records none (the card stays
+small; inference then warns of no unseen category for it)."""
+
+
+def signature(X: pd.DataFrame, features: Sequence[Feature]) -> list[Feature]:
+    """The features as the card lists them, with what training saw of each in X (the rows the
+    model was fitted on, as `pipeline.frame` coerced them): the categories of a category
+    feature, the range of a numeric one. A column with no value at all records nothing."""
+    signed = []
+    for feature in features:
+        values = X[feature.name].dropna()
+        seen: dict[str, object] = {}
+        if feature.type == ColumnType.CATEGORY:
+            categories = sorted({str(v) for v in values})
+            if categories and len(categories) <= MAX_CATEGORIES:
+                seen["categories"] = categories
+        elif feature.type in NUMERIC and len(values):
+            seen.update(min=float(values.min()), max=float(values.max()))
+        signed.append(feature.model_copy(update=seen))
+    return signed
 
 
 class ModelCard(BaseModel):

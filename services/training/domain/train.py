@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
 from services.common.contracts import DatasetSchema, Feature, Task
 from services.training.domain.artifact import dumps, load, sha256
-from services.training.domain.card import Lineage, ModelCard
+from services.training.domain.card import Lineage, ModelCard, signature
 from services.training.domain.estimators import Bounds, validate
 from services.training.domain.evaluate import Holdout, Label, Metrics, score, split
 from services.training.domain.pipeline import Rows, build_pipeline, features_and_target, fit, frame
@@ -75,7 +75,7 @@ def fit_and_evaluate(
         metrics=metrics,
         X_test=data.X_test,
         y_test=data.y_test,
-        features=schema.features,
+        features=signature(data.X_train, schema.features),
         classes=classes,
         train_rows=len(data.y_train),
         fit_s=fitted - started,

@@ -79,12 +79,13 @@ def test_a_2d_tensor_fills_the_features_in_order():
         ([tensor("rooms", "INT64", [1, 2]), tensor("area", "FP64", [1.0])], "has 1 rows"),
         ([tensor("rooms", "INT64", [1, 2], [3])], "needs 3 values"),
         ([tensor("rooms", "INT64", [1])], "missing inputs ['area']"),
-        ([tensor("rooms", "INT64", [1]), tensor("size", "FP64", [1.0])], "unknown input 'size'"),
         ([tensor("rooms", "BYTES", ["1"]), tensor("area", "FP64", [1.0])], "send it as INT64, not BYTES"),
         ([tensor("rooms", "INT64", [1.5]), tensor("area", "FP64", [1.0])], "is not INT64"),
         ([tensor("rooms", "INT64", [1]), tensor("area", "FP99", [1.0])], "unknown datatype"),
         ([tensor("x", "FP64", [1.0, 2.0, 3.0], [1, 3])], "should be [rows, 2]"),
         ([tensor("x", "BYTES", ["a", "b"], [1, 2])], "must be numeric"),
+        ([tensor("x", "FOO", [1.0, 2.0], [1, 2])], "unknown datatype 'FOO'; the datatypes are BOOL, BYTES, FP16"),
+        ([tensor("rooms", "FOO", [1]), tensor("area", "FP64", [1.0])], "the datatypes are BOOL, BYTES, FP16"),
     ],
 )
 def test_a_bad_tensor_is_refused_in_words(inputs, words):

@@ -99,3 +99,21 @@ def test_linear_svm_needs_two_training_rows_of_each_class_to_calibrate():
     pipeline = build_pipeline(numbers_schema(["x"], "y", "classification"), "linear_svm", {}, seed=0)
     with pytest.raises(DatasetTooSmall, match="class 'c' has 1: add rows or choose another estimator"):
         fit(pipeline, X, y)
+
+
+def test_the_card_carries_the_categories_and_ranges_seen_in_training():
+    from tests.unit.training.data import MIXED, mixed_rows
+
+    trained = fit_and_evaluate(mixed_rows(), MIXED, "logistic_regression", {}, seed=0)
+    features = {f.name: f for f in trained.features}
+    assert features["colour"].categories == ["blue", "green", "red"]
+    # The categories the fitted encoder knows (colour is its first column): the same.
+    encoder = trained.pipeline.named_steps["features"].named_transformers_["categories"].named_steps["onehot"]
+    assert features["colour"].categories == sorted(encoder.categories_[0].tolist())
+    size = features["size"]
+    assert size.min is not None and size.max is not None and 40 < size.min < size.max < 170
+    assert (features["rooms"].min, features["rooms"].max) == (1.0, 5.0)
+    assert features["sold"].categories is None and features["sold"].min is None  # booleans: 0/1 anyway
+    registered = features["colour"].model_dump(mode="json")
+    assert registered == {"name": "colour", "type": "category", "categories": ["blue", "green", "red"]}
+    assert features["sold"].model_dump(mode="json") == {"name": "sold", "type": "boolean"}  # nothing null
