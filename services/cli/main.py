@@ -62,6 +62,8 @@ def predict_command(
     if json:
         render.print_json(answer)
         return
+    for warning in answer.get("warnings", []):  # the model contract's: missing, unseen, far out
+        render.err.print(f"warning: {warning['message']}", markup=False)
     lines = predict.joined(rows, answer, proba)
     if output is not None:
         predict.write(output, lines)

@@ -88,7 +88,25 @@ def predict(
         answer["predictions"] += reply["predictions"]
         if "probabilities" in reply:
             answer.setdefault("probabilities", []).extend(reply["probabilities"])
+        if reply.get("warnings"):
+            answer["warnings"] = merged(answer.get("warnings", []), reply["warnings"])
     return answer
+
+
+def merged(warnings: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model contract's warnings of all batches, one per kind and field, records summed
+    (each batch's answer has at most one per kind and field)."""
+    out = {(w["kind"], w.get("field")): dict(w) for w in warnings}
+    for w in more:
+        key = (w["kind"], w.get("field"))
+        if key in out:
+            out[key]["records"] += w["records"]
+            # The server's words count one batch's records: say it again for them all.
+            what = f"{str(w['kind']).replace('_', ' ')} {w['field']!r}" if w.get("field") else "more warnings"
+            out[key]["message"] = f"{what} in {out[key]['records']} records"
+        else:
+            out[key] = dict(w)
+    return list(out.values())
 
 
 def joined(rows: list[dict[str, Any]], answer: dict[str, Any], proba: bool) -> list[dict[str, Any]]:

@@ -218,3 +218,24 @@ def test_numbers_are_shown_readably():
         "yes",
         "r2=0.5",
     ]
+
+
+def test_predict_shows_the_model_contracts_warnings_of_every_batch_summed(monkeypatch, fake, cli, tmp_path):
+    from services.cli import predict
+
+    monkeypatch.setattr(predict, "BATCH", 2)
+    (tmp_path / "rows.json").write_text(json.dumps([{"rooms": i} for i in range(3)]))
+    fake.on("GET", "/api/models/houses/versions/champion", reply(200, CARD))
+
+    def missing_area(request):
+        answer = predictions(request)
+        n = len(json.loads(request.content)["records"])
+        warning = {"kind": "missing", "field": "area", "records": n, "message": f"'area' missing in {n} records"}
+        return reply(200, {**answer.json(), "warnings": [warning]})
+
+    fake.on("POST", "/api/models/houses/predict", missing_area)
+    result = cli("predict", "houses", "--file", "rows.json")
+    assert result.exit_code == 0, result.output
+    assert "warning: missing 'area' in 3 records" in result.stderr
+    as_json = json.loads(cli("predict", "houses", "--file", "rows.json", "--json").stdout)
+    assert [(w["field"], w["records"]) for w in as_json["warnings"]] == [("area", 3)]
