@@ -24,7 +24,6 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +69,7 @@ class Stack:
         # What the services put before every topic name (ServiceSettings.topic_prefix).
         self.topic_prefix = spec["common"].get("env", {}).get("DAPRML_TOPIC_PREFIX", "")
         self.log = workdir / ".data" / "logs" / "dapr-run.log"
-        # The component profile it runs on (written next to the run file by `generated`).
+        # The component profile it runs on (written next to the run file by runfile.generate).
         marker = run_file.parent / "profile"
         self.profile = marker.read_text().strip() if marker.exists() else profiles.current()
 
@@ -78,7 +77,10 @@ class Stack:
     def repo(cls, profile: str | None = None) -> "Stack":
         """The project's run file as it is (ports, app ids), run from the project folder, on the
         profile asked for (DAPRML_PROFILE by default)."""
-        return cls.generated(ROOT, ROOT / ".data" / "run", lambda app_id: app_id, fixed_ports=True, profile=profile)
+        run_file = runfile.generate(
+            ROOT, ROOT / ".data" / "run", lambda app_id: app_id, fixed_ports=True, profile=profile
+        )
+        return cls(run_file, ROOT)
 
     @classmethod
     def isolated(
@@ -99,27 +101,15 @@ class Stack:
         # The replicas' ports as a run file made before in this folder chose them (made again
         # for a running stack, it must name the same ports).
         before = runfile.chosen_ports(workdir / "dapr.yaml")
-        stack = cls.generated(
+        run_file = runfile.generate(
             workdir, workdir, lambda app_id: f"{app_id}-{run_id}", topic_prefix=f"{run_id}.", profile=profile
         )
+        stack = cls(run_file, workdir)
         if not replicas:
             return stack
         counts = {f"{service}-{run_id}": count for service, count in replicas.items()}
         runfile.add_replicas(stack.run_file, counts, before[len(stack.apps) :])
         return cls(stack.run_file, workdir)
-
-    @classmethod
-    def generated(
-        cls,
-        workdir: Path,
-        target: Path,
-        rename: Callable[[str], str],
-        fixed_ports: bool = False,
-        topic_prefix: str = "",
-        profile: str | None = None,
-    ) -> "Stack":
-        """A stack on the run file made from dapr.yaml into `target` (scripts/runfile.py)."""
-        return cls(runfile.generate(workdir, target, rename, fixed_ports, topic_prefix, profile), workdir)
 
     @functools.cached_property
     def credentials(self) -> credentials.Credentials:

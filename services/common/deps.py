@@ -14,10 +14,6 @@ def settings_of(request: Request) -> Any:
     return request.app.state.settings
 
 
-def ports_of(request: Request) -> Any:
-    return request.app.state.ports
-
-
 T = TypeVar("T")
 
 

@@ -13,7 +13,6 @@ import pytest
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIRouter
 
-from services.common.deps import ports_of
 from services.common.ports import SidecarPorts
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -170,9 +169,9 @@ def _receives_the_ports_bag(annotation: Any, default: Any) -> bool:
     if get_origin(annotation) is Annotated:
         hint, *extras = get_args(annotation)
     depends = [d for d in (*extras, default) if isinstance(d, Depends)]
-    if any(d.dependency is ports_of for d in depends):
-        return True
-    return inspect.isclass(hint) and issubclass(hint, SidecarPorts)
+    # A dependency that hands over the ports, whatever the route's own hint says.
+    given = [inspect.signature(d.dependency).return_annotation for d in depends if d.dependency]
+    return any(inspect.isclass(h) and issubclass(h, SidecarPorts) for h in (hint, *given))
 
 
 def _routes(service: str) -> list[tuple[str, APIRoute]]:
