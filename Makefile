@@ -57,9 +57,9 @@ bench: setup
 bench-train: setup
 	$(PY) -m bench.train
 
-## bench-inference: latency and throughput of predictions (direct, through the gateway) against MLServer on the same pipeline (its own stack and MLServer venv)
+## bench-inference: latency and throughput of predictions (direct, through the gateway) against MLServer on the same pipeline (its own stack and MLServer venv); ARGS=--quick for a short run
 bench-inference: setup
-	$(PY) -m bench.inference
+	$(PY) -m bench.inference $(ARGS)
 
 setup: $(VENV)/.installed runtime servers
 

@@ -1,7 +1,9 @@
 """What the benches share: the generated classification set, the infrastructure started around
 a run (and left running when other sidecars use it), a freshly started stack, a client of its
-gateway, multi-part uploads through it, and a process's memory and children."""
+gateway, multi-part uploads through it, and a process's memory, children, CPU time and
+environment, and the processes (app, daprd) of an app id."""
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -115,6 +117,36 @@ def children(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time the process has used so far, all its threads (user and system; /proc/PID/stat)."""
+    fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment the process started with (/proc/PID/environ)."""
+    pairs = (PROC / str(pid) / "environ").read_bytes().split(b"\0")
+    return dict(p.decode(errors="replace").partition("=")[::2] for p in pairs if b"=" in p)
+
+
+def processes(app_id: str) -> dict[str, int]:
+    """The running processes of an app id: "daprd" (its sidecar, by --app-id) and "app" (the
+    service, by its APP_ID); a key is missing when its process is not found (one replica each)."""
+    found: dict[str, int] = {}
+    for cmdline in PROC.glob("[0-9]*/cmdline"):
+        pid = int(cmdline.parent.name)
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+            if argv[0].endswith(b"/daprd"):
+                if app_id.encode() in argv and argv[argv.index(app_id.encode()) - 1] == b"--app-id":
+                    found["daprd"] = pid
+            elif any(a.startswith(b"services.") for a in argv) and environ(pid).get("APP_ID") == app_id:
+                found["app"] = pid
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+    return found
+
+
 def parts(path: Path, part_bytes: int) -> Iterator[bytes]:
     """The CSV cut at line ends into parts of about part_bytes, each starting with the header."""
     with open(path, "rb") as f:
@@ -127,7 +159,9 @@ def parts(path: Path, part_bytes: int) -> Iterator[bytes]:
             yield header + chunk
 
 
-def upload(client: httpx.Client, name: str, path: Path, part_bytes: int, concurrency: int) -> tuple[dict, int]:
+def upload(
+    client: httpx.Client, name: str, path: Path, part_bytes: int, concurrency: int
+) -> tuple[dict[str, Any], int]:
     """A multi-part upload of the CSV into dataset `name`, committed: the commit's answer and
     the parts sent. The client should allow `concurrency` connections."""
     upload_id = client.post(f"/api/datasets/{name}/uploads").json()["upload_id"]

@@ -73,7 +73,7 @@ class MLServer:
                 (folder / name / "model-settings.json").write_text(json.dumps(model_settings))
         self.names = [p.name for p in folder.iterdir() if p.is_dir()]
         self.log = folder.parent / "mlserver.log"
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -106,6 +106,16 @@ class MLServer:
             tail = self.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"MLServer did not become ready (log {self.log}):\n{tail}")
         print(f"mlserver: {len(self.names)} models ready in {time.monotonic() - t0:.1f} s on {self.url}", flush=True)
+
+    def troubles(self) -> list[str]:
+        """The lines of its log that say something went wrong (errors, tracebacks, workers lost)."""
+        if not self.log.exists():
+            return []
+        words = ("ERROR", "Traceback", "died", "killed", "restart")
+        return [line for line in self.log.read_text(errors="replace").splitlines() if any(w in line for w in words)]
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

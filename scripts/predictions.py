@@ -35,12 +35,17 @@ def by_json(client: httpx.Client, name: str, rows: pd.DataFrame) -> dict[str, An
     return reply.json()
 
 
-def by_oip(client: httpx.Client, name: str, rows: pd.DataFrame) -> dict[str, Any]:
+def metadata_of(client: httpx.Client, name: str) -> dict[str, Any]:
+    reply = client.get(f"/v2/models/{name}")
+    reply.raise_for_status()
+    found: dict[str, Any] = reply.json()
+    return found
+
+
+def by_oip(client: httpx.Client, name: str, rows: pd.DataFrame, metadata: dict[str, Any]) -> dict[str, Any]:
     """One tensor per feature, named and typed as the model's metadata says."""
-    metadata = client.get(f"/v2/models/{name}")
-    metadata.raise_for_status()
     inputs = []
-    for spec in metadata.json()["inputs"]:
+    for spec in metadata["inputs"]:
         column = rows[spec["name"]]
         data = column.astype(str).tolist() if spec["datatype"] == "BYTES" else column.astype(NUMPY[spec["datatype"]])
         inputs.append({"name": spec["name"], "datatype": spec["datatype"], "shape": [len(rows)], "data": list(data)})
@@ -57,7 +62,9 @@ def show(gateway: str, names: list[str], count: int = 4, key: str | None = None)
         for name in names:
             rows = rows_of(name, count)
             try:
-                answer, oip = by_json(client, name, rows), by_oip(client, name, rows)
+                answer = by_json(client, name, rows)
+                metadata = metadata_of(client, name)
+                oip = by_oip(client, name, rows, metadata)
             except httpx.HTTPStatusError as exc:
                 print(f"  {name:14} HTTP {exc.response.status_code}: {exc.response.text[:200]}")
                 ok = False
@@ -68,10 +75,17 @@ def show(gateway: str, names: list[str], count: int = 4, key: str | None = None)
             ok = ok and agree
             pairs = ", ".join(f"{_short(p)} (true {_short(t)})" for p, t in zip(predicted, rows["target"], strict=True))
             print(
-                f"  {name:14} v{answer['version']}: {pairs}; "
+                f"  {name:14} v{answer['version']} ({_runtime(answer, metadata)}): {pairs}; "
                 f"OIP v2 {'agrees' if agree else 'DISAGREES: ' + str(from_oip)}"
             )
     return ok
+
+
+def _runtime(answer: dict[str, Any], metadata: dict[str, Any]) -> str:
+    """What predicted, and why not the compiled model when it was not."""
+    runtime = str(answer.get("runtime"))
+    why = metadata.get("parameters", {}).get("not_compiled")
+    return f"{runtime}: {why}" if why else runtime
 
 
 def _same(a: list[Any], b: list[Any]) -> bool:

@@ -274,6 +274,10 @@ def build_app(spec: ServiceSpec) -> FastAPI:
     return app
 
 
+SIDECAR_KEEP_ALIVE_S = 120
+"""How long an app keeps an idle connection from its sidecar: longer than the sidecar does."""
+
+
 def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSettings]) -> None:
     """The process entry point of a service: settings from the environment, then the app."""
     handler = logging.StreamHandler()
@@ -282,7 +286,11 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     settings = settings_type.load()
     app: Any = create_app(settings)
-    options: dict[str, Any] = {}
+    # Behind the door only the sidecar connects, and it keeps idle connections for 90 s (Go's
+    # default transport, which daprd's app channel clones). Were the app to close one first (uvicorn
+    # closes after 5 s), a call sent on it as it closes gets "connection reset", and Go retries
+    # only GET and HEAD: a PUT or POST then fails with ERR_DIRECT_INVOKE (seen once in CI).
+    options: dict[str, Any] = {"timeout_keep_alive": SIDECAR_KEEP_ALIVE_S}
     if isinstance(settings, DoorSettings):  # the public door: the server bounds what clients send
         app, options = HeaderLimit(app, settings.max_header_line_bytes), server_options(settings)
     # uvicorn's own loggers go through the root handler, so they get the request id too.

@@ -159,6 +159,14 @@ class RegistryClient(ServiceClient):
         )
         return reply.body
 
+    async def onnx(self, name: str, version: int) -> bytes:
+        """The version's ONNX file, as stored (the caller checks it against the sha256 of the
+        version's `onnx.artifact`); Absent when it has none."""
+        reply = await self.get(
+            f"api/models/{name}/versions/{version}/onnx", f"the ONNX file of model {name!r} version {version}"
+        )
+        return reply.body
+
     async def register(self, name: str, body: RegisterVersion) -> Registered:
         what = f"registering a version of model {name!r}"
         return self.read(Registered, await self.post(f"internal/models/{name}/versions", body, what), what)

@@ -1,6 +1,10 @@
 """The dependencies every service's routes may ask for, as `Annotated` aliases. The only module
 (with each service's own deps.py) that reads the app's state: routes and use cases get their
-settings and ports handed in."""
+settings and ports handed in.
+
+Each is `async def` though it awaits nothing: FastAPI runs a plain `def` dependency in its
+thread pool, a hand-over to a thread and back on every request for a dictionary lookup.
+"""
 
 from typing import Annotated, Any, TypeVar
 
@@ -10,7 +14,7 @@ from services.common.ports import BlobStore, EventPublisher, SidecarProbe, State
 from services.common.settings import ServiceSettings
 
 
-def settings_of(request: Request) -> Any:
+async def settings_of(request: Request) -> Any:
     return request.app.state.settings
 
 
@@ -22,7 +26,7 @@ def depends_on(kind: type[T]) -> Any:
     ServiceSpec.services, for an alias in a service's deps module:
     `LogDep = Annotated[PredictionLog, depends_on(PredictionLog)]`."""
 
-    def service(request: Request) -> T:
+    async def service(request: Request) -> T:
         services: dict[type, Any] = request.app.state.services
         if kind not in services:
             raise LookupError(f"the app's ServiceSpec.services holds no {kind.__name__}")
@@ -32,22 +36,22 @@ def depends_on(kind: type[T]) -> Any:
     return Depends(service)
 
 
-def probe_of(request: Request) -> SidecarProbe:
+async def probe_of(request: Request) -> SidecarProbe:
     port: SidecarProbe = request.app.state.ports.probe
     return port
 
 
-def state_of(request: Request) -> StateStore:
+async def state_of(request: Request) -> StateStore:
     port: StateStore = request.app.state.ports.state
     return port
 
 
-def blobs_of(request: Request) -> BlobStore:
+async def blobs_of(request: Request) -> BlobStore:
     port: BlobStore = request.app.state.ports.blobs
     return port
 
 
-def publisher_of(request: Request) -> EventPublisher:
+async def publisher_of(request: Request) -> EventPublisher:
     port: EventPublisher = request.app.state.ports.publisher
     return port
 

@@ -47,6 +47,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def verify(data: bytes, expected_sha256: str, what: str, rejected: type[ClientError]) -> None:
+    """Raises `rejected` unless the bytes are the ones recorded (any model file, before it is read)."""
+    actual = sha256(data)
+    if actual != expected_sha256:
+        raise rejected(
+            f"{what}'s sha256 is {actual}, not the recorded {expected_sha256}: "
+            f"it was changed or damaged after it was written; it is not loaded or served"
+        )
+
+
 def load(
     data: bytes,
     expected_sha256: str,
@@ -55,12 +65,7 @@ def load(
 ) -> Pipeline:
     """The pipeline in a model file, once its sha256 and the types it names are checked;
     `rejected` is the error a service raises for a file it will not load."""
-    actual = sha256(data)
-    if actual != expected_sha256:
-        raise rejected(
-            f"{what}'s sha256 is {actual}, not the recorded {expected_sha256}: "
-            f"it was changed or damaged after it was written; it is not loaded or served"
-        )
+    verify(data, expected_sha256, what, rejected)
     try:
         named = set(sio.get_untrusted_types(data=data))
     except (zipfile.BadZipFile, KeyError, ValueError) as e:

@@ -1,7 +1,7 @@
 """The JSON predict API: HTTP only, over the data plane.
 
 POST /api/models/{name}/predict  {"records": [{feature: value}], "version"?: n, "alias"?: "champion", "strict"?: true}
-  -> {"model", "version", "predictions": [...], "probabilities"?: [{class: p}], "warnings"?: [...]}
+  -> {"model", "version", "runtime", "predictions": [...], "probabilities"?: [{class: p}], "warnings"?: [...]}
   A field the model does not know is a 422 unless "strict" is false (domain/contract.py).
   A sampled share of them goes to the prediction log, under the X-Request-Id header's id if sent.
 GET /internal/stats  the prediction log's counters (for operators; the gateway does not route it)
@@ -52,6 +52,9 @@ class PredictRequest(BaseModel):
 class Prediction(BaseModel):
     model: str
     version: int
+    runtime: str | None = Field(
+        None, description="what predicted: onnxruntime (the compiled model) or sklearn (the skops pipeline)"
+    )
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = None
     warnings: list[ContractWarning] | None = Field(
@@ -75,8 +78,9 @@ async def predict(
     out = await plane.infer(
         name,
         request.ref,
-        lambda card: records.frame(request.records, card.features),
+        lambda card: records.columns(request.records, card.features),
         names=lambda card: contract.record_fields(request.records, card, request.strict),
+        size=len(request.records),
     )
     latency_ms = (time.perf_counter() - started) * 1000
     prediction_log.record(
@@ -89,6 +93,7 @@ async def predict(
     return Prediction(
         model=out.model,
         version=out.version,
+        runtime=out.runtime,
         predictions=plain(out.predictions),
         probabilities=probabilities,
         warnings=out.warnings or None,

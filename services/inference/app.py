@@ -8,6 +8,7 @@ from services.inference.batching import Limits
 from services.inference.dataplane import DataPlane
 from services.inference.ports import InferencePorts
 from services.inference.prediction_log import PredictionLog
+from services.inference.runtimes import Compiling
 from services.inference.settings import Settings
 
 
@@ -21,6 +22,9 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         settings.max_loaded_models,
         batching=batching,
         unbatched=set(settings.unbatched_models),
+        compiling=Compiling(
+            settings.compiled, frozenset(settings.uncompiled_models), settings.onnx_threads, settings.inline_rows
+        ),
     )
     prediction_log = PredictionLog(
         ports.publisher,

@@ -22,6 +22,11 @@ queue, or its result discarded; the others are not affected.
 
 The rows of one model's requests are expected to have the same columns (the decoders make
 them from the model's card), so putting them together changes nothing for any row.
+
+A predict call of at most `inline_rows` rows runs on the event loop itself rather than in a
+thread: a compiled model answers a few rows in tens of microseconds, less than the hand-over
+to a thread and back costs (measured: bench/inference.py). Zero (scikit-learn's runtime, whose
+calls take milliseconds) always uses a thread.
 """
 
 import asyncio
@@ -32,12 +37,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
+
+from services.inference.domain.columns import Columns, concat
+from services.inference.domain.columns import count as rows_in
+from services.inference.runtimes import Result
 
 log = logging.getLogger(__name__)
 
-Result = tuple[np.ndarray, np.ndarray | None]  # predictions, and class probabilities when asked for
-PredictFn = Callable[[pd.DataFrame, bool], Result]
+PredictFn = Callable[[Columns, bool], Result]
 
 
 @dataclass(frozen=True)
@@ -49,19 +56,25 @@ class Limits:
 class Runner(Protocol):
     """Runs a model's predict function for one request's rows."""
 
-    async def __call__(self, rows: pd.DataFrame, probabilities: bool) -> Result: ...
+    async def __call__(self, rows: Columns, probabilities: bool) -> Result: ...
 
     async def close(self) -> None: ...
 
 
+async def _call(predict: PredictFn, rows: Columns, probabilities: bool, inline_rows: int) -> Result:
+    if rows_in(rows) <= inline_rows:
+        return predict(rows, probabilities)
+    return await asyncio.to_thread(predict, rows, probabilities)
+
+
 class DirectPredictor:
-    """No batching: each request's own predict call, in a thread."""
+    """No batching: each request's own predict call (in a thread, but for `inline_rows`)."""
 
-    def __init__(self, predict: PredictFn):
-        self.predict = predict
+    def __init__(self, predict: PredictFn, inline_rows: int = 0):
+        self.predict, self.inline_rows = predict, inline_rows
 
-    async def __call__(self, rows: pd.DataFrame, probabilities: bool) -> Result:
-        return await asyncio.to_thread(self.predict, rows, probabilities)
+    async def __call__(self, rows: Columns, probabilities: bool) -> Result:
+        return await _call(self.predict, rows, probabilities, self.inline_rows)
 
     async def close(self) -> None:
         return None
@@ -69,7 +82,7 @@ class DirectPredictor:
 
 @dataclass(eq=False)
 class _Request:
-    rows: pd.DataFrame
+    rows: Columns
     probabilities: bool
     arrived: float
     future: asyncio.Future[Result] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -78,10 +91,11 @@ class _Request:
 class BatchingPredictor:
     """Batches concurrent requests into one predict call, by the rule in the module docstring."""
 
-    def __init__(self, predict: PredictFn, max_batch_size: int, max_wait_s: float):
+    def __init__(self, predict: PredictFn, max_batch_size: int, max_wait_s: float, inline_rows: int = 0):
         if max_batch_size < 1 or max_wait_s < 0:
             raise ValueError("max_batch_size must be at least 1 and max_wait_s at least 0")
         self.predict, self.max_batch_size, self.max_wait_s = predict, max_batch_size, max_wait_s
+        self.inline_rows = inline_rows
         self._queue: deque[_Request] = deque()
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -93,10 +107,10 @@ class BatchingPredictor:
         """Requests waiting for a batch (cancelled ones until they are dropped)."""
         return len(self._queue)
 
-    async def __call__(self, rows: pd.DataFrame, probabilities: bool) -> Result:
+    async def __call__(self, rows: Columns, probabilities: bool) -> Result:
         if self._closed:
             # Unloaded while this request held the model: it is answered all the same.
-            return await asyncio.to_thread(self.predict, rows, probabilities)
+            return await _call(self.predict, rows, probabilities, self.inline_rows)
         loop = asyncio.get_running_loop()
         request = _Request(rows, probabilities, loop.time())
         self._queue.append(request)
@@ -155,7 +169,7 @@ class BatchingPredictor:
             if request.future.done():
                 count += 1
                 continue
-            size = len(request.rows)
+            size = rows_in(request.rows)
             if rows and rows + size > self.max_batch_size:
                 return count, True
             count, rows = count + 1, rows + size
@@ -189,7 +203,11 @@ class BatchingPredictor:
             return
         wanted = any(r.probabilities for r in batch)
         try:
-            predictions, probabilities = await asyncio.to_thread(self._predict_together, batch, wanted)
+            rows = concat([r.rows for r in batch])
+            if rows_in(rows) <= self.inline_rows:
+                predictions, probabilities = self._predict_together(rows, wanted)
+            else:
+                predictions, probabilities = await asyncio.to_thread(self._predict_together, rows, wanted)
         except Exception as exc:
             log.info("a batch of %d requests failed (%s); predicting each alone", len(batch), exc, exc_info=True)
             for request in batch:
@@ -197,25 +215,24 @@ class BatchingPredictor:
             return
         start = 0
         for request in batch:
-            end = start + len(request.rows)
+            end = start + rows_in(request.rows)
             if not request.future.done():
                 mine = probabilities[start:end] if probabilities is not None and request.probabilities else None
                 request.future.set_result((predictions[start:end], mine))
             start = end
 
-    def _predict_together(self, batch: list[_Request], probabilities: bool) -> Result:
-        rows = pd.concat([r.rows for r in batch], ignore_index=True)
+    def _predict_together(self, rows: Columns, probabilities: bool) -> Result:
         predictions, proba = self.predict(rows, probabilities)
-        predictions = np.asarray(predictions)
-        if len(predictions) != len(rows) or (proba is not None and len(proba) != len(rows)):
-            raise ValueError(f"the model answered {len(predictions)} predictions for {len(rows)} rows")
+        predictions, n = np.asarray(predictions), rows_in(rows)
+        if len(predictions) != n or (proba is not None and len(proba) != n):
+            raise ValueError(f"the model answered {len(predictions)} predictions for {n} rows")
         return predictions, proba
 
     async def _alone(self, request: _Request) -> None:
         if request.future.done():
             return
         try:
-            result = await asyncio.to_thread(self.predict, request.rows, request.probabilities)
+            result = await _call(self.predict, request.rows, request.probabilities, self.inline_rows)
         except Exception as exc:
             if not request.future.done():
                 request.future.set_exception(exc)

@@ -5,7 +5,10 @@ over it.
 A model is named by its name and a version number or an alias (champion by default). The
 registry says which version that is and what its card holds; the artifact comes from the
 registry too, through service invocation, and is loaded only after its sha256 is checked
-against the registered one and its types against the few ours hold. Loaded models are kept in
+against the registered one and its contents against what ours hold. A version whose ONNX
+file passed training's check is served compiled, by ONNX Runtime (runtimes.py), unless the
+setting turns that off; any other, or one whose ONNX file cannot be served, by scikit-learn
+from its skops file. Loaded models are kept in
 a least-recently-used cache of at most `max_loaded_models`. Loading and predicting run in
 threads, off the event loop. Each loaded model predicts through its runner: concurrent
 requests batched into one predict call (batching.py) unless batching is off for it.
@@ -29,21 +32,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.pipeline import Pipeline
 
+from services.common import onnxfiles
 from services.common.clients import Absent, CallError, Malformed, RegistryClient
-from services.common.contracts import ModelCard, Task, VersionInfo
+from services.common.contracts import ModelCard, VersionInfo
 from services.common.events import ModelAliasChanged
 from services.common.ports import SidecarUnavailable
-from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, PredictFn, Result, Runner
+from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, Runner
 from services.inference.domain import contract, modelfile
+from services.inference.domain.columns import Columns, count
 from services.inference.domain.contract import ContractWarning
 from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
+from services.inference.runtimes import ONNX, SKLEARN, Choice, Compiling, OnnxRuntime, Runtime, SklearnRuntime, choose
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REF = "champion"
+INLINE_DECODE_ROWS = 64
+"""Requests of at most this many rows are decoded and checked on the event loop (a thread hop
+costs more than they do); bigger ones in a thread, so that the loop keeps answering."""
 RETRY_LOAD_S = 30.0
 """How long a version that failed to load is refused from memory before its file is fetched again
 (versions never change, but a damaged blob may be restored)."""
@@ -57,13 +64,13 @@ class Loaded:
     name: str
     version: int
     card: ModelCard
-    pipeline: Pipeline
+    runtime: Runtime
     runner: Runner
+    reason: str | None = None  # why it is not served compiled, when it is not
 
     @property
     def classes(self) -> list[Any] | None:
-        classes = getattr(self.pipeline, "classes_", None) if self.card.task == Task.CLASSIFICATION else None
-        return None if classes is None else np.asarray(classes).tolist()
+        return self.runtime.classes
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,9 @@ class Outputs:
     probabilities: np.ndarray | None  # rows x classes, classifiers only and when asked for
     classes: list[Any] | None
     card: ModelCard
-    rows: pd.DataFrame  # what was predicted, as decoded from the request
+    rows: Columns  # what was predicted, as decoded from the request
     warnings: list[ContractWarning]  # what the model contract says of the request, bounded
+    runtime: str  # onnxruntime or sklearn
 
 
 class DataPlane:
@@ -85,11 +93,13 @@ class DataPlane:
         max_loaded_models: int,
         batching: Limits | None = None,
         unbatched: set[str] | None = None,
+        compiling: Compiling | None = None,
     ):
         """batching: None serves every model without batching; `unbatched` names models served
-        without it anyway."""
+        without it anyway. compiling: when and how ONNX models are served (default: always)."""
         self.registry, self.max_loaded = registry, max_loaded_models
         self.batching, self.unbatched = batching, unbatched or set()
+        self.compiling = compiling or Compiling()
         self._models: OrderedDict[Key, Loaded] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Loaded]] = {}
         self._aliases: dict[tuple[str, str], Loaded] = {}  # (name, alias) -> the version served for it
@@ -234,7 +244,24 @@ class DataPlane:
             future.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(future)
 
-    async def _load(self, info: VersionInfo) -> Loaded:
+    def choice(self, info: VersionInfo) -> Choice:
+        """The runtime a version is served with here: the loaded one's, else the one it would be."""
+        loaded = self._models.get((info.model, info.version))
+        if loaded is not None:
+            return Choice(loaded.runtime.name, loaded.reason)
+        return choose(info, self.compiling.on_for(info.model))
+
+    async def _compiled(self, info: VersionInfo) -> Runtime:
+        what = f"the ONNX file of model {info.model!r} version {info.version}"
+        assert info.onnx is not None and info.onnx.artifact is not None  # as choose() found
+        with _from_registry():
+            data = await self.registry.onnx(info.model, info.version)
+        session = await asyncio.to_thread(
+            onnxfiles.session, data, info.onnx.artifact.sha256, what, ModelUnloadable, self.compiling.threads
+        )
+        return OnnxRuntime(session, info.card)
+
+    async def _pipeline(self, info: VersionInfo) -> Runtime:
         what = f"the artifact of model {info.model!r} version {info.version}"
         with _from_registry():
             data = await self.registry.artifact(info.model, info.version)
@@ -244,8 +271,22 @@ class DataPlane:
             log.error("refused to load %s: %s", what, e)
             self._failed[(info.model, info.version)] = (time.monotonic(), e)
             raise
+        return SklearnRuntime(pipeline, info.card)
+
+    async def _load(self, info: VersionInfo) -> Loaded:
+        choice = choose(info, self.compiling.on_for(info.model))
+        runtime: Runtime | None = None
+        if choice.runtime == ONNX:
+            try:
+                runtime = await self._compiled(info)
+            except (ModelUnloadable, ModelMissing) as e:  # its skops file still serves: a slower answer, not none
+                log.error("model %s version %s: serving it with scikit-learn: %s", info.model, info.version, e)
+                choice = Choice(SKLEARN, f"its ONNX file could not be served: {e}")
+        if runtime is None:
+            runtime = await self._pipeline(info)
         self._failed.pop((info.model, info.version), None)
-        loaded = Loaded(info.model, info.version, info.card, pipeline, self._runner(info.model, info.card, pipeline))
+        runner = self._runner(info.model, runtime)
+        loaded = Loaded(info.model, info.version, info.card, runtime, runner, choice.reason)
         self._models[(info.model, info.version)] = loaded
         while len(self._models) > self.max_loaded:
             (old, version), unloaded = self._models.popitem(last=False)
@@ -254,18 +295,24 @@ class DataPlane:
                 del self._aliases[key]
             log.info("model %s version %s unloaded (least recently used)", old, version)
             await unloaded.runner.close()
-        log.info("model %s version %s loaded (sha256 %s)", info.model, info.version, info.artifact.sha256[:12])
+        log.info(
+            "model %s version %s loaded, served by %s%s",
+            info.model,
+            info.version,
+            runtime.name,
+            f" ({choice.reason})" if choice.reason else "",
+        )
         return loaded
 
     async def ready(self, name: str, ref: str | None = None) -> Loaded:
         """Ready means loaded: loads it when it is not (raises when it cannot be)."""
         return await self.model(name, ref)
 
-    def _runner(self, name: str, card: ModelCard, pipeline: Pipeline) -> Runner:
-        predict = _predictor(card, pipeline)
+    def _runner(self, name: str, runtime: Runtime) -> Runner:
+        inline = self.compiling.inline_rows if runtime.name == ONNX else 0
         if self.batching is None or name in self.unbatched:
-            return DirectPredictor(predict)
-        return BatchingPredictor(predict, self.batching.max_batch_size, self.batching.max_wait_s)
+            return DirectPredictor(runtime.predict, inline)
+        return BatchingPredictor(runtime.predict, self.batching.max_batch_size, self.batching.max_wait_s, inline)
 
     async def close(self) -> None:
         """Stops the loaded models' batching workers (at shutdown)."""
@@ -278,23 +325,28 @@ class DataPlane:
         self,
         name: str,
         ref: str | None,
-        inputs: Callable[[ModelCard], pd.DataFrame],
+        inputs: Callable[[ModelCard], Columns],
         probabilities: bool = True,
         names: Callable[[ModelCard], list[ContractWarning]] | None = None,
+        size: int | None = None,
     ) -> Outputs:
         """Predictions of the model for the rows `inputs` makes from its card (a protocol's
         decoder), under the model contract (domain/contract.py): `names` checks the names the
         request sends (refusing an unknown one, or warning of it), then the rows' values are
-        checked; the warnings are counted per model version and answered, bounded."""
+        checked; the warnings are counted per model version and answered, bounded. `size`: the
+        rows the request says it holds, when known before decoding (small ones skip a thread)."""
         loaded = await self.model(name, ref)
 
-        def decode() -> tuple[pd.DataFrame, list[ContractWarning]]:
+        def decode() -> tuple[Columns, list[ContractWarning]]:
             warnings = names(loaded.card) if names is not None else []
             rows = inputs(loaded.card)
             return rows, warnings + contract.values(rows, loaded.card)
 
-        rows, warnings = await asyncio.to_thread(decode)
-        if len(rows) == 0:
+        if size is not None and size <= INLINE_DECODE_ROWS:
+            rows, warnings = decode()
+        else:
+            rows, warnings = await asyncio.to_thread(decode)
+        if count(rows) == 0:
             raise InferenceError("no rows to predict")
         predictions, proba = await loaded.runner(rows, probabilities)
         if warnings:
@@ -310,19 +362,8 @@ class DataPlane:
             loaded.card,
             rows,
             contract.bounded(warnings),
+            loaded.runtime.name,
         )
-
-
-def _predictor(card: ModelCard, pipeline: Pipeline) -> PredictFn:
-    def predict(rows: pd.DataFrame, probabilities: bool) -> Result:
-        if probabilities and card.task == Task.CLASSIFICATION and hasattr(pipeline, "predict_proba"):
-            # Every classifier of ours predicts its most probable class (training evaluates the
-            # same way): one pass over the model instead of two, half the time of a request.
-            proba = pipeline.predict_proba(rows)
-            return np.asarray(pipeline.classes_)[proba.argmax(axis=1)], proba
-        return np.asarray(pipeline.predict(rows)), None
-
-    return predict
 
 
 @contextmanager

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel
 
 from services.common.events import EventType, PredictionLogged
 from services.common.ports import EventPublisher
+from services.inference.domain import columns
+from services.inference.domain.columns import Columns
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class PredictionLog:
         model: str,
         version: int,
         request_id: str,
-        rows: pd.DataFrame,
+        rows: Columns,
         predictions: np.ndarray,
         latency_ms: float,
     ) -> None:
@@ -75,8 +76,8 @@ class PredictionLog:
                 version=version,
                 request_id=request_id,
                 at=datetime.now(UTC),
-                records=len(rows),
-                inputs=_records(rows.head(PREVIEW_ROWS)),
+                records=columns.count(rows),
+                inputs=[{k: _plain(v) for k, v in row.items()} for row in columns.head(rows, PREVIEW_ROWS)],
                 predictions=[_plain(v) for v in predictions[:PREVIEW_ROWS].tolist()],
                 latency_ms=max(latency_ms, 0.0),
             )
@@ -145,8 +146,4 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, np.integer | np.bool_):
         return value.item()
-    return None if pd.isna(value) else str(value)
-
-
-def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
+    return str(value)

@@ -25,6 +25,14 @@ class Settings(ServiceSettings):
     """How long a request queued behind a running predict may wait for more requests to join its batch."""
     unbatched_models: list[str] = []
     """Models served without batching (by name), when batching is on for the others."""
+    compiled: bool = True
+    """Whether a version whose ONNX file passed training's check is served by ONNX Runtime (off: scikit-learn)."""
+    uncompiled_models: list[str] = []
+    """Models served by scikit-learn (by name) when compiled serving is on for the others."""
+    onnx_threads: int = Field(1, ge=1)
+    """Threads one ONNX Runtime predict call may use (one: the cores are shared with sidecars and other apps)."""
+    inline_rows: int = Field(32, ge=0)
+    """Compiled predict calls of at most this many rows run on the event loop, not in a thread (0: never)."""
     prediction_log_rate: float = Field(0.01, ge=0, le=1)
     """Share of successful predictions published as events for monitoring (0 sends none, 1 every one)."""
     prediction_log_buffer: int = Field(10_000, ge=1)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
@@ -17,6 +16,7 @@ from services.common.deps import ProbeDep
 from services.common.oip import ProtocolRoute
 from services.inference.deps import LogDep, PlaneDep, SettingsDep
 from services.inference.domain import contract, tensors
+from services.inference.domain.columns import Columns, count
 from services.inference.domain.errors import TooManyRecords
 from services.inference.domain.tensors import PREDICT, InferRequest
 
@@ -58,20 +58,29 @@ async def server_metadata() -> dict[str, Any]:
 
 async def _metadata(plane: PlaneDep, name: str, ref: str | None) -> dict[str, Any]:
     info = await plane.describe(name, ref)
+    choice = plane.choice(info)
+    parameters: dict[str, Any] = {"target": info.card.target, "runtime": choice.runtime}
+    if choice.reason:
+        parameters["not_compiled"] = choice.reason
+    if info.onnx is not None:
+        parameters["onnx_check"] = info.onnx.check.model_dump(mode="json", exclude_none=True)
+    parameters["warnings"] = plane.warning_counts(name, info.version)
     return {
         "name": name,
         "versions": [str(info.version)],
-        "platform": "sklearn",
+        "platform": choice.runtime,
         "inputs": tensors.model_inputs(info.card),
         "outputs": tensors.model_outputs(info.card),
-        "parameters": {"target": info.card.target, "warnings": plane.warning_counts(name, info.version)},
+        "parameters": parameters,
     }
 
 
 @router.get("/models/{name}")
 async def model_metadata(name: Name, plane: PlaneDep) -> dict[str, Any]:
     """The champion's inputs (one per feature, each with its signature in `parameters`) and
-    outputs; `parameters` holds its target and how many records this replica warned of, by kind."""
+    outputs; `platform` and `parameters.runtime` say what serves it (onnxruntime or sklearn, with
+    `not_compiled` saying why not compiled), `parameters` also holds its target, training's ONNX
+    check and how many records this replica warned of, by kind."""
     return await _metadata(plane, name, None)
 
 
@@ -96,11 +105,11 @@ async def version_ready(name: Name, version: Version, plane: PlaneDep) -> dict[s
     return await _ready(plane, name, version)
 
 
-def _decoder(request: InferRequest, max_records: int) -> Callable[[ModelCard], pd.DataFrame]:
-    def decode(card: ModelCard) -> pd.DataFrame:
-        rows = tensors.frame(request.inputs, card)
-        if len(rows) > max_records:
-            raise TooManyRecords(f"{len(rows)} rows; one request takes at most {max_records}")
+def _decoder(request: InferRequest, max_records: int) -> Callable[[ModelCard], Columns]:
+    def decode(card: ModelCard) -> Columns:
+        rows = tensors.decode(request.inputs, card)
+        if count(rows) > max_records:
+            raise TooManyRecords(f"{count(rows)} rows; one request takes at most {max_records}")
         return rows
 
     return decode
@@ -118,18 +127,20 @@ async def _infer(
         _decoder(request, settings.max_records),
         probabilities=wanted != {PREDICT},
         names=lambda card: contract.input_names(tensors.named(request.inputs, card), card, strict),
+        size=tensors.rows(request),
     )
     latency_ms = (time.perf_counter() - started) * 1000
     outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
     request_id = request.id if request.id is not None else str(uuid.uuid4())
     prediction_log.record(out.model, out.version, request_id, out.rows, out.predictions, latency_ms)
+    parameters: dict[str, Any] = {"runtime": out.runtime}
+    if out.warnings:
+        parameters["warnings"] = [w.model_dump(mode="json", exclude_none=True) for w in out.warnings]
     return {
         "model_name": out.model,
         "model_version": str(out.version),
         "id": request_id,
-        "parameters": {"warnings": [w.model_dump(mode="json", exclude_none=True) for w in out.warnings]}
-        if out.warnings
-        else {},
+        "parameters": parameters,
         "outputs": outputs,
     }
 

@@ -21,6 +21,7 @@ Alias = Annotated[str, Path(max_length=200, description="lower-case letters, dig
 Ref = Annotated[str, Path(max_length=200, description="a version number, latest, or an alias such as champion")]
 Number = Annotated[int, Path(ge=1, description="a version number")]
 SKOPS = "application/octet-stream"
+ONNX = "application/octet-stream"  # no media type is registered for ONNX files
 
 
 @public.get("", response_model=ModelList)
@@ -39,7 +40,7 @@ async def get_model(name: Name, service: ServiceDep) -> ModelInfo:
 
 @public.get("/{name}/versions/{version}", response_model=ModelVersion)
 async def get_version(name: Name, version: Ref, service: ServiceDep) -> ModelVersion:
-    """Lineage, metrics, artifact and model card of one version."""
+    """Lineage, metrics, artifact, model card and compiled model (onnx) of one version."""
     return await service.version(name, version)
 
 
@@ -56,6 +57,30 @@ async def get_artifact(name: Name, version: Ref, service: ServiceDep) -> Respons
         data,
         media_type=SKOPS,
         headers={"content-disposition": f'attachment; filename="{filename}"', "x-sha256": found.artifact.sha256},
+    )
+
+
+@public.get(
+    "/{name}/versions/{version}/onnx",
+    response_model=None,
+    response_class=Response,
+    responses={
+        200: {"content": {ONNX: {}}, "description": "the ONNX file, checked against its sha256"},
+        404: {"description": "the version has no ONNX file: the answer says why (the check's reason)"},
+    },
+)
+async def get_onnx(name: Name, version: Ref, service: ServiceDep) -> Response:
+    """The version's compiled model: the ONNX file training checked against its scikit-learn
+    pipeline."""
+    found, data = await service.onnx(name, version)
+    assert found.onnx is not None and found.onnx.artifact is not None  # service.onnx refuses a version without
+    return Response(
+        data,
+        media_type=ONNX,
+        headers={
+            "content-disposition": f'attachment; filename="{name}-v{found.version}.onnx"',
+            "x-sha256": found.onnx.artifact.sha256,
+        },
     )
 
 

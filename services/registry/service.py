@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 
-from services.common.contracts.models import Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.contracts.models import Artifact, Promotion, PromotionRequest, Registered, RegisterVersion
 from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound, SidecarUnavailable
 from services.common.state import Busy
 from services.registry import outbox
@@ -68,20 +68,42 @@ class RegistryService:
         """The version's skops file, only if it is the file that was registered."""
         version = await self.version(name, ref)
         what = f"the artifact of model {name!r} version {version.version}"
+        return version, await self._file(what, version.artifact)
+
+    async def onnx(self, name: str, ref: str) -> tuple[ModelVersion, bytes]:
+        """The version's ONNX file, only if it is the file that was registered; Missing, saying
+        why, when the version has none."""
+        version = await self.version(name, ref)
+        compiled = version.onnx
+        if compiled is None or compiled.artifact is None:
+            why = (
+                "it was registered before models were compiled"
+                if compiled is None
+                else compiled.check.reason or "its training job stored none"
+            )
+            raise Missing(
+                f"model {name!r} version {version.version} has no ONNX file: {why} "
+                f"(its skops file is at .../versions/{version.version}/artifact)"
+            )
+        return version, await self._file(
+            f"the ONNX file of model {name!r} version {version.version}", compiled.artifact
+        )
+
+    async def _file(self, what: str, artifact: Artifact) -> bytes:
+        """A model file from the blob store, once its sha256 is the one registered."""
         try:
-            data = await self.repo.artifact(version.artifact.key)
+            data = await self.repo.artifact(artifact.key)
         except NotFound:
-            log.error("%s (%s) is missing from the blob store", what, version.artifact.key)
+            log.error("%s (%s) is missing from the blob store", what, artifact.key)
             raise Corrupt(f"{what} is missing from the blob store; it was lost and cannot be served") from None
         digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-        if digest != version.artifact.sha256:
-            expected = version.artifact.sha256
-            log.error("%s (%s) has sha256 %s, registered %s", what, version.artifact.key, digest, expected)
+        if digest != artifact.sha256:
+            log.error("%s (%s) has sha256 %s, registered %s", what, artifact.key, digest, artifact.sha256)
             raise Corrupt(
                 f"{what} is not the file that was registered (its sha256 differs); it was altered or damaged "
                 f"in the blob store and is not served"
             )
-        return version, data
+        return data
 
     # writes
 

@@ -1,8 +1,9 @@
 """The steps of a training job, each an activity of its workflow (see workflow.py).
 
 Each gets and returns JSON-ready dicts (the engine keeps them in the job's history), so the big
-things travel by key: the rows come from ingestion, the fitted model and its card go to the
-blob store under the job's own keys, and only keys, hashes and metrics go back to the workflow.
+things travel by key: the rows come from ingestion, the fitted model, its ONNX file and its
+card go to the blob store under the job's own keys, and only keys, hashes and metrics go back
+to the workflow.
 Each is safe to run again: the engine runs activities at least once.
 
 The steps that compute (fit, evaluate) stop when the job is canceled: Dapr ends a terminated
@@ -24,10 +25,18 @@ from pydantic import BaseModel
 from services.common.clients import Absent, CallError, Conflict, Failed
 from services.common.contracts import models as api
 from services.common.errors import ClientError
-from services.common.ports import ActivityFunction, BlobStore, NotFound, SidecarUnavailable, StateStore, Workflows
+from services.common.ports import (
+    ActivityFunction,
+    BlobStore,
+    BlobTooLarge,
+    NotFound,
+    SidecarUnavailable,
+    StateStore,
+    Workflows,
+)
 from services.common.state import Documents
 from services.training.clients import Clients
-from services.training.compute import Compute, confusion, numbers
+from services.training.compute import Compute, Fitted, confusion, numbers
 from services.training.domain.jobs import FitStarted, JobSpec
 from services.training.pool import Canceled, WorkerDied
 from services.training.service import fit_key
@@ -39,6 +48,9 @@ log = logging.getLogger(__name__)
 class Champion(BaseModel):
     version: int
     artifact: api.Artifact
+    missing_category: str | None = None
+    """As its card says: None for a version trained before models were compiled (and for a
+    champion loaded by a job that started before), whose frames differ (pipeline.framing_of)."""
 
 
 class Activities:
@@ -79,11 +91,14 @@ class Activities:
             if version is None:
                 return None
             found = await self.registry.version(spec.model, version)
-        return Champion(version=version, artifact=found.artifact).model_dump()
+        return Champion(
+            version=version, artifact=found.artifact, missing_category=found.card.missing_category
+        ).model_dump()
 
     async def fit(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Fits the model on the training share of the rows and scores it on the holdout (in a
-        worker process); stores the model and its card under the job's keys."""
+        """Fits the model on the training share of the rows, scores it on the holdout and
+        compiles it (in a worker process); stores the model, its ONNX file (when it passed the
+        check) and its card under the job's keys."""
         spec = JobSpec.model_validate(job)
         await self._not_canceled(spec)
         rows = await self._rows(spec)
@@ -105,7 +120,24 @@ class Activities:
             "card": fitted.card,
             "metrics": fitted.metrics,
             "fit_s": fitted.fit_s,
+            "onnx": (await self._store_onnx(spec, fitted)).model_dump(mode="json"),
         }
+
+    async def _store_onnx(self, spec: JobSpec, fitted: Fitted) -> api.OnnxModel:
+        """The compiled model as the version records it: its file stored beside the skops file
+        when it passed the check, or the check's reason why there is none."""
+        compiled = api.OnnxModel.model_validate(fitted.compiled)
+        if fitted.onnx is None or fitted.onnx_sha256 is None:
+            return compiled
+        key = onnx_key(spec)
+        try:
+            await self.blobs.put(key, fitted.onnx)
+        except BlobTooLarge as e:  # a store that takes less than compiled.py allows for: skops only
+            check = compiled.check.model_copy(
+                update={"passed": False, "reason": f"{e}; the version is served by scikit-learn from its skops file"}
+            )
+            return compiled.model_copy(update={"check": check})
+        return compiled.model_copy(update={"artifact": api.Artifact(key=key, sha256=fitted.onnx_sha256)})
 
     async def evaluate(self, step: dict[str, Any]) -> dict[str, Any]:
         """The new model's metrics as the registry takes them, and the champion's on the same
@@ -126,7 +158,8 @@ class Activities:
         # scored on, without storing them (a stored holdout capped the dataset's size).
         model, rows = await self.blobs.get(found.artifact.key), await self._rows(spec)
         async with self._watching(spec):
-            return numbers(await self.compute.score(spec, model, found.artifact.sha256, rows))
+            scored = await self.compute.score(spec, model, found.artifact.sha256, rows, found.missing_category)
+            return numbers(scored)
 
     # stopping a canceled job's computation
 
@@ -174,6 +207,8 @@ class Activities:
             confusion_matrix=evaluated.get("confusion_matrix"),
             artifact=api.Artifact.model_validate(fitted["artifact"]),
             card=api.ModelCard.model_validate(fitted["card"]),
+            # None for a job fitted before models were compiled (its history has no "onnx").
+            onnx=api.OnnxModel.model_validate(fitted["onnx"]) if fitted.get("onnx") else None,
         )
         with calling():
             registered = await self.registry.register(spec.model, body)
@@ -232,6 +267,11 @@ def calling() -> Iterator[None]:
 
 def artifact_key(spec: JobSpec) -> str:
     return f"models/{spec.model}/{spec.job_id}.skops"
+
+
+def onnx_key(spec: JobSpec) -> str:
+    """The compiled model, beside the skops file."""
+    return f"models/{spec.model}/{spec.job_id}.onnx"
 
 
 def card_key(spec: JobSpec) -> str:

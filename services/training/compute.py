@@ -14,6 +14,7 @@ from typing import Any
 
 from services.common.contracts import DatasetSchema
 from services.common.contracts import models as registry
+from services.training.domain.artifact import sha256
 from services.training.domain.evaluate import ClassificationMetrics, Metrics
 from services.training.domain.jobs import JobSpec
 from services.training.domain.train import THREADS, score_on_holdout, train_artifact
@@ -32,6 +33,9 @@ class Fitted:
     model_card: bytes  # the whole card as JSON (metrics, lineage, library versions), kept beside the file
     metrics: dict[str, Any]  # the domain's metrics, whole (confusion matrix included)
     fit_s: float
+    onnx: bytes | None  # the ONNX file, when the pipeline converted and passed the check
+    onnx_sha256: str | None
+    compiled: dict[str, Any]  # the registry's OnnxModel (its artifact None until stored), as JSON
 
 
 class Compute:
@@ -62,9 +66,14 @@ class Compute:
         fitted: Fitted = await self._run(spec, fit, rows, spec.model_dump(mode="json"), started=started)
         return fitted
 
-    async def score(self, spec: JobSpec, artifact: bytes, sha256: str, rows: bytes) -> dict[str, Any]:
-        """Another model's metrics on the job's holdout (drawn again from the rows and the seed)."""
-        scored: dict[str, Any] = await self._run(spec, score, artifact, sha256, rows, spec.schema_, spec.seed)
+    async def score(
+        self, spec: JobSpec, artifact: bytes, sha256: str, rows: bytes, missing_category: str | None
+    ) -> dict[str, Any]:
+        """Another model's metrics on the job's holdout (drawn again from the rows and the seed),
+        framed as that model's card says it reads them (`missing_category`)."""
+        scored: dict[str, Any] = await self._run(
+            spec, score, artifact, sha256, rows, spec.schema_, spec.seed, missing_category
+        )
         return scored
 
     def cancel(self, job_id: str) -> bool:
@@ -107,7 +116,9 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
         training_rows=card.train_rows,
         holdout_rows=card.metrics.rows,
         seed=spec.seed,
+        missing_category=card.missing_category,
     )
+    assert card.onnx is not None  # train_artifact always compiles
     return Fitted(
         result.artifact,
         card.sha256,
@@ -115,12 +126,17 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
         card.model_dump_json(indent=2).encode(),
         card.metrics.model_dump(mode="json"),
         card.fit_s,
+        result.onnx,
+        sha256(result.onnx) if result.onnx is not None else None,
+        card.onnx.model_dump(mode="json"),
     )
 
 
-def score(artifact: bytes, sha256: str, rows: bytes, schema: dict[str, Any], seed: int) -> dict[str, Any]:
+def score(
+    artifact: bytes, sha256: str, rows: bytes, schema: dict[str, Any], seed: int, missing_category: str | None
+) -> dict[str, Any]:
     checked = DatasetSchema.model_validate(schema)
-    return score_on_holdout(artifact, sha256, rows, checked, seed).model_dump(mode="json")
+    return score_on_holdout(artifact, sha256, rows, checked, seed, missing_category).model_dump(mode="json")
 
 
 def numbers(metrics: Metrics | dict[str, Any]) -> dict[str, float]:

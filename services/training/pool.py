@@ -350,7 +350,7 @@ class Pool:
         try:
             worker = await Worker.start(self.memory_mb * 1024 * 1024, self._preload, self._env, self._start_timeout_s)
         except CannotStart as exc:
-            low = 0 < self.memory_mb < 1024  # a worker needs about 550 MiB to load its libraries
+            low = 0 < self.memory_mb < 1024  # a worker needs about 620 MiB to load its libraries
             self._failure = f"{exc} (is fit_memory_mb, {self.memory_mb} MiB, too low?)" if low else str(exc)
             log.error("a fit worker process could not start: %s", exc)
             raise

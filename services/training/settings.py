@@ -20,8 +20,9 @@ class Settings(ServiceSettings):
     killed)."""
     fit_memory_mb: int = Field(4096, ge=0)
     """Address space a fit worker may hold (RLIMIT_AS), in MiB; a fit that needs more fails its
-    job saying so. 0: no limit. A worker holds about 550 MiB once its libraries are loaded,
-    and reached 2.2 GiB fitting gradient boosting on 1M rows of 10 columns."""
+    job saying so. 0: no limit. A worker holds about 620 MiB once its libraries are loaded (the
+    ONNX converter and runtime included), and reached 2.2 GiB fitting gradient boosting on 1M
+    rows of 10 columns."""
     job_timeout_s: float = Field(3600.0, gt=0)
     """Wall-clock limit of a job, from its submission: past it, its worker is killed and the job
     fails saying so."""

@@ -281,6 +281,7 @@ def _parameters(app, path: str, method: str) -> dict[tuple[str, str], dict]:
 CHECKED_BY_THE_REGISTRY = {
     ("get", "/api/models/{name}/versions/{version}"),
     ("get", "/api/models/{name}/versions/{version}/artifact"),
+    ("get", "/api/models/{name}/versions/{version}/onnx"),
     ("put", "/api/models/{name}/aliases/{alias}"),
     ("delete", "/api/models/{name}/aliases/{alias}"),
 }

@@ -72,6 +72,7 @@ def test_an_old_card_still_serves_with_no_category_or_range_warnings(served):
     assert served.post("/api/models/flowers/predict", json={"records": [ROW]}).json().keys() == {
         "model",
         "version",
+        "runtime",
         "predictions",
         "probabilities",
     }
@@ -114,7 +115,8 @@ def test_the_metadata_shows_the_signature_and_the_warnings_counted(signed):
     assert colour["parameters"] == {"type": "category", "categories": ["blue", "red", "white"]}
     length = next(i for i in meta["inputs"] if i["name"] == "length")
     assert length["parameters"].keys() == {"type", "min", "max"}
-    assert meta["parameters"] == {"target": "species", "warnings": {"missing": 3, "unseen_category": 3}}
+    assert meta["parameters"]["warnings"] == {"missing": 3, "unseen_category": 3}
+    assert meta["parameters"]["target"] == "species" and meta["platform"] == meta["parameters"]["runtime"] == "sklearn"
     old = signed.get("/v2/models/flowers").json()
     assert old["inputs"][0]["parameters"] == {"type": FLOWER_FEATURES[0]["type"]}
     stats = signed.get("/internal/warnings").json()

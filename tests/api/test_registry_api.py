@@ -271,6 +271,91 @@ def test_a_missing_artifact_is_a_500_that_says_so(client, caplog):
     assert "missing" in caplog.text
 
 
+# compiled models (ONNX)
+
+ONNX = b"the ONNX file of a model"
+
+
+def compiled(onnx=ONNX, job="job-1", reason=None):
+    """The `onnx` of a registration: its file when it passed the check, else the reason."""
+    check = {"passed": True, "rows": 240, "max_difference": 2e-7, "tolerance": 1e-4, "ties": 1}
+    if reason:
+        return {"artifact": None, "check": {"passed": False, "reason": reason}, "versions": {"skl2onnx": "1.20.0"}}
+    artifact = {"key": f"models/iris/{job}.onnx", "sha256": hashlib.sha256(onnx).hexdigest()}
+    return {"artifact": artifact, "check": check, "versions": {"skl2onnx": "1.20.0", "opset ai.onnx": "17"}}
+
+
+def register_compiled(client, onnx=ONNX, job="job-1", reason=None):
+    body = registration(job=job) | {"onnx": compiled(onnx, job, reason)}
+    body["card"]["missing_category"] = "__missing__"
+    client.ports.blobs.blobs[body["artifact"]["key"]] = ARTIFACT
+    if not reason:
+        client.ports.blobs.blobs[body["onnx"]["artifact"]["key"]] = onnx
+    return client.post("/internal/models/iris/versions", json=body)
+
+
+def test_a_version_shows_its_onnx_file_and_check_and_serves_the_file(client):
+    assert register_compiled(client).status_code == 201
+    version = client.get("/api/models/iris/versions/1").json()
+    expected = compiled()
+    assert version["onnx"] == expected | {"check": expected["check"] | {"reason": None}}
+    assert version["card"]["missing_category"] == "__missing__"
+    reply = client.get("/api/models/iris/versions/champion/onnx")  # no champion yet
+    assert reply.status_code == 404
+    reply = client.get("/api/models/iris/versions/1/onnx")
+    assert reply.status_code == 200 and reply.content == ONNX
+    assert 'filename="iris-v1.onnx"' in reply.headers["content-disposition"]
+    assert reply.headers["x-sha256"] == hashlib.sha256(ONNX).hexdigest()
+    assert client.get("/api/models/iris/versions/1/artifact").content == ARTIFACT  # the skops file beside it
+
+
+def test_a_version_without_an_onnx_file_is_404_saying_why(client):
+    reason = "the pipeline could not be converted to ONNX (RuntimeError: no converter); served by scikit-learn"
+    register_compiled(client, reason=reason)
+    assert client.get("/api/models/iris/versions/1").json()["onnx"]["check"] == {
+        "passed": False,
+        "rows": 0,
+        "max_difference": None,
+        "tolerance": None,
+        "ties": 0,
+        "reason": reason,
+    }
+    reply = client.get("/api/models/iris/versions/1/onnx")
+    assert reply.status_code == 404 and reason in reply.json()["detail"]
+    assert "version 1 has no ONNX file" in reply.json()["detail"]
+    register(client, job="job-2")  # as training registered before models were compiled
+    assert client.get("/api/models/iris/versions/2").json()["onnx"] is None
+    reply = client.get("/api/models/iris/versions/2/onnx")
+    assert reply.status_code == 404 and "registered before models were compiled" in reply.json()["detail"]
+
+
+def test_a_tampered_or_lost_onnx_file_is_a_500_that_says_so_and_is_not_served(client):
+    register_compiled(client)
+    client.ports.blobs.blobs["models/iris/job-1.onnx"] = b"something else"
+    reply = client.get("/api/models/iris/versions/1/onnx")
+    assert reply.status_code == 500 and "the ONNX file of model 'iris' version 1 is not the file" in reply.text
+    assert b"something else" not in reply.content
+    del client.ports.blobs.blobs["models/iris/job-1.onnx"]
+    reply = client.get("/api/models/iris/versions/1/onnx")
+    assert reply.status_code == 500 and "missing from the blob store" in reply.json()["detail"]
+
+
+def test_a_job_registering_its_compiled_model_again_keeps_its_version_and_file(client):
+    assert register_compiled(client).status_code == 201
+    again = register_compiled(client, onnx=b"another conversion of the same job")
+    assert again.status_code == 200 and again.json() == {"model": "iris", "version": 1, "new": False}
+    assert client.get("/api/models/iris/versions/1").json()["onnx"]["artifact"]["sha256"] == (
+        hashlib.sha256(ONNX).hexdigest()
+    )
+
+
+def test_a_malformed_onnx_record_is_422_and_writes_nothing(client):
+    body = registration() | {"onnx": compiled()}
+    body["onnx"]["artifact"]["key"] = "../../etc/passwd"
+    reply = client.post("/internal/models/iris/versions", json=body)
+    assert reply.status_code == 422 and "key" in reply.text and state_keys(client) == set()
+
+
 # events
 
 

@@ -4,16 +4,20 @@ the other services answer from a table (FakeInvoker), fitting runs in a thread."
 import io
 import json
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_iris
 
-from services.common import events
+from services.common import events, modelfiles, onnxfiles
+from services.common.contracts import ModelCard
 from services.common.events import DatasetVersionCommitted, EventType
-from services.common.ports import Reply
+from services.common.ports import BlobTooLarge, Reply
 from services.training.app import create_app
+from services.training.domain import compiled
 from services.training.ports import TrainingPorts
 from services.training.settings import Settings
 from tests.fakes import FakeInvoker, FakeWorkflows, fake_ports
@@ -126,6 +130,58 @@ def test_a_job_trains_evaluates_registers_and_promotes_a_model(training):
         "promoting",
         "done",
     ]
+
+
+def test_a_job_stores_its_checked_onnx_file_beside_the_skops_file_and_registers_both(training):
+    job_id = training.post("/api/training/jobs", json={"dataset": "iris"}).json()["id"]
+    assert training.get(f"/api/training/jobs/{job_id}").json()["status"] == "COMPLETED"
+    (body,) = training.registered
+    onnx = body["onnx"]
+    assert onnx["artifact"]["key"] == f"models/iris/{job_id}.onnx" == body["artifact"]["key"].replace(".skops", ".onnx")
+    assert onnx["check"]["passed"] and onnx["check"]["reason"] is None
+    assert onnx["check"]["rows"] > 30 and 0 <= onnx["check"]["max_difference"] <= onnx["check"]["tolerance"]
+    assert {"skl2onnx", "onnx", "onnxruntime", "opset ai.onnx"} <= set(onnx["versions"])
+    assert body["card"]["missing_category"] == "__missing__"
+    # The stored file is the registered one, and it predicts what the skops file does.
+    stored = training.ports.blobs.blobs[onnx["artifact"]["key"]]
+    card = ModelCard.model_validate(body["card"])
+    session = onnxfiles.session(stored, onnx["artifact"]["sha256"])
+    pipeline = modelfiles.load(training.ports.blobs.blobs[body["artifact"]["key"]], body["artifact"]["sha256"])
+    rows = pd.read_parquet(io.BytesIO(iris_parquet()))[list("abcd")]
+    _, probabilities = session.run(None, onnxfiles.feed({n: rows[n].to_numpy() for n in "abcd"}, card.features))
+    assert np.abs(probabilities - pipeline.predict_proba(rows)).max() < 1e-4
+    kept = json.loads(training.ports.blobs.blobs[f"models/iris/{job_id}.card.json"])
+    assert kept["onnx"]["check"] == onnx["check"] and kept["compile_s"] > 0
+
+
+def test_a_model_that_fails_the_onnx_check_is_registered_with_its_skops_file_and_the_reason(training, monkeypatch):
+    monkeypatch.setattr(compiled, "PROBABILITY_TOLERANCE", 0.0)  # float32 never equals float64 exactly
+    job_id = training.post("/api/training/jobs", json={"dataset": "iris"}).json()["id"]
+    job = training.get(f"/api/training/jobs/{job_id}").json()
+    assert job["status"] == "COMPLETED" and job["result"]["promotion"]["alias"] == "champion"
+    (body,) = training.registered
+    check = body["onnx"]["check"]
+    assert body["onnx"]["artifact"] is None and not check["passed"]
+    assert "differ from scikit-learn's by up to" in check["reason"] and "served by scikit-learn" in check["reason"]
+    assert check["max_difference"] > 0 and check["tolerance"] == 0
+    assert f"models/iris/{job_id}.onnx" not in training.ports.blobs.blobs
+    assert body["artifact"]["key"] in training.ports.blobs.blobs
+
+
+def test_an_onnx_file_the_blob_store_refuses_leaves_the_version_with_its_skops_file(training, monkeypatch):
+    put = training.ports.blobs.put
+
+    async def smaller_store(key: str, data: bytes) -> None:
+        if key.endswith(".onnx"):
+            raise BlobTooLarge(f"{key!r} is 0.1 MB; the blob store takes at most 0.0 MB in one piece")
+        await put(key, data)
+
+    monkeypatch.setattr(training.ports.blobs, "put", smaller_store)
+    job_id = training.post("/api/training/jobs", json={"dataset": "iris"}).json()["id"]
+    assert training.get(f"/api/training/jobs/{job_id}").json()["status"] == "COMPLETED"
+    (body,) = training.registered
+    assert body["onnx"]["artifact"] is None and not body["onnx"]["check"]["passed"]
+    assert "the blob store takes at most" in body["onnx"]["check"]["reason"]
 
 
 def test_the_same_request_again_is_the_same_job_and_trains_nothing_more(training):

@@ -29,7 +29,7 @@ from scripts.proc import SetupError
 from scripts.stack import Stack
 from tests.integration.conftest import poll
 from tests.integration.load import FixedRate, kill_listener, reads_across_a_kill
-from tests.integration.test_hot_swap import ROWS, Stream
+from tests.integration.test_hot_swap import ROWS, Stream, streaming_headers
 from tests.integration.test_training import DONE, commit, finished_job, iris_csv, unique
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notif
 
     replicas = [f"http://127.0.0.1:{r.app_port}" for r in e2e.replicas("inference")]
     assert len(replicas) == 2
-    streams = [Stream(e2e.gateway_url, name, dict(gateway.headers))]
+    streams = [Stream(e2e.gateway_url, name, streaming_headers(gateway))]
     streams += [Stream(url, name, e2e.app_headers()) for url in replicas]
     for stream in streams:
         stream.__enter__()

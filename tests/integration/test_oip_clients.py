@@ -161,6 +161,7 @@ def wanted(*names: str) -> list[httpclient.InferRequestedOutput]:
 def assert_answers_like_the_json_api(result: httpclient.InferResult, champion: Champion) -> None:
     response = result.get_response()
     assert (response["model_name"], response["model_version"]) == (champion.name, "1"), response
+    assert response["parameters"]["runtime"] == "onnxruntime"  # training's default model, compiled
     outputs = {o["name"]: o for o in response["outputs"]}
     assert set(outputs) == {"predict", "predict_proba"}
     n, k = len(champion.rows), len(champion.classes)
@@ -198,7 +199,7 @@ def test_the_champion_is_ready_by_name_and_by_version(triton, mixed):
 def test_model_metadata_has_one_input_per_feature_with_its_datatype(triton, mixed, numeric):
     for champion in (mixed, numeric):
         metadata = triton.get_model_metadata(champion.name)
-        assert (metadata["name"], metadata["versions"], metadata["platform"]) == (champion.name, ["1"], "sklearn")
+        assert (metadata["name"], metadata["versions"], metadata["platform"]) == (champion.name, ["1"], "onnxruntime")
         inputs = metadata["inputs"]
         assert [{k: i[k] for k in ("name", "datatype", "shape")} for i in inputs] == [
             {"name": name, "datatype": datatype, "shape": [-1, 1]} for name, datatype in champion.datatypes.items()

@@ -13,6 +13,9 @@ from typing import Any, Final, Literal
 from services.common.contracts.datasets import NUMERIC, ColumnType
 
 MISSING = math.nan
+MISSING_CATEGORY: Final = "__missing__"
+"""A missing category as the models trained since compiling began read it (their card says so):
+ONNX has no NaN among strings, so the imputer looks for this marker instead."""
 # The dtypes of a model's input columns.
 FLOAT: Final = "float64"
 OBJECT: Final = "object"
@@ -47,7 +50,10 @@ def number(value: Any, type_: str) -> float:
             raise WrongType(f"expected a finite number, got {_show(value)}")
         if type_ == ColumnType.INTEGER and not value.is_integer():
             raise WrongType(f"expected an integer, got {_show(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer no float holds
+        raise WrongType(f"expected a finite number, got {_show(value)}") from None
 
 
 def boolean(value: Any) -> float:

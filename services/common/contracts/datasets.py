@@ -40,8 +40,9 @@ class MissingPolicy(StrEnum):
     FILL = "fill"  # replaced by the column's fill_value
 
 
-# How a model reads each type: numbers scaled, categories and booleans one-hot encoded, text
-# not at all (no step of the pipeline turns free text into numbers yet).
+# How a model reads each type: numbers as numbers (imputed, scaled for linear models), categories
+# one-hot encoded, booleans as 0/1, text not at all (no step of the pipeline turns free text into
+# numbers yet).
 NUMERIC = frozenset({ColumnType.NUMBER, ColumnType.INTEGER})
 CATEGORICAL = frozenset({ColumnType.CATEGORY, ColumnType.BOOLEAN})
 

@@ -49,10 +49,39 @@ class Lineage(BaseModel):
 
 
 class Artifact(BaseModel):
-    """The skops file, as stored through the blob binding."""
+    """A model file (skops, or ONNX), as stored through the blob binding."""
 
     key: str = Field(max_length=512, pattern=ARTIFACT_KEY)
     sha256: str = Field(pattern=SHA256)
+
+
+class OnnxCheck(BaseModel):
+    """How the ONNX model answered against the scikit-learn pipeline on the holdout and on edge
+    rows (missing values, unseen categories, extreme numbers), before it was registered."""
+
+    passed: bool
+    rows: int = Field(0, ge=0)
+    """Rows both answered."""
+    max_difference: float | None = None
+    """Largest difference: of class probabilities (classifiers, absolute), or of predictions
+    (regressors, relative to the prediction's size when it is above 1)."""
+    tolerance: float | None = None
+    """The most `max_difference` may be for the check to pass (class labels must be identical)."""
+    ties: int = Field(0, ge=0)
+    """Rows whose two most probable classes are within the tolerance of each other: either label
+    is right, so they are not held against the check."""
+    reason: str | None = Field(None, max_length=2000)
+    """Why there is no ONNX model to serve, when there is none."""
+
+
+class OnnxModel(BaseModel):
+    """The version's compiled model: its ONNX file, when the pipeline converted and the file
+    passed the check, and the check's result either way."""
+
+    artifact: Artifact | None = None
+    check: OnnxCheck
+    versions: dict[str, str] = Field(default_factory=dict)
+    """skl2onnx, onnx and the opsets the file was written with."""
 
 
 class ModelCard(BaseModel):
@@ -65,6 +94,9 @@ class ModelCard(BaseModel):
     training_rows: int | None = Field(None, ge=0)
     holdout_rows: int | None = Field(None, ge=0)
     seed: int | None = None
+    missing_category: str | None = Field(None, max_length=64)
+    """The string the model reads for a missing category; None: NaN (versions trained before
+    models were compiled)."""
 
     @property
     def all_numeric(self) -> bool:
@@ -85,6 +117,8 @@ class RegisterVersion(BaseModel):
     confusion_matrix: ConfusionMatrix | None = None
     artifact: Artifact
     card: ModelCard
+    onnx: OnnxModel | None = None
+    """None: the trainer made no attempt (versions registered before models were compiled)."""
 
 
 class Registered(BaseModel):
@@ -134,3 +168,4 @@ class VersionInfo(BaseModel):
     version: int
     artifact: Artifact
     card: ModelCard
+    onnx: OnnxModel | None = None

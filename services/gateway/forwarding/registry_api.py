@@ -50,7 +50,7 @@ async def get_model(name: Name, request: Request, registry: RegistryDep) -> Resp
 
 @router.get("/{name}/versions/{version}", dependencies=[READ])
 async def get_version(name: Name, version: Version, request: Request, registry: RegistryDep) -> Response:
-    """Lineage, metrics, artifact and model card of one version."""
+    """Lineage, metrics, artifact, model card and compiled model (onnx) of one version."""
     return await registry.forward(request, "api", "models", name, "versions", version)
 
 
@@ -58,6 +58,13 @@ async def get_version(name: Name, version: Version, request: Request, registry: 
 async def get_artifact(name: Name, version: Version, request: Request, registry: RegistryDep) -> Response:
     """The skops file, checked against its recorded sha256 before it is sent."""
     return await registry.forward(request, "api", "models", name, "versions", version, "artifact")
+
+
+@router.get("/{name}/versions/{version}/onnx", dependencies=[READ])
+async def get_onnx(name: Name, version: Version, request: Request, registry: RegistryDep) -> Response:
+    """The compiled model (ONNX), checked against its recorded sha256 before it is sent; 404
+    saying why when the version has none."""
+    return await registry.forward(request, "api", "models", name, "versions", version, "onnx")
 
 
 @router.put("/{name}/aliases/{alias}", openapi_extra=ALIAS_BODY, dependencies=[ADMIN])

@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel
 
 from services.common.contracts import NUMERIC, ColumnType, ModelCard
+from services.inference.domain.columns import Columns, missing
 from services.inference.domain.errors import UnknownField
 
 MAX_WARNINGS = 50
@@ -106,25 +105,23 @@ def input_names(names: Sequence[str], card: ModelCard, strict: bool) -> list[Con
     return _unknown(Counter(unknown), "input")
 
 
-def values(rows: pd.DataFrame, card: ModelCard) -> list[ContractWarning]:
+def values(rows: Columns, card: ModelCard) -> list[ContractWarning]:
     """Warnings of the values the model reads (rows as the decoders make them): missing
-    features, categories not seen in training, numbers far outside training's range. On numpy
-    arrays, not pandas: it runs on every request, and a one-row request should not pay for it."""
+    features, categories not seen in training, numbers far outside training's range."""
     out = []
     for feature in card.features:
         if feature.name not in rows:
             continue
-        column = rows[feature.name].to_numpy()
+        column = rows[feature.name]
         numeric = column.dtype.kind == "f"
-        absent = np.isnan(column) if numeric else pd.isna(column)
-        missing = int(absent.sum())
-        if missing:
+        absent = int(missing(column).sum())
+        if absent:
             out.append(
                 ContractWarning(
                     kind=Kind.MISSING,
                     field=feature.name,
-                    records=missing,
-                    message=f"{feature.name!r} missing in {missing} records: imputed as in training",
+                    records=absent,
+                    message=f"{feature.name!r} missing in {absent} records: imputed as in training",
                 )
             )
         if feature.type == ColumnType.CATEGORY and feature.categories is not None and not numeric:

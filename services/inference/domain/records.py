@@ -1,32 +1,25 @@
-"""Records (JSON objects, one per row) as the frame a model reads: each value coerced by the
-rules training's frames follow (services/common/contracts/coercion.py: numbers as floats,
-booleans as 0/1, categories as strings, a missing value as NaN), with the record named in each
-refusal.
+"""Records (JSON objects, one per row) as the columns a model reads (columns.py): each value
+coerced by the rules training's frames follow, with the record named in each refusal.
 
-A feature a record leaves out, or gives as null, is missing (the pipeline imputes it); fields
-that are not features (the target, say) are ignored.
+A feature a record leaves out, or gives as null, is missing (the model imputes it); fields
+that are not features (the target, say) are ignored here (the model contract has checked them).
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
-
 from services.common.contracts import Feature
-from services.common.contracts.coercion import WrongType, coerce, dtype
+from services.inference.domain.columns import Columns, Refused, column
 from services.inference.domain.errors import BadRecord
 
 
-def frame(records: Sequence[Mapping[str, Any]], features: Sequence[Feature]) -> pd.DataFrame:
-    columns: dict[str, list[Any]] = {f.name: [] for f in features}
-    for index, record in enumerate(records):
-        for feature in features:
-            try:
-                columns[feature.name].append(coerce(record.get(feature.name), feature.type))
-            except WrongType as e:
-                raise BadRecord(
-                    f"record {index}, field {feature.name!r}: {e}", record=index, field=feature.name
-                ) from None
-    return pd.DataFrame(
-        {f.name: pd.Series(columns[f.name], dtype=dtype(f.type)) for f in features}, index=range(len(records))
-    )
+def columns(records: Sequence[Mapping[str, Any]], features: Sequence[Feature]) -> Columns:
+    out = {}
+    for feature in features:
+        try:
+            out[feature.name] = column([record.get(feature.name) for record in records], feature)
+        except Refused as e:
+            raise BadRecord(
+                f"record {e.index}, field {feature.name!r}: {e}", record=e.index, field=feature.name
+            ) from None
+    return out

@@ -1,5 +1,5 @@
-"""The Open Inference Protocol v2's tensors (KServe predict-api v2), to and from the frame a
-model reads: pure, no HTTP.
+"""The Open Inference Protocol v2's tensors (KServe predict-api v2), to and from the columns a
+model reads (columns.py): pure, no HTTP, no pandas.
 
 Inputs come as one tensor per feature ([n] or [n, 1], BYTES for category and text features,
 FP64/FP32/INT64/.../BOOL for the rest), or as one 2-D tensor [n, features] when every feature
@@ -7,7 +7,7 @@ is numeric (its columns in the order of the model's features). Outputs: `predict
 classifiers, `predict_proba` ([n, classes], in the order of the output's `classes` parameter).
 
 An input named as no feature is refused or ignored by the model contract (contract.py, through
-the data plane), before `frame` reads the rest; the request's `parameters.strict` says which.
+the data plane), before `decode` reads the rest; the request's `parameters.strict` says which.
 Metadata lists each input's signature in its `parameters` (the feature's type, and the
 categories or range seen in training when the card has them).
 """
@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field
 
 from services.common.contracts import NUMERIC, Feature, ModelCard
-from services.common.contracts.coercion import OBJECT, WrongType, coerce, dtype
+from services.common.contracts.coercion import OBJECT, dtype
+from services.inference.domain.columns import Columns, Refused, column
 from services.inference.domain.errors import BadTensor
 
 INTEGERS = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
@@ -121,6 +121,15 @@ def _known_datatype(tensor: Tensor) -> None:
         )
 
 
+# The Python types each datatype's values may have in JSON (None: a missing value).
+_ALLOWED = {
+    **{name: frozenset({int, type(None)}) for name in INTEGERS},
+    **{name: frozenset({int, float, type(None)}) for name in FLOATS},
+    "BOOL": frozenset({bool, type(None)}),
+    "BYTES": frozenset({str, type(None)}),
+}
+
+
 def _values(tensor: Tensor) -> list[Any]:
     _known_datatype(tensor)
     if any(d < 0 for d in tensor.shape):
@@ -129,7 +138,9 @@ def _values(tensor: Tensor) -> list[Any]:
     size = math.prod(tensor.shape)
     if len(values) != size:
         raise BadTensor(f"input {tensor.name!r}: shape {tensor.shape} needs {size} values, data has {len(values)}")
-    for i, v in enumerate(values):
+    if set(map(type, values)) <= _ALLOWED[tensor.datatype]:
+        return values  # every value a plain one of the datatype's kinds (JSON makes no subclasses)
+    for i, v in enumerate(values):  # which one is not, to say so
         if v is None:
             continue  # a missing value
         if tensor.datatype == "BYTES":
@@ -159,20 +170,26 @@ def _fits(tensor: Tensor, feature: Feature) -> None:
     )
 
 
-def _column(values: Sequence[Any], feature: Feature, tensor: str) -> pd.Series:
+def _column(values: Sequence[Any], feature: Feature, tensor: str) -> np.ndarray:
     try:
-        return pd.Series([coerce(v, feature.type) for v in values], dtype=dtype(feature.type))
-    except WrongType as e:
+        return column(values, feature)
+    except Refused as e:
         raise BadTensor(f"input {tensor!r}: {e}") from None
 
 
-def frame(inputs: Sequence[Tensor], card: ModelCard) -> pd.DataFrame:
-    """The frame the model reads, from one tensor per feature or one 2-D tensor. Inputs named as
+def rows(request: InferRequest) -> int:
+    """How many rows the request holds, by its first input's shape (before anything is decoded)."""
+    shape = request.inputs[0].shape
+    return shape[0] if shape else 0
+
+
+def decode(inputs: Sequence[Tensor], card: ModelCard) -> Columns:
+    """The columns the model reads, from one tensor per feature or one 2-D tensor. Inputs named as
     no feature are skipped: the model contract has refused them or warned of them already."""
     features = {f.name: f for f in card.features}
     if not named(inputs, card):
         return _matrix(inputs[0], card)
-    columns: dict[str, pd.Series] = {}
+    columns: Columns = {}
     rows: int | None = None
     for tensor in inputs:
         feature = features.get(tensor.name)
@@ -192,10 +209,10 @@ def frame(inputs: Sequence[Tensor], card: ModelCard) -> pd.DataFrame:
     missing = [name for name in features if name not in columns]
     if missing:
         raise BadTensor(f"missing inputs {missing}: send one tensor per feature (or one 2-D tensor)")
-    return pd.DataFrame({name: columns[name] for name in features})
+    return {name: columns[name] for name in features}
 
 
-def _matrix(tensor: Tensor, card: ModelCard) -> pd.DataFrame:
+def _matrix(tensor: Tensor, card: ModelCard) -> Columns:
     _known_datatype(tensor)
     names = [f.name for f in card.features]
     if not card.all_numeric:
@@ -215,7 +232,7 @@ def _matrix(tensor: Tensor, card: ModelCard) -> pd.DataFrame:
         )
     values = _values(tensor)
     width = len(names)
-    return pd.DataFrame({f.name: _column(values[i::width], f, tensor.name) for i, f in enumerate(card.features)})
+    return {f.name: _column(values[i::width], f, tensor.name) for i, f in enumerate(card.features)}
 
 
 def values_datatype(values: Sequence[Any]) -> str:

@@ -10,6 +10,7 @@ from services.common.contracts.models import (
     ConfusionMatrix,
     Lineage,
     ModelCard,
+    OnnxModel,
     Promotion,
     RegisterVersion,
     TaskName,
@@ -84,6 +85,9 @@ class ModelVersion(BaseModel):
     artifact: Artifact
     card: ModelCard
     promotion: Promotion | None
+    onnx: OnnxModel | None = None
+    """The compiled model: its ONNX file (GET .../onnx) when the check passed, and the check's
+    result; None for versions registered before models were compiled."""
 
 
 def summary(record: ModelRecord) -> ModelSummary:
@@ -125,4 +129,5 @@ def version(record: ModelRecord, ref: VersionRef, details: RegisterVersion) -> M
         artifact=details.artifact,
         card=details.card,
         promotion=ref.promotion,
+        onnx=details.onnx,
     )

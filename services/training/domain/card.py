@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from services.common.contracts import NUMERIC, ColumnType, Feature, Task
 from services.common.contracts import models as registry
+from services.common.contracts.coercion import MISSING_CATEGORY
 from services.training.domain.evaluate import Label, Metrics
 
 
@@ -32,7 +33,7 @@ def signature(X: pd.DataFrame, features: Sequence[Feature]) -> list[Feature]:
         values = X[feature.name].dropna()
         seen: dict[str, object] = {}
         if feature.type == ColumnType.CATEGORY:
-            categories = sorted({str(v) for v in values})
+            categories = sorted({str(v) for v in values} - {MISSING_CATEGORY})
             if categories and len(categories) <= MAX_CATEGORIES:
                 seen["categories"] = categories
         elif feature.type in NUMERIC and len(values):
@@ -57,3 +58,9 @@ class ModelCard(BaseModel):
     # What loaded the model's classes when it was written: a loader with other versions may
     # still read the file, but its answers are not guaranteed to be the same.
     versions: dict[str, str]
+    missing_category: str | None = None
+    """What the model reads for a missing category (None: NaN, models fitted before compiling)."""
+    onnx: registry.OnnxModel | None = None
+    """The compiled model's check (its file is beside this one when it passed)."""
+    compile_s: float | None = None
+    """Seconds spent converting and checking the ONNX model."""

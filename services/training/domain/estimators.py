@@ -119,6 +119,14 @@ class Estimator:
     params: type[Params]
     make: Callable[..., Any]  # takes the params as keywords, returns an unfitted estimator
     description: str
+    scaled: bool = True
+    """Whether its numbers are standardized first. Linear models need it; trees split on
+    thresholds and do not, and a scaler before them costs exactness once compiled: the ONNX
+    model scales in float32, which moves values near a threshold to its other side."""
+    reads_missing: bool = False
+    """Whether it takes missing numbers (NaN) itself, learning where they go, rather than
+    imputed ones. Histogram gradient boosting does; an imputed median would also sit on one of
+    its thresholds (both are midpoints of the same values), where float32 and float64 part."""
 
     def build(self, params: Mapping[str, Any], seed: int, bounds: Bounds | None = None) -> Any:
         values = self.params.model_validate(params).model_dump()
@@ -148,6 +156,7 @@ ESTIMATORS: dict[Task, dict[str, Estimator]] = {
                 ForestClassifierParams,
                 RandomForestClassifier,
                 "random forest of decision trees",
+                scaled=False,
             ),
             Estimator(
                 "gradient_boosting",
@@ -155,6 +164,8 @@ ESTIMATORS: dict[Task, dict[str, Estimator]] = {
                 BoostingClassifierParams,
                 HistGradientBoostingClassifier,
                 "histogram gradient boosting (LightGBM-like); early stopping above 10,000 rows",
+                scaled=False,
+                reads_missing=True,
             ),
             Estimator(
                 "linear_svm",
@@ -170,7 +181,12 @@ ESTIMATORS: dict[Task, dict[str, Estimator]] = {
         for e in (
             Estimator("ridge", Task.REGRESSION, RidgeParams, Ridge, "linear least squares with L2 regularization"),
             Estimator(
-                "random_forest", Task.REGRESSION, ForestParams, RandomForestRegressor, "random forest of decision trees"
+                "random_forest",
+                Task.REGRESSION,
+                ForestParams,
+                RandomForestRegressor,
+                "random forest of decision trees",
+                scaled=False,
             ),
             Estimator(
                 "gradient_boosting",
@@ -178,6 +194,8 @@ ESTIMATORS: dict[Task, dict[str, Estimator]] = {
                 BoostingParams,
                 HistGradientBoostingRegressor,
                 "histogram gradient boosting (LightGBM-like); early stopping above 10,000 rows",
+                scaled=False,
+                reads_missing=True,
             ),
         )
     },

@@ -3,8 +3,9 @@
 Everything here is a top-level function of picklable arguments returning picklable results,
 so the service can hand it to a ProcessPoolExecutor and keep its event loop (and its health
 checks) answering while a model fits. `train_artifact` is the one to run there: it returns
-the skops bytes and the card rather than the fitted objects, which are larger to send back
-and would only be serialized afterwards anyway.
+the skops bytes, the ONNX bytes (when the pipeline compiled: compiled.py) and the card rather
+than the fitted objects, which are larger to send back and would only be serialized afterwards
+anyway.
 """
 
 from dataclasses import dataclass
@@ -19,11 +20,22 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
 from services.common.contracts import DatasetSchema, Feature, Task
+from services.common.contracts.coercion import MISSING_CATEGORY
 from services.training.domain.artifact import dumps, load, sha256
 from services.training.domain.card import Lineage, ModelCard, signature
+from services.training.domain.compiled import compile_pipeline
 from services.training.domain.estimators import Bounds, validate
 from services.training.domain.evaluate import Holdout, Label, Metrics, score, split
-from services.training.domain.pipeline import Rows, build_pipeline, features_and_target, fit, frame
+from services.training.domain.pipeline import (
+    COMPILED,
+    Framing,
+    Rows,
+    build_pipeline,
+    features_and_target,
+    fit,
+    frame,
+    framing_of,
+)
 
 # Native threads (OpenMP, BLAS) per fit. The worker process is the unit of parallelism; on 2
 # cores, 2 OpenMP threads made histogram boosting 12x slower on 100k rows and 2x on iris
@@ -47,12 +59,14 @@ class TrainedModel:
 @dataclass(frozen=True)
 class TrainingResult:
     artifact: bytes  # the skops file
-    card: ModelCard  # card.sha256 is the artifact's; card.metrics the holdout's
+    card: ModelCard  # card.sha256 is the artifact's; card.metrics the holdout's; card.onnx the check's result
+    onnx: bytes | None  # the ONNX file, when the pipeline converted and passed the check
 
 
-def holdout(rows: Rows, schema: DatasetSchema, seed: int) -> Holdout:
-    """The split a job with this seed uses: drawn again from the same rows, it is the same."""
-    X, y = features_and_target(frame(rows, schema), schema)
+def holdout(rows: Rows, schema: DatasetSchema, seed: int, framing: Framing = COMPILED) -> Holdout:
+    """The split a job with this seed uses: drawn again from the same rows, it is the same
+    (however they are framed: `frame` keeps every row)."""
+    X, y = features_and_target(frame(rows, schema, framing), schema)
     return split(X, y, schema.task, seed)
 
 
@@ -84,11 +98,14 @@ def fit_and_evaluate(
 
 
 def train_artifact(rows: Rows, schema: DatasetSchema, lineage: Lineage, bounds: Bounds | None = None) -> TrainingResult:
-    """Fit, evaluate and serialize. The estimator, params and seed are the lineage's own, so
-    the card cannot disagree with what was fitted; `bounds` are those the job was admitted
-    with (a forest's null max_depth is built as the depth bound)."""
+    """Fit, evaluate, serialize and compile. The estimator, params and seed are the lineage's
+    own, so the card cannot disagree with what was fitted; `bounds` are those the job was
+    admitted with (a forest's null max_depth is built as the depth bound). A pipeline that does
+    not compile still gives its skops file: the card says why there is no ONNX file."""
     trained = fit_and_evaluate(rows, schema, lineage.estimator, lineage.params, lineage.seed, bounds)
     data = dumps(trained.pipeline)
+    with threadpool_limits(limits=THREADS):
+        compiled = compile_pipeline(trained.pipeline, trained.features, schema.task, trained.X_test)
     card = ModelCard(
         sha256=sha256(data),
         task=schema.task,
@@ -102,15 +119,22 @@ def train_artifact(rows: Rows, schema: DatasetSchema, lineage: Lineage, bounds: 
         eval_s=trained.eval_s,
         lineage=lineage.model_copy(update={"params": validate(schema.task, lineage.estimator, lineage.params, bounds)}),
         versions={"scikit-learn": sklearn.__version__, "skops": skops.__version__, "numpy": np.__version__},
+        missing_category=MISSING_CATEGORY,  # as COMPILED frames read it
+        onnx=compiled.model,
+        compile_s=compiled.convert_s + compiled.check_s,
     )
-    return TrainingResult(artifact=data, card=card)
+    return TrainingResult(artifact=data, card=card, onnx=compiled.data)
 
 
-def score_on_holdout(artifact: bytes, expected_sha256: str, rows: Rows, schema: DatasetSchema, seed: int) -> Metrics:
+def score_on_holdout(
+    artifact: bytes, expected_sha256: str, rows: Rows, schema: DatasetSchema, seed: int, missing_category: str | None
+) -> Metrics:
     """A stored model's metrics on the holdout a job with this seed draws from these rows: the
     champion is judged on the rows the new model was. (Drawn again rather than stored: the
-    split depends on the rows and the seed only.)"""
+    split depends on the rows and the seed only.) The rows are framed as the model reads them,
+    by its card's `missing_category`: a champion fitted before models were compiled (None)
+    reads NaN for a missing category, and unrounded numbers."""
     pipeline = load(artifact, expected_sha256)
-    data = holdout(rows, schema, seed)
+    data = holdout(rows, schema, seed, framing_of(missing_category))
     with threadpool_limits(limits=THREADS):
         return score(pipeline, data.X_test, data.y_test, schema.task)

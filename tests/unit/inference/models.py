@@ -93,9 +93,13 @@ class Registry:
         features: list[dict[str, str]],
         aliases: tuple[str, ...] = (),
         served: bytes | None = None,
+        onnx: dict[str, Any] | None = None,
+        onnx_file: bytes | None = None,
+        missing_category: str | None = None,
     ) -> bytes:
         """Registers the pipeline's file; `served` is what the artifact route sends instead (a
-        tampered file, say)."""
+        tampered file, say). `onnx` is the version's OnnxModel as JSON, `onnx_file` what its
+        route sends."""
         data = dumps(pipeline)
         classifier = hasattr(pipeline, "classes_")
         answer = {
@@ -108,8 +112,10 @@ class Registry:
                 "target": "species" if classifier else "price",
                 "features": features,
                 "classes": pipeline.classes_.tolist() if classifier else [],
+                "missing_category": missing_category,
             },
             "metrics": {},
+            "onnx": onnx,
         }
         reply = Reply(200, json.dumps(answer).encode())
         for ref in (str(version), *aliases):
@@ -117,7 +123,20 @@ class Registry:
         self.invoker.replies[(self.app_id, f"api/models/{name}/versions/{version}/artifact")] = Reply(
             200, served if served is not None else data, "application/octet-stream"
         )
+        if onnx_file is not None:
+            self.invoker.replies[(self.app_id, f"api/models/{name}/versions/{version}/onnx")] = Reply(
+                200, onnx_file, "application/octet-stream"
+            )
         return data
+
+    def answer(self, name: str, version: int) -> dict[str, Any]:
+        """What the registry describes a version as (JSON), to change and `put` back."""
+        return dict(json.loads(self.invoker.replies[(self.app_id, f"api/models/{name}/versions/{version}")].body))
+
+    def put(self, name: str, version: int, answer: dict[str, Any]) -> None:
+        reply = Reply(200, json.dumps(answer).encode())
+        for ref in (str(version), *answer["aliases"]):
+            self.invoker.replies[(self.app_id, f"api/models/{name}/versions/{ref}")] = reply
 
     def alias(self, name: str, alias: str, version: int) -> None:
         self.invoker.replies[(self.app_id, f"api/models/{name}/versions/{alias}")] = self.invoker.replies[
@@ -128,7 +147,7 @@ class Registry:
         self.invoker.replies.pop((self.app_id, f"api/models/{name}/versions/{alias}"))
 
     def describe_calls(self) -> list[str]:
-        return [m for _, m, _ in self.invoker.calls if not m.endswith("/artifact")]
+        return [m for _, m, _ in self.invoker.calls if not m.endswith(("/artifact", "/onnx"))]
 
     def artifact_calls(self) -> list[str]:
         return [m for _, m, _ in self.invoker.calls if m.endswith("/artifact")]

@@ -24,24 +24,31 @@ class Counting:
         self.calls: list[tuple[list, bool]] = []
         self.started, self.release = threading.Event(), threading.Event()
 
-    def __call__(self, rows: pd.DataFrame, probabilities: bool):
-        self.calls.append((rows.iloc[:, 0].tolist(), probabilities))
+    def __call__(self, rows: dict[str, np.ndarray], probabilities: bool):
+        self.calls.append((next(iter(rows.values())).tolist(), probabilities))
         if self.hold and len(self.calls) == 1:
             self.started.set()
             assert self.release.wait(30), "never released"
         if self.model is not None:
-            return self.model.predict(rows), self.model.predict_proba(rows) if probabilities else None
-        x = rows["x"].to_numpy()
+            frame = pd.DataFrame(rows)
+            return self.model.predict(frame), self.model.predict_proba(frame) if probabilities else None
+        x = rows["x"]
         if (x < 0).any():
             raise ValueError("a negative x")
         return x * 10, np.column_stack([x, -x]) if probabilities else None
 
 
-def xs(*values) -> pd.DataFrame:
-    return pd.DataFrame({"x": [float(v) for v in values]})
+def columns(**values: list) -> dict[str, np.ndarray]:
+    """Rows as the decoders make them: one array per feature."""
+    kind = {name: float if all(isinstance(x, float) for x in v) else object for name, v in values.items()}
+    return {name: np.array(v, dtype=kind[name]) for name, v in values.items()}
 
 
-async def held(predictor: BatchingPredictor, fake: Counting, first: pd.DataFrame, *then):
+def xs(*values) -> dict[str, np.ndarray]:
+    return {"x": np.array([float(v) for v in values])}
+
+
+async def held(predictor: BatchingPredictor, fake: Counting, first: dict[str, np.ndarray], *then):
     """Starts `first` and, while its predict is held, queues each of `then` (rows, probabilities);
     returns their tasks, `first`'s first."""
     tasks = [asyncio.create_task(predictor(first, False))]
@@ -57,9 +64,9 @@ def test_requests_sent_during_a_predict_are_answered_by_one_call_each_with_its_o
     model = flower_model()
     fake = Counting(model, hold=True)
     flowers = [
-        pd.DataFrame({"length": [1.4], "width": [0.5], "colour": ["red"]}),
-        pd.DataFrame({"length": [6.1, 4.4], "width": [2.0, 1.4], "colour": ["blue", "white"]}),
-        pd.DataFrame({"length": [5.0, 1.1, 4.0], "width": [1.7, 0.4, 1.2], "colour": ["white", "red", None]}),
+        columns(**{"length": [1.4], "width": [0.5], "colour": ["red"]}),
+        columns(**{"length": [6.1, 4.4], "width": [2.0, 1.4], "colour": ["blue", "white"]}),
+        columns(**{"length": [5.0, 1.1, 4.0], "width": [1.7, 0.4, 1.2], "colour": ["white", "red", None]}),
     ]
 
     async def run():
@@ -73,10 +80,10 @@ def test_requests_sent_during_a_predict_are_answered_by_one_call_each_with_its_o
     first, *batched = asyncio.run(run())
     assert len(fake.calls) == 2  # the held one, then the three queued behind it together
     assert fake.calls[1][0] == [1.4, 6.1, 4.4, 5.0, 1.1, 4.0]
-    assert first[0].tolist() == model.predict(flowers[0]).tolist() and first[1] is None
+    assert first[0].tolist() == model.predict(pd.DataFrame(flowers[0])).tolist() and first[1] is None
     for rows, (predictions, probabilities) in zip(flowers, batched, strict=True):
-        assert predictions.tolist() == model.predict(rows).tolist()
-        assert np.allclose(probabilities, model.predict_proba(rows))
+        assert predictions.tolist() == model.predict(pd.DataFrame(rows)).tolist()
+        assert np.allclose(probabilities, model.predict_proba(pd.DataFrame(rows)))
 
 
 def test_a_lone_request_does_not_wait_for_others_to_join():
@@ -151,8 +158,8 @@ def test_a_bad_request_fails_alone_and_the_others_in_its_batch_get_their_predict
 def test_a_bad_row_of_a_real_model_fails_only_its_own_request():
     model = flower_model()
     fake = Counting(model, hold=True)
-    good = pd.DataFrame({"length": [1.4, 6.1], "width": [0.5, 2.0], "colour": ["red", "blue"]})
-    bad = pd.DataFrame({"length": ["long"], "width": [0.5], "colour": ["red"]})
+    good = columns(**{"length": [1.4, 6.1], "width": [0.5, 2.0], "colour": ["red", "blue"]})
+    bad = columns(**{"length": ["long"], "width": [0.5], "colour": ["red"]})
 
     async def run():
         predictor = BatchingPredictor(fake, max_batch_size=256, max_wait_s=0)
@@ -164,8 +171,8 @@ def test_a_bad_row_of_a_real_model_fails_only_its_own_request():
 
     _, first, failed, second = asyncio.run(run())
     assert isinstance(failed, ValueError)
-    assert first[0].tolist() == second[0].tolist() == model.predict(good).tolist()
-    assert first[1] is None and np.allclose(second[1], model.predict_proba(good))
+    assert first[0].tolist() == second[0].tolist() == model.predict(pd.DataFrame(good)).tolist()
+    assert first[1] is None and np.allclose(second[1], model.predict_proba(pd.DataFrame(good)))
 
 
 def test_probabilities_go_only_to_the_requests_that_asked():

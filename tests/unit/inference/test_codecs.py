@@ -1,10 +1,13 @@
 import math
+import re
 
 import numpy as np
 import pytest
 
-from services.common.contracts import ModelCard
-from services.inference.domain import records, tensors
+from services.common.contracts import Feature, ModelCard
+from services.common.contracts.coercion import WrongType, coerce
+from services.inference.domain import columns, records, tensors
+from services.inference.domain.columns import Refused
 from services.inference.domain.errors import BadRecord, BadTensor
 
 MIXED = ModelCard.model_validate(
@@ -34,11 +37,11 @@ def tensor(name, datatype, data, shape=None):
 
 
 def test_records_are_coerced_as_training_coerces_and_missing_features_are_nan():
-    frame = records.frame(
+    frame = records.columns(
         [{"length": 1, "rooms": 2.0, "colour": 3, "wild": True}, {"colour": None, "extra": "ignored"}], MIXED.features
     )
     assert frame["length"].tolist()[0] == 1.0 and math.isnan(frame["length"][1])
-    assert frame["colour"][0] == "3" and frame["colour"].isna()[1]
+    assert frame["colour"][0] == "3" and math.isnan(frame["colour"][1])
     assert frame["wild"].tolist()[0] == 1.0 and str(frame["rooms"].dtype) == "float64"
 
 
@@ -48,14 +51,14 @@ def test_records_are_coerced_as_training_coerces_and_missing_features_are_nan():
 )
 def test_a_wrong_typed_value_is_refused_naming_record_and_field(value, field):
     with pytest.raises(BadRecord) as caught:
-        records.frame([{}, {field: value}], MIXED.features)
+        records.columns([{}, {field: value}], MIXED.features)
     assert caught.value.status == 422
     assert f"record 1, field {field!r}" in str(caught.value)
     assert caught.value.details == {"record": 1, "field": field}
 
 
-def test_one_tensor_per_feature_makes_the_frame():
-    frame = tensors.frame(
+def test_one_tensor_per_feature_makes_the_columns():
+    frame = tensors.decode(
         [
             tensor("colour", "BYTES", ["red", "blue"]),
             tensor("length", "FP32", [[1.5], [2.5]], [2, 1]),
@@ -64,13 +67,13 @@ def test_one_tensor_per_feature_makes_the_frame():
         ],
         MIXED,
     )
-    assert list(frame.columns) == ["length", "rooms", "colour", "wild"]
+    assert list(frame) == ["length", "rooms", "colour", "wild"]
     assert frame["length"].tolist() == [1.5, 2.5] and frame["wild"].tolist() == [1.0, 0.0]
 
 
 def test_a_2d_tensor_fills_the_features_in_order():
-    frame = tensors.frame([tensor("input-0", "FP64", [3, 70.5, 4, 95.0], [2, 2])], NUMERIC)
-    assert frame.to_dict("list") == {"rooms": [3.0, 4.0], "area": [70.5, 95.0]}
+    frame = tensors.decode([tensor("input-0", "FP64", [3, 70.5, 4, 95.0], [2, 2])], NUMERIC)
+    assert {name: values.tolist() for name, values in frame.items()} == {"rooms": [3.0, 4.0], "area": [70.5, 95.0]}
 
 
 @pytest.mark.parametrize(
@@ -90,13 +93,13 @@ def test_a_2d_tensor_fills_the_features_in_order():
 )
 def test_a_bad_tensor_is_refused_in_words(inputs, words):
     with pytest.raises(BadTensor) as caught:
-        tensors.frame(inputs, NUMERIC)
+        tensors.decode(inputs, NUMERIC)
     assert caught.value.status == 400 and words in str(caught.value)
 
 
 def test_a_2d_tensor_is_refused_when_a_feature_is_a_category():
     with pytest.raises(BadTensor, match="every feature numeric"):
-        tensors.frame([tensor("x", "FP64", [1.0, 2.0, 3.0, 4.0], [1, 4])], MIXED)
+        tensors.decode([tensor("x", "FP64", [1.0, 2.0, 3.0, 4.0], [1, 4])], MIXED)
 
 
 def test_outputs_carry_datatypes_and_shapes():
@@ -126,3 +129,26 @@ def test_model_metadata_names_each_feature_with_its_datatype():
         ("wild", "BOOL"),
     ]
     assert [o["name"] for o in tensors.model_outputs(MIXED)] == ["predict", "predict_proba"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "values"),
+    [
+        ("number", [1, 2.5, None, -0.0, 1e300, 7]),
+        ("integer", [1, 2.0, None, -3]),
+        ("integer", [1, 2.5]),  # not an integer: refused
+        ("number", [1.0, float("inf")]),  # not finite: refused
+        ("number", [1, True]),  # a boolean is no number: refused
+        ("number", [1, "2"]),  # nor a string
+        ("number", [10**400]),  # nor an integer beyond any float
+    ],
+)
+def test_numbers_decoded_at_numpys_speed_are_what_the_rule_makes_of_each_value(type_, values):
+    feature = Feature(name="x", type=type_)
+    try:
+        expected = np.array([coerce(v, type_) for v in values], dtype=np.float64)
+    except WrongType as e:
+        with pytest.raises(Refused, match=re.escape(str(e))):
+            columns.column(values, feature)
+    else:
+        np.testing.assert_array_equal(columns.column(values, feature), expected)

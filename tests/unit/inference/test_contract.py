@@ -63,7 +63,7 @@ def test_an_unknown_input_name_is_refused_or_warned_of():
 
 
 def test_missing_features_unseen_categories_and_far_numbers_are_warned_of_per_field_and_kind():
-    rows = records.frame(
+    rows = records.columns(
         [
             {"length": 2.0, "rooms": 2, "colour": "red", "wild": True},
             {"length": 20.0, "rooms": 12, "colour": "green"},  # 20 > 7 + 6; 12 > 5 + 4; green unseen
@@ -83,7 +83,7 @@ def test_missing_features_unseen_categories_and_far_numbers_are_warned_of_per_fi
 
 
 def test_an_old_card_warns_of_missing_features_only():
-    rows = records.frame([{"length": 1e9, "colour": "purple"}], OLD.features)
+    rows = records.columns([{"length": 1e9, "colour": "purple"}], OLD.features)
     assert kinds(contract.values(rows, OLD)) == {(Kind.MISSING, "rooms"): 1, (Kind.MISSING, "wild"): 1}
 
 

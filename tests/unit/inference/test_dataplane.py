@@ -1,6 +1,7 @@
 import asyncio
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from services.common.contracts import ModelCard
@@ -18,7 +19,7 @@ def plane(registry: Registry, max_loaded: int = 4) -> DataPlane:
 
 
 def decode(rows):
-    return lambda card: records.frame(rows, card.features)
+    return lambda card: records.columns(rows, card.features)
 
 
 def test_infer_by_alias_gives_the_pipelines_own_predictions_and_probabilities():
@@ -26,10 +27,10 @@ def test_infer_by_alias_gives_the_pipelines_own_predictions_and_probabilities():
     registry.add("flowers", 1, model, FLOWER_FEATURES, aliases=("champion",))
     out = asyncio.run(plane(registry).infer("flowers", None, decode(ROWS)))
     card = ModelCard.model_validate({"task": "classification", "target": "species", "features": FLOWER_FEATURES})
-    frame = records.frame(ROWS, card.features)
+    frame = records.columns(ROWS, card.features)
     assert (out.model, out.version) == ("flowers", 1)
-    assert out.predictions.tolist() == model.predict(frame).tolist()
-    assert np.allclose(out.probabilities, model.predict_proba(frame))
+    assert out.predictions.tolist() == model.predict(pd.DataFrame(frame)).tolist()
+    assert np.allclose(out.probabilities, model.predict_proba(pd.DataFrame(frame)))
     assert out.classes == ["setosa", "versicolor", "virginica"]
 
 
@@ -113,8 +114,9 @@ def test_each_loaded_model_predicts_through_its_batching_runner_unless_served_un
     outs, houses, (flowers_runner, houses_runner) = asyncio.run(run())
     model = flower_model()
     for i, out in zip((0, 1, 0), outs, strict=True):
-        assert out.predictions.tolist() == model.predict(out.rows).tolist() and len(out.rows) == len(ROWS[i:])
-        assert np.allclose(out.probabilities, model.predict_proba(out.rows))
+        frame = pd.DataFrame(out.rows)
+        assert out.predictions.tolist() == model.predict(frame).tolist() and len(frame) == len(ROWS[i:])
+        assert np.allclose(out.probabilities, model.predict_proba(frame))
     assert houses.predictions.shape == (1,)
     assert isinstance(flowers_runner, BatchingPredictor) and isinstance(houses_runner, DirectPredictor)
 

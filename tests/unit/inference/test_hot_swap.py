@@ -15,7 +15,7 @@ ROWS = [{"length": 1.4, "width": 0.5, "colour": "red"}]
 
 
 def decode(card):
-    return records.frame(ROWS, card.features)
+    return records.columns(ROWS, card.features)
 
 
 def moved(name: str = "flowers", alias: str = "champion", to: int | None = 2) -> ModelAliasChanged:
@@ -58,7 +58,7 @@ def test_requests_that_started_on_the_old_version_finish_on_it(registry):
         registry.alias("flowers", "champion", 2)
         await dp.on_alias_changed({}, moved())
         new = await dp.model("flowers")
-        return old.version, new.version, old.pipeline.predict(decode(old.card)).tolist()
+        return old.version, new.version, old.runtime.predict(decode(old.card), False)[0].tolist()
 
     old, new, predicted = asyncio.run(scenario())
     assert (old, new) == (1, 2) and predicted  # the old object still predicts after the swap

@@ -5,13 +5,12 @@ import inspect
 import logging
 
 import numpy as np
-import pandas as pd
 
 from services.common.events import EventType, PredictionLogged
 from services.inference.prediction_log import PREVIEW_ROWS, PredictionLog
 from tests.fakes import FakePublisher
 
-ROWS = pd.DataFrame({"length": [1.4, np.nan], "colour": ["red", None]})
+ROWS = {"length": np.array([1.4, np.nan]), "colour": np.array(["red", None], dtype=object)}
 PREDICTIONS = np.array(["setosa", "virginica"], dtype=object)
 
 
@@ -65,7 +64,7 @@ def test_a_flush_publishes_each_sampled_prediction_as_one_event_in_bulks_of_max_
 def test_a_big_request_is_logged_with_its_first_rows_only():
     publisher = FakePublisher()
     prediction_log = make(publisher)
-    rows = pd.DataFrame({"x": np.arange(PREVIEW_ROWS + 50, dtype=float)})
+    rows = {"x": np.arange(PREVIEW_ROWS + 50, dtype=float)}
     record(prediction_log, rows=rows, predictions=np.arange(PREVIEW_ROWS + 50) * 2)
     asyncio.run(prediction_log.flush())
     entry = publisher.sent[0][1]

@@ -3,8 +3,18 @@ import pandas as pd
 import pytest
 
 from services.common.contracts import DatasetSchema
+from services.common.contracts.coercion import MISSING_CATEGORY
 from services.training.domain.errors import BadRows, NoFeatures
-from services.training.domain.pipeline import build_pipeline, features_and_target, fit, frame, parquet
+from services.training.domain.pipeline import (
+    BEFORE_COMPILING,
+    COMPILED,
+    build_pipeline,
+    features_and_target,
+    fit,
+    frame,
+    framing_of,
+    parquet,
+)
 from tests.unit.training.data import MIXED, mixed_rows
 
 
@@ -13,26 +23,70 @@ def fitted_on_mixed(estimator: str = "logistic_regression"):
     return fit(build_pipeline(MIXED, estimator, {}, seed=0), X, y), X
 
 
-def test_numbers_are_imputed_and_scaled_categories_and_booleans_one_hot_text_and_target_left_out():
+def test_numbers_are_imputed_and_scaled_booleans_imputed_categories_one_hot_text_and_target_left_out():
     pipeline, X = fitted_on_mixed()
     features = pipeline.named_steps["features"]
     assert [(name, columns) for name, _, columns in features.transformers_] == [
         ("numbers", ["size", "rooms"]),
-        ("categories", ["colour", "sold"]),
+        ("booleans", ["sold"]),
+        ("categories", ["colour"]),
     ]
     assert list(X.columns) == ["size", "rooms", "colour", "sold"]
-    assert set(features.get_feature_names_out()) == {
+    assert list(features.get_feature_names_out()) == [
         "numbers__size",
         "numbers__rooms",
+        "booleans__sold",
         "categories__colour_blue",
         "categories__colour_green",
         "categories__colour_red",
-        "categories__sold_0.0",
-        "categories__sold_1.0",
-    }
+    ]
     transformed = features.transform(X)
     assert not np.isnan(transformed).any()  # every missing value was imputed
     assert transformed[:, :2].mean(axis=0) == pytest.approx([0, 0], abs=1e-9)
+    assert set(transformed[:, 2]) == {0.0, 1.0}
+
+
+def test_tree_estimators_read_numbers_unscaled_and_boosting_reads_missing_ones_itself():
+    # Trees split on thresholds: a scaler changes nothing for them but, once compiled, the
+    # float32 arithmetic of the ONNX scaler moves values near a threshold to its other side.
+    forest = fitted_on_mixed("random_forest")[0].named_steps["features"].named_transformers_["numbers"]
+    assert [name for name, _ in forest.steps] == ["impute"]
+    boosting, X = fitted_on_mixed("gradient_boosting")
+    assert boosting.named_steps["features"].transformers[0] == ("numbers", "passthrough", ["size", "rooms"])
+    assert X["size"].isna().any() and not np.isnan(boosting.predict_proba(X)).any()
+    numbers = fitted_on_mixed("logistic_regression")[0].named_steps["features"].named_transformers_["numbers"]
+    assert [name for name, _ in numbers.steps] == ["impute", "scale"]
+
+
+def test_frames_of_compiled_models_mark_missing_categories_and_round_numbers_to_float32():
+    rows = mixed_rows(10).to_pandas().assign(size=[0.1 + i for i in range(10)])
+    rows.loc[3, ["size", "colour"]] = None
+    new, old = frame(rows, MIXED), frame(rows, MIXED, BEFORE_COMPILING)
+    assert new["colour"].tolist()[3] == MISSING_CATEGORY and np.isnan(old["colour"].tolist()[3])
+    assert np.isnan(new["size"].tolist()[3]) and np.isnan(new["sold"].tolist()[3])  # other types: NaN either way
+    assert old["size"].tolist()[0] == 0.1 and new["size"].tolist()[0] == float(np.float32(0.1)) != 0.1
+    assert new["size"].dtype == np.float64
+    pd.testing.assert_series_equal(new["sold"], old["sold"])
+    assert framing_of(MISSING_CATEGORY) == COMPILED and framing_of(None) == BEFORE_COMPILING
+
+
+def test_a_number_beyond_float32_is_refused_naming_its_column():
+    rows = mixed_rows(10).to_pandas()
+    rows.loc[2, "size"] = 1e39
+    with pytest.raises(BadRows, match=r"column 'size' holds 1e\+39, beyond float32's range"):
+        frame(rows, MIXED)
+    assert frame(rows, MIXED, BEFORE_COMPILING)["size"].tolist()[2] == 1e39
+
+
+def test_a_column_without_any_value_in_training_is_left_out_and_without_any_at_all_refused():
+    X, y = features_and_target(frame(mixed_rows(), MIXED), MIXED)
+    X = X.assign(size=np.nan, colour=MISSING_CATEGORY)
+    pipeline = fit(build_pipeline(MIXED, "logistic_regression", {}, seed=0), X, y)
+    used = {name: cols for name, _, cols in pipeline.named_steps["features"].transformers_ if name != "remainder"}
+    assert used == {"numbers": ["rooms"], "booleans": ["sold"]}
+    assert len(pipeline.predict(X)) == len(X)  # the columns are still read, and ignored
+    with pytest.raises(NoFeatures, match="hold no value in the training rows"):
+        fit(build_pipeline(MIXED, "logistic_regression", {}, seed=0), X.assign(rooms=np.nan, sold=np.nan), y)
 
 
 def test_missing_values_and_an_unknown_category_at_predict_time_are_tolerated():
@@ -44,7 +98,10 @@ def test_missing_values_and_an_unknown_category_at_predict_time_are_tolerated():
         ]
     )
     assert set(pipeline.predict(frame(records, MIXED))) <= {"yes", "no"}
-    assert set(pipeline.predict(records)) <= {"yes", "no"}  # even without `frame`: NaN or None alike
+    # A missing category must come as the marker (inference gives it so, as the card says): the
+    # imputer looks for nothing else.
+    with pytest.raises(ValueError, match="NaN"):
+        pipeline.predict(records)
 
 
 def test_every_allow_listed_classifier_fits_the_mixed_schema():

@@ -6,14 +6,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_iris
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from services.common.contracts import DatasetSchema
+from services.training.domain.artifact import dumps, sha256
 from services.training.domain.card import Lineage
 from services.training.domain.errors import DatasetTooSmall, UnknownEstimator
-from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics
-from services.training.domain.pipeline import build_pipeline, fit, parquet
-from services.training.domain.train import TrainedModel, fit_and_evaluate, score_on_holdout, train_artifact
+from services.training.domain.evaluate import ClassificationMetrics, RegressionMetrics, score
+from services.training.domain.pipeline import BEFORE_COMPILING, build_pipeline, fit, parquet
+from services.training.domain.train import TrainedModel, fit_and_evaluate, holdout, score_on_holdout, train_artifact
 
 
 def numbers_schema(names: list[str], target: str, task: str) -> DatasetSchema:
@@ -89,7 +95,8 @@ def test_a_champion_is_scored_on_the_holdout_the_new_model_was():
     challenger = train_artifact(rows, schema, lineage("random_forest", {"n_estimators": 5}))
     # The holdout depends on the rows and the seed only: the champion's own metrics come back.
     assert challenger.card.lineage.seed == champion.card.lineage.seed
-    scored = score_on_holdout(champion.artifact, champion.card.sha256, rows, schema, challenger.card.lineage.seed)
+    seed, marker = challenger.card.lineage.seed, champion.card.missing_category
+    scored = score_on_holdout(champion.artifact, champion.card.sha256, rows, schema, seed, marker)
     assert scored == champion.card.metrics
 
 
@@ -117,3 +124,36 @@ def test_the_card_carries_the_categories_and_ranges_seen_in_training():
     registered = features["colour"].model_dump(mode="json")
     assert registered == {"name": "colour", "type": "category", "categories": ["blue", "green", "red"]}
     assert features["sold"].model_dump(mode="json") == {"name": "sold", "type": "boolean"}  # nothing null
+
+
+def fitted_before_compiling(rows, schema, seed: int):
+    """A pipeline as build_pipeline made them before models were compiled: missing categories
+    as NaN, booleans one-hot encoded with the categories, every number scaled."""
+    numbers = [f.name for f in schema.features if f.type in ("number", "integer")]
+    categories = [f.name for f in schema.features if f.type in ("category", "boolean")]
+    encode = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
+    scale = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    features = ColumnTransformer([("numbers", scale, numbers), ("categories", encode, categories)])
+    pipeline = Pipeline([("features", features), ("model", LogisticRegression(max_iter=1000))])
+    data = holdout(rows, schema, seed, BEFORE_COMPILING)
+    return pipeline.fit(data.X_train, data.y_train), data
+
+
+def test_a_champion_fitted_before_models_were_compiled_is_scored_on_the_frames_it_reads():
+    from tests.unit.training.data import MIXED, mixed_rows
+
+    rows = mixed_rows(200)
+    old, data = fitted_before_compiling(rows, MIXED, seed=5)
+    assert data.X_test["colour"].isna().any()  # the holdout has missing categories
+    file = dumps(old)
+    scored = score_on_holdout(file, sha256(file), rows, MIXED, seed=5, missing_category=None)  # as its card says
+    assert scored == score(old, data.X_test, data.y_test, MIXED.task)
+    # Given the marker instead, it reads a missing colour as an unknown one: other answers.
+    marked = holdout(rows, MIXED, 5).X_test
+    assert (old.predict_proba(marked) != old.predict_proba(data.X_test)).any()
+    assert scored != score(old, marked, data.y_test, MIXED.task)
