@@ -294,6 +294,14 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
     if isinstance(settings, DoorSettings):  # the public door: the server bounds what clients send
         app, options = HeaderLimit(app, settings.max_header_line_bytes), server_options(settings)
     # uvicorn's own loggers go through the root handler, so they get the request id too.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", log_config=None, **options)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=None,
+        access_log=settings.access_log,
+        **options,
+    )
     config.door = settings  # type: ignore[attr-defined]  # read by the door's protocol
     uvicorn.Server(config).run()

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     """Address the HTTP server binds to."""
     port: int = Field(8080, validation_alias=env("port", "APP_PORT"))
     """Port the HTTP server listens on (the dapr CLI passes it as APP_PORT)."""
+    access_log: bool = True
+    """Whether the HTTP server logs every request it answers (off: errors and warnings still are)."""
     dapr_host: str = "127.0.0.1"
     """Address of this service's sidecar."""
     dapr_http_port: int = Field(3500, validation_alias=env("dapr_http_port", "DAPR_HTTP_PORT"))

@@ -21,8 +21,9 @@ class Settings(ServiceSettings):
     """Whether concurrent requests for one model are batched into one predict call (off: each runs alone)."""
     max_batch_size: int = Field(256, ge=1)
     """Most rows one batched predict call takes; a request with more rows runs alone."""
-    max_batch_wait_s: float = Field(0.005, ge=0)
-    """How long a request queued behind a running predict may wait for more requests to join its batch."""
+    max_batch_wait_s: float = Field(0.0, ge=0)
+    """How long a request queued behind a running predict may wait for more to join its batch (0: none; those
+    queued during the predict batch anyway. Measured: waiting 5 ms cost a compiled model 17% at 32 in flight)."""
     unbatched_models: list[str] = []
     """Models served without batching (by name), when batching is on for the others."""
     compiled: bool = True
