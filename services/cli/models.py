@@ -84,9 +84,22 @@ def show_version(detail: dict[str, Any]) -> None:
             ("features", [f"{f['name']} ({f['type']})" for f in card["features"]]),
             ("classes", card.get("classes") or "-"),
             ("artifact sha256", detail["artifact"]["sha256"]),
+            ("compiled (ONNX)", compiled(detail.get("onnx"))),
             ("created", render.when(detail["created_at"])),
         ]
     )
+
+
+def compiled(onnx: dict[str, Any] | None) -> str:
+    """Whether the version has a checked ONNX file, and why not when it has none."""
+    if not onnx:
+        return "no: registered before models were compiled"
+    check = onnx.get("check") or {}
+    if onnx.get("artifact"):
+        difference = check.get("max_difference")
+        shown = f"{difference:.2g}" if isinstance(difference, int | float) else "-"
+        return f"yes: checked against scikit-learn on {check.get('rows')} rows, largest difference {shown}"
+    return f"no: {check.get('reason') or 'no reason recorded'}"
 
 
 def moved(answer: dict[str, Any]) -> str:

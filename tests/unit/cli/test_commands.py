@@ -5,6 +5,7 @@ import json
 
 from services.cli import jobs
 from services.cli.jobs import parse_params
+from services.cli.models import compiled
 from tests.unit.cli.conftest import reply
 
 
@@ -239,3 +240,14 @@ def test_predict_shows_the_model_contracts_warnings_of_every_batch_summed(monkey
     assert "warning: missing 'area' in 3 records" in result.stderr
     as_json = json.loads(cli("predict", "houses", "--file", "rows.json", "--json").stdout)
     assert [(w["field"], w["records"]) for w in as_json["warnings"]] == [("area", 3)]
+
+
+def test_a_versions_compiled_model_is_described_with_the_check_or_the_reason():
+    assert compiled(None) == "no: registered before models were compiled"
+    checked = {
+        "artifact": {"key": "k", "sha256": "0" * 64},
+        "check": {"passed": True, "rows": 340, "max_difference": 2.1e-7},
+    }
+    assert compiled(checked) == "yes: checked against scikit-learn on 340 rows, largest difference 2.1e-07"
+    failed = {"artifact": None, "check": {"passed": False, "reason": "labels differ on 3 rows"}}
+    assert compiled(failed) == "no: labels differ on 3 rows"
