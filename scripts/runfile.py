@@ -4,6 +4,7 @@ with their scopes renamed, and a Configuration per app with its access control."
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -13,6 +14,8 @@ from scripts.proc import ROOT, free_port, write_if_changed
 RUN_FILE = ROOT / "dapr.yaml"
 # The ports of one app in the run file (dapr.yaml fixes each, all below 32768).
 PORT_FIELDS = ("appPort", "daprHTTPPort", "daprGRPCPort", "daprInternalGRPCPort", "metricsPort")
+# The app's own metrics port, in the env of the apps that serve /metrics (the Python services).
+METRICS_ENV = "DAPRML_METRICS_PORT"
 ACCESS_FILE = ROOT / "dapr" / "access.yaml"
 TRUST_DOMAIN = "public"  # what daprd asks sentry for when its Configuration names none
 
@@ -61,7 +64,7 @@ def generate(
             command=[str(ROOT / arg) if (ROOT / arg).is_file() else arg for arg in app["command"]],
         )
         if not fixed_ports:
-            app.update(chosen.pop(0) if chosen else free_app_ports())
+            with_ports(app, chosen.pop(0) if chosen else free_app_ports())
         env[f"DAPRML_{service.upper()}_APP_ID"] = app["appID"]
     run_file = target / "dapr.yaml"
     write_if_changed(run_file, yaml.safe_dump(spec, sort_keys=False))
@@ -76,7 +79,7 @@ def add_replicas(run_file: Path, replicas: dict[str, int], previous: list[dict[s
     for app_id, count in replicas.items():
         first = next(a for a in spec["apps"] if a["appID"] == app_id)
         for _ in range(count - 1):
-            spec["apps"].append(first | (previous.pop(0) if previous else free_app_ports()))
+            spec["apps"].append(with_ports(dict(first), previous.pop(0) if previous else free_app_ports()))
     write_if_changed(run_file, yaml.safe_dump(spec, sort_keys=False))
 
 
@@ -86,7 +89,10 @@ def chosen_ports(run_file: Path) -> list[dict[str, int]]:
         spec = yaml.safe_load(run_file.read_text())
     except OSError:
         return []
-    return [{name: app[name] for name in PORT_FIELDS} for app in spec["apps"]]
+    return [
+        {name: app[name] for name in PORT_FIELDS} | {METRICS_ENV: int(app.get("env", {}).get(METRICS_ENV, 0))}
+        for app in spec["apps"]
+    ]
 
 
 def free_app_ports() -> dict[str, int]:
@@ -94,7 +100,16 @@ def free_app_ports() -> dict[str, int]:
     the dapr CLI, a daprd's internal gRPC and metrics ports come from that range, where a
     sidecar's own outgoing connection can take one before daprd binds it (one did: that daprd
     exited and its stack never became ready)."""
-    return {name: free_port() for name in PORT_FIELDS}
+    return {name: free_port() for name in (*PORT_FIELDS, METRICS_ENV)}
+
+
+def with_ports(app: dict[str, Any], ports: dict[str, int]) -> dict[str, Any]:
+    """The app given these ports: its own and its daprd's, and its metrics port when it serves
+    /metrics (its env names one); the env is the app's own copy, not a replica's."""
+    app.update({name: ports[name] for name in PORT_FIELDS})
+    if METRICS_ENV in (app.get("env") or {}):
+        app["env"] = {**app["env"], METRICS_ENV: str(ports.get(METRICS_ENV) or free_port())}
+    return app
 
 
 def write_config(base: dict, callers: list[str], target: Path) -> None:

@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -53,6 +54,7 @@ class App:
     app_port: int
     http_port: int
     grpc_port: int
+    metrics_port: int | None = None  # the app's /metrics, when it serves one
 
     @property
     def service(self) -> str:
@@ -64,7 +66,9 @@ class Stack:
     def __init__(self, run_file: Path, workdir: Path):
         self.run_file, self.workdir = run_file, workdir
         spec = yaml.safe_load(run_file.read_text())
-        self.apps = [App(a["appID"], a["appPort"], a["daprHTTPPort"], a["daprGRPCPort"]) for a in spec["apps"]]
+        self.apps = [
+            App(a["appID"], a["appPort"], a["daprHTTPPort"], a["daprGRPCPort"], _metrics_port(a)) for a in spec["apps"]
+        ]
         self.pidfile = workdir / ".data" / "stack.pid"
         # What the services put before every topic name (ServiceSettings.topic_prefix).
         self.topic_prefix = spec["common"].get("env", {}).get("DAPRML_TOPIC_PREFIX", "")
@@ -178,6 +182,8 @@ class Stack:
             require_free(app.app_port, f"{app.app_id} app")
             require_free(app.http_port, f"{app.app_id} sidecar HTTP")
             require_free(app.grpc_port, f"{app.app_id} sidecar gRPC")
+            if app.metrics_port:
+                require_free(app.metrics_port, f"{app.app_id} metrics")
         env = self._env()
         t0 = time.monotonic()
         start([sys.executable, "-m", "scripts.launch", str(self.run_file)], self.log, self.pidfile, cwd=ROOT, env=env)
@@ -331,3 +337,8 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def _metrics_port(app: dict[str, Any]) -> int | None:
+    port = (app.get("env") or {}).get(runfile.METRICS_ENV)
+    return int(port) if port else None

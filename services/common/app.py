@@ -10,6 +10,7 @@ import asyncio
 import logging
 import math
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,14 +23,16 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
-from services.common import dapr_adapters
+from services.common import dapr_adapters, metrics
 from services.common.allow import CompleteAllow
 from services.common.deps import ProbeDep, SettingsDep
 from services.common.door import DoorSettings, HeaderLimit, server_options
 from services.common.errors import ClientError
 from services.common.events import EventHandler, EventType, InstanceHeartbeat
+from services.common.metrics import HttpMetrics
 from services.common.middleware import AppToken, RequestIds, WithRequestId, carries_app_token
 from services.common.oip import ProtocolRoute
 from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarProbe, SidecarUnavailable
@@ -85,6 +88,8 @@ class ServiceSpec:
     message of the dead-letter topic, where every subscription above sends what its handler
     drops or keeps failing past the delivery retries."""
     background: Sequence[Periodic] = ()
+    metrics: CollectorRegistry | None = None
+    """The registry of the service's own metrics, when it has some; the kit adds its HTTP ones."""
     services: Mapping[type, Any] = field(default_factory=dict)
     """The service objects (use cases) its routes call, each under its type, built once in app.py.
     A route receives one through an alias of its deps module:
@@ -270,6 +275,8 @@ def build_app(spec: ServiceSpec) -> FastAPI:
     if spec.settings.require_app_token and token is not None:
         app.add_middleware(AppToken, token=token.get_secret_value())
     app.add_middleware(CompleteAllow)
+    app.state.metrics = spec.metrics or CollectorRegistry()
+    app.add_middleware(HttpMetrics, registry=app.state.metrics)  # outside: times refusals too
     app.add_middleware(RequestIds)  # added last: outermost, so a refused request has an id too
     return app
 
@@ -286,6 +293,7 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     settings = settings_type.load()
     app: Any = create_app(settings)
+    registry = app.state.metrics
     # Behind the door only the sidecar connects, and it keeps idle connections for 90 s (Go's
     # default transport, which daprd's app channel clones). Were the app to close one first (uvicorn
     # closes after 5 s), a call sent on it as it closes gets "connection reset", and Go retries
@@ -304,4 +312,8 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
         **options,
     )
     config.door = settings  # type: ignore[attr-defined]  # read by the door's protocol
+    if settings.metrics_port is not None:
+        if settings.metrics_port == settings.port:
+            sys.exit(f"{settings.app_id}: DAPRML_METRICS_PORT must not be the app port {settings.port}")
+        metrics.serve(registry, settings.host, settings.metrics_port)
     uvicorn.Server(config).run()

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     """Address the HTTP server binds to."""
     port: int = Field(8080, validation_alias=env("port", "APP_PORT"))
     """Port the HTTP server listens on (the dapr CLI passes it as APP_PORT)."""
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    """Port /metrics is served on (Prometheus' text format), on `host`; None: not served. Never the app port."""
     access_log: bool = True
     """Whether the HTTP server logs every request it answers (off: errors and warnings still are)."""
     dapr_host: str = "127.0.0.1"

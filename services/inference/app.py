@@ -1,4 +1,5 @@
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters
 from services.common.app import Periodic, ServiceSpec, build_app
@@ -6,6 +7,7 @@ from services.common.events import EventType
 from services.inference import api, clients, v2_api
 from services.inference.batching import Limits
 from services.inference.dataplane import DataPlane
+from services.inference.metrics import InferenceMetrics
 from services.inference.ports import InferencePorts
 from services.inference.prediction_log import PredictionLog
 from services.inference.runtimes import Compiling
@@ -17,6 +19,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(InferencePorts, settings)
     batching = Limits(settings.max_batch_size, settings.max_batch_wait_s) if settings.batching else None
+    registry = CollectorRegistry()
     plane = DataPlane(
         clients.registry(ports.invoker, settings),
         settings.max_loaded_models,
@@ -25,6 +28,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         compiling=Compiling(
             settings.compiled, frozenset(settings.uncompiled_models), settings.onnx_threads, settings.inline_rows
         ),
+        metrics=InferenceMetrics(registry),
     )
     prediction_log = PredictionLog(
         ports.publisher,
@@ -48,5 +52,6 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
                 *([flushing] if settings.prediction_log_rate > 0 else []),
             ],
             closing=[plane.close, prediction_log.close],
+            metrics=registry,
         )
     )

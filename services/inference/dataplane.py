@@ -36,6 +36,7 @@ import numpy as np
 from services.common import onnxfiles
 from services.common.clients import Absent, CallError, Malformed, RegistryClient
 from services.common.contracts import ModelCard, VersionInfo
+from services.common.errors import ClientError
 from services.common.events import ModelAliasChanged
 from services.common.ports import SidecarUnavailable
 from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, Runner
@@ -43,7 +44,18 @@ from services.inference.domain import contract, modelfile
 from services.inference.domain.columns import Columns, count
 from services.inference.domain.contract import ContractWarning
 from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
-from services.inference.runtimes import ONNX, SKLEARN, Choice, Compiling, OnnxRuntime, Runtime, SklearnRuntime, choose
+from services.inference.metrics import InferenceMetrics
+from services.inference.runtimes import (
+    ONNX,
+    SKLEARN,
+    Choice,
+    Compiling,
+    OnnxRuntime,
+    Result,
+    Runtime,
+    SklearnRuntime,
+    choose,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +106,14 @@ class DataPlane:
         batching: Limits | None = None,
         unbatched: set[str] | None = None,
         compiling: Compiling | None = None,
+        metrics: InferenceMetrics | None = None,
     ):
         """batching: None serves every model without batching; `unbatched` names models served
         without it anyway. compiling: when and how ONNX models are served (default: always)."""
         self.registry, self.max_loaded = registry, max_loaded_models
         self.batching, self.unbatched = batching, unbatched or set()
         self.compiling = compiling or Compiling()
+        self.metrics = metrics or InferenceMetrics()
         self._models: OrderedDict[Key, Loaded] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Loaded]] = {}
         self._aliases: dict[tuple[str, str], Loaded] = {}  # (name, alias) -> the version served for it
@@ -186,6 +200,8 @@ class DataPlane:
             )
             return
         self._aliases[key] = loaded
+        if before is not None:
+            self.metrics.swaps.labels(name, alias).inc()
         log.info(
             "model %s %s: now version %s%s", name, alias, loaded.version, f" (was {before.version})" if before else ""
         )
@@ -268,6 +284,7 @@ class DataPlane:
         try:
             pipeline = await asyncio.to_thread(modelfile.load, data, info.artifact.sha256, what)
         except ModelUnloadable as e:
+            self.metrics.load_failures.labels(info.model, str(info.version), SKLEARN).inc()
             log.error("refused to load %s: %s", what, e)
             self._failed[(info.model, info.version)] = (time.monotonic(), e)
             raise
@@ -280,20 +297,23 @@ class DataPlane:
             try:
                 runtime = await self._compiled(info)
             except (ModelUnloadable, ModelMissing) as e:  # its skops file still serves: a slower answer, not none
+                self.metrics.load_failures.labels(info.model, str(info.version), ONNX).inc()
                 log.error("model %s version %s: serving it with scikit-learn: %s", info.model, info.version, e)
                 choice = Choice(SKLEARN, f"its ONNX file could not be served: {e}")
         if runtime is None:
             runtime = await self._pipeline(info)
         self._failed.pop((info.model, info.version), None)
-        runner = self._runner(info.model, runtime)
+        runner = self._runner(info.model, info.version, runtime)
         loaded = Loaded(info.model, info.version, info.card, runtime, runner, choice.reason)
         self._models[(info.model, info.version)] = loaded
+        self.metrics.loaded.set(len(self._models))
         while len(self._models) > self.max_loaded:
             (old, version), unloaded = self._models.popitem(last=False)
             # An alias naming it is resolved again on its next request.
             for key in [k for k, v in self._aliases.items() if (v.name, v.version) == (old, version)]:
                 del self._aliases[key]
             log.info("model %s version %s unloaded (least recently used)", old, version)
+            self.metrics.loaded.set(len(self._models))
             await unloaded.runner.close()
         log.info(
             "model %s version %s loaded, served by %s%s",
@@ -308,11 +328,18 @@ class DataPlane:
         """Ready means loaded: loads it when it is not (raises when it cannot be)."""
         return await self.model(name, ref)
 
-    def _runner(self, name: str, runtime: Runtime) -> Runner:
+    def _runner(self, name: str, version: int, runtime: Runtime) -> Runner:
         inline = self.compiling.inline_rows if runtime.name == ONNX else 0
+
+        def predict(rows: Columns, probabilities: bool) -> Result:
+            started = time.perf_counter()
+            result = runtime.predict(rows, probabilities)
+            self.metrics.predicted(name, version, runtime.name, count(rows), time.perf_counter() - started)
+            return result
+
         if self.batching is None or name in self.unbatched:
-            return DirectPredictor(runtime.predict, inline)
-        return BatchingPredictor(runtime.predict, self.batching.max_batch_size, self.batching.max_wait_s, inline)
+            return DirectPredictor(predict, inline)
+        return BatchingPredictor(predict, self.batching.max_batch_size, self.batching.max_wait_s, inline)
 
     async def close(self) -> None:
         """Stops the loaded models' batching workers (at shutdown)."""
@@ -336,19 +363,27 @@ class DataPlane:
         checked; the warnings are counted per model version and answered, bounded. `size`: the
         rows the request says it holds, when known before decoding (small ones skip a thread)."""
         loaded = await self.model(name, ref)
+        version = str(loaded.version)
 
         def decode() -> tuple[Columns, list[ContractWarning]]:
             warnings = names(loaded.card) if names is not None else []
             rows = inputs(loaded.card)
             return rows, warnings + contract.values(rows, loaded.card)
 
-        if size is not None and size <= INLINE_DECODE_ROWS:
-            rows, warnings = decode()
-        else:
-            rows, warnings = await asyncio.to_thread(decode)
-        if count(rows) == 0:
-            raise InferenceError("no rows to predict")
-        predictions, proba = await loaded.runner(rows, probabilities)
+        try:
+            if size is not None and size <= INLINE_DECODE_ROWS:
+                rows, warnings = decode()
+            else:
+                rows, warnings = await asyncio.to_thread(decode)
+            if count(rows) == 0:
+                raise InferenceError("no rows to predict")
+            predictions, proba = await loaded.runner(rows, probabilities)
+        except Exception as e:
+            refused = isinstance(e, ClientError) and e.status < 500
+            self.metrics.requests.labels(loaded.name, version, "refused" if refused else "failed").inc()
+            raise
+        self.metrics.requests.labels(loaded.name, version, "success").inc()
+        self.metrics.rows.labels(loaded.name, version).inc(count(rows))
         if warnings:
             counts = self._warned.setdefault((loaded.name, loaded.version), Counter())
             for warning in warnings:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tritonclient.http as httpclient
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient._plugin import InferenceServerClientPlugin
 from tritonclient.utils import InferenceServerException
 
@@ -368,3 +369,54 @@ def test_without_a_key_the_client_reads_the_gateways_401(stack):
     finally:
         client.close()
     assert error.status() == "401" and "API key is required" in error.message()
+
+
+# Metrics ------------------------------------------------------------------------------------------
+
+
+def scraped(stack: Stack, service: str) -> str:
+    """The app's /metrics, on its metrics port (loopback), in Prometheus' text format."""
+    port = stack.app(service).metrics_port
+    assert port, f"the run file gives {service} no metrics port"
+    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain"), reply
+    return reply.text
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """A sample's value in a scrape (0 when absent), its labels matched exactly."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return 0.0
+
+
+def test_after_n_predictions_through_the_gateway_the_models_counter_rose_by_n(stack, api, mixed):
+    labels = {"model": mixed.name, "version": "1", "outcome": "success"}
+    route = {"route": "/api/models/{name}/predict", "method": "POST"}
+    before = scraped(stack, "inference")
+    n = 25
+    for _ in range(n):
+        reply = api.post(f"/api/models/{mixed.name}/predict", json={"records": mixed.rows.to_dict("records")})
+        assert reply.status_code == 200, reply.text
+    after = scraped(stack, "inference")
+    assert (
+        sample(after, "daprml_inference_requests_total", **labels)
+        - sample(before, "daprml_inference_requests_total", **labels)
+        == n
+    )
+    rows = {"model": mixed.name, "version": "1"}
+    assert sample(after, "daprml_inference_rows_total", **rows) - sample(
+        before, "daprml_inference_rows_total", **rows
+    ) == n * len(mixed.rows)
+    counted = "daprml_http_request_duration_seconds_count"
+    assert sample(after, counted, **route) - sample(before, counted, **route) == n
+    # The gateway counts the same calls under its own route template.
+    assert sample(scraped(stack, "gateway"), counted, **route) >= n
+
+
+def test_metrics_are_not_reachable_through_the_gateways_public_port(stack, api):
+    for path in ("/metrics", "/api/metrics/../../metrics", "/v2/metrics"):
+        assert api.get(path).status_code in (401, 404), path
+    assert "daprml_" not in api.get("/metrics").text

@@ -1,0 +1,57 @@
+"""Inference's own metrics, per model and version (beside the kit's per-route HTTP metrics):
+what KServe's request_predict_seconds and MLServer's model_infer_request_success/failure say.
+
+Labels are only ever names the registry knows: a request for a model that does not exist is
+counted by route (daprml_http_requests_total), never under the name a client made up.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.metrics import LATENCY_BUCKETS
+
+BATCH_ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
+
+
+class InferenceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry
+        self.requests = Counter(
+            "daprml_inference_requests",
+            "Predict and infer requests for a loaded model version, by outcome (success, refused: the "
+            "client's fault, failed: the server's)",
+            ["model", "version", "outcome"],
+            registry=registry,
+        )
+        self.rows = Counter("daprml_inference_rows", "Rows predicted", ["model", "version"], registry=registry)
+        self.predict = Histogram(
+            "daprml_inference_predict_duration_seconds",
+            "Time of one predict call of the runtime (a batch of requests, when batching joined them)",
+            ["model", "version", "runtime"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch = Histogram(
+            "daprml_inference_batch_rows",
+            "Rows in one predict call (several requests' rows when batching joined them)",
+            ["model", "version"],
+            buckets=BATCH_ROWS,
+            registry=registry,
+        )
+        self.loaded = Gauge("daprml_inference_loaded_models", "Model versions held in memory", registry=registry)
+        self.load_failures = Counter(
+            "daprml_inference_load_failures",
+            "Model files refused or not fetched when loading (an ONNX file refused counts too: scikit-learn serves)",
+            ["model", "version", "runtime"],
+            registry=registry,
+        )
+        self.swaps = Counter(
+            "daprml_inference_alias_swaps",
+            "Times an alias served here switched to another version (hot swap)",
+            ["model", "alias"],
+            registry=registry,
+        )
+
+    def predicted(self, model: str, version: int, runtime: str, rows: int, seconds: float) -> None:
+        self.predict.labels(model, str(version), runtime).observe(seconds)
+        self.batch.labels(model, str(version)).observe(rows)
