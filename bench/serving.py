@@ -16,7 +16,7 @@ import yaml
 from bench.common import CLASSES, classification, classification_schema
 from bench.httpload import Target
 from bench.mlserver import MLServer
-from scripts.runfile import free_app_ports, write_config
+from scripts.runfile import free_app_ports, with_ports, write_config
 from scripts.stack import Stack
 from services.common import modelfiles
 
@@ -60,8 +60,9 @@ def isolated_stack(workdir: Path, run_id: str, alt_env: dict[str, str]) -> Stack
         return stack
     spec = yaml.safe_load(stack.run_file.read_text())
     base = next(a for a in spec["apps"] if a["appID"] == f"inference-{run_id}")
-    alt = dict(base, appID=f"inferencealt-{run_id}", **free_app_ports())
-    alt.update(env={**(base.get("env") or {}), **alt_env})
+    # Ports of its own, its metrics port included (its env is a copy, not the first app's).
+    alt = with_ports(dict(base, appID=f"inferencealt-{run_id}"), free_app_ports())
+    alt.update(env={**(alt.get("env") or {}), **alt_env})
     spec["apps"].append(alt)
     stack.run_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     # The registry's sidecar admits only the callers its Configuration names: add the second app.

@@ -13,7 +13,7 @@ import yaml
 
 from scripts import infra
 from scripts.proc import SetupError, free_port, wait_until
-from scripts.runfile import copy_component_folders, free_app_ports
+from scripts.runfile import copy_component_folders, free_app_ports, with_ports
 from scripts.stack import Stack
 from services.common.settings import ServiceSettings
 
@@ -90,12 +90,8 @@ def one_app_stack(stack: Stack, tmp_path):
 def _one_app(stack: Stack, workdir, command: list[str], like: str | None) -> Stack:
     spec = yaml.safe_load(stack.run_file.read_text())
     app = spec["apps"][0]
-    app.update(
-        appID=f"solo-{free_port()}",
-        appDirPath=str(workdir),
-        command=command,
-        **free_app_ports(),
-    )
+    app.update(appID=f"solo-{free_port()}", appDirPath=str(workdir), command=command)
+    with_ports(app, free_app_ports())  # the app's and its daprd's, and its own metrics port
     like = like or next((c.removeprefix("services.") for c in command if c.startswith("services.")), None)
     twin = stack.app(like).app_id if like else None
     spec["common"]["resourcesPaths"] = copy_component_folders(
