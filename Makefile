@@ -2,6 +2,8 @@
 # DAPRML_PROFILE picks the component profile (components/<profile>, default local) for make up,
 # make run and the tests: e.g. `make up DAPRML_PROFILE=nats-sqlite`. The end-to-end suite
 # (tests/integration/test_e2e.py) runs on every runnable profile whatever it says.
+# DAPRML_OBSERVABILITY=off starts neither Prometheus nor Jaeger (on by default; each is skipped
+# with a message where it cannot run): e.g. `make up DAPRML_OBSERVABILITY=off`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -31,7 +33,7 @@ docs: $(VENV)/.installed
 	$(VENV)/bin/mkdocs build --strict
 	@echo "open .data/site/index.html"
 
-## up: start infra and the whole stack in the background; returns once every service is ready
+## up: start infra (Prometheus and Jaeger too) and the whole stack in the background; returns once every service is ready
 up: setup
 	$(PY) -m scripts.stack up
 
@@ -63,11 +65,11 @@ bench-inference: setup
 
 setup: $(VENV)/.installed runtime servers
 
-# The servers of every component profile (Redis, PostgreSQL, RabbitMQ, NATS), from Debian packages when missing.
+# The servers of every component profile (Redis, PostgreSQL, RabbitMQ, NATS) and Prometheus, from Debian packages when missing.
 servers: $(VENV)/.installed
 	$(PY) -m scripts.infra install
 
-# The Dapr runtime and CLI, built from their Go modules once per machine (seconds after that).
+# The Dapr runtime and CLI, and Jaeger (traces), built from their Go modules once per machine (seconds after that).
 runtime:
 	scripts/install-dapr
 

@@ -90,18 +90,30 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes = set()
+def _tcp_rows() -> list[list[str]]:
+    """The fields of each row of /proc/net/tcp and tcp6 (local address, remote address, state, ...)."""
+    rows = []
     for table in (_proc("net/tcp"), _proc("net/tcp6")):
         try:
-            lines = table.read_text().splitlines()[1:]
+            rows += [line.split() for line in table.read_text().splitlines()[1:]]
         except OSError:
             continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
-                inodes.add(fields[9])
-    return inodes
+    return rows
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1], 16)
+
+
+def _listening_inodes(port: int) -> set[str]:
+    # state 0A: LISTEN
+    return {f[9] for f in _tcp_rows() if len(f) > 9 and f[3] == "0A" and _port(f[1]) == port}
+
+
+def clients(port: int) -> int:
+    """Established TCP connections to 127.0.0.1:port, counted on the client side (their remote
+    port is the server's), from /proc/net/tcp."""
+    return sum(1 for f in _tcp_rows() if len(f) > 3 and f[3] == "01" and _port(f[2]) == port)
 
 
 def listener_pid(port: int) -> int | None:

@@ -2,6 +2,7 @@
 from the project's dapr.yaml: app ids renamed, ports chosen, the profile's components copied
 with their scopes renamed, and a Configuration per app with its access control."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from scripts import profiles
+from scripts.infra import observability
 from scripts.proc import ROOT, free_port, write_if_changed
 
 RUN_FILE = ROOT / "dapr.yaml"
@@ -27,13 +29,19 @@ def generate(
     fixed_ports: bool = False,
     topic_prefix: str = "",
     profile: str | None = None,
+    observe: observability.Wiring | None = None,
 ) -> Path:
     """The run file the launcher gets, made from dapr.yaml into `target`: app ids renamed,
     paths absolute, apps run in `workdir`, the profile's components (components/<profile>
     in place of dapr.yaml's components/local) copied with their scopes renamed, and a
     Configuration per app whose access control admits only the callers dapr/access.yaml
     names for it (the callee's sidecar enforces it, so each app needs its own). The profile
-    is written next to it (`profile`)."""
+    is written next to it (`profile`).
+
+    With observability (`observe`, by default what DAPRML_OBSERVABILITY and this machine
+    allow: scripts/infra/observability.py): every Configuration exports spans to the local
+    Jaeger, the apps get the OpenTelemetry SDK's variables for it, and the gateway the URLs of
+    Prometheus and of the trace backend. Without: none of it."""
     # Ports chosen for a run file made before in this folder are kept: made again for a
     # running stack (make up twice), it must name the ports that stack listens on.
     chosen = chosen_ports(target / "dapr.yaml")
@@ -42,6 +50,10 @@ def generate(
     env = common.setdefault("env", {})
     if topic_prefix:
         env["DAPRML_TOPIC_PREFIX"] = topic_prefix
+    observe = observability.wiring() if observe is None else observe
+    if observe.traces:
+        # The OpenTelemetry SDK's own variables: a backend named in the environment wins.
+        env.update({name: os.environ.get(name, value) for name, value in observability.APP_ENV.items()})
     profile = profiles.current(profile)
     # dapr.yaml names the local profile's folder: the chosen profile's takes its place.
     default = (profiles.FOLDER / profiles.DEFAULT).resolve()
@@ -54,7 +66,9 @@ def generate(
     for app in spec["apps"]:
         service = app["appID"]
         config = target / "config" / f"{service}.yaml"
-        write_config(base, [rename(c) for c in callers.get(service, [])], config)
+        write_config(base, [rename(c) for c in callers.get(service, [])], config, traces=observe.traces)
+        if service == "gateway":
+            app["env"] = {**(app.get("env") or {}), **gateway_env(observe)}
         app.update(
             appID=rename(service),
             appDirPath=str(workdir),
@@ -112,10 +126,22 @@ def with_ports(app: dict[str, Any], ports: dict[str, int]) -> dict[str, Any]:
     return app
 
 
-def write_config(base: dict, callers: list[str], target: Path) -> None:
+def gateway_env(observe: observability.Wiring) -> dict[str, str]:
+    """Where the gateway's operations page reads metrics and links traces (its settings
+    prometheus_url and traces_url); nothing when they are not there."""
+    env = {"DAPRML_PROMETHEUS_URL": observability.PROMETHEUS_URL} if observe.metrics else {}
+    return env | ({"DAPRML_TRACES_URL": observability.TRACES_URL} if observe.traces else {})
+
+
+def write_config(base: dict[str, Any], callers: list[str], target: Path, traces: bool = False) -> None:
     """The Configuration `base` with access control: service invocation denied by default,
-    allowed from each of `callers` (identified by the SPIFFE id in its mTLS certificate)."""
+    allowed from each of `callers` (identified by the SPIFFE id in its mTLS certificate); with
+    `traces`, spans exported to the local Jaeger over OTLP unless `base` names an exporter of
+    its own (sampling stays as `base` says)."""
     config = dict(base, spec=dict(base["spec"]))
+    tracing = config["spec"].get("tracing") or {}
+    if traces and not tracing.get("otel"):  # an exporter of the base's own (a hosted backend) wins
+        config["spec"]["tracing"] = {**tracing, "otel": dict(observability.DAPRD_OTEL)}
     config["spec"]["accessControl"] = {
         "defaultAction": "deny",
         "trustDomain": TRUST_DOMAIN,

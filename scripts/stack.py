@@ -17,10 +17,12 @@ topics prefixed by it, and a working folder of its own, so a test run never meet
 running stack.
 
 The run file is made by scripts/runfile.py; what `run` shows once the stack answers is
-scripts/walkthrough.py.
+scripts/walkthrough.py. While a stack runs, Prometheus scrapes it from a target file of its own
+(scripts/infra/observability.py), unless DAPRML_OBSERVABILITY=off.
 """
 
 import functools
+import hashlib
 import os
 import sys
 import time
@@ -32,6 +34,7 @@ import httpx
 import yaml
 
 from scripts import credentials, infra, profiles, runfile
+from scripts.infra import observability
 from scripts.proc import (
     DATA,
     ROOT,
@@ -76,6 +79,23 @@ class Stack:
         # The component profile it runs on (written next to the run file by runfile.generate).
         marker = run_file.parent / "profile"
         self.profile = marker.read_text().strip() if marker.exists() else profiles.current()
+        # Prometheus scrapes it from .data/prometheus/targets/<name>.json while it runs.
+        self.targets = observability.stack_targets(spec, runfile.METRICS_ENV)
+
+    @property
+    def name(self) -> str:
+        """`repo` for the project's own stack (make up); otherwise its topic prefix (the run
+        id) and a digest of its folder, since the one-app stacks of a test run share the
+        run's prefix."""
+        if self.workdir.resolve() == ROOT:
+            return "repo"
+        digest = hashlib.sha256(str(self.workdir.resolve()).encode()).hexdigest()[:10]
+        return f"{self.topic_prefix.rstrip('.') or 'stack'}-{digest}"
+
+    def publish_targets(self) -> None:
+        """Tells Prometheus (file_sd) what to scrape of this stack, unless observability is off."""
+        if observability.enabled():
+            observability.write_targets(self.name, self.targets)
 
     @classmethod
     def repo(cls, profile: str | None = None) -> "Stack":
@@ -176,6 +196,7 @@ class Stack:
 
     def start(self, timeout_s: float = 90) -> None:
         if self.running():
+            self.publish_targets()
             print(f"stack: already running (pid {read_pid(self.pidfile)}); `make down` stops it")
             return
         for app in self.apps:
@@ -184,6 +205,7 @@ class Stack:
             require_free(app.grpc_port, f"{app.app_id} sidecar gRPC")
             if app.metrics_port:
                 require_free(app.metrics_port, f"{app.app_id} metrics")
+        self.publish_targets()
         env = self._env()
         t0 = time.monotonic()
         start([sys.executable, "-m", "scripts.launch", str(self.run_file)], self.log, self.pidfile, cwd=ROOT, env=env)
@@ -216,6 +238,7 @@ class Stack:
     def stop(self) -> list[str]:
         """Stops the launcher and everything it started; returns the ports still in use after."""
         stopped = stop(self.pidfile)
+        observability.remove_targets(self.name)
         ports = [(p, a.app_id) for a in self.apps for p in (a.app_port, a.http_port, a.grpc_port)]
         wait_until(lambda: not any(port_open(p) for p, _ in ports), 10)
         left = [f"{p} ({app_id})" for p, app_id in ports if port_open(p)]
@@ -267,6 +290,8 @@ def up(stack: Stack) -> None:
         infra.down(started)  # a failed start leaves nothing behind
         raise
     print_status(stack.status())
+    for line in observability.summary():
+        print(line)
     print(f"stack: gateway at {stack.gateway_url} (API docs at {stack.gateway_url}/docs); `make down` stops it")
     print(f"stack: web console at {stack.gateway_url}/ (sign in with the key below)")
     print(

@@ -16,6 +16,7 @@ SENTRY_PORT = 50001
 OUR_CREDENTIALS = DATA / "sentry"  # sentry writes its root (ca.crt) and issuer here at first start
 TRUST_DOMAIN = "localhost"
 NAMES = ("sentry", "placement", "scheduler")
+METRICS_OFFSET = 20  # each serves Prometheus metrics on its port + 20
 
 
 def trust_anchors() -> Path:
@@ -48,7 +49,7 @@ def listening(port: int) -> list[str]:
         "--healthz-listen-address",
         LOCALHOST,
         "--metrics-port",
-        str(port + 20),
+        str(port + METRICS_OFFSET),
         "--metrics-listen-address",
         LOCALHOST,
     ]
@@ -84,7 +85,12 @@ def control_plane() -> list[Server]:
         TRUST_DOMAIN,
     ]
     return [
-        Server("sentry", SENTRY_PORT, [programs["DAPRML_SENTRY"], *sentry, *listening(SENTRY_PORT)]),
+        Server(
+            "sentry",
+            SENTRY_PORT,
+            [programs["DAPRML_SENTRY"], *sentry, *listening(SENTRY_PORT)],
+            exporter=SENTRY_PORT + METRICS_OFFSET,
+        ),
         Server(
             "placement",
             placement,
@@ -95,6 +101,7 @@ def control_plane() -> list[Server]:
                 f"dapr-placement-0={LOCALHOST}:{placement + 2}",
                 *tls,
             ],
+            exporter=placement + METRICS_OFFSET,
         ),
         Server(
             "scheduler",
@@ -114,5 +121,6 @@ def control_plane() -> list[Server]:
                 f"{LOCALHOST}:{scheduler}",
                 *tls,
             ],
+            exporter=scheduler + METRICS_OFFSET,
         ),
     ]

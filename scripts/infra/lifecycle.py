@@ -1,6 +1,7 @@
-"""Starting, stopping and reporting on the control plane and the profile's servers: pidfiles
-and start stamps in .data/infra, logs in .data/logs, servers of someone else's used as they
-are and left running, and the Debian packages of missing programs installed (as root)."""
+"""Starting, stopping and reporting on the control plane, the profile's servers and the
+optional observability servers: pidfiles and start stamps in .data/infra, logs in .data/logs,
+servers of someone else's used as they are and left running, and the Debian packages of
+missing programs installed (as root)."""
 
 import json
 import os
@@ -10,11 +11,12 @@ import subprocess
 from pathlib import Path
 
 from scripts import credentials, profiles
-from scripts.infra import backends, control_plane
+from scripts.infra import backends, control_plane, observability
 from scripts.infra.spec import Server
 from scripts.proc import (
     DATA,
     SetupError,
+    clients,
     port_open,
     read_pid,
     require_free,
@@ -27,14 +29,17 @@ from scripts.proc import (
 
 
 def servers(profile: str | None = None, every_profile: bool = False) -> list[Server]:
-    """The control plane, then the servers the profile's components need (those of every
-    runnable profile with `every_profile`, for `down` and `status`)."""
+    """The control plane, then the servers the profile's components need, then Prometheus and
+    Jaeger unless observability is off (with `every_profile`, for `down`, `status` and
+    `install`: those of every runnable profile, and the observability servers whatever the
+    setting, so that `down` stops them)."""
     names = profiles.runnable() if every_profile else [profiles.current(profile)]
     needed: dict[str, Server] = {}
     for name in names:
         for server in backends.profile_servers(name):
             needed.setdefault(server.name, server)
-    return control_plane.control_plane() + list(needed.values())
+    observing = observability.servers() if every_profile or observability.enabled() else []
+    return control_plane.control_plane() + list(needed.values()) + observing
 
 
 def ensure_package(server: Server) -> None:
@@ -94,7 +99,7 @@ def already_serving(server: Server) -> bool:
             f"a Redis that is not ours answers on 127.0.0.1:{server.port} ({who_listens(server.port)}) and refuses "
             f"the password in .data/component-secrets.json ({answer}); stop it, or start it with that password"
         )
-    if server.name in control_plane.NAMES:
+    if server.name in control_plane.NAMES + observability.NAMES:
         return port_open(server.port) and who_listens(server.port).endswith(f"({server.name})")
     return False  # PostgreSQL, RabbitMQ, NATS: only our own, with our passwords
 
@@ -114,26 +119,37 @@ def up(profile: str | None = None) -> list[str]:
 
 def _start_missing(profile: str | None, started: list[str]) -> None:
     for server in servers(profile):
-        if read_pid(server.pidfile) and _stamp_of(server) != server.fingerprint:
-            print(f"infra: {server.name} runs with other flags; starting it again")
-            stop(server.pidfile)
-        if read_pid(server.pidfile):
-            print(f"infra: {server.name} already running on 127.0.0.1:{server.port}")
-            if server.ready:
-                server.ready()
-            continue
-        if already_serving(server):
-            # Another checkout's (or a user's own): used as it is, and left running at `down`.
-            print(
-                f"infra: using the {server.name} already answering on 127.0.0.1:{server.port} (not ours: left running)"
-            )
-            continue
-        if server.package:
-            ensure_package(server)
-            # Made again: a program just installed may live elsewhere (PostgreSQL's bin folder).
-            server = next(s for s in servers(profile) if s.name == server.name)
-        _start(server)
-        started.append(server.name)
+        if server.optional:
+            try:
+                _start_one(server, profile, started)
+            except SetupError as exc:
+                print(f"infra: {server.name} skipped: {exc}; the stack runs without it")
+        else:
+            _start_one(server, profile, started)
+    if observability.enabled():
+        observability.infra_targets([s for s in servers(profile) if s.exporter and port_open(s.port)])
+        observability.live_stacks()  # drops what killed stacks left behind
+
+
+def _start_one(server: Server, profile: str | None, started: list[str]) -> None:
+    if read_pid(server.pidfile) and _stamp_of(server) != server.fingerprint:
+        print(f"infra: {server.name} runs with other flags; starting it again")
+        stop(server.pidfile)
+    if read_pid(server.pidfile):
+        print(f"infra: {server.name} already running on 127.0.0.1:{server.port}")
+        if server.ready:
+            server.ready()
+        return
+    if already_serving(server):
+        # Another checkout's (or a user's own): used as it is, and left running at `down`.
+        print(f"infra: using the {server.name} already answering on 127.0.0.1:{server.port} (not ours: left running)")
+        return
+    if server.package:
+        ensure_package(server)
+        # Made again: a program just installed may live elsewhere (PostgreSQL's bin folder).
+        server = next(s for s in servers(profile) if s.name == server.name)
+    _start(server)
+    started.append(server.name)
 
 
 def _start(server: Server) -> None:
@@ -174,30 +190,20 @@ def down(names: list[str] | None = None) -> None:
     for server in reversed(servers(every_profile=True)):
         if names is not None and server.name not in names:
             continue
-        users = clients(server.port) if read_pid(server.pidfile) else 0
+        users = (server.users() if server.users else clients(server.port)) if read_pid(server.pidfile) else 0
         if users:
             # Another stack (a concurrent test session, a `make up`) still talks to it: stopping
             # it would break that one. Left running; `make down` stops it once they are gone.
-            print(f"infra: {server.name} still has {users} client connection(s); left running")
+            what = "running stack(s) to scrape" if server.users else "client connection(s)"
+            print(f"infra: {server.name} still has {users} {what}; left running")
             continue
         if stop(server.pidfile):
             print(f"infra: stopped {server.name}")
-
-
-def clients(port: int) -> int:
-    """Established TCP connections to 127.0.0.1:port, counted on the client side (their remote
-    port is the server's), from /proc/net/tcp."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
+    prometheus = observability.prometheus()
+    if read_pid(prometheus.pidfile):  # still in use: it keeps scraping what still runs
+        observability.infra_targets([s for s in servers(every_profile=True) if s.exporter and port_open(s.port)])
+    else:
+        observability.remove_targets(observability.INFRA_TARGETS.removesuffix(".json"))
 
 
 def status() -> None:
@@ -213,7 +219,15 @@ def status() -> None:
 
 
 def install() -> None:
-    """Installs the server packages of every profile that are missing. Setup runs it before any
-    test: the unit tests read the servers' programs too, and a fresh machine has none."""
+    """Installs the server packages of every profile that are missing, and Prometheus unless
+    observability is off. Setup runs it before any test: the unit tests read the servers'
+    programs too, and a fresh machine has none. Without root a missing Prometheus is named, not
+    an error: the stack runs without it."""
     for server in servers(every_profile=True):
-        ensure_package(server)
+        if not server.optional:
+            ensure_package(server)
+        elif server.package and observability.enabled():
+            try:
+                ensure_package(server)
+            except SetupError as exc:
+                print(f"infra: {server.name} skipped: {exc}; the stack runs without it")

@@ -1,6 +1,7 @@
 """What infra knows of one server: the command that starts it, the files it reads, and where
-its pidfile, log and start stamp live. The control plane and the profiles' servers are each
-described this way (control_plane.py, backends.py); lifecycle.py starts and stops them."""
+its pidfile, log and start stamp live. The control plane, the profiles' servers and the
+observability servers are each described this way (control_plane.py, backends.py,
+observability.py); lifecycle.py starts and stops them."""
 
 import hashlib
 import json
@@ -27,6 +28,13 @@ class Server:
     prepare: Callable[[], None] | None = None  # run before it starts (initdb)
     ready: Callable[[], None] | None = None  # run once it listens (NATS streams)
     timeout_s: float = 30
+    # Optional (Prometheus, Jaeger): one that cannot be installed or started is skipped with a
+    # message; the stack runs without it.
+    optional: bool = False
+    # How many still use it (`down` leaves it running while any does); by default the
+    # connections to its port.
+    users: Callable[[], int] | None = None
+    exporter: int | None = None  # the port of its Prometheus metrics, if it serves them
 
     @property
     def pidfile(self) -> Path:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from services.cli import datasets, jobs, models, predict, render
+from services.cli import datasets, jobs, models, predict, render, top, trace
 from services.cli.base import Json, Options, gateway, handled
 from services.cli.client import DEFAULT_URL, REFUSED, USAGE, CliError
 
@@ -19,6 +19,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.command("train")(jobs.train_command)
+app.command("top")(top.top_command)
+app.command("trace")(trace.trace_command)
 
 
 @app.callback()

@@ -23,17 +23,18 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
-from services.common import dapr_adapters, metrics
+from services.common import dapr_adapters, metrics, tracing
 from services.common.allow import CompleteAllow
 from services.common.deps import ProbeDep, SettingsDep
 from services.common.door import DoorSettings, HeaderLimit, server_options
 from services.common.errors import ClientError
 from services.common.events import EventHandler, EventType, InstanceHeartbeat
-from services.common.metrics import HttpMetrics
-from services.common.middleware import AppToken, RequestIds, WithRequestId, carries_app_token
+from services.common.metrics import EventMetrics, HttpMetrics
+from services.common.middleware import OPEN_PATHS, AppToken, RequestIds, WithRequestId, carries_app_token
 from services.common.oip import ProtocolRoute
 from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarProbe, SidecarUnavailable
 from services.common.settings import ServiceSettings
@@ -230,13 +231,20 @@ class Heartbeat:
         return Periodic("heartbeat", self.beat.interval_s, self._send)
 
     async def _send(self, leaving: bool = False) -> None:
-        await self.probe.announce(self.beat.model_copy(update={"at": datetime.now(UTC), "leaving": leaving}))
+        # Never sampled, by this app nor its sidecar (which follows the flag): a heartbeat's trace
+        # every few seconds from every instance would crowd out the traces worth keeping.
+        with tracing.unsampled():
+            await self.probe.announce(self.beat.model_copy(update={"at": datetime.now(UTC), "leaving": leaving}))
 
     async def leave(self) -> None:
         try:
             await self._send(leaving=True)
         except SidecarUnavailable as exc:  # best effort: its heartbeats stop anyway
             log.info("could not announce leaving: %s", exc)
+
+
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
+"""FastAPI's own telemetry, off (see build_app)."""
 
 
 def build_app(spec: ServiceSpec) -> FastAPI:
@@ -257,17 +265,25 @@ def build_app(spec: ServiceSpec) -> FastAPI:
         for close in spec.closing:
             await close()
         await spec.ports.close()
+        await asyncio.to_thread(tracing.flush)  # the spans of the last requests, within a few seconds
 
-    app = FastAPI(title=spec.title, lifespan=lifespan)
+    # FastAPI's own telemetry (0.165: spans, metrics and logs through the global OpenTelemetry
+    # providers, on as soon as one is set) is off: ServerSpans traces each request once, and
+    # only the sidecar's trace context is trusted at the public door (FastAPI's trusts any
+    # client's); HttpMetrics counts requests.
+    app = FastAPI(title=spec.title, lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY)
     app.state.settings, app.state.ports = spec.settings, spec.ports
     app.state.services = dict(spec.services)
     app.state.liveness = spec.liveness
+    app.state.metrics = spec.metrics or CollectorRegistry()
+    events_counted = EventMetrics(app.state.metrics)
+    dapr_adapters.count_published(spec.ports, events_counted)
     app.include_router(health)
     for router in spec.routers:
         app.include_router(router)
     if spec.subscriptions or spec.every_replica or spec.dead_letters:
         dapr_adapters.declare_subscriptions(
-            app, spec.settings, spec.subscriptions, spec.every_replica, spec.dead_letters
+            app, spec.settings, spec.subscriptions, spec.every_replica, spec.dead_letters, events_counted
         )
     for error, handler in _handlers(spec.settings.app_id).items():
         app.add_exception_handler(error, handler)
@@ -275,11 +291,29 @@ def build_app(spec: ServiceSpec) -> FastAPI:
     if spec.settings.require_app_token and token is not None:
         app.add_middleware(AppToken, token=token.get_secret_value())
     app.add_middleware(CompleteAllow)
-    app.state.metrics = spec.metrics or CollectorRegistry()
     app.add_middleware(HttpMetrics, registry=app.state.metrics)  # outside: times refusals too
+    tracing.setup(spec.settings.app_id, spec.settings.port)
+    app.add_middleware(tracing.ServerSpans, trusts=_trusted_traces(spec.settings), unsampled=OPEN_PATHS)
     app.add_middleware(RequestIds)  # added last: outermost, so a refused request has an id too
     return app
 
+
+def _trusted_traces(settings: ServiceSettings) -> Callable[[tracing.Scope], bool] | None:
+    """Whose trace context an app continues. Behind the door, anyone's: only the sidecar reaches
+    the app (the app token). At the public door (the gateway), only its sidecar's, which carries
+    the app token (event deliveries, /internal/...): a client's traceparent is ignored and its
+    request starts a trace of its own, so that no client can join or forge another's trace."""
+    if not isinstance(settings, DoorSettings):
+        return None
+    token = settings.app_api_token
+    if token is None:
+        return lambda _scope: False
+    secret = token.get_secret_value()
+    return lambda scope: carries_app_token(scope, secret)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s trace=%(trace_id)s]: %(message)s"
+"""Every line: the request id and the trace id it concerns ('-' outside one; see WithRequestId)."""
 
 SIDECAR_KEEP_ALIVE_S = 120
 """How long an app keeps an idle connection from its sidecar: longer than the sidecar does."""
@@ -289,7 +323,7 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
     """The process entry point of a service: settings from the environment, then the app."""
     handler = logging.StreamHandler()
     handler.addFilter(WithRequestId())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     settings = settings_type.load()
     app: Any = create_app(settings)
@@ -316,4 +350,7 @@ def serve(create_app: Callable[[Any], FastAPI], settings_type: type[ServiceSetti
         if settings.metrics_port == settings.port:
             sys.exit(f"{settings.app_id}: DAPRML_METRICS_PORT must not be the app port {settings.port}")
         metrics.serve(registry, settings.host, settings.metrics_port)
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        tracing.shutdown()  # what the lifespan's flush left, and the exporter's thread

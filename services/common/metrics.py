@@ -9,7 +9,7 @@ Names follow Prometheus' conventions, with the `daprml_` prefix: `_total` for co
 """
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -63,6 +63,63 @@ class HttpMetrics:
             method = scope["method"]
             self.requests.labels(route, method, str(status)).inc()
             self.duration.labels(route, method).observe(time.perf_counter() - started)
+
+
+UNKNOWN_TOPIC = "unknown"
+"""The topic label of a dead letter that names no topic of this deployment's (a message on the
+dead-letter topic is whatever reached it: its topic is not a label until it is one we know)."""
+
+
+class EventMetrics:
+    """Events of one app: published (by topic), delivered to its handlers (by topic and
+    outcome: success, dropped, retry) and, for the app that keeps dead letters, dead-lettered.
+    Topic labels are the deployment's fixed topic names, without its prefix."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.published = Counter(
+            "daprml_events_published",
+            "Events the sidecar accepted for publishing, by topic",
+            ["topic"],
+            registry=registry,
+        )
+        self.publish_failures = Counter(
+            "daprml_events_publish_failures",
+            "Events the sidecar did not accept (an outbox publishes them again later), by topic",
+            ["topic"],
+            registry=registry,
+        )
+        self.delivered = Counter(
+            "daprml_events_delivered",
+            "Event deliveries to this app's handlers by topic and outcome: success, dropped (invalid: "
+            "dead-lettered at once), retry (failed: delivered again, then dead-lettered)",
+            ["topic", "outcome"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "daprml_events_dead_lettered",
+            "Messages of the dead-letter topic received by the app that keeps them (the gateway), by the "
+            "topic they came from",
+            ["topic"],
+            registry=registry,
+        )
+
+    def sent(self, topic: str, count: int = 1) -> None:
+        self.published.labels(topic).inc(count)
+
+    def not_sent(self, topic: str, count: int = 1) -> None:
+        self.publish_failures.labels(topic).inc(count)
+
+    def handled(self, topic: str, status: str) -> None:
+        """status: what the delivery answered the sidecar (SUCCESS, DROP, RETRY)."""
+        self.delivered.labels(topic, _OUTCOMES.get(status, status.lower())).inc()
+
+    def dead_letter(self, topic: str | None, known: Iterable[str], prefix: str = "") -> None:
+        """topic: as the dead letter names it (with the deployment's prefix), if it does."""
+        ours = {f"{prefix}{t}": t for t in known}
+        self.dead_lettered.labels(ours.get(topic or "", UNKNOWN_TOPIC)).inc()
+
+
+_OUTCOMES = {"SUCCESS": "success", "DROP": "dropped", "RETRY": "retry"}
 
 
 def serve(registry: CollectorRegistry, host: str, port: int) -> None:

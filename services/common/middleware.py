@@ -3,16 +3,18 @@
 
 - a request id: the caller's `X-Request-Id` when it is a sane one, else a new one; it is on the
   response, on every call this request makes to another service, and in every log line written
-  while the request is handled (next to the W3C trace context Dapr propagates itself);
+  while the request is handled, next to the id of the trace the request is part of
+  (services.common.tracing);
 - the app token: a service behind its sidecar answers only requests that carry the token its
   sidecar was given (`dapr-api-token`), so nothing on the machine reaches it around Dapr.
   Health routes stay open: the sidecar's health probe and the stack's readiness check use them.
   With `only`, it guards just those path prefixes: the gateway, which clients call with API
   keys, asks for it only on the routes its sidecar calls (/dapr/..., /internal/...);
 - log lines without secrets: the filter on every service's log handler (WithRequestId) puts the
-  request id on each record and takes out what must not be written: the value of any query
-  parameter whose name suggests a secret (uvicorn's access log and httpx's request lines write
-  whole URLs) and anything shaped like an API key, wherever it is in the line or its traceback.
+  request id and the trace id on each record and takes out what must not be written: the value
+  of any query parameter whose name suggests a secret (uvicorn's access log and httpx's request
+  lines write whole URLs) and anything shaped like an API key, wherever it is in the line or
+  its traceback.
 """
 
 import hmac
@@ -24,6 +26,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common import tracing
 
 REQUEST_ID = "x-request-id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -100,12 +104,14 @@ def redact(text: str) -> str:
 
 
 class WithRequestId(logging.Filter):
-    """Puts the current request id on every log record (`%(request_id)s`; '-' outside a request)
-    and takes secrets out of it (see redact): it is on the one handler every service logs
-    through (services.common.app.serve), so nothing else writes a line it has not seen."""
+    """Puts the current request id (`%(request_id)s`) and trace id (`%(trace_id)s`, 32 hex
+    digits) on every log record, '-' outside a request or a trace, and takes secrets out of it
+    (see redact): it is on the one handler every service logs through
+    (services.common.app.serve), so nothing else writes a line it has not seen."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = redact(request_id.get())  # a sane id may still be a key a client sent as one
+        record.trace_id = tracing.trace_id()
         try:
             message = record.getMessage()
         except Exception:  # arguments that do not fit the format: logging reports it as it writes

@@ -3,6 +3,7 @@
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters
 from services.common.app import ServiceSpec, build_app
@@ -20,11 +21,15 @@ from services.gateway.forwarding.upstream import Inference, Ingestion, Registry,
 from services.gateway.keys import api as keys_api
 from services.gateway.keys.service import KeyRing
 from services.gateway.metrics import api as metrics_api
+from services.gateway.operations import api as operations_api
+from services.gateway.operations.http_backends import JaegerHttp, PrometheusHttp
+from services.gateway.operations.service import Operations
 from services.gateway.ports import GatewayPorts
 from services.gateway.settings import Settings
 from services.gateway.status import api as status_api
 from services.gateway.status.instances import Instances
 from services.gateway.status.service import Status
+from services.gateway.telemetry import GatewayMetrics
 
 
 async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -45,15 +50,26 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
     instances = Instances(settings.forget_instances_after_s)
     dead_letters = DeadLetters(ports.state, ports.publisher, settings.dead_letters_kept, settings.topic_prefix)
     breakers = Breakers(settings.breaker_failures, settings.breaker_open_s)
+    registry = CollectorRegistry()
+    counted = GatewayMetrics(registry)  # not the metrics package: that one serves /api/metrics
+    status = Status(ports.invoker, ports.secrets, settings, instances)
+    # Prometheus and the trace backend: ops tools beside the stack, read over HTTP (None: not configured).
+    timeout_s = settings.operations_timeout_s
+    prometheus = PrometheusHttp(settings.prometheus_url, timeout_s) if settings.prometheus_url else None
+    jaeger = JaegerHttp(settings.traces_url, timeout_s) if settings.traces_url else None
     services = [
-        Gatekeeper(keys, settings.rate_limits, settings.rate_burst_s),
+        Gatekeeper(keys, settings.rate_limits, settings.rate_burst_s, metrics=counted),
         keys,
         dead_letters,
         instances,
-        Status(ports.invoker, ports.secrets, settings, instances),
+        status,
+        Operations(settings, prometheus, jaeger, status),
         ConsoleFiles(),
         breakers,
-        *(kind.build(ports.invoker, settings, breakers) for kind in (Ingestion, Training, Registry, Inference)),
+        *(
+            kind.build(ports.invoker, settings, breakers, counted)
+            for kind in (Ingestion, Training, Registry, Inference)
+        ),
     ]
     app = build_app(
         ServiceSpec(
@@ -68,6 +84,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
                 training_api.router,
                 registry_api.router,
                 metrics_api.router,
+                operations_api.router,
                 *inference_api.routers,
                 console_api.router,
             ],
@@ -76,6 +93,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
             dead_letters=dead_letters.keep,
             # Every gateway replica hears every instance's heartbeat (GET /api/status).
             every_replica={EventType.INSTANCE_HEARTBEAT: instances.heard},
+            metrics=registry,
         )
     )
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

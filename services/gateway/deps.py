@@ -14,12 +14,14 @@ from services.gateway.dead_letters.service import DeadLetters
 from services.gateway.forwarding.upstream import Inference, Ingestion, Registry, Training
 from services.gateway.keys.domain import KeyRecord, Role
 from services.gateway.keys.service import KeyRing
+from services.gateway.operations.service import Operations
 from services.gateway.status.service import Status
 
 KeysDep = Annotated[KeyRing, depends_on(KeyRing)]
 DeadLettersDep = Annotated[DeadLetters, depends_on(DeadLetters)]
 StatusDep = Annotated[Status, depends_on(Status)]
 ConsoleDep = Annotated[ConsoleFiles, depends_on(ConsoleFiles)]
+OperationsDep = Annotated[Operations, depends_on(Operations)]
 # The internal services the public routes forward to.
 IngestionDep = Annotated[Ingestion, depends_on(Ingestion)]
 TrainingDep = Annotated[Training, depends_on(Training)]

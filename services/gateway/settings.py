@@ -54,6 +54,12 @@ class Settings(DoorSettings):
     replica scaled away without a word, or replaced under another name)."""
     roundtrip_timeout_s: float = 20.0
     """How long the round trip check waits for the subscriber to record the ping."""
+    prometheus_url: str = ""
+    """Prometheus the operations page reads (e.g. http://127.0.0.1:9090); empty: not configured."""
+    traces_url: str = ""
+    """The trace backend's query API and UI (Jaeger, e.g. http://127.0.0.1:16686); empty: not configured."""
+    operations_timeout_s: float = Field(2.5, gt=0, le=10)
+    """How long one call to Prometheus or the trace backend may take before the page says it is not answering."""
 
     def app_ids(self) -> dict[str, str]:
         """Service name -> Dapr app id, for every service of the stack, the gateway included."""

@@ -91,11 +91,20 @@ class _Request:
 class BatchingPredictor:
     """Batches concurrent requests into one predict call, by the rule in the module docstring."""
 
-    def __init__(self, predict: PredictFn, max_batch_size: int, max_wait_s: float, inline_rows: int = 0):
+    def __init__(
+        self,
+        predict: PredictFn,
+        max_batch_size: int,
+        max_wait_s: float,
+        inline_rows: int = 0,
+        waited: Callable[[float], None] | None = None,
+    ):
+        """waited: told how long each request queued (seconds) when its batch's predict begins."""
         if max_batch_size < 1 or max_wait_s < 0:
             raise ValueError("max_batch_size must be at least 1 and max_wait_s at least 0")
         self.predict, self.max_batch_size, self.max_wait_s = predict, max_batch_size, max_wait_s
         self.inline_rows = inline_rows
+        self.waited = waited
         self._queue: deque[_Request] = deque()
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -198,6 +207,10 @@ class BatchingPredictor:
         return [r for r in taken if not r.future.done()]
 
     async def _run(self, batch: list[_Request]) -> None:
+        if self.waited is not None:
+            now = asyncio.get_running_loop().time()
+            for request in batch:
+                self.waited(now - request.arrived)
         if len(batch) == 1:
             await self._alone(batch[0])
             return

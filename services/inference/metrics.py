@@ -38,6 +38,21 @@ class InferenceMetrics:
             buckets=BATCH_ROWS,
             registry=registry,
         )
+        self.duration = Histogram(
+            "daprml_inference_request_duration_seconds",
+            "Time of one predict or infer request for a known model version, as the data plane sees it: "
+            "finding the model, decoding, queueing and predicting (not the HTTP answer's encoding)",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.queue = Histogram(
+            "daprml_inference_queue_duration_seconds",
+            "Time a request waited in the batching queue before its predict call began (batched models only)",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.loaded = Gauge("daprml_inference_loaded_models", "Model versions held in memory", registry=registry)
         self.load_failures = Counter(
             "daprml_inference_load_failures",

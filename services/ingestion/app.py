@@ -1,11 +1,13 @@
 import logging
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters, roundtrip
 from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.ports import SidecarProbe
 from services.ingestion.api import router
+from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.ports import IngestionPorts  # also imported from here by tests/api/conftest.py
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.service import IngestionService
@@ -29,7 +31,9 @@ def create_app(settings: Settings | None = None, ports: IngestionPorts | None = 
     """The app; tests hand in fake ports, production builds them over the sidecar."""
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(IngestionPorts, settings)
-    service = IngestionService(DatasetRepository(ports.state, ports.blobs), ports.publisher, settings)
+    registry = CollectorRegistry()
+    metrics = IngestionMetrics(registry)
+    service = IngestionService(DatasetRepository(ports.state, ports.blobs), ports.publisher, settings, metrics)
     return build_app(
         ServiceSpec(
             title="daprml ingestion",
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None, ports: IngestionPorts | None = 
             ports=ports,
             services={IngestionService: service},
             routers=[router, roundtrip.sender],
+            metrics=registry,
             background=[
                 Periodic("housekeeping", settings.outbox_interval_s, lambda: housekeeping(service, ports.probe))
             ],

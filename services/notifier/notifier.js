@@ -30,10 +30,16 @@ function loadConfig(env = process.env) {
     inferenceAppId: env.DAPRML_INFERENCE_APP_ID || 'inference',
     schemaFile: env.DAPRML_EVENTS_SCHEMA || SCHEMA_FILE,
     callTimeoutMs: Number(env.DAPRML_NOTIFIER_CALL_TIMEOUT_MS || 10000),
+    // The metrics' own port (none: no metrics server); never the app port.
+    metricsPort: env.DAPRML_METRICS_PORT ? Number(env.DAPRML_METRICS_PORT) : null,
   };
   const problems = [];
   for (const key of ['appPort', 'daprHttpPort', 'callTimeoutMs']) {
     if (!Number.isInteger(config[key]) || config[key] < 0) problems.push(`${key}: not a whole number`);
+  }
+  if (config.metricsPort !== null) {
+    if (!Number.isInteger(config.metricsPort) || config.metricsPort < 1) problems.push('DAPRML_METRICS_PORT: not a port');
+    else if (config.metricsPort === config.appPort) problems.push(`DAPRML_METRICS_PORT: must not be the app port ${config.appPort}`);
   }
   if (!TOPIC_PREFIX.test(config.topicPrefix)) problems.push('DAPRML_TOPIC_PREFIX: letters, digits, ".", "_" and "-" only');
   if (problems.length) throw new Error(`invalid settings: ${problems.join('; ')}`);
@@ -179,7 +185,8 @@ class Notifier {
   }
 
   /**
-   * One delivery: {status: SUCCESS | RETRY | DROP, line} (the line is what gets logged).
+   * One delivery: {status: SUCCESS | RETRY | DROP, line, notified} (the line is what gets logged;
+   * notified: `sent` when inference's answer was recorded, `failed` when it could not be asked).
    * Events come late, twice or out of order, so the event only says which model to look at:
    * the champion's version is what inference (which asks the registry) says it is now.
    */
@@ -213,7 +220,7 @@ class Notifier {
       if (number > (this.applied.get(payload.model) || 0)) {
         entry.inference = { error: e.message, at: this.now().toISOString() };
       }
-      return { status: 'RETRY', line: `${what}: will be retried (then moved to ${this.deadLetterTopic}), inference cannot be reached: ${e.message}` };
+      return { status: 'RETRY', notified: 'failed', line: `${what}: will be retried (then moved to ${this.deadLetterTopic}), inference cannot be reached: ${e.message}` };
     }
     if (number < (this.applied.get(payload.model) || 0)) {
       return { status: 'SUCCESS', line: `${what}: a later answer of inference is recorded already` };
@@ -225,7 +232,7 @@ class Notifier {
     const change =
       before === entry.version ? `champion still ${named(entry.version)}` : `champion ${named(before)} -> ${named(entry.version)}`;
     const detail = seen.error ? `inference: ${seen.error}` : `inference serves v${seen.version} with ${seen.inputs} inputs`;
-    return { status: 'SUCCESS', line: `${what}: ${change}; ${detail}` };
+    return { status: 'SUCCESS', notified: 'sent', line: `${what}: ${change}; ${detail}` };
   }
 
   /**

@@ -10,12 +10,15 @@
 //   POST /internal/events/model-aliases    the delivery route: {"status": SUCCESS | RETRY | DROP}
 //   GET  /api/champions                    model -> {version, alias_changed_at, event_id, inference}
 //
+// Its metrics (metrics.js) are served on a port of their own, DAPRML_METRICS_PORT, never here.
+//
 // As the Python services do it: every route but the two health routes wants the app token
 // (header dapr-api-token = APP_API_TOKEN) when one is set, else 401; every call to the sidecar
 // carries DAPR_API_TOKEN. Listens on 127.0.0.1:$APP_PORT.
 
 const crypto = require('node:crypto');
 const http = require('node:http');
+const { NotifierMetrics, createMetricsServer } = require('./metrics');
 const { Notifier, Sidecar, loadConfig, loadEvent } = require('./notifier');
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -61,7 +64,7 @@ function readBody(request) {
   });
 }
 
-function createServer(config, notifier, sidecar) {
+function createServer(config, notifier, sidecar, metrics = new NotifierMetrics()) {
   const routes = {
     'GET /healthz': async () => [200, { status: 'ok' }],
     // As the Python services answer it (services/common/app.py), so the gateway's status reads it alike.
@@ -77,7 +80,12 @@ function createServer(config, notifier, sidecar) {
     'GET /dapr/subscribe': async () => [200, notifier.subscriptions()],
     [`POST ${notifier.route}`]: async (request) => {
       const started = process.hrtime.bigint();
-      const outcome = await notifier.deliver(await readBody(request), request.headers);
+      let outcome;
+      try {
+        outcome = await notifier.deliver(await readBody(request), request.headers);
+      } finally {
+        metrics.delivered(notifier.event.type, outcome);
+      }
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       log(`${outcome.status} ${outcome.line} (${ms.toFixed(0)} ms)`);
       return [200, { status: outcome.status }];
@@ -119,7 +127,16 @@ function main() {
   }
   const sidecar = new Sidecar(config);
   const notifier = new Notifier(config, event, sidecar);
-  const server = createServer(config, notifier, sidecar);
+  const metrics = new NotifierMetrics(() => notifier.table.size);
+  const server = createServer(config, notifier, sidecar, metrics);
+  const metricsServer = config.metricsPort === null ? null : createMetricsServer(metrics);
+  if (metricsServer) {
+    metricsServer.on('error', (e) => {
+      process.stderr.write(`notifier: cannot serve metrics on ${config.host}:${config.metricsPort}: ${e.message}\n`);
+      process.exit(1);
+    });
+    metricsServer.listen(config.metricsPort, config.host, () => log(`metrics on ${config.host}:${config.metricsPort}/metrics`));
+  }
   server.listen(config.appPort, config.host, () => {
     log(
       `listening on ${config.host}:${server.address().port}; subscribed to ${config.pubsub}/${notifier.topic} ` +
@@ -129,6 +146,7 @@ function main() {
   });
   const stop = (signal) => {
     log(`${signal}: stopping`);
+    if (metricsServer) metricsServer.close();
     server.close(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();
   };

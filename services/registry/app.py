@@ -1,9 +1,11 @@
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters
 from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.ports import SidecarProbe
 from services.registry.api import internal, public
+from services.registry.metrics import RegistryMetrics
 from services.registry.ports import RegistryPorts  # also imported from here by tests/api/conftest.py
 from services.registry.repository import ModelRepository
 from services.registry.service import RegistryService
@@ -22,7 +24,8 @@ def create_app(settings: Settings | None = None, ports: RegistryPorts | None = N
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(RegistryPorts, settings)
     repo = ModelRepository(ports.state, ports.blobs, settings.update_attempts)
-    service = RegistryService(repo, ports.publisher, settings)
+    registry = CollectorRegistry()
+    service = RegistryService(repo, ports.publisher, settings, RegistryMetrics(registry))
     return build_app(
         ServiceSpec(
             title="daprml registry",
@@ -30,6 +33,7 @@ def create_app(settings: Settings | None = None, ports: RegistryPorts | None = N
             ports=ports,
             services={RegistryService: service},
             routers=[public, internal],
+            metrics=registry,
             background=[Periodic("outbox", settings.outbox_interval_s, lambda: publish_pending(service, ports.probe))],
         )
     )

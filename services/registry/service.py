@@ -25,6 +25,7 @@ from services.registry.domain.model import (
 )
 from services.registry.domain.promotion import decide
 from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion
+from services.registry.metrics import RegistryMetrics
 from services.registry.repository import ModelRepository
 from services.registry.settings import Settings
 
@@ -32,8 +33,15 @@ log = logging.getLogger(__name__)
 
 
 class RegistryService:
-    def __init__(self, repo: ModelRepository, publisher: EventPublisher, settings: Settings):
+    def __init__(
+        self,
+        repo: ModelRepository,
+        publisher: EventPublisher,
+        settings: Settings,
+        metrics: RegistryMetrics | None = None,
+    ):
         self.repo, self.publisher, self.settings = repo, publisher, settings
+        self.metrics = metrics or RegistryMetrics()
 
     # reads
 
@@ -163,6 +171,8 @@ class RegistryService:
             raise
         ref = record.version_of_job(job)
         assert ref is not None  # add() leaves a version of this job
+        if added:
+            self.metrics.versions.inc()
         return Registered(model=name, version=ref.version, new=added)
 
     async def _forget_details(self, name: str, key: str) -> None:
@@ -175,9 +185,11 @@ class RegistryService:
     async def promote(self, name: str, number: int, request: PromotionRequest) -> Promotion:
         """Applies the model's promotion policy to a new version, once."""
         decision: Promotion | None = None
+        fresh, moved, refused = False, False, False  # as the last try of the change left them
 
         def apply(record: ModelRecord | None) -> ModelRecord:
-            nonlocal decision
+            nonlocal decision, fresh, moved, refused
+            fresh, moved, refused = False, False, False
             record = exists(record, name)
             ref = numbered(record, number)
             if ref.promotion is not None:
@@ -185,6 +197,7 @@ class RegistryService:
                 return record
             champion = record.aliases.get(CHAMPION)
             if record.policy.mode == "auto" and champion not in (number, request.champion_version):
+                refused = True
                 raise Conflict(
                     f"model {name!r} has {_describe(champion)} as champion now, not "
                     f"{_describe(request.champion_version)}: score version {number} against it and ask again"
@@ -193,11 +206,21 @@ class RegistryService:
             first = not record.ever_had_champion()
             decision = decide(name, number, record.policy, record.task, request, now(), first)
             ref.promotion = decision
-            record.move_alias(decision.alias, number, "promotion", decision.decided_at)
+            fresh = True
+            moved = record.move_alias(decision.alias, number, "promotion", decision.decided_at) is not None
             return record
 
-        await self._change(name, apply)
+        try:
+            await self._change(name, apply)
+        except Conflict:
+            if refused:
+                self.metrics.promotions.labels("conflict").inc()
+            raise
         assert decision is not None
+        if fresh:
+            self.metrics.promotions.labels(decision.alias).inc()
+        if moved:
+            self.metrics.moved(decision.alias, "promotion")
         return decision
 
     async def set_alias(self, name: str, alias: str, number: int) -> AliasMoved:
@@ -226,15 +249,19 @@ class RegistryService:
         self, name: str, alias: str, target: Callable[[ModelRecord], int | None], reason: Reason
     ) -> AliasMoved:
         moved = AliasMoved(model=name, alias=alias, version=None, previous=None)
+        changed = False
 
         def move(record: ModelRecord | None) -> ModelRecord:
+            nonlocal changed
             record = exists(record, name)
             to = target(record)
             moved.previous, moved.version = record.aliases.get(alias), to
-            record.move_alias(alias, to, reason, now())
+            changed = record.move_alias(alias, to, reason, now()) is not None
             return record
 
         await self._change(name, move)
+        if changed:
+            self.metrics.moved(alias, reason)
         return moved
 
     async def set_policy(self, name: str, policy: PromotionPolicy) -> PromotionPolicy:

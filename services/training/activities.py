@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from services.common import tracing
 from services.common.clients import Absent, CallError, Conflict, Failed
 from services.common.contracts import models as api
 from services.common.errors import ClientError
@@ -108,7 +109,10 @@ class Activities:
 
         try:
             async with self._watching(spec):
-                fitted = await self.compute.fit(rows, spec, started)
+                # Inside the SDK's `activity: fit` span: the worker's part (queue, fit, compile).
+                about = {"dataset": spec.dataset, "version": spec.version, "estimator": spec.estimator}
+                with tracing.span("fit", about):
+                    fitted = await self.compute.fit(rows, spec, started)
         except WorkerDied:
             await self.fits.delete(fit_key(spec.job_id))  # queued again, for the retry
             raise

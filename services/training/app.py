@@ -1,6 +1,7 @@
 from functools import partial
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters, roundtrip
 from services.common.app import Periodic, ServiceSpec, build_app
@@ -9,6 +10,7 @@ from services.training import api
 from services.training.activities import Activities
 from services.training.clients import Clients
 from services.training.compute import Compute
+from services.training.metrics import TrainingMetrics
 from services.training.ports import TrainingPorts
 from services.training.service import JobService
 from services.training.settings import Settings
@@ -20,10 +22,13 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
     settings = settings or Settings()
     ports = ports or dapr_adapters.sidecar_ports(TrainingPorts, settings)
     compute = Compute(settings.fit_workers, settings.fit_memory_mb)
+    registry = CollectorRegistry()
+    metrics = TrainingMetrics(registry)
+    metrics.watch(compute.queued, compute.running)
     clients = Clients.over(ports.invoker, settings)
     activities = Activities(ports.blobs, clients, compute, settings, ports.workflows, ports.state)
-    ports.workflows.define(WORKFLOW, train_model, activities.table())
-    jobs = JobService(ports.state, clients.ingestion, ports.workflows, settings, stop=compute.cancel)
+    ports.workflows.define(WORKFLOW, metrics.counting(train_model), metrics.timed(activities.table()))
+    jobs = JobService(ports.state, clients.ingestion, ports.workflows, settings, stop=compute.cancel, metrics=metrics)
 
     return build_app(
         ServiceSpec(
@@ -47,5 +52,6 @@ def create_app(settings: Settings | None = None, ports: TrainingPorts | None = N
             closing=[compute.close],
             # Not live while no fit worker can start: a restart may help, nothing else would.
             liveness=[compute.problem],
+            metrics=registry,
         )
     )

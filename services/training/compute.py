@@ -98,6 +98,14 @@ class Compute:
     def pids(self) -> list[int]:
         return self._pool.pids() if self._pool is not None else []
 
+    def queued(self) -> int:
+        """Steps waiting for a fit worker (0 when steps run in threads: tests)."""
+        return self._pool.queued() if self._pool is not None else 0
+
+    def running(self) -> int:
+        """Steps a fit worker is running now."""
+        return self._pool.running() if self._pool is not None else 0
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()

@@ -27,9 +27,17 @@ class Places(BaseModel):
 
 
 class Admission:
-    def __init__(self, state: StateStore, finished: Callable[[str], Awaitable[bool]], settings: Settings):
-        """`finished` says whether a job has ended (asks its workflow)."""
+    def __init__(
+        self,
+        state: StateStore,
+        finished: Callable[[str], Awaitable[bool]],
+        settings: Settings,
+        refused: Callable[[], None] = lambda: None,
+    ):
+        """`finished` says whether a job has ended (asks its workflow); `refused` is told of each
+        submission refused (a metric)."""
         self.places, self.finished, self.settings = Documents(state, Places), finished, settings
+        self.refused = refused
 
     async def admit(self, job: str, dataset: str) -> None:
         """Gives the job a place, or raises TooManyJobs (429, with Retry-After)."""
@@ -48,7 +56,11 @@ class Admission:
                 places.jobs[job] = dataset
             return places
 
-        await self.places.update(KEY, take)
+        try:
+            await self.places.update(KEY, take)
+        except TooManyJobs:
+            self.refused()
+            raise
 
     async def release(self, job: str) -> None:
         def leave(found: Places | None) -> Places | None:

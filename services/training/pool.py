@@ -266,6 +266,14 @@ class Pool:
     def pids(self) -> list[int]:
         return [w.pid for w in [*self._idle, *self._busy] if w.alive()]
 
+    def queued(self) -> int:
+        """Steps waiting for a fit worker: for a slot, or for their worker to start."""
+        return sum(1 for steps in self._steps.values() for step in steps if step.worker is None)
+
+    def running(self) -> int:
+        """Steps computing in a worker."""
+        return sum(1 for steps in self._steps.values() for step in steps if step.worker is not None)
+
     # inside
 
     async def _take_slot(self, task: Step) -> None:

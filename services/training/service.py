@@ -30,6 +30,7 @@ from services.training.domain.jobs import (
     job_id,
 )
 from services.training.limits import Admission, TooManyJobs
+from services.training.metrics import TrainingMetrics
 from services.training.settings import Settings
 from services.training.workflow import WORKFLOW
 
@@ -54,15 +55,17 @@ class JobService:
         workflows: Workflows,
         settings: Settings,
         stop: Callable[[str], bool] = lambda job: False,
+        metrics: TrainingMetrics | None = None,
     ):
         """`stop` stops a job's step that this process computes (Compute.cancel)."""
         self.ingestion, self.workflows, self.settings, self.stop = ingestion, workflows, settings, stop
+        self.metrics = metrics or TrainingMetrics()
         self.records = Documents(state, JobRecord)
         self.ids = Documents(state, JobIds)
         self.policies = Documents(state, Policy)
         self.attempts = Documents(state, Attempts)
         self.fits = Documents(state, FitStarted)
-        self.admission = Admission(state, self._finished, settings)
+        self.admission = Admission(state, self._finished, settings, refused=self.metrics.refused.inc)
 
     # submitting
 
@@ -115,6 +118,7 @@ class JobService:
             await self.ids.update(_ids_key(spec.dataset), lambda ids: _with(ids, spec.job_id))
             await self.ids.update(_ids_key(None), lambda ids: _with(ids, spec.job_id))
             if await self.workflows.schedule(WORKFLOW, spec.job_id, spec.model_dump(mode="json")):
+                self.metrics.submitted.inc()
                 log.info("job %s scheduled: %s v%s with %s", spec.job_id, spec.dataset, spec.version, estimator)
         except Exception:
             await self.admission.release(spec.job_id)  # it does not wait for anything
@@ -185,6 +189,7 @@ class JobService:
         if job.status != CANCELED:
             if not await self.workflows.terminate(job_id_, f"canceled at stage {job.stage or 'pending'}"):
                 raise Conflict(f"job {job_id_} is not scheduled yet; cancel it again in a moment", {"retry-after": "1"})
+            self.metrics.ended(CANCELED)  # the workflow function does not run again to count it
             job = await self._until_canceled(job_id_)
         if self.stop(job_id_):
             log.info("job %s canceled: its step was stopped", job_id_)

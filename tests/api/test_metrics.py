@@ -1,9 +1,16 @@
 """Metrics: every app counts and times its requests by route template; inference counts its
-requests, rows and predict calls per model and version. Read from the app's own registry (the
-one its /metrics port serves); the app port serves no /metrics."""
+requests, rows, predict calls, request time and batching queue time per model and version.
+Read from the app's own registry (the one its /metrics port serves); the app port serves no
+/metrics."""
 
+import asyncio
+import threading
+
+import numpy as np
 import pytest
 from prometheus_client import generate_latest
+
+from services.inference.batching import BatchingPredictor
 
 ROW = {"length": 1.4, "width": 0.5, "colour": "red"}
 
@@ -49,3 +56,50 @@ def test_the_app_port_serves_no_metrics(served):
 
 def metrics_text(client) -> str:
     return generate_latest(client.app.state.metrics).decode()
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_after_n_requests_the_request_duration_and_queue_time_counted_n(served, n):
+    for _ in range(n):
+        assert served.post("/api/models/houses/predict", json={"records": [HOUSE]}).status_code == 200
+    assert served.post("/api/models/houses/predict", json={"records": [{"rooms": "many"}]}).status_code == 422
+    labels = {"model": "houses", "version": "1"}
+    # Every request for the version is timed, refused ones too; only those that reached a predict queued.
+    assert value(served, "daprml_inference_request_duration_seconds_count", **labels) == n + 1
+    assert value(served, "daprml_inference_request_duration_seconds_sum", **labels) > 0
+    assert value(served, "daprml_inference_queue_duration_seconds_count", **labels) == n
+    assert "daprml_inference_request_duration_seconds" in metrics_text(served)
+
+
+def test_the_time_a_request_waited_behind_a_predict_is_its_queue_time():
+    """Three requests arrive while a predict holds the model: each waited at least as long as
+    that predict was held, and the first did not wait at all (the batcher was idle)."""
+    release, started = threading.Event(), threading.Event()
+
+    def predict(rows, probabilities):
+        if not started.is_set():
+            started.set()
+            assert release.wait(30)
+        return rows["x"] * 10, None
+
+    waited: list[float] = []
+
+    async def run() -> None:
+        predictor = BatchingPredictor(predict, max_batch_size=256, max_wait_s=0, waited=waited.append)
+        first = asyncio.create_task(predictor({"x": np.array([1.0])}, False))
+        await asyncio.to_thread(started.wait, 30)
+        later = [asyncio.create_task(predictor({"x": np.array([float(i)])}, False)) for i in range(3)]
+        while predictor.queued < 3:
+            await asyncio.sleep(0)
+        await asyncio.sleep(HELD_S)
+        release.set()
+        await asyncio.gather(first, *later)
+        await predictor.close()
+
+    asyncio.run(run())
+    assert len(waited) == 4
+    assert waited[0] < HELD_S and all(w >= HELD_S for w in waited[1:])
+
+
+HOUSE = {"rooms": 3, "area": 70.5}
+HELD_S = 0.05

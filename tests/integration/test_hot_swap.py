@@ -110,8 +110,14 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_swaps(replica
     for stream in streams:
         assert stream.failures() == [], stream.failures()[:5]
         assert stream.runtimes == {"onnxruntime"}, "both versions are served compiled"
+    for stream in streams[1:]:
         after = stream.versions()[stream.versions().index(2) :]
         assert set(after) == {2}, "a replica went back to the old version after serving the new one"
+    # Through the gateway, calls go to either replica: while one has swapped and the other not
+    # yet, both versions answer. Once both have, only the new one does.
+    both_swapped = max(s.first_seen(2) or 0.0 for s in streams[1:])
+    late = {v for t, _, v in streams[0].answers if t > both_swapped + 0.5}
+    assert late <= {2}, f"the gateway still got an old version after every replica swapped: {late}"
     swap_s = [streams[i].first_seen(2) - promoted_at for i in (1, 2)]
     total = sum(len(s.answers) for s in streams)
     print(f"\n{total} requests, 0 failed; each replica served version 2 after {swap_s[0]:.2f}s and {swap_s[1]:.2f}s")

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import tritonclient.http as httpclient
-from prometheus_client.parser import text_string_to_metric_families
 from tritonclient._plugin import InferenceServerClientPlugin
 from tritonclient.utils import InferenceServerException
 
 from scripts.stack import Stack
+from tests.integration.test_metrics import sample, scraped
 from tests.integration.test_training import commit, finished_job, iris_csv, unique
 
 pytestmark = pytest.mark.integration
@@ -372,24 +372,6 @@ def test_without_a_key_the_client_reads_the_gateways_401(stack):
 
 
 # Metrics ------------------------------------------------------------------------------------------
-
-
-def scraped(stack: Stack, service: str) -> str:
-    """The app's /metrics, on its metrics port (loopback), in Prometheus' text format."""
-    port = stack.app(service).metrics_port
-    assert port, f"the run file gives {service} no metrics port"
-    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain"), reply
-    return reply.text
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """A sample's value in a scrape (0 when absent), its labels matched exactly."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and s.labels == labels:
-                return float(s.value)
-    return 0.0
 
 
 def test_after_n_predictions_through_the_gateway_the_models_counter_rose_by_n(stack, api, mixed):

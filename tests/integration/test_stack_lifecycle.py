@@ -8,6 +8,7 @@ import sys
 import httpx
 import pytest
 
+from scripts.infra import observability
 from scripts.proc import SetupError, alive, group_members, listener_pid, port_open, read_pid, require_free
 from tests.integration.conftest import poll
 
@@ -24,6 +25,7 @@ def test_an_app_that_never_gets_ready_fails_with_the_tail_of_its_logs(one_app_st
     assert "daprd" in message
     assert not broken.running()
     assert not any(port_open(p) for p in (broken.apps[0].http_port, broken.apps[0].grpc_port))
+    assert not (observability.targets_dir() / f"{broken.name}.json").exists()
 
 
 def test_stop_leaves_no_process_and_no_port_behind(one_app_stack):
@@ -32,7 +34,10 @@ def test_stop_leaves_no_process_and_no_port_behind(one_app_stack):
     pid = read_pid(solo.pidfile)
     app = solo.apps[0]
     assert pid and port_open(app.app_port) and port_open(app.http_port)
+    targets = observability.targets_dir() / f"{solo.name}.json"  # what Prometheus scrapes of it
+    assert targets.exists() == observability.enabled()
     assert solo.stop() == []
+    assert not targets.exists()
     assert not alive(pid)
     assert not any(port_open(p) for p in (app.app_port, app.http_port, app.grpc_port))
     assert group_members(pid) == []

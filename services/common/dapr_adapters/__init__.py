@@ -10,7 +10,7 @@ declares their subscriptions with declare_subscriptions.
 from services.common.dapr_adapters.blobs import DaprBlobStore
 from services.common.dapr_adapters.invoke import DaprInvoker, UnsafePath, invoke_path
 from services.common.dapr_adapters.probe import DaprProbe
-from services.common.dapr_adapters.pubsub import DaprPublisher
+from services.common.dapr_adapters.pubsub import DaprPublisher, count_published
 from services.common.dapr_adapters.secrets import DaprSecretStore
 from services.common.dapr_adapters.sidecar import Sidecar
 from services.common.dapr_adapters.state import DaprStateStore
@@ -35,6 +35,7 @@ __all__ = [
     "DeadLetterHandler",
     "Sidecar",
     "UnsafePath",
+    "count_published",
     "declare_subscriptions",
     "deliver",
     "invoke_path",

@@ -1,8 +1,12 @@
 """This service's own daprd, as the adapters reach it: one gRPC client (the SDK's) and one HTTP
-client, and how the SDK's errors read."""
+client, and how the SDK's errors read. Every call to the sidecar carries the current trace
+context (`traceparent`: a header, or gRPC metadata), so the sidecar's span is the child of the
+app's and a request stays one trace across the apps (services.common.tracing)."""
 
 import asyncio
 import re
+from collections.abc import Callable
+from typing import Any
 
 import dapr.conf
 import grpc
@@ -11,6 +15,7 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError, DaprInternalError
 from grpc.aio import AioRpcError
 
+from services.common import tracing
 from services.common.ports import SidecarUnavailable
 from services.common.settings import ServiceSettings
 
@@ -58,6 +63,7 @@ class Sidecar:
             base_url=self.http_url,
             timeout=settings.sidecar_timeout_s,
             headers={"dapr-api-token": token} if token else None,
+            event_hooks={"request": [_traced]},
         )
         if token:
             # The SDK (clients, workflow runtime) reads its token from its global settings.
@@ -81,7 +87,9 @@ class Sidecar:
                     raise SidecarUnavailable(f"sidecar at {self.http_url} is not ready", NOT_ANSWERING)
                 dapr.conf.settings.DAPR_HTTP_ENDPOINT = self.http_url  # type: ignore[attr-defined]
                 self._client = DaprClient(
-                    address=self.grpc_address, max_grpc_message_length=self.settings.max_message_bytes
+                    address=self.grpc_address,
+                    max_grpc_message_length=self.settings.max_message_bytes,
+                    interceptors=[TracedCalls()],
                 )
             return self._client
 
@@ -90,3 +98,39 @@ class Sidecar:
         if self._client is not None:
             await self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
+
+
+async def _traced(request: httpx.Request) -> None:
+    """Every HTTP call to the sidecar carries the current trace context, replacing any the caller
+    passed along (the gateway never forwards a client's)."""
+    for name in (tracing.TRACEPARENT, tracing.TRACESTATE):
+        request.headers.pop(name, None)
+    request.headers.update(tracing.headers())
+
+
+def with_trace(metadata: Any) -> list[tuple[str, str]] | Any:
+    """gRPC call metadata with the current trace context added (as is outside a trace)."""
+    found = tracing.headers()
+    if not found:
+        return metadata
+    kept = [(k, v) for k, v in (metadata or ()) if k not in (tracing.TRACEPARENT, tracing.TRACESTATE)]
+    return [*kept, *found.items()]
+
+
+class TracedCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc has no types
+    """The SDK's gRPC calls (state, pub/sub, bindings, secrets) carry the current trace context
+    as metadata, which daprd reads as it reads the header (and puts on a published event)."""
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        metadata = with_trace(client_call_details.metadata)
+        if metadata is not client_call_details.metadata:
+            client_call_details = grpc.aio.ClientCallDetails(
+                client_call_details.method,
+                client_call_details.timeout,
+                metadata,
+                client_call_details.credentials,
+                client_call_details.wait_for_ready,
+            )
+        return await continuation(client_call_details, request)

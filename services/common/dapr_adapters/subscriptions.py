@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common import events
+from services.common.metrics import EventMetrics
 from services.common.ports import ConcurrencyConflict, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
@@ -62,6 +63,7 @@ def declare_subscriptions(
     subscriptions: Mapping[events.EventType, events.EventHandler],
     every_replica: Mapping[events.EventType, events.EventHandler] | None = None,
     dead_letters: DeadLetterHandler | None = None,
+    metrics: EventMetrics | None = None,
 ) -> None:
     """Serves /dapr/subscribe for the app (the sidecar asks it at start) and one delivery
     route per event type, /internal/events/<topic>, which hands each event to its handler.
@@ -69,7 +71,8 @@ def declare_subscriptions(
     /internal/events/replica/<topic>. Every subscription names the deployment's dead-letter
     topic (events.dead_letter_topic), where Dapr moves what a handler drops or keeps failing
     (with the replica component, through the same broker). `dead_letters`, for the service that
-    keeps them, subscribes to that topic itself (raw, so that nothing on it is unreadable)."""
+    keeps them, subscribes to that topic itself (raw, so that nothing on it is unreadable).
+    `metrics` counts each delivery's outcome, and each dead letter kept."""
     dapr_app = DaprApp(app)
     dead_letter_topic = events.dead_letter_topic(settings.topic_prefix)
     routes = [(settings.pubsub, "", subscriptions), (settings.replica_pubsub, "replica/", every_replica or {})]
@@ -81,7 +84,7 @@ def declare_subscriptions(
                 topic=topic,
                 route=f"/internal/events/{route}{events.topic_of(event_type)}",
                 dead_letter_topic=dead_letter_topic,
-            )(_delivery(event_type, handler, settings, topic))
+            )(_delivery(event_type, handler, settings, topic, metrics))
     if dead_letters is not None:
         # No dead-letter topic for the dead-letter topic: what fails here is logged, and what
         # fails for want of the state store stays in the broker to be delivered again.
@@ -90,7 +93,7 @@ def declare_subscriptions(
             topic=dead_letter_topic,
             metadata={"rawPayload": "true"},
             route=DEAD_LETTER_ROUTE,
-        )(_dead_letter_delivery(dead_letters, settings))
+        )(_dead_letter_delivery(dead_letters, settings, metrics))
     for api_route in app.routes:
         if str(getattr(api_route, "path", "")).startswith(("/internal/events/", "/dapr/")):
             api_route.include_in_schema = False  # type: ignore[attr-defined]  # the sidecar's, not an API
@@ -111,17 +114,39 @@ def _refused() -> JSONResponse:
 
 
 def _delivery(
-    event_type: events.EventType, handler: events.EventHandler, settings: ServiceSettings, topic: str
+    event_type: events.EventType,
+    handler: events.EventHandler,
+    settings: ServiceSettings,
+    topic: str,
+    metrics: EventMetrics | None = None,
 ) -> Callable[[Request], Any]:
+    label = events.topic_of(event_type)  # the fixed name, without the deployment's prefix
+
     async def receive(request: Request) -> Any:
         if not _from_sidecar(request, settings):
             return _refused()
-        return {"status": await deliver(await request.body(), event_type, handler, settings.app_id, topic)}
+        status = await deliver(await request.body(), event_type, handler, settings.app_id, topic)
+        if metrics is not None:
+            metrics.handled(label, status)
+        return {"status": status}
 
     return receive
 
 
-def _dead_letter_delivery(handler: DeadLetterHandler, settings: ServiceSettings) -> Callable[[Request], Any]:
+def _came_from(message: bytes) -> str | None:
+    """The topic a dead letter names (Dapr keeps the original's in its CloudEvent), if it does."""
+    try:
+        topic = json.loads(message).get("topic")
+    except (ValueError, AttributeError):
+        return None
+    return topic if isinstance(topic, str) else None
+
+
+def _dead_letter_delivery(
+    handler: DeadLetterHandler, settings: ServiceSettings, metrics: EventMetrics | None = None
+) -> Callable[[Request], Any]:
+    published = {topic for topic, _ in events.ROUTES.values()}
+
     async def receive(request: Request) -> Any:
         if not _from_sidecar(request, settings):
             return _refused()
@@ -139,6 +164,8 @@ def _dead_letter_delivery(handler: DeadLetterHandler, settings: ServiceSettings)
         except Exception as exc:
             log.error("dropping a dead letter that could not be kept: %r (%.200r)", exc, message, exc_info=exc)
             return {"status": "DROP"}
+        if metrics is not None:
+            metrics.dead_letter(_came_from(message), published, settings.topic_prefix)
         return {"status": "SUCCESS"}
 
     return receive

@@ -1,4 +1,11 @@
-"""The Workflows port on the sidecar's workflow engine (dapr-ext-workflow)."""
+"""The Workflows port on the sidecar's workflow engine (dapr-ext-workflow).
+
+Traces: daprd 1.18.2 carries the trace context of the call that starts a workflow down to each
+of its activities (the workflow's history keeps it; each activity request hands the activity
+span's context to the SDK, whose worker opens a span `activity: <name>` from it with the
+global tracer provider, services.common.tracing's). The SDK's client sends no context with that
+call, though: the engine's calls here carry it as gRPC metadata (TracedEngineCalls), so the
+activities of a job started for a request or an event are part of its trace."""
 
 import asyncio
 import json
@@ -6,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from dapr.ext.workflow import (
@@ -17,12 +24,15 @@ from dapr.ext.workflow import (
     WorkflowRuntime,
     WorkflowStatus,
 )
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as engine_stubs
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 from dapr.ext.workflow.logger.options import LoggerOptions
 
-from services.common.dapr_adapters.sidecar import NOT_ANSWERING, SDK_ERRORS, Sidecar, sdk_message
+from services.common.dapr_adapters.sidecar import NOT_ANSWERING, SDK_ERRORS, Sidecar, sdk_message, with_trace
 from services.common.errors import ClientError
 from services.common.ports import ActivityFunction, SidecarUnavailable, WorkflowFunction, WorkflowRun
+
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = "the workflow engine is unavailable"
 _ENGINE_ERRORS = (*SDK_ERRORS, grpc.RpcError)
@@ -82,6 +92,7 @@ class DaprWorkflows:
         self._client = DaprWorkflowClient(
             host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=_QUIET
         )
+        carry_trace(self._client)
 
     def _workflow(self, workflow: WorkflowFunction) -> Callable[[DaprWorkflowContext, Any], Any]:
         def run(ctx: DaprWorkflowContext, input: Any) -> Any:
@@ -148,6 +159,47 @@ class DaprWorkflows:
             if done is not None:
                 await asyncio.to_thread(done)
         self._runtime = self._client = None
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class TracedEngineCalls(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc has no types
+    """The workflow client's calls carry the current trace context as gRPC metadata (daprd's
+    gRPC API reads `traceparent` there)."""
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        metadata = with_trace(details.metadata)
+        if metadata is not details.metadata:
+            details = _CallDetails(
+                details.method,
+                details.timeout,
+                metadata,
+                details.credentials,
+                details.wait_for_ready,
+                getattr(details, "compression", None),
+            )
+        return continuation(details, request)
+
+
+def carry_trace(client: DaprWorkflowClient) -> bool:
+    """Puts TracedEngineCalls in front of the workflow client's gRPC stub. DaprWorkflowClient
+    takes no interceptors of ours, so this reaches into the pinned SDK (1.18.3); a later one
+    laid out otherwise gets a warning and starts workflows without the trace context."""
+    inner = getattr(client, "_DaprWorkflowClient__obj", None)
+    channel = getattr(inner, "_channel", None)
+    if inner is None or channel is None or not hasattr(inner, "_stub"):
+        log.warning("workflows started here will not join the trace that starts them: dapr-ext-workflow changed")
+        return False
+    traced = grpc.intercept_channel(channel, TracedEngineCalls())
+    inner._stub = engine_stubs.TaskHubSidecarServiceStub(traced)  # type: ignore[no-untyped-call]
+    return True
 
 
 def _on_loop(activity: ActivityFunction, loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:

@@ -17,13 +17,16 @@ from starlette.background import BackgroundTask
 from services.common.errors import ClientError
 from services.common.oip import ProtocolRoute
 from services.common.ports import ServiceInvoker, SidecarUnavailable, sidecar_error_code
+from services.gateway import telemetry
 from services.gateway.forwarding.breaker import Breaker, Breakers
 from services.gateway.settings import Settings
+from services.gateway.telemetry import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
-# Request and reply headers worth passing on; hop-by-hop ones and anything else are not.
-REQUEST_HEADERS = ("content-type", "content-length", "accept", "traceparent", "tracestate")
+# Request and reply headers worth passing on; hop-by-hop ones and anything else are not. Nor a
+# client's traceparent: the call carries the gateway's own trace context (services.common.tracing).
+REQUEST_HEADERS = ("content-type", "content-length", "accept")
 REPLY_HEADERS = ("content-type", "content-disposition", "retry-after", "x-sha256")
 WITH_BODY = ("POST", "PUT", "PATCH")
 ERROR_PEEK_BYTES = 64 * 1024
@@ -39,13 +42,23 @@ class Upstream:
 
     service: str  # its name in Settings.app_ids()
 
-    def __init__(self, invoker: ServiceInvoker, app_id: str, max_body_bytes: int, breaker: Breaker):
+    def __init__(
+        self,
+        invoker: ServiceInvoker,
+        app_id: str,
+        max_body_bytes: int,
+        breaker: Breaker,
+        metrics: GatewayMetrics | None = None,
+    ):
         self.invoker, self.app_id, self.max_body_bytes, self.breaker = invoker, app_id, max_body_bytes, breaker
+        self.metrics = metrics or GatewayMetrics()
 
     @classmethod
-    def build(cls, invoker: ServiceInvoker, settings: Settings, breakers: Breakers) -> Self:
+    def build(
+        cls, invoker: ServiceInvoker, settings: Settings, breakers: Breakers, metrics: GatewayMetrics | None = None
+    ) -> Self:
         app_id = settings.app_ids()[cls.service]
-        return cls(invoker, app_id, settings.max_body_bytes, breakers.of(app_id))
+        return cls(invoker, app_id, settings.max_body_bytes, breakers.of(app_id), metrics)
 
     async def forward(self, request: Request, *segments: str, query: Mapping[str, object] | None = None) -> Response:
         """Sends the request to `segments` joined as a path (each one already validated by the
@@ -58,6 +71,7 @@ class Upstream:
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise self._too_large(declared)  # before a byte goes on
         if not self.breaker.allows():
+            self._unavailable(telemetry.BREAKER_OPEN)
             wait_s = max(1, round(self.breaker.retry_after_s()))
             return _unavailable(
                 request, f"the {self.app_id} service is failing; calls to it are held back for {wait_s}s", wait_s
@@ -67,7 +81,7 @@ class Upstream:
                 self.app_id, method, verb, headers, self._body(request) if verb in WITH_BODY else _nothing()
             )
         except SidecarUnavailable:
-            self.breaker.failed()
+            self._failed(telemetry.SIDECAR_DOWN)
             raise
         except BaseException:
             self.breaker.released()  # the client's doing (a body too large), not the service's
@@ -82,7 +96,7 @@ class Upstream:
             code = sidecar_error_code(head)
             if code is not None:
                 await reply.close()
-                self.breaker.failed()
+                self._failed(telemetry.NOT_ANSWERING)
                 log.warning(
                     "%s %s: the sidecar could not reach %s (%s): %s",
                     verb,
@@ -105,6 +119,17 @@ class Upstream:
             headers={k: v for k, v in reply.headers.items() if k in REPLY_HEADERS},
             background=BackgroundTask(reply.close),
         )
+
+    def _failed(self, reason: str) -> None:
+        """A call the service did not take: counted, and against its breaker."""
+        self._unavailable(reason)
+        opened = self.breaker.trips
+        self.breaker.failed()
+        if self.breaker.trips > opened:
+            self.metrics.breaker_opens.labels(self.service).inc()
+
+    def _unavailable(self, reason: str) -> None:
+        self.metrics.unavailable.labels(self.service, reason).inc()
 
     async def _body(self, request: Request) -> AsyncIterator[bytes]:
         """The request body as it arrives, refused once it passes the limit (a chunked body

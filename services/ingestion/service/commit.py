@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
+from services.common import tracing
 from services.common.ports import ConcurrencyConflict, EventPublisher, SidecarUnavailable
 from services.common.state import Busy
 from services.ingestion import outbox
@@ -17,6 +18,7 @@ from services.ingestion.domain.errors import Conflict
 from services.ingestion.domain.model import DatasetRecord, Manifest, PartRecord, UploadSession
 from services.ingestion.domain.schema import Schema
 from services.ingestion.domain.views import CommitResult
+from services.ingestion.metrics import IngestionMetrics, outcome_of
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.service.reads import Reads
 from services.ingestion.service.sessions import Sessions
@@ -27,12 +29,31 @@ log = logging.getLogger(__name__)
 
 class Commits:
     def __init__(
-        self, repo: DatasetRepository, publisher: EventPublisher, settings: Settings, sessions: Sessions, reads: Reads
+        self,
+        repo: DatasetRepository,
+        publisher: EventPublisher,
+        settings: Settings,
+        sessions: Sessions,
+        reads: Reads,
+        metrics: IngestionMetrics | None = None,
     ):
         self.repo, self.publisher, self.settings = repo, publisher, settings
         self.sessions, self.reads = sessions, reads
+        self.metrics = metrics or IngestionMetrics()
 
     async def commit(self, upload_id: str) -> CommitResult:
+        """As _commit, counted (a success by _finish, or as repeated), in a span of its own (the
+        version's event, published in it, carries its trace on to training)."""
+        with tracing.span("commit", {"upload": upload_id}) as span:
+            try:
+                result = await self._commit(upload_id)
+            except Exception as exc:
+                self.metrics.committed(outcome_of(exc))
+                raise
+            span.set_attributes({"dataset": result.dataset, "version": result.version, "rows": result.row_count})
+            return result
+
+    async def _commit(self, upload_id: str) -> CommitResult:
         """Makes the upload's parts one new version, all of it or nothing.
 
         The session is first marked committing, by its own compare-and-swap: from then on it
@@ -44,7 +65,9 @@ class Commits:
         if session.state != "committed":
             session, retried = await self.mark_committing(upload_id)
         if session.state == "committed":
-            return CommitResult.of(await self.reads.manifest(session.dataset, str(session.version)), unchanged=False)
+            manifest = await self.reads.manifest(session.dataset, str(session.version))
+            self.metrics.committed("repeated")
+            return CommitResult.of(manifest, unchanged=False)
         schema = uploads.committable(session)
         if retried:  # the earlier commit may have made the version before it stopped
             record = await self.repo.dataset(session.dataset)
@@ -76,6 +99,7 @@ class Commits:
     async def _finish(self, session: UploadSession, manifest: Manifest, unchanged: bool) -> CommitResult:
         kept = frozenset() if unchanged else frozenset(p.key for p in manifest.parts)
         await self.sessions.end(session.id, "committed", manifest.version, kept)
+        self.metrics.committed("unchanged" if unchanged else "committed", 0 if unchanged else manifest.row_count)
         await self._announce(session.dataset)
         return CommitResult.of(manifest, unchanged)
 

@@ -12,6 +12,7 @@ from services.common.ports import ConcurrencyConflict, EventPublisher
 from services.ingestion.domain.errors import Conflict
 from services.ingestion.domain.model import DatasetRecord, Manifest, UploadSession
 from services.ingestion.domain.views import CommitResult, DatasetList, DatasetSpec, PartResult, RowsPage, UploadResult
+from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.service.commit import Commits
 from services.ingestion.service.reads import Reads
@@ -21,12 +22,19 @@ from services.ingestion.settings import Settings
 
 
 class IngestionService:
-    def __init__(self, repo: DatasetRepository, publisher: EventPublisher, settings: Settings):
+    def __init__(
+        self,
+        repo: DatasetRepository,
+        publisher: EventPublisher,
+        settings: Settings,
+        metrics: IngestionMetrics | None = None,
+    ):
         self.repo, self.settings = repo, settings
+        metrics = metrics or IngestionMetrics()
         self.sessions = Sessions(repo)
         self.reads = Reads(repo, settings)
-        self.commits = Commits(repo, publisher, settings, self.sessions, self.reads)
-        self.uploads = Uploads(repo, settings, self.sessions, self.commits)
+        self.commits = Commits(repo, publisher, settings, self.sessions, self.reads, metrics)
+        self.uploads = Uploads(repo, settings, self.sessions, self.commits, metrics)
 
     # datasets
 

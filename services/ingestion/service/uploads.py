@@ -11,12 +11,13 @@ from typing import Any
 from services.common.contracts import Task
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain import uploads
-from services.ingestion.domain.errors import BadInput, Conflict, Missing, TooLarge
+from services.ingestion.domain.errors import BadInput, Conflict, Missing, NoValidRows, TooLarge
 from services.ingestion.domain.model import PartRecord, PartRef, UploadSession
 from services.ingestion.domain.parse import Limits, parse
 from services.ingestion.domain.schema import Schema, infer_schema
 from services.ingestion.domain.validate import Validated, validate
 from services.ingestion.domain.views import PartResult, UploadResult
+from services.ingestion.metrics import IngestionMetrics, outcome_of
 from services.ingestion.repository import DatasetRepository
 from services.ingestion.service.commit import Commits
 from services.ingestion.service.sessions import Sessions
@@ -26,8 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class Uploads:
-    def __init__(self, repo: DatasetRepository, settings: Settings, sessions: Sessions, commits: Commits):
+    def __init__(
+        self,
+        repo: DatasetRepository,
+        settings: Settings,
+        sessions: Sessions,
+        commits: Commits,
+        metrics: IngestionMetrics | None = None,
+    ):
         self.repo, self.settings, self.sessions, self.commits = repo, settings, sessions, commits
+        self.metrics = metrics or IngestionMetrics()
         self.limits = Limits(settings.max_columns, settings.max_field_chars)
 
     async def start(self, name: str, target: str | None = None, task: Task | None = None) -> UploadSession:
@@ -47,6 +56,17 @@ class Uploads:
             raise TooLarge.part(str(len(body)), self.settings.max_part_bytes)
 
     async def put_part(self, upload_id: str, number: int, body: bytes, content_type: str | None) -> PartResult:
+        """As _put_part, counted."""
+        self.metrics.received(len(body))
+        try:
+            result = await self._put_part(upload_id, number, body, content_type)
+        except Exception as exc:
+            self.metrics.parts.labels(outcome_of(exc)).inc()
+            raise
+        self.metrics.parts.labels("unchanged" if result.unchanged else "stored").inc()
+        return result
+
+    async def _put_part(self, upload_id: str, number: int, body: bytes, content_type: str | None) -> PartResult:
         if not 1 <= number <= self.settings.max_parts:
             raise BadInput(f"part numbers go from 1 to {self.settings.max_parts}, not {number}")
         self._check_size(body)
@@ -64,7 +84,8 @@ class Uploads:
         schema, validated, profile = await self._prepare(body, content_type, session)
         stored = await self._store_part(session, number, sha, schema, validated, profile)
         if stored is None:  # another part inferred the schema first: validate against that one instead
-            return await self.put_part(upload_id, number, body, content_type)
+            return await self._put_part(upload_id, number, body, content_type)
+        self.metrics.stored(validated.accepted, validated.rejected, validated.duplicates)
         return PartResult(part=number, unchanged=False, schema_=schema, **dict(stored.report))
 
     async def _prepare(
@@ -84,7 +105,11 @@ class Uploads:
             validated = validate(parsed, schema, self.settings.max_field_chars, self.settings.max_listed_rejections)
             return schema, validated, profiles.part_profile(validated.table, schema)
 
-        return await asyncio.to_thread(work)
+        try:
+            return await asyncio.to_thread(work)
+        except NoValidRows as exc:  # refused, and nothing stored: its rows count all the same
+            self.metrics.refused(exc.details)
+            raise
 
     async def _store_part(
         self,
@@ -179,6 +204,7 @@ class Uploads:
         self, name: str, body: bytes, content_type: str | None, target: str | None = None, task: Task | None = None
     ) -> UploadResult:
         """Validates first and stores only then, so a refused body leaves nothing behind."""
+        self.metrics.received(len(body))
         self._check_size(body)
         session = uploads.new_session(name, await self.repo.dataset(name), target, task)
         schema, validated, profile = await self._prepare(body, content_type, session)
@@ -186,6 +212,7 @@ class Uploads:
         await self.repo.create_session(session)
         try:
             await self._store_part(session, 1, hashlib.sha256(body).hexdigest(), schema, validated, profile)
+            self.metrics.stored(validated.accepted, validated.rejected, validated.duplicates)
             result = await self.commits.commit(session.id)
         except Exception:
             try:  # no commit of this session runs any more: its own just stopped

@@ -1,13 +1,11 @@
 """No secret reaches a log line: the filter on every service's log handler (as serve() sets it
 up) takes out secret query parameter values and anything shaped like an API key."""
 
-import io
-import logging
-
 import pytest
 
-from services.common.middleware import WithRequestId, redact, request_id
+from services.common.middleware import redact, request_id
 from services.gateway.keys import Role, issue
+from tests.recorders import written_log
 
 KEY, _ = issue("probe", [Role.ADMIN])
 SECRET = KEY.split("_", 2)[2]
@@ -16,17 +14,8 @@ SECRET = KEY.split("_", 2)[2]
 @pytest.fixture
 def written():
     """A logger writing through a handler like serve()'s; the text it wrote, after the test."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.addFilter(WithRequestId())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s [%(request_id)s]: %(message)s"))
-    logger = logging.getLogger("probe.redaction")
-    logger.addHandler(handler)
-    logger.propagate, level = False, logger.level
-    logger.setLevel(logging.INFO)
-    yield logger, out
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with written_log("probe.redaction", "%(levelname)s %(name)s [%(request_id)s]: %(message)s") as log:
+        yield log
 
 
 def test_an_access_log_line_keeps_the_path_and_loses_the_key_in_its_query(written):

@@ -127,8 +127,10 @@ def test_the_secret_store_reads_the_secret_only_the_gateways_sidecar_gets():
 
 def test_only_the_gateway_is_published_and_only_on_loopback():
     published = {name: service["ports"] for name, service in SERVICES.items() if service.get("ports")}
-    assert set(published) == {"gateway"}
+    # Besides the gateway, Prometheus's and the trace UI's own ports, on loopback too.
+    assert set(published) == {"gateway", "prometheus", "jaeger"}
     assert published["gateway"] == [f"127.0.0.1:{APPS['gateway']['appPort']}:{APPS['gateway']['appPort']}"]
+    assert published["prometheus"] == ["127.0.0.1:9090:9090"] and published["jaeger"] == ["127.0.0.1:16686:16686"]
     assert SERVICES["gateway"]["environment"]["DAPRML_HOST"] == "0.0.0.0"
     assert all("DAPRML_HOST" not in SERVICES[name]["environment"] for name in APPS if name != "gateway")
 
@@ -145,6 +147,31 @@ def test_every_app_and_sidecar_takes_both_tokens_from_the_env_file_and_refuses_t
         if "=" in line and not line.startswith("#")
     )
     assert example == {"APP_API_TOKEN": "", "DAPR_API_TOKEN": ""}  # never a value in git
+
+
+def test_prometheus_scrapes_every_sidecar_and_the_gateways_metrics_and_spans_go_to_jaeger():
+    prometheus = SERVICES["prometheus"]
+    config_file = mounts(prometheus)["/etc/prometheus/prometheus.yml"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((ROOT / config_file).read_text())
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "daprml" and config["global"]["scrape_interval"] == "5s"
+    targets = {g["targets"][0]: g["labels"] for g in job["static_configs"]}
+    for name in APPS:
+        # daprd's metrics port (its default, 9090) in the app's network namespace.
+        assert targets[f"{name}:9090"] == {"app_id": name, "service": name, "kind": "daprd"}
+        env = SERVICES[name]["environment"]
+        assert env.get("DAPRML_METRICS_PORT") == (APPS[name].get("env") or {}).get("DAPRML_METRICS_PORT"), name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    # Of the apps' own /metrics, only the gateway's is reachable (it alone listens beyond loopback).
+    gateway = SERVICES["gateway"]["environment"]
+    apps_scraped = {address for address, labels in targets.items() if labels["kind"] == "app"}
+    assert apps_scraped == {f"gateway:{gateway['DAPRML_METRICS_PORT']}"} and gateway["DAPRML_HOST"] == "0.0.0.0"
+    assert gateway["DAPRML_PROMETHEUS_URL"] == "http://prometheus:9090"
+    for sidecar in SIDECARS.values():
+        env = sidecar["environment"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "jaeger:4317" and env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+    assert "otel" not in yaml.safe_load((ROOT / COMMON["configFilePath"]).read_text())["spec"]["tracing"]
 
 
 def test_every_app_has_a_health_check_that_covers_its_sidecar():

@@ -119,7 +119,9 @@ def test_every_deployment_carries_the_run_files_sidecar_settings(app_id):
         secret = notes[annotation]
         assert secret.startswith(f"{app_id}-")
         assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "token"}
-    assert container["ports"] == [{"name": "http", "containerPort": APPS[app_id]["appPort"]}]
+    metrics = (APPS[app_id].get("env") or {}).get("DAPRML_METRICS_PORT")
+    http = {"name": "http", "containerPort": APPS[app_id]["appPort"]}
+    assert container["ports"] == ([http, {"name": "metrics", "containerPort": int(metrics)}] if metrics else [http])
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     # The kubelet restarts a sidecar that stops answering (the injector owns daprd's probes).
@@ -130,6 +132,34 @@ def test_every_deployment_carries_the_run_files_sidecar_settings(app_id):
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     service = of_kind(BASE, "Service")[deployment["metadata"]["name"]]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("app_id", sorted(APPS))
+def test_prometheus_finds_every_apps_metrics_port_and_every_sidecars(app_id):
+    pod = DEPLOYMENTS[app_id]["spec"]["template"]
+    notes = pod["metadata"]["annotations"]
+    # daprd's: the Dapr operator annotates the <app id>-dapr Service for it (prometheus.io/*).
+    assert notes["dapr.io/enable-metrics"] == "true" and int(notes["dapr.io/metrics-port"]) > 0
+    metrics = (APPS[app_id].get("env") or {}).get("DAPRML_METRICS_PORT")
+    if metrics is None:  # an app of the run file that serves no /metrics: nothing to scrape
+        assert "prometheus.io/scrape" not in notes
+        return
+    # The app's: the same port as dapr.yaml's, never the app port, told to the app by its env.
+    assert notes["prometheus.io/scrape"] == "true" and notes["prometheus.io/path"] == "/metrics"
+    assert notes["prometheus.io/port"] == metrics != str(APPS[app_id]["appPort"])
+    assert notes["dapr.io/metrics-port"] not in (metrics, str(APPS[app_id]["appPort"]))
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DAPRML_METRICS_PORT"] == metrics
+    # The Service publishes the app port only: /metrics is not behind it, nor the Ingress.
+    service = of_kind(BASE, "Service")[DEPLOYMENTS[app_id]["metadata"]["name"]]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+
+def test_every_sidecar_exports_spans_over_otlp():
+    for name, config in CONFIGURATIONS.items():
+        otel = config["spec"]["tracing"]["otel"]
+        assert otel["protocol"] == "grpc" and otel["endpointAddress"].endswith(":4317"), name
 
 
 def test_every_secret_the_deployments_name_has_a_placeholder_and_no_placeholder_holds_a_value():

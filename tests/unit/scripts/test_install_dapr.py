@@ -107,3 +107,51 @@ def test_unreachable_module_proxy_is_one_clear_line_and_leaves_no_binary(tmp_pat
     assert len(errors) == 1 and errors[0].startswith("install-dapr: error: building daprd failed:")
     assert "full log:" in errors[0]
     assert not list((tmp_path / "rt").rglob("daprd*"))
+
+
+def fake_program(path: Path, output: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{output}'\n")
+    path.chmod(0o755)
+
+
+def test_without_go_jaeger_is_named_in_one_line_and_the_rest_is_installed(tmp_path):
+    # A runtime from `dapr init` and a dapr CLI on PATH: nothing to build but Jaeger, and no Go.
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(SCRIPT, root / "scripts" / "install-dapr")
+    (root / "dapr" / "jaeger").mkdir(parents=True)
+    shutil.copy(SCRIPT.parents[1] / "dapr" / "jaeger" / "go.mod", root / "dapr" / "jaeger" / "go.mod")
+    home = tmp_path / "home"
+    for name in ("daprd", "placement", "scheduler", "sentry"):
+        fake_program(home / ".dapr" / "bin" / name, "1.18.2")
+    fake_program(tmp_path / "bin" / "dapr", "CLI version: 1.16.5")
+    done = run_script(tmp_path, f"{tmp_path / 'bin'}:/usr/bin:/bin", root / "scripts" / "install-dapr")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    jaeger = [line for line in done.stdout.splitlines() if line.startswith("install-dapr: jaeger")]
+    assert jaeger == ["install-dapr: jaeger (traces) not built: no Go toolchain on PATH; the stack runs without traces"]
+    env = (root / ".data" / "dapr.env").read_text()
+    assert "DAPRML_DAPRD=" in env and "DAPRML_JAEGER" not in env
+
+
+def test_a_jaeger_built_before_is_named_in_the_env_file_and_not_built_again(tmp_path):
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(SCRIPT, root / "scripts" / "install-dapr")
+    (root / "dapr" / "jaeger").mkdir(parents=True)
+    home = tmp_path / "home"
+    for name in ("daprd", "placement", "scheduler", "sentry"):
+        fake_program(home / ".dapr" / "bin" / name, "1.18.2")
+    fake_program(tmp_path / "bin" / "dapr", "CLI version: 1.16.5")
+    jaeger = tmp_path / "cache" / "jaeger"
+    fake_program(jaeger, '{"gitVersion":"v1.75.0"}')
+    done = run_script(
+        tmp_path,
+        f"{tmp_path / 'bin'}:/usr/bin:/bin",
+        root / "scripts" / "install-dapr",
+        DAPRML_JAEGER_DIR=str(jaeger.parent),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "building jaeger" not in done.stdout
+    assert f"DAPRML_JAEGER={jaeger}\n" in (root / ".data" / "dapr.env").read_text()

@@ -20,15 +20,22 @@ def all_ports(run_file) -> list[int]:
     return [app[name] for app in spec["apps"] for name in runfile.PORT_FIELDS]
 
 
-def test_each_python_app_and_replica_gets_a_metrics_port_of_its_own(tmp_path):
+def test_each_app_that_serves_metrics_and_each_replica_gets_a_metrics_port_of_its_own(tmp_path):
     run_file = runfile.generate(tmp_path, tmp_path, lambda app_id: f"{app_id}-t1")
     runfile.add_replicas(run_file, {"inference-t1": 2}, [])
     ports = metrics_ports(run_file)
-    assert ports["notifier-t1"] == [0]  # Node.js: no /metrics of this kind yet
-    python = [p for app_id, found in ports.items() if app_id != "notifier-t1" for p in found]
-    assert len(ports["inference-t1"]) == 2 and all(python)
-    assert len(set(python)) == len(python) == 6
-    assert not set(python) & set(all_ports(run_file))
+    # The apps whose dapr.yaml entry names a metrics port (every Python service at least).
+    serving = {
+        a["appID"]
+        for a in yaml.safe_load(runfile.RUN_FILE.read_text())["apps"]
+        if runfile.METRICS_ENV in (a.get("env") or {})
+    }
+    assert {"gateway", "ingestion", "training", "registry", "inference"} <= serving
+    chosen = [p for app_id, found in ports.items() if app_id.removesuffix("-t1") in serving for p in found]
+    assert all(found == [0] for app_id, found in ports.items() if app_id.removesuffix("-t1") not in serving)
+    assert len(ports["inference-t1"]) == 2 and all(chosen)
+    assert len(set(chosen)) == len(chosen) == len(serving) + 1
+    assert not set(chosen) & set(all_ports(run_file))
 
 
 def test_a_run_file_made_again_keeps_its_metrics_ports(tmp_path):

@@ -12,7 +12,9 @@ import { banner, cleanUp, failed, onRender, page, showLogin } from "./shared/pag
 import { viewDataset, viewDatasets, viewDatasetVersion } from "./views/datasets.js";
 import { viewJobs } from "./views/jobs.js";
 import { viewModel, viewModels } from "./views/models.js";
+import { viewOperations } from "./views/operations.js";
 import { viewPredict } from "./views/predict.js";
+import { viewTrace } from "./views/trace.js";
 import { viewModelVersion } from "./views/version.js";
 
 const STORED_KEY = "daprml.apiKey"; // where earlier versions kept it: removed at start
@@ -26,6 +28,8 @@ const routes = [
   [/^models\/([^/]+)$/, viewModel],
   [/^models\/([^/]+)\/versions\/([^/]+)$/, viewModelVersion],
   [/^models\/([^/]+)\/predict$/, viewPredict],
+  [/^operations$/, viewOperations],
+  [/^operations\/traces\/([0-9a-f]{32})$/, viewTrace],
 ];
 
 onRender(render);
