@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from cloudevents.core.bindings.http import to_structured_event
 from cloudevents.core.v1.event import CloudEvent
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.contracts.datasets import DATASET_NAME
+from services.common.contracts.monitoring import is_prediction_id
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
@@ -31,6 +32,8 @@ class Topic(StrEnum):
     ROUNDTRIP = "roundtrip"
     PREDICTIONS = "predictions"
     INSTANCES = "instances"
+    MODEL_HISTORY = "model-history"
+    MODEL_DRIFT = "model-drift"
 
 
 # Where an event goes when a subscriber gives up on it: one topic per deployment (with the
@@ -53,6 +56,8 @@ class EventType(StrEnum):
     ROUNDTRIP_PING = "io.daprml.roundtrip.ping.v1"
     PREDICTION_LOGGED = "io.daprml.inference.prediction.logged.v1"
     INSTANCE_HEARTBEAT = "io.daprml.instance.heartbeat.v1"
+    MODEL_HISTORY_RECORDED = "io.daprml.model.history.recorded.v1"
+    MODEL_DRIFT_DETECTED = "io.daprml.model.drift.detected.v1"
 
 
 class DatasetVersionCommitted(BaseModel):
@@ -101,17 +106,79 @@ class RoundtripPing(BaseModel):
 
 
 class PredictionLogged(BaseModel):
-    """A prediction inference made, sampled for monitoring: what went in and what came out."""
+    """A prediction call inference served, sampled for monitoring: what went in and what came
+    out, record by record, with each record's prediction id (the monitor keeps them as the
+    model's inference table)."""
 
     model: str = Field(pattern=DATASET_NAME)
     version: int = Field(ge=1)
+    runtime: str = Field("", max_length=64)  # sklearn or onnx; "" from replicas before it was sent
     request_id: str
     at: datetime
-    records: int = Field(ge=1)  # rows in the request, all of them
-    # The first rows only when the request had many (records says how many there were).
+    records: int = Field(ge=1)  # records in the call, all of them
+    # The first records only when the call had more than a replica captures of one call
+    # (records says how many there were): each with its id, inputs and prediction.
+    prediction_ids: list[str] = Field(default_factory=list)  # empty from replicas before ids
     inputs: list[dict[str, Any]]
     predictions: list[Any]  # one per row of inputs
+    # Each row's class probabilities in the order of `classes` (classifiers that give them).
+    classes: list[Any] | None = None
+    probabilities: list[list[float | None]] | None = None
+    warnings: list[list[str]] | None = None  # each row's warnings, when any row had one
     latency_ms: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _row_aligned(self) -> Self:
+        rows = len(self.inputs)
+        if len(self.predictions) != rows:
+            raise ValueError(f"{len(self.predictions)} predictions for {rows} rows of inputs")
+        for name in ("prediction_ids", "probabilities", "warnings"):
+            values = getattr(self, name)
+            if values and len(values) != rows:
+                raise ValueError(f"{len(values)} {name} for {rows} rows of inputs")
+        bad = [i for i in self.prediction_ids if not is_prediction_id(i)]
+        if bad:
+            raise ValueError(f"not prediction ids: {bad[:3]}")
+        if self.probabilities is not None and not self.classes:
+            raise ValueError("probabilities need the classes they are in the order of")
+        return self
+
+
+class ModelHistoryRecorded(BaseModel):
+    """An entry was added to a model's history: an alias moved, a policy changed, monitoring
+    acted. The history is append-only; `seq` is the entry's place in it (1 first)."""
+
+    model: str = Field(pattern=DATASET_NAME)
+    seq: int = Field(ge=1)
+    at: datetime
+    actor: str = Field(max_length=200)  # the key's name, or the app id of the service that acted
+    action: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")  # alias.moved, monitoring.policy, ...
+    reason: str = Field("", max_length=2000)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class FeatureDrift(BaseModel):
+    """How one feature (or the output) of a window of captured inputs differs from training's."""
+
+    psi: float | None = Field(None, ge=0)  # population stability index; None: too few rows
+    missing_share: float = Field(0, ge=0, le=1)
+    unseen_share: float = Field(0, ge=0, le=1)  # categories training never saw
+    drifted: bool = False
+
+
+class ModelDriftDetected(BaseModel):
+    """A monitoring check found a model version's inputs (or its predictions) drifted beyond
+    the model's threshold."""
+
+    model: str = Field(pattern=DATASET_NAME)
+    version: int = Field(ge=1)
+    check_id: str = Field(min_length=1, max_length=200)
+    window_from: datetime
+    window_to: datetime
+    rows: int = Field(ge=0)
+    threshold: float = Field(ge=0)
+    features: dict[str, FeatureDrift]  # every feature checked; `drifted` marks those over the threshold
+    output: FeatureDrift | None = None  # the predicted class balance against training's
 
 
 class InstanceHeartbeat(BaseModel):
@@ -139,6 +206,8 @@ ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.ROUNDTRIP_PING: (Topic.ROUNDTRIP, RoundtripPing),
     EventType.PREDICTION_LOGGED: (Topic.PREDICTIONS, PredictionLogged),
     EventType.INSTANCE_HEARTBEAT: (Topic.INSTANCES, InstanceHeartbeat),
+    EventType.MODEL_HISTORY_RECORDED: (Topic.MODEL_HISTORY, ModelHistoryRecorded),
+    EventType.MODEL_DRIFT_DETECTED: (Topic.MODEL_DRIFT, ModelDriftDetected),
 }
 
 

@@ -315,6 +315,18 @@ def test_the_slowest_traces_through_the_gateway_come_first_with_links_to_the_tra
     assert service == "gateway-1a2b" and end_us - start_us == 900 * 1_000_000 and end_us == int(NOW * 1_000_000)
 
 
+def test_asked_for_one_service_the_search_is_by_its_spans_and_still_keeps_only_what_entered_the_gateway():
+    traces = [trace("aa01", 40.0), trace("bb01", 900.0, root="inference-1a2b")]
+    jaeger = FakeJaeger(traces)
+    client, _, config = gateway(FakePrometheus(), jaeger)
+    body = client.get("/api/operations/traces", params={"service": "inference"}).json()
+    assert [t["trace_id"] for t in body["traces"]] == ["aa01"]
+    assert {s[0] for s in jaeger.searches} == {config.inference_app_id}  # the app id, as it is (no query language)
+    searches = len(jaeger.searches)
+    unknown = client.get("/api/operations/traces", params={"service": "../api/traces"})
+    assert unknown.status_code == 422 and len(jaeger.searches) == searches
+
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 T0 = 1_800_000_000_000_000  # Unix microseconds
 

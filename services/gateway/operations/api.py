@@ -9,6 +9,7 @@ from services.gateway.deps import READ, OperationsDep
 from services.gateway.operations.models import (
     ModelsReport,
     ReplicasReport,
+    Service,
     ServicesReport,
     TraceReport,
     TracesReport,
@@ -39,10 +40,12 @@ async def traces(
     operations: OperationsDep,
     window: WindowQuery = Window.HOUR_1,
     limit: Annotated[int, Query(ge=1, le=50, description="how many traces")] = 10,
+    service: Annotated[Service | None, Query(description="only requests that reached this service")] = None,
 ) -> dict[str, Any]:
     """The slowest requests through the gateway in the window, from the trace backend, each with
-    a link to it in the trace UI."""
-    return await operations.slowest(window, limit)
+    a link to it in the trace UI; with `service`, only those that reached that service (the
+    slowest predictions, say, when failing uploads are slower)."""
+    return await operations.slowest(window, limit, service)
 
 
 @router.get("/traces/{trace_id}", response_model=TraceReport, responses={404: {"description": "no such trace"}})

@@ -17,6 +17,17 @@ class Window(StrEnum):
     HOURS_6 = "6h"
 
 
+class Service(StrEnum):
+    """A service of the stack, by its name (the app id it runs as is the gateway's setting)."""
+
+    GATEWAY = "gateway"
+    INGESTION = "ingestion"
+    TRAINING = "training"
+    REGISTRY = "registry"
+    INFERENCE = "inference"
+    NOTIFIER = "notifier"
+
+
 class Signals(BaseModel):
     """Four numbers that say how a service or a model is doing: as series (one value per time of
     the report's grid, null where there was no traffic to measure) or as current values."""

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from services.common.errors import Missing
 from services.gateway.operations import queries
 from services.gateway.operations.backends import BackendUnavailable, Metrics, Series, Traces, TraceSummary
-from services.gateway.operations.models import Window
+from services.gateway.operations.models import Service, Window
 from services.gateway.operations.waterfall import MAX_SPANS, waterfall
 from services.gateway.settings import Settings
 from services.gateway.status.service import Status
@@ -141,8 +141,10 @@ class Operations:
         models.sort(key=lambda m: (-(m["current"]["rate"] or 0), m["model"], m["version"]))
         return {**grid, "available": True, "models": models[:MAX_MODELS]}
 
-    async def slowest(self, window: Window, limit: int) -> dict[str, Any]:
-        """The slowest requests through the gateway in the window, each linked to the trace UI."""
+    async def slowest(self, window: Window, limit: int, service: Service | None = None) -> dict[str, Any]:
+        """The slowest requests through the gateway in the window, each linked to the trace UI;
+        with a service, only those that reached it (searched by its spans, so that slower
+        requests elsewhere cannot crowd them out)."""
         ui = self.settings.traces_url.rstrip("/") or None
         empty: dict[str, Any] = {"window": window, "ui_url": ui, "traces": []}
         if self.traces is None or ui is None:
@@ -150,13 +152,14 @@ class Operations:
         end_us = int(self.clock() * 1_000_000)
         start_us = end_us - WINDOWS[window][0] * 1_000_000
         gateway = self.settings.app_id
+        searched = self.settings.app_ids()[service] if service else gateway
         found: dict[str, TraceSummary] = {}
         deadline = time.monotonic() + self.settings.operations_timeout_s
         try:
             for min_ms in SLOW_FIRST_MS:
                 if found and time.monotonic() > deadline:
                     break  # a slow backend: what the first searches found
-                for trace in await self.traces.find(gateway, start_us, end_us, SEARCHED, min_ms):
+                for trace in await self.traces.find(searched, start_us, end_us, SEARCHED, min_ms):
                     # Requests that entered through the gateway: not the heartbeats it receives.
                     console = trace.operation == "GET /" or trace.operation.startswith(CONSOLE)
                     ours = trace.root_service == gateway and not console

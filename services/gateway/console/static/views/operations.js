@@ -9,6 +9,7 @@ import { failed, newChart, page } from "../shared/page.js";
 
 const POLL_MS = 15000;
 const WINDOWS = ["15m", "1h", "6h"];
+const SERVICES = ["gateway", "ingestion", "training", "registry", "inference", "notifier"]; // the traces' filter
 const COLORS = ["#2f6fdf", "#1d8a4e", "#c2372f", "#b7791f", "#7b4bc4", "#138a9e", "#d0527f", "#5f6b7d"];
 // The three charts of a group: what each shows, and how a value reads.
 const PANELS = [
@@ -19,6 +20,8 @@ const PANELS = [
 
 export async function viewOperations(params) {
   const range = WINDOWS.includes(params.get("window")) ? params.get("window") : "1h"; // not `window`: the global
+  const reached = SERVICES.includes(params.get("service")) ? params.get("service") : ""; // traces: all, or one service's
+  const route = (w, s) => `#/operations?window=${w}${s ? `&service=${s}` : ""}`;
   const mine = page.generation;
   const charts = new Map(); // canvas id -> its chart, updated in place on each refresh
   const live = h("span", { id: "ops-live", class: "muted" });
@@ -30,7 +33,7 @@ export async function viewOperations(params) {
   const load = () => Promise.all([
     api(`/api/operations/services?window=${range}`),
     api(`/api/operations/models?window=${range}`),
-    api(`/api/operations/traces?window=${range}&limit=10`),
+    api(`/api/operations/traces?window=${range}&limit=10${reached ? `&service=${reached}` : ""}`),
     api("/api/operations/replicas"),
   ]);
 
@@ -141,10 +144,13 @@ export async function viewOperations(params) {
   return [
     h("h1", { text: "Operations" }),
     h("p", { class: "muted" }, "last ", WINDOWS.map((w, i) => [i ? " · " : "",
-      w === range ? h("strong", { text: w }) : h("a", { href: `#/operations?window=${w}`, "data-window": w, text: w })]), " · ", live),
+      w === range ? h("strong", { text: w }) : h("a", { href: route(w, reached), "data-window": w, text: w })]), " · ", live),
     card("Services", h("p", { class: "muted", text: "HTTP requests each service answered (health probes left out); errors are 5xx answers." }), services),
     card("Models", h("p", { class: "muted", text: "Predictions per model version on the inference replicas; errors are requests that failed on the server's side." }), models),
-    card("Slowest requests through the gateway", traces),
+    card("Slowest requests through the gateway",
+      h("p", { class: "muted" }, "reaching ", ["", ...SERVICES].map((s, i) => [i ? " · " : "",
+        s === reached ? h("strong", { text: s || "any service" }) : h("a", { href: route(range, s), "data-service-filter": s || "any", text: s || "any service" })])),
+      traces),
     card("Replicas and sidecars", replicas),
   ];
 }
