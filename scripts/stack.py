@@ -360,10 +360,10 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
-
 def _metrics_port(app: dict[str, Any]) -> int | None:
     port = (app.get("env") or {}).get(runfile.METRICS_ENV)
     return int(port) if port else None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
