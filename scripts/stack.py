@@ -1,4 +1,4 @@
-"""The six services, each with its own daprd, started from dapr.yaml by scripts/launch.py, which
+"""The services, each with its own daprd, started from dapr.yaml by scripts/launch.py, which
 keeps every daprd and app running (the dapr CLI would start each once).
 
     python -m scripts.stack up         start infra and the stack in the background; return when ready

@@ -1,6 +1,7 @@
-"""daprml models list | show | promote | rollback"""
+"""daprml models list | show | history | promote | rollback"""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import typer
 
@@ -9,7 +10,8 @@ from services.cli.base import Json, gateway, handled, new_group
 from services.cli.client import q
 from services.cli.datasets import all_pages
 
-app = new_group("Registered models: versions, metrics, aliases, promotion and rollback.")
+app = new_group("Registered models: versions, metrics, aliases, their history, promotion and rollback.")
+Reason = Annotated[str | None, typer.Option(help="Why, kept in the model's history (models history NAME).")]
 
 
 @app.command("list")
@@ -62,9 +64,57 @@ def show_command(
         for v in info["versions"]
     ]
     render.table("versions", ["version", "aliases", "dataset", "estimator", "metrics", "created"], rows)
-    history = [(render.when(h["at"]), h["alias"], h["from"], h["to"], h["reason"]) for h in info["history"][-10:]]
+    history = [
+        (render.when(h["at"]), h["alias"], h["from"], h["to"], h["reason"], h.get("actor") or "-")
+        for h in info["history"][-10:]
+    ]
     if history:
-        render.table("alias history (latest 10)", ["when", "alias", "from", "to", "reason"], history)
+        render.table(
+            "alias moves (latest 10; all changes: models history)",
+            ["when", "alias", "from", "to", "how", "by"],
+            history,
+        )
+
+
+@app.command("history")
+@handled
+def history_command(
+    ctx: typer.Context,
+    name: str,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Entries to show, newest first.")] = 20,
+    before: Annotated[int | None, typer.Option(min=1, help="Only entries older than this number (paging).")] = None,
+    json: Json = False,
+) -> None:
+    """What was done to a model (alias moves, policy changes, monitoring actions): who, what, why, when."""
+    answer = gateway(ctx).get(f"/api/models/{q(name)}/history", limit=limit, before=before)
+    if json:
+        render.print_json(answer)
+        return
+    rows = [(e["seq"], render.when(e["at"]), e["actor"], what(e), e["reason"] or "-") for e in answer["entries"]]
+    if not rows:
+        render.out.print(f"{name}: no history yet", markup=False)
+        return
+    title = f"history of {name} ({answer['total']} entries, newest first)"
+    render.table(title, ["#", "when", "who", "what", "why"], rows)
+    if answer.get("next_before"):
+        render.out.print(f"older: --before {answer['next_before']}", markup=False)
+
+
+def what(entry: dict[str, Any]) -> str:
+    """One entry's change in a few words."""
+    details = entry.get("details") or {}
+    if entry["action"] == "alias.moved":
+        to = f"v{details['to']}" if details.get("to") is not None else "removed"
+        before = f"v{details['from']}" if details.get("from") is not None else "none"
+        return f"{details.get('alias')}: {before} -> {to} ({details.get('cause')})"
+    if entry["action"] == "policy.changed":
+        return f"policy: {(details.get('from') or {}).get('mode')} -> {(details.get('to') or {}).get('mode')}"
+    shown = ", ".join(f"{k}={v}" for k, v in details.items())
+    return f"{entry['action']} {shown}".strip()
+
+
+def with_reason(path: str, reason: str | None) -> str:
+    return f"{path}?{urlencode({'reason': reason})}" if reason else path
 
 
 def show_version(detail: dict[str, Any]) -> None:
@@ -114,10 +164,11 @@ def promote_command(
     name: str,
     version: int,
     alias: Annotated[str, typer.Option(help="The alias to point at the version.")] = "champion",
+    reason: Reason = None,
     json: Json = False,
 ) -> None:
     """Points an alias (champion by default) at a version: inference serves it at once."""
-    answer = gateway(ctx).put(f"/api/models/{q(name)}/aliases/{q(alias)}", {"version": version})
+    answer = gateway(ctx).put(with_reason(f"/api/models/{q(name)}/aliases/{q(alias)}", reason), {"version": version})
     if json:
         render.print_json(answer)
     else:
@@ -126,9 +177,9 @@ def promote_command(
 
 @app.command("rollback")
 @handled
-def rollback_command(ctx: typer.Context, name: str, json: Json = False) -> None:
+def rollback_command(ctx: typer.Context, name: str, reason: Reason = None, json: Json = False) -> None:
     """Moves champion back to the version it held before the current one."""
-    answer = gateway(ctx).post(f"/api/models/{q(name)}/rollback")
+    answer = gateway(ctx).post(with_reason(f"/api/models/{q(name)}/rollback", reason))
     if json:
         render.print_json(answer)
     else:

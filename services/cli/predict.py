@@ -86,6 +86,8 @@ def predict(
             f"/api/models/{q(model)}/predict", {"records": records[start : start + BATCH], "version": pinned}
         )
         answer["predictions"] += reply["predictions"]
+        if "prediction_ids" in reply:  # each record's, to send its ground truth with (--json shows them)
+            answer.setdefault("prediction_ids", []).extend(reply["prediction_ids"])
         if "probabilities" in reply:
             answer.setdefault("probabilities", []).extend(reply["probabilities"])
         if reply.get("warnings"):

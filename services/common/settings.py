@@ -60,6 +60,8 @@ class ServiceSettings(BaseSettings):
     """Refuse requests without the app token (health routes excepted) when one is set."""
     dapr_api_token: SecretStr | None = Field(None, validation_alias=env("dapr_api_token", "DAPR_API_TOKEN"))
     """The token this service's sidecar requires on every call to its API (daprd's DAPR_API_TOKEN)."""
+    gateway_app_id: str = "gateway"
+    """The gateway's Dapr app id: only on calls from it is the caller's key name (x-daprml-actor) believed."""
 
     statestore: str = "statestore"
     """Name of the state store component."""

@@ -15,9 +15,9 @@ from services.gateway.console import api as console_api
 from services.gateway.console.service import ConsoleFiles
 from services.gateway.dead_letters import api as dead_letters_api
 from services.gateway.dead_letters.service import DeadLetters
-from services.gateway.forwarding import inference_api, ingestion_api, registry_api, training_api
+from services.gateway.forwarding import inference_api, ingestion_api, monitor_api, registry_api, training_api
 from services.gateway.forwarding.breaker import Breakers
-from services.gateway.forwarding.upstream import Inference, Ingestion, Registry, Training
+from services.gateway.forwarding.upstream import Inference, Ingestion, Monitor, Registry, Training
 from services.gateway.keys import api as keys_api
 from services.gateway.keys.service import KeyRing
 from services.gateway.metrics import api as metrics_api
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
         breakers,
         *(
             kind.build(ports.invoker, settings, breakers, counted)
-            for kind in (Ingestion, Training, Registry, Inference)
+            for kind in (Ingestion, Training, Registry, Inference, Monitor)
         ),
     ]
     app = build_app(
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, ports: GatewayPorts | None = No
                 ingestion_api.router,
                 training_api.router,
                 registry_api.router,
+                monitor_api.router,
                 metrics_api.router,
                 operations_api.router,
                 *inference_api.routers,

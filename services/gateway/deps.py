@@ -11,7 +11,7 @@ from services.common.deps import depends_on
 from services.gateway.access.service import Gatekeeper
 from services.gateway.console.service import ConsoleFiles
 from services.gateway.dead_letters.service import DeadLetters
-from services.gateway.forwarding.upstream import Inference, Ingestion, Registry, Training
+from services.gateway.forwarding.upstream import Inference, Ingestion, Monitor, Registry, Training
 from services.gateway.keys.domain import KeyRecord, Role
 from services.gateway.keys.service import KeyRing
 from services.gateway.operations.service import Operations
@@ -27,6 +27,7 @@ IngestionDep = Annotated[Ingestion, depends_on(Ingestion)]
 TrainingDep = Annotated[Training, depends_on(Training)]
 RegistryDep = Annotated[Registry, depends_on(Registry)]
 InferenceDep = Annotated[Inference, depends_on(Inference)]
+MonitorDep = Annotated[Monitor, depends_on(Monitor)]
 
 # As security schemes, so that /docs offers to send a key ("Authorize").
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")

@@ -18,6 +18,8 @@ class Settings(DoorSettings):
     """Dapr app id of the registry service."""
     inference_app_id: str = "inference"
     """Dapr app id of the inference service."""
+    monitor_app_id: str = "monitor"
+    """Dapr app id of the monitor (inference tables)."""
     notifier_app_id: str = "notifier"
     """Dapr app id of the notifier (the Node.js service that follows champions)."""
     gateway_secret: str = "gateway"
@@ -68,6 +70,7 @@ class Settings(DoorSettings):
             "training": self.training_app_id,
             "registry": self.registry_app_id,
             "inference": self.inference_app_id,
+            "monitor": self.monitor_app_id,
             "notifier": self.notifier_app_id,
             "gateway": self.app_id,
         }

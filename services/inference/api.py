@@ -1,20 +1,21 @@
 """The JSON predict API: HTTP only, over the data plane.
 
 POST /api/models/{name}/predict  {"records": [{feature: value}], "version"?: n, "alias"?: "champion", "strict"?: true}
-  -> {"model", "version", "runtime", "predictions": [...], "probabilities"?: [{class: p}], "warnings"?: [...]}
+  -> {"model", "version", "runtime", "prediction_ids": [...], "predictions": [...], "probabilities"?: [{class: p}],
+      "warnings"?: [...]}
   A field the model does not know is a 422 unless "strict" is false (domain/contract.py).
-  A sampled share of them goes to the prediction log, under the X-Request-Id header's id if sent.
+  A sampled share of calls goes to the prediction log, under the request's id (X-Request-Id).
 GET /internal/stats  the prediction log's counters (for operators; the gateway does not route it)
 GET /internal/warnings  the model contract's warnings counted per model version and kind (the same)
 """
 
 import time
-import uuid
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, model_validator
 
+from services.common import middleware
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
 from services.inference.deps import LogDep, PlaneDep, SettingsDep
 from services.inference.domain import contract, records
@@ -55,6 +56,9 @@ class Prediction(BaseModel):
     runtime: str | None = Field(
         None, description="what predicted: onnxruntime (the compiled model) or sklearn (the skops pipeline)"
     )
+    prediction_ids: list[str] = Field(
+        description="one per record, in record order: name a prediction by it when sending its ground truth"
+    )
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = None
     warnings: list[ContractWarning] | None = Field(
@@ -69,7 +73,6 @@ async def predict(
     plane: PlaneDep,
     settings: SettingsDep,
     prediction_log: LogDep,
-    x_request_id: Annotated[str | None, Header()] = None,
 ) -> Prediction:
     """Predictions (and class probabilities, for classifiers) of a model version for the records."""
     if len(request.records) > settings.max_records:
@@ -83,9 +86,9 @@ async def predict(
         size=len(request.records),
     )
     latency_ms = (time.perf_counter() - started) * 1000
-    prediction_log.record(
-        out.model, out.version, x_request_id or str(uuid.uuid4()), out.rows, out.predictions, latency_ms
-    )
+    # The request's id as the middleware made it (the caller's X-Request-Id when sane): the one
+    # on the answer and in the logs.
+    prediction_log.record(out, middleware.request_id.get(), latency_ms)
     probabilities = None
     if out.probabilities is not None and out.classes is not None:
         keys = [str(c) for c in out.classes]
@@ -94,6 +97,7 @@ async def predict(
         model=out.model,
         version=out.version,
         runtime=out.runtime,
+        prediction_ids=out.prediction_ids,
         predictions=plain(out.predictions),
         probabilities=probabilities,
         warnings=out.warnings or None,
@@ -102,8 +106,9 @@ async def predict(
 
 @stats.get("/stats")
 async def counters(prediction_log: LogDep) -> dict[str, dict[str, int]]:
-    """How many predictions the prediction log sampled, holds, published, dropped (buffer full) and
-    failed to publish, since the service started."""
+    """How many prediction calls the prediction log sampled, holds (and their records), published,
+    dropped (buffer full) and failed to publish, and how many records of sampled calls it did not
+    capture (past the per-call bound), since the service started."""
     return {"prediction_log": prediction_log.counters}
 
 

@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     ports = ports or dapr_adapters.sidecar_ports(InferencePorts, settings)
     batching = Limits(settings.max_batch_size, settings.max_batch_wait_s) if settings.batching else None
     registry = CollectorRegistry()
+    metrics = InferenceMetrics(registry)
     plane = DataPlane(
         clients.registry(ports.invoker, settings),
         settings.max_loaded_models,
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         compiling=Compiling(
             settings.compiled, frozenset(settings.uncompiled_models), settings.onnx_threads, settings.inline_rows
         ),
-        metrics=InferenceMetrics(registry),
+        metrics=metrics,
     )
     prediction_log = PredictionLog(
         ports.publisher,
@@ -36,6 +37,10 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         settings.prediction_log_buffer,
         settings.prediction_log_flush_s,
         settings.prediction_log_batch,
+        rates=settings.prediction_log_rates,
+        max_rows=settings.prediction_log_max_rows,
+        buffer_rows=settings.prediction_log_buffer_rows,
+        metrics=metrics,
     )
     # run() paces itself and returns only when cancelled; Periodic restarts it should it fail.
     flushing = Periodic("prediction log", settings.prediction_log_flush_s, prediction_log.run)
@@ -49,7 +54,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             every_replica={EventType.MODEL_ALIAS_CHANGED: plane.on_alias_changed},
             background=[
                 Periodic("reconcile with the registry", settings.reconcile_interval_s, plane.reconcile),
-                *([flushing] if settings.prediction_log_rate > 0 else []),
+                *([flushing] if prediction_log.sampling else []),
             ],
             closing=[plane.close, prediction_log.close],
             metrics=registry,

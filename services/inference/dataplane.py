@@ -19,6 +19,10 @@ it moved (the `model alias changed` event, which every replica receives) and by 
 reconcile that catches any event a replica missed. A refresh loads the new version first and
 then switches the alias over in one assignment: requests in flight finish on the version they
 started with, and a version that cannot be loaded leaves the previous one serving.
+
+Every call answered gets a call id here, whatever its protocol or batch, and each of its records
+a prediction id made of it (services.common.contracts.monitoring): both protocols answer them,
+and the prediction log captures them, so ground truth sent later names the prediction it is for.
 """
 
 import asyncio
@@ -35,7 +39,7 @@ import numpy as np
 
 from services.common import onnxfiles, tracing
 from services.common.clients import Absent, CallError, Malformed, RegistryClient
-from services.common.contracts import ModelCard, VersionInfo
+from services.common.contracts import ModelCard, VersionInfo, monitoring
 from services.common.errors import ClientError
 from services.common.events import ModelAliasChanged
 from services.common.ports import SidecarUnavailable
@@ -96,6 +100,12 @@ class Outputs:
     rows: Columns  # what was predicted, as decoded from the request
     warnings: list[ContractWarning]  # what the model contract says of the request, bounded
     runtime: str  # onnxruntime or sklearn
+    call_id: str  # this call's, made here for both protocols: each record's prediction id is made of it
+
+    @property
+    def prediction_ids(self) -> list[str]:
+        """One per record, in record order: what the caller quotes to send ground truth later."""
+        return monitoring.prediction_ids(self.call_id, len(self.predictions))
 
 
 class DataPlane:
@@ -418,6 +428,7 @@ class DataPlane:
             rows,
             contract.bounded(warnings),
             loaded.runtime.name,
+            monitoring.new_call_id(),
         )
 
 

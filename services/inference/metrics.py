@@ -67,6 +67,23 @@ class InferenceMetrics:
             registry=registry,
         )
 
+        # The prediction log's (prediction_log.py), per model only: a version label would multiply
+        # series for numbers an operator reads as totals.
+        self.captured_calls = Counter(
+            "daprml_inference_captured_calls",
+            "Prediction calls sampled for capture, by what became of them: published, dropped (the "
+            "buffer was full, or the entry could not be made), failed (the bus refused the bulk)",
+            ["model", "outcome"],
+            registry=registry,
+        )
+        self.captured_rows = Counter(
+            "daprml_inference_captured_rows",
+            "Records of the calls sampled for capture, by what became of them: published, dropped, "
+            "failed (as their call), truncated (past the per-call bound: never captured)",
+            ["model", "outcome"],
+            registry=registry,
+        )
+
     def predicted(self, model: str, version: int, runtime: str, rows: int, seconds: float) -> None:
         self.predict.labels(model, str(version), runtime).observe(seconds)
         self.batch.labels(model, str(version)).observe(rows)

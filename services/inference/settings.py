@@ -1,5 +1,11 @@
-from pydantic import Field
+import json
+import re
+from typing import Annotated, Any
 
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from services.common.contracts import MODEL_NAME
 from services.common.settings import ServiceSettings, env
 
 
@@ -34,11 +40,40 @@ class Settings(ServiceSettings):
     """Threads one ONNX Runtime predict call may use (one: the cores are shared with sidecars and other apps)."""
     inline_rows: int = Field(32, ge=0)
     """Compiled predict calls of at most this many rows run on the event loop, not in a thread (0: never)."""
-    prediction_log_rate: float = Field(0.01, ge=0, le=1)
-    """Share of successful predictions published as events for monitoring (0 sends none, 1 every one)."""
+    prediction_log_rate: float = Field(1.0, ge=0, le=1)
+    """Share of successful prediction calls captured (published, record by record, for the monitor's
+    inference tables) for models `prediction_log_rates` does not name: 0 none, 1 every one."""
+    prediction_log_rates: Annotated[dict[str, float], NoDecode] = {}
+    """Per-model shares overriding `prediction_log_rate`, as a JSON object: '{"iris": 0.1}'."""
+    prediction_log_max_rows: int = Field(1000, ge=1)
+    """Most records of one call captured (the first ones); the rest are counted, not captured."""
     prediction_log_buffer: int = Field(10_000, ge=1)
-    """Most sampled predictions held for publishing; beyond it new ones are dropped and counted."""
+    """Most sampled calls held for publishing; beyond it new ones are dropped and counted."""
+    prediction_log_buffer_rows: int = Field(100_000, ge=1)
+    """Most records the sampled calls held for publishing may have in all (a burst of big calls
+    fills it before `prediction_log_buffer` does); beyond it new calls are dropped and counted."""
     prediction_log_flush_s: float = Field(1.0, gt=0)
     """How often the sampled predictions held are published, in bulk."""
     prediction_log_batch: int = Field(100, ge=1)
     """Most sampled predictions one bulk publish carries; a full batch is sent without waiting for the next flush."""
+
+    @field_validator("prediction_log_rates", mode="before")
+    @classmethod
+    def _rates(cls, value: Any) -> dict[str, float]:
+        """A JSON object of model name -> share from the environment (a dict from code), each
+        checked here so that a bad one stops the service with words that say which."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError as e:
+                raise ValueError(f'not JSON ({e}); expected an object such as {{"iris": 0.1}}') from None
+        if not isinstance(value, dict):
+            raise ValueError(f'expected a JSON object of model name -> share, such as {{"iris": 0.1}}, not {value!r}')
+        out = {}
+        for name, share in value.items():
+            if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name):
+                raise ValueError(f"{name!r} is not a model name (lower-case letters, digits, '-' and '_')")
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise ValueError(f"model {name!r}: the share must be a number from 0 to 1, not {share!r}")
+            out[name] = float(share)
+        return out

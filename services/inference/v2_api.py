@@ -1,6 +1,9 @@
 """The Open Inference Protocol v2 (KServe's predict-api v2, REST): HTTP only, over the data
 plane. At the app's root, not under /api, as the protocol's clients expect. Errors are
-{"error": "..."}: 400 for a bad request or tensor, 404 for an unknown model or version."""
+{"error": "..."}: 400 for a bad request or tensor, 404 for an unknown model or version.
+
+An inference answer's `id` echoes the request's (a new one when it sent none); its
+`parameters.prediction_ids` names each row's prediction, in row order."""
 
 import time
 import uuid
@@ -132,8 +135,9 @@ async def _infer(
     latency_ms = (time.perf_counter() - started) * 1000
     outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
     request_id = request.id if request.id is not None else str(uuid.uuid4())
-    prediction_log.record(out.model, out.version, request_id, out.rows, out.predictions, latency_ms)
-    parameters: dict[str, Any] = {"runtime": out.runtime}
+    prediction_log.record(out, request_id, latency_ms)
+    # The protocol's answer has no field of its own for them: `id` is the request's, echoed.
+    parameters: dict[str, Any] = {"runtime": out.runtime, "prediction_ids": out.prediction_ids}
     if out.warnings:
         parameters["warnings"] = [w.model_dump(mode="json", exclude_none=True) for w in out.warnings]
     return {
@@ -149,7 +153,7 @@ async def _infer(
 async def infer(
     name: Name, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
 ) -> Any:
-    """Predictions of the champion for the input tensors."""
+    """Predictions of the champion for the input tensors; `parameters.prediction_ids` names each row's."""
     return await _infer(plane, settings, prediction_log, name, None, request)
 
 

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from services.common.actor import ActorDep
 from services.common.contracts.models import MODEL_NAME, Promotion, PromotionRequest, Registered, RegisterVersion
 from services.registry.deps import ServiceDep
+from services.registry.domain.history import HistoryEntry, ModelHistory, Note
 from services.registry.domain.model import PromotionPolicy
 from services.registry.domain.views import AliasMoved, AliasTarget, ModelInfo, ModelList, ModelVersion
 
@@ -20,6 +22,7 @@ Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, 
 Alias = Annotated[str, Path(max_length=200, description="lower-case letters, digits, '-' and '_'")]
 Ref = Annotated[str, Path(max_length=200, description="a version number, latest, or an alias such as champion")]
 Number = Annotated[int, Path(ge=1, description="a version number")]
+Why = Annotated[str, Query(max_length=500, description="why, for the model's history (GET .../history)")]
 SKOPS = "application/octet-stream"
 ONNX = "application/octet-stream"  # no media type is registered for ONNX files
 
@@ -34,8 +37,21 @@ async def list_models(
 
 @public.get("/{name}", response_model=ModelInfo)
 async def get_model(name: Name, service: ServiceDep) -> ModelInfo:
-    """The model's versions, aliases, promotion policy and the history of its aliases."""
+    """The model's versions, aliases, promotion policy and its latest alias moves (the whole
+    history: GET .../history)."""
     return await service.info(name)
+
+
+@public.get("/{name}/history", response_model=ModelHistory)
+async def get_history(
+    name: Name,
+    service: ServiceDep,
+    before: Annotated[int | None, Query(ge=1, description="only entries older than this seq (next_before)")] = None,
+    limit: Annotated[int, Query(ge=1, description="entries in this page")] = 50,
+) -> ModelHistory:
+    """What was done to the model (alias moves, policy changes, monitoring actions), by whom,
+    why and when, newest first, a page at a time."""
+    return await service.history(name, before, limit)
 
 
 @public.get("/{name}/versions/{version}", response_model=ModelVersion)
@@ -85,29 +101,33 @@ async def get_onnx(name: Name, version: Ref, service: ServiceDep) -> Response:
 
 
 @public.put("/{name}/aliases/{alias}", response_model=AliasMoved)
-async def set_alias(name: Name, alias: Alias, target: AliasTarget, service: ServiceDep) -> AliasMoved:
+async def set_alias(
+    name: Name, alias: Alias, target: AliasTarget, service: ServiceDep, actor: ActorDep, reason: Why = ""
+) -> AliasMoved:
     """Points the alias at a version (champion is the one served by default)."""
-    return await service.set_alias(name, alias, target.version)
+    return await service.set_alias(name, alias, target.version, actor, reason)
 
 
 @public.delete("/{name}/aliases/{alias}", status_code=204, response_model=None)
-async def delete_alias(name: Name, alias: Alias, service: ServiceDep) -> None:
-    await service.delete_alias(name, alias)
+async def delete_alias(name: Name, alias: Alias, service: ServiceDep, actor: ActorDep, reason: Why = "") -> None:
+    await service.delete_alias(name, alias, actor, reason)
 
 
 @public.put("/{name}/policy", response_model=PromotionPolicy)
-async def set_policy(name: Name, policy: PromotionPolicy, service: ServiceDep) -> PromotionPolicy:
+async def set_policy(
+    name: Name, policy: PromotionPolicy, service: ServiceDep, actor: ActorDep, reason: Why = ""
+) -> PromotionPolicy:
     """How new versions are promoted: manual (the default: a person moves the champion; a
     model's first version still becomes champion while `first_champion` is true) or auto (a new
     version that beats the champion on the primary metric replaces it: then new data sent with
     an ingest key can change what serves)."""
-    return await service.set_policy(name, policy)
+    return await service.set_policy(name, policy, actor, reason)
 
 
 @public.post("/{name}/rollback", response_model=AliasMoved)
-async def rollback(name: Name, service: ServiceDep) -> AliasMoved:
+async def rollback(name: Name, service: ServiceDep, actor: ActorDep, reason: Why = "") -> AliasMoved:
     """Moves champion back to the version it held before."""
-    return await service.rollback(name)
+    return await service.rollback(name, actor, reason)
 
 
 @internal.post(
@@ -124,5 +144,13 @@ async def register(name: Name, request: RegisterVersion, response: Response, ser
 
 
 @internal.post("/{name}/versions/{version}/promotion", response_model=Promotion)
-async def promote(name: Name, version: Number, request: PromotionRequest, service: ServiceDep) -> Promotion:
-    return await service.promote(name, version, request)
+async def promote(
+    name: Name, version: Number, request: PromotionRequest, service: ServiceDep, actor: ActorDep
+) -> Promotion:
+    return await service.promote(name, version, request, actor)
+
+
+@internal.post("/{name}/history", status_code=201, response_model=HistoryEntry)
+async def note(name: Name, note: Note, service: ServiceDep, actor: ActorDep) -> HistoryEntry:
+    """Records what another service (the monitor) did to the model: a `monitoring.*` action."""
+    return await service.note(name, note, actor)

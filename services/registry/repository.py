@@ -1,6 +1,6 @@
 """Where the registry keeps things: in the state store one record per model, one details
-document per version and the index of model names; artifacts are read from the blob binding
-(training writes them)."""
+document per version, the pages of each model's history and the index of model names;
+artifacts are read from the blob binding (training writes them)."""
 
 import hashlib
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from services.common.contracts.models import RegisterVersion
 from services.common.ports import BlobStore, StateStore
 from services.common.state import Change, Documents
+from services.registry.domain.history import HistoryPage
 from services.registry.domain.model import ModelRecord
 
 INDEX = "models"
@@ -26,6 +27,7 @@ class ModelRepository:
         self._models = Documents(state, ModelRecord, attempts)
         self._details = Documents(state, RegisterVersion)
         self._index = Documents(state, ModelIndex)
+        self._pages = Documents(state, HistoryPage, attempts)
 
     async def model(self, name: str) -> ModelRecord | None:
         return await self._models.get(f"model:{name}")
@@ -33,6 +35,17 @@ class ModelRepository:
     async def update(self, name: str, change: Change[ModelRecord]) -> ModelRecord | None:
         """Compare-and-swap, retried: see Documents.update."""
         return await self._models.update(f"model:{name}", change)
+
+    @staticmethod
+    def page_key(name: str, page: int) -> str:
+        return f"model-history:{name}:{page}"
+
+    async def page(self, name: str, page: int) -> HistoryPage | None:
+        return await self._pages.get(self.page_key(name, page))
+
+    async def update_page(self, name: str, page: int, change: Change[HistoryPage]) -> HistoryPage | None:
+        """Compare-and-swap, retried: see Documents.update."""
+        return await self._pages.update(self.page_key(name, page), change)
 
     async def names(self) -> list[str]:
         index = await self._index.get(INDEX)

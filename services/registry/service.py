@@ -9,9 +9,10 @@ from collections.abc import Callable
 from services.common.contracts.models import Artifact, Promotion, PromotionRequest, Registered, RegisterVersion
 from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound, SidecarUnavailable
 from services.common.state import Busy
-from services.registry import outbox
+from services.registry import history, outbox
 from services.registry.domain import views
 from services.registry.domain.errors import BadInput, Conflict, Corrupt, Missing
+from services.registry.domain.history import POLICY_CHANGED, HistoryEntry, ModelHistory, Note
 from services.registry.domain.model import (
     CHAMPION,
     ModelRecord,
@@ -23,7 +24,7 @@ from services.registry.domain.model import (
     numbered,
     resolve,
 )
-from services.registry.domain.promotion import decide
+from services.registry.domain.promotion import decide, explain
 from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion
 from services.registry.metrics import RegistryMetrics
 from services.registry.repository import ModelRepository
@@ -61,6 +62,14 @@ class RegistryService:
 
     async def info(self, name: str) -> ModelInfo:
         return views.info(await self.record(name))
+
+    async def history(self, name: str, before: int | None = None, limit: int = 50) -> ModelHistory:
+        """One page of the model's history, newest first: up to `limit` entries older than
+        `before` (None: from the newest)."""
+        most = self.settings.max_page_history
+        if not 1 <= limit <= most or (before is not None and before < 1):
+            raise BadInput(f"limit must be between 1 and {most}, and before at least 1")
+        return await history.read(self.repo, await self.record(name), before, limit)
 
     async def version(self, name: str, ref: str) -> ModelVersion:
         """`ref`: a version number, `latest`, or an alias."""
@@ -182,8 +191,9 @@ class RegistryService:
         if record is None or all(v.details_key != key for v in record.versions):
             await self.repo.delete_details(key)
 
-    async def promote(self, name: str, number: int, request: PromotionRequest) -> Promotion:
-        """Applies the model's promotion policy to a new version, once."""
+    async def promote(self, name: str, number: int, request: PromotionRequest, actor: str) -> Promotion:
+        """Applies the model's promotion policy to a new version, once. The alias it moves is
+        recorded as moved by `actor` (training, which asks), for the reason the policy gives."""
         decision: Promotion | None = None
         fresh, moved, refused = False, False, False  # as the last try of the change left them
 
@@ -207,7 +217,10 @@ class RegistryService:
             decision = decide(name, number, record.policy, record.task, request, now(), first)
             ref.promotion = decision
             fresh = True
-            moved = record.move_alias(decision.alias, number, "promotion", decision.decided_at) is not None
+            details = {"job_id": ref.job_id, **decision.model_dump(mode="json", exclude={"model", "decided_at"})}
+            why = explain(decision, first)
+            change = record.move_alias(decision.alias, number, "promotion", decision.decided_at, actor, why, details)
+            moved = change is not None
             return record
 
         try:
@@ -223,30 +236,36 @@ class RegistryService:
             self.metrics.moved(decision.alias, "promotion")
         return decision
 
-    async def set_alias(self, name: str, alias: str, number: int) -> AliasMoved:
+    async def set_alias(self, name: str, alias: str, number: int, actor: str, why: str = "") -> AliasMoved:
         check_alias(alias)
-        return await self._move(name, alias, lambda record: numbered(record, number).version, "api")
+        return await self._move(name, alias, lambda record: numbered(record, number).version, "api", actor, why)
 
-    async def delete_alias(self, name: str, alias: str) -> AliasMoved:
+    async def delete_alias(self, name: str, alias: str, actor: str, why: str = "") -> AliasMoved:
         check_alias(alias)
 
         def target(record: ModelRecord) -> None:
             if alias not in record.aliases:
                 raise Missing(f"model {name!r} has no alias {alias!r}; its aliases: {sorted(record.aliases) or 'none'}")
 
-        return await self._move(name, alias, target, "api")
+        return await self._move(name, alias, target, "api", actor, why)
 
-    async def rollback(self, name: str) -> AliasMoved:
+    async def rollback(self, name: str, actor: str, why: str = "") -> AliasMoved:
         def target(record: ModelRecord) -> int:
             earlier = record.rollback_target()
             if earlier is None:
                 raise Conflict(f"model {name!r} has no earlier champion to roll back to")
             return earlier
 
-        return await self._move(name, CHAMPION, target, "rollback")
+        return await self._move(name, CHAMPION, target, "rollback", actor, why)
 
     async def _move(
-        self, name: str, alias: str, target: Callable[[ModelRecord], int | None], reason: Reason
+        self,
+        name: str,
+        alias: str,
+        target: Callable[[ModelRecord], int | None],
+        reason: Reason,
+        actor: str,
+        why: str,
     ) -> AliasMoved:
         moved = AliasMoved(model=name, alias=alias, version=None, previous=None)
         changed = False
@@ -256,7 +275,7 @@ class RegistryService:
             record = exists(record, name)
             to = target(record)
             moved.previous, moved.version = record.aliases.get(alias), to
-            changed = record.move_alias(alias, to, reason, now()) is not None
+            changed = record.move_alias(alias, to, reason, now(), actor, why) is not None
             return record
 
         await self._change(name, move)
@@ -264,15 +283,37 @@ class RegistryService:
             self.metrics.moved(alias, reason)
         return moved
 
-    async def set_policy(self, name: str, policy: PromotionPolicy) -> PromotionPolicy:
-        """Also for a model without versions yet: its first version is then promoted by it."""
+    async def set_policy(self, name: str, policy: PromotionPolicy, actor: str, why: str = "") -> PromotionPolicy:
+        """Also for a model without versions yet: its first version is then promoted by it. A
+        change is recorded in the history; setting the policy a model has records nothing."""
 
         def set_it(record: ModelRecord | None) -> ModelRecord:
             record = record or ModelRecord(name=name)
-            record.policy = policy
+            if record.policy != policy:
+                details = {"from": record.policy.model_dump(mode="json"), "to": policy.model_dump(mode="json")}
+                record.policy = policy
+                record.note(POLICY_CHANGED, actor, why, now(), details)
             return record
 
         return (await self._change(name, set_it)).policy
+
+    async def note(self, name: str, note: Note, caller: str) -> HistoryEntry:
+        """Records what another service (the monitor) did to a model. Its actor is the caller,
+        or whom the caller says it acts for (the key that asked the monitor), with the caller
+        named in the details."""
+        actor = note.actor or caller
+        details = note.details if note.actor is None else {**note.details, "via": caller}
+        entry: HistoryEntry | None = None
+
+        def add(record: ModelRecord | None) -> ModelRecord:
+            nonlocal entry
+            record = exists(record, name)
+            entry = record.note(note.action, actor, note.reason, now(), details)
+            return record
+
+        await self._change(name, add)
+        assert entry is not None
+        return entry
 
     # events: at least once, through the model record's outbox (see outbox.py)
 

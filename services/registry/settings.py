@@ -10,6 +10,8 @@ class Settings(ServiceSettings):
     """Port the HTTP server listens on (the dapr CLI passes it as APP_PORT)."""
     max_page_models: int = 1000
     """Most models one page of GET /api/models lists."""
+    max_page_history: int = Field(200, ge=1, le=1000)
+    """Most entries one page of GET /api/models/{name}/history holds."""
     update_attempts: int = 20
     """How often a change to a model record retries when another change to it wins the race."""
     outbox_interval_s: float = 10.0

@@ -125,6 +125,7 @@ def fit(rows: bytes, job: dict[str, Any]) -> Fitted:
         holdout_rows=card.metrics.rows,
         seed=spec.seed,
         missing_category=card.missing_category,
+        reference=result.reference,
     )
     assert card.onnx is not None  # train_artifact always compiles
     return Fitted(

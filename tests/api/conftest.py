@@ -8,6 +8,8 @@ from services.inference.app import create_app as inference_app
 from services.inference.ports import InferencePorts
 from services.ingestion.app import IngestionPorts
 from services.ingestion.app import create_app as ingestion_app
+from services.monitor.app import MonitorPorts
+from services.monitor.app import create_app as monitor_app
 from services.registry.app import RegistryPorts
 from services.registry.app import create_app as registry_app
 from services.training.app import TrainingPorts
@@ -21,6 +23,7 @@ FACTORIES = {
     "training": (training_app, TrainingPorts),
     "registry": (registry_app, RegistryPorts),
     "inference": (inference_app, InferencePorts),
+    "monitor": (monitor_app, MonitorPorts),
     "gateway": (gateway_app, GatewayPorts),
 }
 

@@ -11,7 +11,7 @@ READY = Reply(200, json.dumps({"ready": True, "runtime_version": "1.18.2"}).enco
 
 
 def test_status_lists_every_service_of_the_stack(make_client):
-    ids = ["ingestion", "training", "registry", "inference", "notifier", "gateway"]
+    ids = ["ingestion", "training", "registry", "inference", "monitor", "notifier", "gateway"]
     client = make_client("gateway", invoker=FakeInvoker({(i, "readyz"): READY for i in ids}))
     body = client.get("/api/status").json()
     assert body["ok"] is True
@@ -54,7 +54,7 @@ def test_ingestion_errors_come_back_unchanged(make_client):
 
 
 def test_status_lists_each_instance_by_its_heartbeats_and_is_not_ok_when_one_is_down(make_client):
-    ids = ["ingestion", "training", "registry", "inference", "notifier", "gateway"]
+    ids = ["ingestion", "training", "registry", "inference", "monitor", "notifier", "gateway"]
     client = make_client("gateway", invoker=FakeInvoker({(i, "readyz"): READY for i in ids}))
     now = datetime.now(UTC)
     for instance, age_s in (("host:3514", 1), ("host:3599", 60)):

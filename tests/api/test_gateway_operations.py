@@ -33,6 +33,7 @@ APP_IDS = {
     "training_app_id": "training-1a2b",
     "registry_app_id": "registry.1a2b",
     "inference_app_id": 'inference"|.*-1a2b',
+    "monitor_app_id": "monitor-1a2b",
     "notifier_app_id": "notifier-1a2b",
 }
 NOW = 1_800_000_030.0  # the 1h grid ends at 1_800_000_000
@@ -137,8 +138,9 @@ def test_services_have_each_signal_as_series_on_the_grid_and_current_values():
     assert body["available"] is True and body["window"] == "1h" and body["step_s"] == 60
     times = body["times"]
     assert len(times) == 61 and times[-1] == 1_800_000_000 and times[1] - times[0] == 60
-    assert [s["service"] for s in body["services"]] == ["gateway", "ingestion", "training", "registry", "inference"]
-    gateway_row, inference_row = body["services"][0], body["services"][-1]
+    services = [s["service"] for s in body["services"]]
+    assert services == ["gateway", "ingestion", "training", "registry", "inference", "monitor"]
+    gateway_row, inference_row = body["services"][0], body["services"][services.index("inference")]
     assert gateway_row["app_id"] == "gateway-1a2b"
     # The last point is NaN (no traffic in its step): null, and the current value is the one before.
     assert gateway_row["series"]["rate"][-6:] == [None, 2.0, 2.0, 2.0, 2.0, None]
@@ -271,7 +273,7 @@ def test_a_backend_that_is_down_is_reported_with_its_reason():
     traces = client.get("/api/operations/traces").json()
     assert traces["available"] is False and "not answering" in traces["reason"]
     replicas = client.get("/api/operations/replicas").json()
-    assert replicas["metrics"] == {"available": False, "reason": down} and len(replicas["services"]) == 6
+    assert replicas["metrics"] == {"available": False, "reason": down} and len(replicas["services"]) == 7
 
 
 def trace(trace_id: str, ms: float, root: str = "gateway-1a2b", error: bool = False) -> TraceSummary:

@@ -12,6 +12,8 @@ from services.gateway.ports import GatewayPorts
 from services.inference.app import InferencePorts
 from services.inference.app import create_app as inference_app
 from services.ingestion.app import create_app as ingestion_app
+from services.monitor.app import MonitorPorts
+from services.monitor.app import create_app as monitor_app
 from tests.api.conftest import provisioned
 from tests.fakes import FakeInvoker, fake_ports
 
@@ -147,9 +149,31 @@ def test_gateway_routes_name_exactly_the_public_operations_the_registry_serves()
     registry = registry_app(ports=fake_ports(RegistryPorts))
     predict = _operations(inference_app(ports=fake_ports(InferencePorts)), "/api/models")
     assert predict == {("POST", "/api/models/{name}/predict")}  # inference's, beside the registry's
-    assert _operations(gateway, "/api/models") == _operations(registry, "/api/models") | predict
+    captured = _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/api/models")  # the monitor's
+    assert _operations(gateway, "/api/models") == _operations(registry, "/api/models") | predict | captured
     assert _operations(registry, "/internal/models")  # registration and promotion, for training only
     assert _operations(gateway, "/internal") == set()
+
+
+def test_gateway_routes_name_exactly_the_public_operations_the_monitor_serves():
+    gateway = create_app(ports=fake_ports(GatewayPorts))
+    monitor = _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/api/models")
+    assert monitor == {("GET", "/api/models/{name}/predictions")}
+    assert monitor <= _operations(gateway, "/api/models")
+    assert _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/internal") == set()
+
+
+def test_a_read_of_predictions_reaches_the_monitor_with_its_query_re_encoded(make_client):
+    page = Reply(200, b'{"model": "iris", "predictions": []}')
+    method = "api/models/iris/predictions?since=2025-01-31T12%3A00%3A00%2B00%3A00&limit=5"
+    client = make_client("gateway", invoker=FakeInvoker({("monitor", method): page}))
+    reply = client.get("/api/models/iris/predictions?since=2025-01-31T12:00:00Z&limit=5&x=1")
+    assert reply.status_code == 200 and reply.json()["predictions"] == []
+    assert [c[1] for c in client.ports.invoker.calls] == [method]
+    refused = client.get("/api/models/iris/predictions?since=yesterday")
+    assert refused.status_code == 422 and "since" in refused.json()["detail"]
+    assert client.get("/api/models/iris/predictions?limit=1001").status_code == 422
+    assert len(client.ports.invoker.calls) == 1
 
 
 def test_gateway_routes_name_exactly_the_public_operations_inference_serves():
@@ -302,6 +326,7 @@ def test_the_gateway_validates_each_parameter_as_the_service_behind_it_does():
         ingestion_app(ports=fake_ports(IngestionPorts)),
         registry_app(ports=fake_ports(RegistryPorts)),
         inference_app(ports=fake_ports(InferencePorts)),
+        monitor_app(ports=fake_ports(MonitorPorts)),
     ]
     compared, differ = 0, []
     for path, operations in gateway.openapi()["paths"].items():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common.contracts.monitoring import is_prediction_id
 from services.inference.app import create_app
 from services.inference.dataplane import DataPlane
 from services.inference.ports import InferencePorts
@@ -37,6 +38,16 @@ def test_json_predict_gives_the_pipelines_predictions_and_probabilities_keyed_by
     expected = served.flowers.predict_proba(X)
     assert [list(p) for p in body["probabilities"]] == [["setosa", "versicolor", "virginica"]] * len(ROWS)
     assert np.allclose([list(p.values()) for p in body["probabilities"]], expected)
+
+
+def test_json_predict_names_each_records_prediction_in_record_order_with_ids_no_other_call_has(served):
+    first = served.post("/api/models/flowers/predict", json={"records": ROWS}).json()
+    again = served.post("/api/models/flowers/predict", json={"records": ROWS[:2]}).json()
+    ids = first["prediction_ids"]
+    assert len(ids) == len(first["predictions"]) == len(ROWS) and all(is_prediction_id(i) for i in ids)
+    call = ids[0].rsplit("-", 1)[0]
+    assert ids == [f"{call}-{i}" for i in range(len(ROWS))]  # one call, the records in order
+    assert len(again["prediction_ids"]) == 2 and not set(ids) & set(again["prediction_ids"])
 
 
 def test_json_predict_of_a_regressor_by_version_number_has_no_probabilities(served):

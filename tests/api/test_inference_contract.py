@@ -73,6 +73,7 @@ def test_an_old_card_still_serves_with_no_category_or_range_warnings(served):
         "model",
         "version",
         "runtime",
+        "prediction_ids",
         "predictions",
         "probabilities",
     }

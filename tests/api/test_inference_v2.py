@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from services.common.contracts.monitoring import is_prediction_id
 from tests.fakes import FakeProbe
 
 LENGTH, WIDTH, COLOUR = [1.4, 4.4, 6.1], [0.5, 1.4, 2.0], ["red", "white", "blue"]
@@ -38,6 +39,16 @@ def test_infer_with_one_tensor_per_feature_gives_the_pipelines_predictions_and_p
     assert proba["name"] == "predict_proba" and proba["shape"] == [3, 3] and proba["datatype"] == "FP64"
     assert proba["parameters"]["classes"] == ["setosa", "versicolor", "virginica"]
     assert np.allclose(np.array(proba["data"]).reshape(3, 3), served.flowers.predict_proba(FLOWERS))
+
+
+def test_infer_names_each_rows_prediction_in_its_parameters_and_echoes_the_requests_id(served):
+    body = served.post("/v2/models/flowers/versions/1/infer", json=columns()).json()
+    ids = body["parameters"]["prediction_ids"]
+    assert body["id"] == "req-1" and len(ids) == 3 and all(is_prediction_id(i) for i in ids)
+    assert ids == [f"{ids[0][:-2]}-{i}" for i in range(3)]  # one call, the rows in order
+    anonymous = served.post("/v2/models/flowers/infer", json={"inputs": columns()["inputs"]}).json()
+    assert len(anonymous["id"]) == 36  # none sent: a new one, as before
+    assert not set(anonymous["parameters"]["prediction_ids"]) & set(ids)
 
 
 def test_infer_with_one_2d_tensor_gives_the_same_predictions_as_per_column_tensors(served):

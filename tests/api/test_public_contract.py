@@ -13,7 +13,7 @@ import pytest
 from services.common import events
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
-SERVICES = ("gateway", "ingestion", "training", "registry", "inference")
+SERVICES = ("gateway", "ingestion", "training", "registry", "inference", "monitor")
 EVENTS = SNAPSHOTS / "events.schema.json"
 
 

@@ -65,7 +65,11 @@ def test_put_an_alias_points_it_at_a_version_and_records_the_move(client):
 def test_put_the_same_alias_again_records_nothing_more(client):
     client.put("/api/models/iris/aliases/staging", json={"version": 1})
     client.put("/api/models/iris/aliases/staging", json={"version": 1})
-    assert len(moves(client)) == 1 and len(client.ports.publisher.sent) == 1
+    assert len(moves(client)) == 1
+    assert [t for t, _, _ in client.ports.publisher.sent] == [
+        EventType.MODEL_ALIAS_CHANGED,
+        EventType.MODEL_HISTORY_RECORDED,
+    ]
 
 
 def test_delete_an_alias_removes_it_and_records_the_move(client):
@@ -78,10 +82,14 @@ def test_delete_an_alias_removes_it_and_records_the_move(client):
 def test_each_alias_change_is_announced_with_from_and_to(client):
     client.put("/api/models/iris/aliases/champion", json={"version": 1})
     client.put("/api/models/iris/aliases/champion", json={"version": 3})
-    (_, first, _), (event_type, second, subject) = client.ports.publisher.sent
-    assert event_type == EventType.MODEL_ALIAS_CHANGED and subject == "iris/champion"
+    publisher = client.ports.publisher
+    sent = zip(publisher.sent, publisher.ids, strict=True)
+    aliases = [(payload, subject, i) for (t, payload, subject), i in sent if t == EventType.MODEL_ALIAS_CHANGED]
+    (first, _, _), (second, subject, _) = aliases
+    assert subject == "iris/champion" and first.to_version == 1
     assert (second.from_version, second.to_version, second.reason) == (1, 3, "api")
-    assert client.ports.publisher.ids == ["iris-alias-1", "iris-alias-2"]
+    # Its id is its entry's place in the model's history (the policy change of the fixture is entry 1).
+    assert [i for _, _, i in aliases] == ["iris-alias-2", "iris-alias-3"]
 
 
 @pytest.mark.parametrize(
@@ -115,11 +123,13 @@ def test_two_racing_alias_moves_one_wins_and_both_are_in_the_history():
     async def race():
         for job in ("a", "b"):
             await service.register("iris", RegisterVersion.model_validate(registration(job=job)))
-        return await asyncio.gather(service.set_alias("iris", "champion", 1), service.set_alias("iris", "champion", 2))
+        return await asyncio.gather(
+            service.set_alias("iris", "champion", 1, "key a"), service.set_alias("iris", "champion", 2, "key b")
+        )
 
     first, second = asyncio.run(race())
     record = asyncio.run(service.record("iris"))
-    history = [(c.from_version, c.to_version) for c in record.history]
+    history = [(c.from_version, c.to_version) for c in record.recent]
     assert len(history) == 2 and history[0][0] is None and history[1][0] == history[0][1]
     assert record.aliases["champion"] == history[1][1]
     assert {first.previous, second.previous} == {None, history[0][1]}

@@ -377,9 +377,13 @@ def test_events_of_changes_made_while_pubsub_is_down_are_published_later_with_th
     assert publisher.sent == []
     publisher.down = False
     service = client.app.state.services[RegistryService]
-    assert asyncio.run(service.flush_all()) == 2
-    assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_VERSION_REGISTERED, EventType.MODEL_ALIAS_CHANGED]
-    assert publisher.ids[1] == "iris-alias-1"
+    assert asyncio.run(service.flush_all()) == 3
+    assert [t for t, _, _ in publisher.sent] == [
+        EventType.MODEL_VERSION_REGISTERED,
+        EventType.MODEL_ALIAS_CHANGED,
+        EventType.MODEL_HISTORY_RECORDED,
+    ]
+    assert publisher.ids[1:] == ["iris-alias-1", "iris-history-1"]
     assert asyncio.run(service.flush_all()) == 0
 
 
@@ -401,5 +405,5 @@ def test_events_published_before_a_failure_are_not_published_again(make_client):
     assert asyncio.run(client.app.state.services[RegistryService].flush_all()) == 0
     client.app.state.services[RegistryService].publisher = publisher
     publisher.down = False
-    assert asyncio.run(client.app.state.services[RegistryService].flush_all()) == 1
-    assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_ALIAS_CHANGED]
+    assert asyncio.run(client.app.state.services[RegistryService].flush_all()) == 2
+    assert [t for t, _, _ in publisher.sent] == [EventType.MODEL_ALIAS_CHANGED, EventType.MODEL_HISTORY_RECORDED]

@@ -17,10 +17,12 @@ from tests.fakes import FakeInvoker
         ("GET", "/api/models/iris/versions/3", "api/models/iris/versions/3"),
         ("GET", "/api/models/iris/versions/champion/artifact", "api/models/iris/versions/champion/artifact"),
         ("GET", "/api/models/iris/versions/2/onnx", "api/models/iris/versions/2/onnx"),
+        ("GET", "/api/models/iris/history?before=9&limit=3&x=1", "api/models/iris/history?before=9&limit=3"),
         ("PUT", "/api/models/iris/aliases/champion", "api/models/iris/aliases/champion"),
+        ("PUT", "/api/models/iris/aliases/champion?reason=v2 wins", "api/models/iris/aliases/champion?reason=v2+wins"),
         ("DELETE", "/api/models/iris/aliases/challenger", "api/models/iris/aliases/challenger"),
-        ("PUT", "/api/models/iris/policy", "api/models/iris/policy"),
-        ("POST", "/api/models/iris/rollback", "api/models/iris/rollback"),
+        ("PUT", "/api/models/iris/policy?reason=why", "api/models/iris/policy?reason=why"),
+        ("POST", "/api/models/iris/rollback?reason=slow", "api/models/iris/rollback?reason=slow"),
     ],
 )
 def test_each_model_operation_is_forwarded_to_the_registry(make_client, method, path, operation):

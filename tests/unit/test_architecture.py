@@ -17,7 +17,7 @@ from services.common.ports import SidecarPorts
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
 ADAPTERS = SERVICES / "common" / "dapr_adapters"
-TEMPLATED = ("gateway", "ingestion", "training", "registry", "inference")
+TEMPLATED = ("gateway", "ingestion", "training", "registry", "inference", "monitor")
 """The Python services built on the kit: each follows the template."""
 
 ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "head", "options", "api_route", "websocket"}

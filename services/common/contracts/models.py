@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, FiniteFloat, model_validator
 
 from services.common.contracts.coercion import FLOAT, dtype
 from services.common.contracts.datasets import DATASET_NAME, Feature, Task
+from services.common.contracts.monitoring import ReferenceDistributions
 
 MODEL_NAME = DATASET_NAME  # lower-case letters, digits, '-' and '_'; safe in keys and paths
 ALIAS_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # champion, challenger, ...; never a number alone
@@ -97,6 +98,10 @@ class ModelCard(BaseModel):
     missing_category: str | None = Field(None, max_length=64)
     """The string the model reads for a missing category; None: NaN (versions trained before
     models were compiled)."""
+    reference: ReferenceDistributions | None = Field(None, exclude_if=lambda value: value is None)
+    """What training saw of each feature and of the model's predictions, for drift checks; None
+    (and left out when written, so an older card reads as it was): trained before they were
+    recorded."""
 
     @property
     def all_numeric(self) -> bool:

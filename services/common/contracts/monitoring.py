@@ -8,9 +8,9 @@ Pydantic and the standard library only: the CLI imports this module too.
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FiniteFloat, model_validator
 
 from services.common.contracts.datasets import DATASET_NAME
 
@@ -47,7 +47,7 @@ class CapturedPrediction(BaseModel):
     model: str = Field(pattern=DATASET_NAME)
     version: int = Field(ge=1)
     runtime: str = Field(max_length=64)
-    """What served it: "sklearn" or "onnx"."""
+    """What served it, as the answer names it: "sklearn" or "onnxruntime"."""
     inputs: dict[str, Any]
     output: Any
     """The prediction: a class or a number."""
@@ -59,9 +59,108 @@ class CapturedPrediction(BaseModel):
 
 
 class PredictionsPage(BaseModel):
-    """Answer of GET /api/models/{name}/predictions: captured predictions in time order."""
+    """Answer of GET /api/models/{name}/predictions: captured predictions in time order (by
+    time, then call, then place in the call)."""
 
     model: str
     predictions: list[CapturedPrediction]
     next_since: datetime | None = None
     """Pass as `since` for the next page; None: nothing more was captured yet."""
+    next_after: str | None = Field(None, pattern=PREDICTION_ID)
+    """Pass as `after` with `next_since`: the page's last prediction, so that the next page starts
+    right after it even when further predictions share its time (a call's records all do)."""
+
+
+# Reference distributions: what training saw of each feature and of the model's output, in a
+# small fixed size whatever the data, recorded on the model card (ModelCard.reference). The
+# monitor measures drift against them (population stability index, missing and unseen shares).
+
+REFERENCE_BINS = 10
+"""Numbers: the quantile bins a reference cuts (at most: equal quantiles make one edge)."""
+REFERENCE_CATEGORIES = 50
+"""Categories and classes: the most frequent ones a reference names; the rest share `other`."""
+REFERENCE_KEY_LENGTH = 200
+"""A category longer than this is never named (it counts as `other`, in training and live alike)."""
+BOOLEAN_KEYS = ("false", "true")
+"""How a reference names a boolean's two values (a model reads them as 0 and 1)."""
+
+
+def label_key(value: Any) -> str:
+    """A category or a class as a reference names it, and as the monitor matches predictions
+    with actuals: strings as they are, a float that is an integer as the integer (1.0 and 1 are
+    one class: pandas makes floats of integers beside a missing value), anything else as str()."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _shares_sum_to_one(shares: list[float], other: float = 0.0) -> None:
+    total = sum(shares) + other
+    if shares and abs(total - 1) > 1e-6:
+        raise ValueError(f"the shares sum to {total}, not 1")
+
+
+class NumericReference(BaseModel):
+    """A number's distribution in training: the share of its present values in each bin between
+    quantile edges. Bin 0 is everything below edges[0], bin i holds edges[i-1] <= x < edges[i],
+    the last everything from edges[-1] up: live values beyond training's range still fall in one."""
+
+    kind: Literal["numeric"] = "numeric"
+    edges: list[FiniteFloat] = Field(default_factory=list, max_length=REFERENCE_BINS - 1)
+    """Ascending and distinct."""
+    shares: list[FiniteFloat] = Field(default_factory=list, max_length=REFERENCE_BINS)
+    """One per bin (len(edges) + 1), summing to 1; empty when training had no value present."""
+    missing_share: float = Field(0, ge=0, le=1)
+    """The share of training rows without a value."""
+
+    @model_validator(mode="after")
+    def _bins(self) -> Self:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be ascending and distinct")
+        if self.shares and len(self.shares) != len(self.edges) + 1:
+            raise ValueError(f"{len(self.shares)} shares for {len(self.edges) + 1} bins")
+        if any(s < 0 for s in self.shares):
+            raise ValueError("a share cannot be negative")
+        _shares_sum_to_one(self.shares)
+        return self
+
+
+class CategoricalReference(BaseModel):
+    """A category's (or a boolean's, or a class's) distribution in training: the share of its
+    present values that each of the most frequent categories had, and that all others had."""
+
+    kind: Literal["categorical"] = "categorical"
+    shares: dict[str, float] = Field(default_factory=dict, max_length=REFERENCE_CATEGORIES)
+    """By label_key; booleans as BOOLEAN_KEYS."""
+    other_share: float = Field(0, ge=0, le=1)
+    """The categories training saw beyond those named."""
+    missing_share: float = Field(0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _distribution(self) -> Self:
+        if any(not 0 <= s <= 1 for s in self.shares.values()):
+            raise ValueError("a share is between 0 and 1")
+        if any(len(k) > REFERENCE_KEY_LENGTH for k in self.shares):
+            raise ValueError(f"a category named in a reference is at most {REFERENCE_KEY_LENGTH} characters")
+        if self.shares or self.other_share:
+            _shares_sum_to_one([*self.shares.values(), self.other_share])
+        return self
+
+
+FeatureReference = Annotated[NumericReference | CategoricalReference, Field(discriminator="kind")]
+
+
+class ReferenceDistributions(BaseModel):
+    """What training saw of each feature and of the model's own predictions, computed on the
+    training split (a seeded sample of it when it is large): the baseline the monitor measures
+    drift against."""
+
+    rows: int = Field(ge=0)
+    """The training rows it was computed from."""
+    features: dict[str, FeatureReference]
+    """Numbers as NumericReference; categories and booleans as CategoricalReference."""
+    output: FeatureReference | None = None
+    """The model's predictions on those rows: a classifier's class balance (CategoricalReference),
+    a regressor's quantile bins (NumericReference)."""

@@ -19,6 +19,8 @@ Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, 
 Alias = Annotated[str, Path(pattern=ALIAS_NAME, description="lower-case letters, digits, '-' and '_'")]
 # A number or an alias: both have the alias's shape.
 Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+# Why a change was made, for the model's history (which records the key's name as who).
+Why = Annotated[str | None, Query(max_length=500, description="why, for the model's history (GET .../history)")]
 
 
 def _json_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +46,22 @@ async def list_models(
 
 @router.get("/{name}", dependencies=[READ])
 async def get_model(name: Name, request: Request, registry: RegistryDep) -> Response:
-    """The model's versions, aliases, promotion policy and the history of its aliases."""
+    """The model's versions, aliases, promotion policy and its latest alias moves (the whole
+    history: GET .../history)."""
     return await registry.forward(request, "api", "models", name)
+
+
+@router.get("/{name}/history", dependencies=[READ])
+async def get_history(
+    name: Name,
+    request: Request,
+    registry: RegistryDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """What was done to the model (alias moves, policy changes, monitoring actions), by whom
+    (the key's name), why and when, newest first, a page at a time."""
+    return await registry.forward(request, "api", "models", name, "history", query={"before": before, "limit": limit})
 
 
 @router.get("/{name}/versions/{version}", dependencies=[READ])
@@ -68,23 +84,25 @@ async def get_onnx(name: Name, version: Version, request: Request, registry: Reg
 
 
 @router.put("/{name}/aliases/{alias}", openapi_extra=ALIAS_BODY, dependencies=[ADMIN])
-async def set_alias(name: Name, alias: Alias, request: Request, registry: RegistryDep) -> Response:
+async def set_alias(name: Name, alias: Alias, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """Points the alias at a version (champion is the one served by default)."""
-    return await registry.forward(request, "api", "models", name, "aliases", alias)
+    return await registry.forward(request, "api", "models", name, "aliases", alias, query={"reason": reason})
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204, dependencies=[ADMIN])
-async def delete_alias(name: Name, alias: Alias, request: Request, registry: RegistryDep) -> Response:
-    return await registry.forward(request, "api", "models", name, "aliases", alias)
+async def delete_alias(
+    name: Name, alias: Alias, request: Request, registry: RegistryDep, reason: Why = None
+) -> Response:
+    return await registry.forward(request, "api", "models", name, "aliases", alias, query={"reason": reason})
 
 
 @router.put("/{name}/policy", openapi_extra=POLICY_BODY, dependencies=[TRAIN])
-async def set_policy(name: Name, request: Request, registry: RegistryDep) -> Response:
+async def set_policy(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """How new versions are promoted: auto (on the primary metric) or manual."""
-    return await registry.forward(request, "api", "models", name, "policy")
+    return await registry.forward(request, "api", "models", name, "policy", query={"reason": reason})
 
 
 @router.post("/{name}/rollback", dependencies=[ADMIN])
-async def rollback(name: Name, request: Request, registry: RegistryDep) -> Response:
+async def rollback(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """Moves champion back to the version it held before."""
-    return await registry.forward(request, "api", "models", name, "rollback")
+    return await registry.forward(request, "api", "models", name, "rollback", query={"reason": reason})

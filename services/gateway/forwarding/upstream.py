@@ -2,7 +2,8 @@
 
 The path that leaves the gateway is built from the operation's own segments and the route's
 validated parameters, never from the client's path; only the query parameters the operation
-declares and a few plain headers go along. Bodies stream through, bounded in size.
+declares and a few plain headers go along, and the caller's key name (ACTOR_HEADER), which the
+services record as who asked (services/common/actor.py). Bodies stream through, bounded in size.
 """
 
 import logging
@@ -14,11 +15,13 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from services.common.contracts.monitoring import ACTOR_HEADER
 from services.common.errors import ClientError
 from services.common.oip import ProtocolRoute
 from services.common.ports import ServiceInvoker, SidecarUnavailable, sidecar_error_code
 from services.gateway import telemetry
 from services.gateway.forwarding.breaker import Breaker, Breakers
+from services.gateway.keys.domain import KeyRecord
 from services.gateway.settings import Settings
 from services.gateway.telemetry import GatewayMetrics
 
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Request and reply headers worth passing on; hop-by-hop ones and anything else are not. Nor a
 # client's traceparent: the call carries the gateway's own trace context (services.common.tracing).
+# Nor a client's ACTOR_HEADER: the gateway sets its own (actor_headers).
 REQUEST_HEADERS = ("content-type", "content-length", "accept")
 REPLY_HEADERS = ("content-type", "content-disposition", "retry-after", "x-sha256")
 WITH_BODY = ("POST", "PUT", "PATCH")
@@ -65,7 +69,7 @@ class Upstream:
         route), with the given query parameters, and streams the answer back."""
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         method = "/".join(segments) + (f"?{urlencode(params)}" if params else "")
-        headers = {k: v for k, v in request.headers.items() if k in REQUEST_HEADERS}
+        headers = {k: v for k, v in request.headers.items() if k in REQUEST_HEADERS} | actor_headers(request)
         verb = request.method
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -148,6 +152,13 @@ class Upstream:
         )
 
 
+def actor_headers(request: Request) -> dict[str, str]:
+    """Names the caller to the service: the name of the key the gatekeeper admitted
+    (access/service.py keeps it on the request). A route that needs no key names nobody."""
+    caller = getattr(request.state, "caller", None)
+    return {ACTOR_HEADER: caller.name} if isinstance(caller, KeyRecord) else {}
+
+
 class Ingestion(Upstream):
     service = "ingestion"
 
@@ -162,6 +173,10 @@ class Registry(Upstream):
 
 class Inference(Upstream):
     service = "inference"
+
+
+class Monitor(Upstream):
+    service = "monitor"
 
 
 def _unavailable(request: Request, why: str, retry_after_s: int) -> JSONResponse:

@@ -25,6 +25,7 @@ class Service(StrEnum):
     TRAINING = "training"
     REGISTRY = "registry"
     INFERENCE = "inference"
+    MONITOR = "monitor"
     NOTIFIER = "notifier"
 
 

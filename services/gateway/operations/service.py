@@ -25,7 +25,7 @@ from services.gateway.status.service import Status
 WINDOWS = {Window.MINUTES_15: (900, 15), Window.HOUR_1: (3600, 60), Window.HOURS_6: (21600, 360)}
 MIN_RATE_S = 60  # a rate needs two scrapes in its range: a minute covers 12 of the local 5 s, 4 of a usual 15 s
 SIGNALS = ("rate", "p50_s", "p99_s", "error_share")
-PYTHON_SERVICES = ("gateway", "ingestion", "training", "registry", "inference")
+PYTHON_SERVICES = ("gateway", "ingestion", "training", "registry", "inference", "monitor")
 MAX_MODELS = 50  # model versions shown, the busiest
 # Looked for among the traces that lasted at least this long first: the gateway's sidecar also
 # delivers every replica's heartbeat, a short trace every few seconds, which a plain search of

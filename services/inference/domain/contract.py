@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
-from services.common.contracts import NUMERIC, ColumnType, ModelCard
-from services.inference.domain.columns import Columns, missing
+from services.common.contracts import NUMERIC, ColumnType, Feature, ModelCard
+from services.inference.domain.columns import Columns, count, missing
 from services.inference.domain.errors import UnknownField
 
 MAX_WARNINGS = 50
@@ -105,6 +106,20 @@ def input_names(names: Sequence[str], card: ModelCard, strict: bool) -> list[Con
     return _unknown(Counter(unknown), "input")
 
 
+def _flagged(column: np.ndarray, feature: Feature) -> list[tuple[Kind, np.ndarray]]:
+    """Which of a feature's values the contract warns of, by kind: one flag per value. The one
+    rule both `values` (the answer's counts) and `record_warnings` (the capture's) follow."""
+    numeric = column.dtype.kind == "f"
+    flags = [(Kind.MISSING, missing(column))]
+    if feature.type == ColumnType.CATEGORY and feature.categories is not None and not numeric:
+        known = set(feature.categories)
+        unseen = np.fromiter((isinstance(v, str) and v not in known for v in column), bool, len(column))
+        flags.append((Kind.UNSEEN_CATEGORY, unseen))
+    if feature.type in NUMERIC and feature.min is not None and feature.max is not None and numeric:
+        flags.append((Kind.OUT_OF_RANGE, far(column, feature.min, feature.max)))  # NaN compares false
+    return flags
+
+
 def values(rows: Columns, card: ModelCard) -> list[ContractWarning]:
     """Warnings of the values the model reads (rows as the decoders make them): missing
     features, categories not seen in training, numbers far outside training's range."""
@@ -112,45 +127,41 @@ def values(rows: Columns, card: ModelCard) -> list[ContractWarning]:
     for feature in card.features:
         if feature.name not in rows:
             continue
-        column = rows[feature.name]
-        numeric = column.dtype.kind == "f"
-        absent = int(missing(column).sum())
-        if absent:
-            out.append(
-                ContractWarning(
-                    kind=Kind.MISSING,
-                    field=feature.name,
-                    records=absent,
-                    message=f"{feature.name!r} missing in {absent} records: imputed as in training",
+        column, name = rows[feature.name], feature.name
+        for kind, flags in _flagged(column, feature):
+            n = int(np.count_nonzero(flags))
+            if not n:
+                continue
+            if kind == Kind.MISSING:
+                message = f"{name!r} missing in {n} records: imputed as in training"
+            elif kind == Kind.UNSEEN_CATEGORY:
+                examples = sorted(set(column[flags][:100].tolist()))[:3]
+                message = (
+                    f"{name!r} has categories not seen in training in {n} records "
+                    f"(such as {examples}); they count as none of the known ones"
                 )
-            )
-        if feature.type == ColumnType.CATEGORY and feature.categories is not None and not numeric:
-            known = set(feature.categories)
-            unseen = [v for v in column if isinstance(v, str) and v not in known]
-            if unseen:
-                examples = sorted(set(unseen[:100]))[:3]
-                out.append(
-                    ContractWarning(
-                        kind=Kind.UNSEEN_CATEGORY,
-                        field=feature.name,
-                        records=len(unseen),
-                        message=f"{feature.name!r} has categories not seen in training in {len(unseen)} records "
-                        f"(such as {examples}); they count as none of the known ones",
-                    )
+            else:
+                low, high = feature.min, feature.max
+                message = (
+                    f"{name!r} is far outside the range seen in training [{low:g}, {high:g}] "
+                    f"in {n} records (such as {float(column[flags][0]):g})"
                 )
-        if feature.type in NUMERIC and feature.min is not None and feature.max is not None and numeric:
-            low, high = feature.min, feature.max
-            outside = column[far(column, low, high)]  # NaN compares false: a missing value is not far
-            if len(outside):
-                out.append(
-                    ContractWarning(
-                        kind=Kind.OUT_OF_RANGE,
-                        field=feature.name,
-                        records=len(outside),
-                        message=f"{feature.name!r} is far outside the range seen in training [{low:g}, {high:g}] "
-                        f"in {len(outside)} records (such as {float(outside[0]):g})",
-                    )
-                )
+            out.append(ContractWarning(kind=kind, field=name, records=n, message=message))
+    return out
+
+
+def record_warnings(rows: Columns, card: ModelCard, limit: int) -> list[list[str]]:
+    """What `values` warns of, record by record, for the first `limit` rows: "kind:field" each
+    (e.g. "missing:width"), in the card's order. Fields the model ignored are not among them:
+    they never reached it."""
+    n = min(limit, count(rows))
+    out: list[list[str]] = [[] for _ in range(n)]
+    for feature in card.features:
+        if feature.name not in rows:
+            continue
+        for kind, flags in _flagged(rows[feature.name][:n], feature):
+            for index in np.flatnonzero(flags).tolist():
+                out[index].append(f"{kind.value}:{feature.name}")
     return out
 
 

@@ -1,23 +1,27 @@
-"""What the registry stores: one record per model (its versions in short, its aliases, their
-history, its promotion policy and the events not yet published), changed only by
-compare-and-swap. Each version's full details (card, lineage) live under a key of their own,
-so the record stays small."""
+"""What the registry stores: one record per model (its versions in short, its aliases and their
+latest moves, its promotion policy, the count of its history and the entries and events not yet
+written out), changed only by compare-and-swap. Each version's full details (card, lineage) and
+the pages of the history (domain/history.py) live under keys of their own, so the record stays
+small."""
 
 import re
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.contracts.models import ALIAS_NAME, Promotion, RegisterVersion, TaskName
-from services.common.events import EventType, ModelAliasChanged, ModelVersionRegistered
+from services.common.events import EventType, ModelAliasChanged, ModelHistoryRecorded, ModelVersionRegistered
 from services.registry.domain.errors import BadInput, Missing
+from services.registry.domain.history import ALIAS_MOVED, RECENT_MOVES, HistoryEntry
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 METRIC = r"^[a-z0-9_]{1,64}$"
 
 Reason = Literal["promotion", "api", "rollback"]
+UNRECORDED: Final = "unknown"  # the actor of a move made before actors were recorded
+ROLLBACK_DEPTH: Final = 1000  # earlier champions a rollback can return to, one after the other
 
 
 def now() -> datetime:
@@ -82,6 +86,7 @@ class AliasChange(BaseModel):
     to_version: int | None = Field(alias="to")
     reason: Reason
     at: datetime
+    actor: str | None = None  # None: moved before actors were recorded
 
 
 class PendingEvent(BaseModel):
@@ -100,8 +105,31 @@ class ModelRecord(BaseModel):
     policy: PromotionPolicy = Field(default_factory=PromotionPolicy)
     versions: list[VersionRef] = Field(default_factory=list)
     aliases: dict[str, int] = Field(default_factory=dict)
-    history: list[AliasChange] = Field(default_factory=list)
+    recent: list[AliasChange] = Field(default_factory=list)  # the last RECENT_MOVES alias moves, oldest first
+    champions: list[int] = Field(default_factory=list)  # what rollback returns to: earlier champions, latest last
+    had_champion: bool = False  # champion has pointed at a version at some time (removed since or not)
+    history_count: int = 0  # entries in the model's history: the seq of its newest
+    unfiled: list[HistoryEntry] = Field(default_factory=list)  # entries not yet written to their pages
     outbox: list[PendingEvent] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_moved_out(cls, data: Any) -> Any:
+        """A record stored before the history left it keeps every alias move in `history`: read
+        as the first entries of the history (their actor unrecorded), unfiled, so that the outbox
+        relay writes them to their pages and the record is stored without them."""
+        if not isinstance(data, dict) or "history" not in data:
+            return data
+        data = dict(data)
+        moves = [AliasChange.model_validate(c) for c in data.pop("history") or []]
+        if "history_count" in data:  # written by both: the new fields are the truth
+            return data
+        replayed = cls(name=data.get("name", ""))
+        for change in moves:  # no events: each was announced when it was made
+            replayed._moved(change)
+            replayed.note(ALIAS_MOVED, UNRECORDED, "", change.at, _move_details(change), announce=False)
+        kept = ("recent", "champions", "had_champion", "history_count", "unfiled")
+        return data | replayed.model_dump(include=set(kept))
 
     def version(self, number: int) -> VersionRef | None:
         return next((v for v in self.versions if v.version == number), None)
@@ -146,9 +174,19 @@ class ModelRecord(BaseModel):
         )
         return ref
 
-    def move_alias(self, alias: str, to: int | None, reason: Reason, at: datetime) -> AliasChange | None:
-        """Points the alias at a version (None: removes it), recorded in the history and
-        announced. Nothing happens, and None is returned, when it points there already."""
+    def move_alias(
+        self,
+        alias: str,
+        to: int | None,
+        cause: Reason,
+        at: datetime,
+        actor: str,
+        why: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> AliasChange | None:
+        """Points the alias at a version (None: removes it), recorded in the history (by `actor`,
+        for `why`, with `details` beside the move's own) and announced. Nothing happens, and None
+        is returned, when it points there already."""
         before = self.aliases.get(alias)
         if before == to:
             return None
@@ -156,33 +194,53 @@ class ModelRecord(BaseModel):
             del self.aliases[alias]
         else:
             self.aliases[alias] = to
-        change = AliasChange(alias=alias, from_version=before, to_version=to, reason=reason, at=at)
-        self.history.append(change)
-        payload = ModelAliasChanged(model=self.name, alias=alias, from_version=before, to_version=to, reason=reason)
-        # The history only grows, so a change's place in it is its stable id.
-        self._pending(
-            EventType.MODEL_ALIAS_CHANGED, f"{self.name}-alias-{len(self.history)}", f"{self.name}/{alias}", payload
-        )
+        change = AliasChange(alias=alias, from_version=before, to_version=to, reason=cause, at=at, actor=actor)
+        self._moved(change)
+        entry = self.note(ALIAS_MOVED, actor, why, at, {**(details or {}), **_move_details(change)}, announce=False)
+        payload = ModelAliasChanged(model=self.name, alias=alias, from_version=before, to_version=to, reason=cause)
+        # The history only grows, so the move's place in it is its stable id.
+        self._pending(EventType.MODEL_ALIAS_CHANGED, f"{self.name}-alias-{entry.seq}", f"{self.name}/{alias}", payload)
+        self._announce(entry)
         return change
 
+    def _moved(self, change: AliasChange) -> None:
+        """Keeps what later reads of the record need from a move: the latest moves, and the
+        earlier champions rollback returns to. Rollbacks undo moves like an undo stack: rolling
+        back twice goes two champions back, not back and forth."""
+        self.recent = [*self.recent, change][-RECENT_MOVES:]
+        if change.alias != CHAMPION:
+            return
+        self.had_champion = True
+        if change.reason == "rollback":
+            if self.champions:
+                self.champions.pop()
+        elif change.from_version is not None:
+            self.champions = [*self.champions, change.from_version][-ROLLBACK_DEPTH:]
+
+    def note(
+        self, action: str, actor: str, why: str, at: datetime, details: dict[str, Any], announce: bool = True
+    ) -> HistoryEntry:
+        """Appends an entry to the model's history, in the same write as the change it
+        describes: its seq follows the last one, it waits in `unfiled` until the outbox relay
+        writes it to its page, and its event waits in the outbox (unless announce is False: the
+        caller announces it after events of its own)."""
+        self.history_count += 1
+        entry = HistoryEntry(seq=self.history_count, at=at, actor=actor, action=action, reason=why, details=details)
+        self.unfiled.append(entry)
+        if announce:
+            self._announce(entry)
+        return entry
+
+    def _announce(self, entry: HistoryEntry) -> None:
+        payload = ModelHistoryRecorded(model=self.name, **entry.model_dump())
+        self._pending(EventType.MODEL_HISTORY_RECORDED, f"{self.name}-history-{entry.seq}", self.name, payload)
+
     def rollback_target(self) -> int | None:
-        """The version champion held before its current one (None: it never held another).
-        Rollbacks undo moves like an undo stack: rolling back twice goes two champions back,
-        not back and forth."""
-        earlier: list[int | None] = []
-        for change in self.history:
-            if change.alias != CHAMPION:
-                continue
-            if change.reason == "rollback":
-                if earlier:
-                    earlier.pop()
-            elif change.from_version is not None:
-                earlier.append(change.from_version)
-        return earlier[-1] if earlier else None
+        """The version champion held before its current one (None: it never held another)."""
+        return self.champions[-1] if self.champions else None
 
     def ever_had_champion(self) -> bool:
-        """Whether champion has pointed at a version at some time (removed since or not)."""
-        return any(change.alias == CHAMPION for change in self.history)
+        return self.had_champion
 
     def aliases_of(self, number: int) -> list[str]:
         return sorted(a for a, v in self.aliases.items() if v == number)
@@ -191,6 +249,10 @@ class ModelRecord(BaseModel):
         self.outbox.append(
             PendingEvent(id=event_id, type=event_type, subject=subject, payload=payload.model_dump(mode="json"))
         )
+
+
+def _move_details(change: AliasChange) -> dict[str, Any]:
+    return {"alias": change.alias, "from": change.from_version, "to": change.to_version, "cause": change.reason}
 
 
 def exists(record: ModelRecord | None, name: str) -> ModelRecord:

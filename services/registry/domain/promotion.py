@@ -60,3 +60,24 @@ def decide(
         champion_version=request.champion_version,
         decided_at=at,
     )
+
+
+def explain(decision: Promotion, first: bool) -> str:
+    """Why the decision went as it did, in words, for the model's history."""
+    metric, candidate, champion = decision.metric, decision.candidate, decision.champion
+    scored = f"{metric} {_score(candidate)}"
+    if decision.policy == "auto":
+        if decision.champion_version is None:
+            return f"auto policy: version {decision.version} ({scored}) had no champion to beat"
+        versus = f"champion version {decision.champion_version}'s {_score(champion)}"
+        if decision.alias == CHAMPION:
+            return f"auto policy: version {decision.version}'s {scored} is at least as good as {versus}"
+        return f"auto policy: version {decision.version}'s {scored} is worse than {versus}"
+    if decision.alias == CHAMPION:
+        return f"manual policy: version {decision.version} ({scored}) is the model's first champion (first_champion)"
+    why = "the model had a champion before" if not first else "first_champion is off"
+    return f"manual policy: version {decision.version} ({scored}) waits as challenger for a person ({why})"
+
+
+def _score(value: float | None) -> str:
+    return "not scored" if value is None else f"{value:.4g}"

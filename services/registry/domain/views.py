@@ -3,7 +3,7 @@ stored (a promotion policy: model.py), and the functions that make the answers o
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.common.contracts.models import (
     Artifact,
@@ -15,6 +15,7 @@ from services.common.contracts.models import (
     RegisterVersion,
     TaskName,
 )
+from services.registry.domain.history import RECENT_MOVES
 from services.registry.domain.model import AliasChange, ModelRecord, PromotionPolicy, VersionRef
 
 
@@ -71,7 +72,10 @@ class ModelInfo(BaseModel):
     policy: PromotionPolicy
     aliases: dict[str, int]
     versions: list[VersionSummary]
-    history: list[AliasChange]  # every alias move, oldest first
+    history: list[AliasChange] = Field(
+        description=f"the latest {RECENT_MOVES} alias moves, oldest first; the whole history, with who, why and "
+        "when of every change: GET /api/models/{name}/history"
+    )
 
 
 class ModelVersion(BaseModel):
@@ -113,7 +117,7 @@ def info(record: ModelRecord) -> ModelInfo:
         policy=record.policy,
         aliases=record.aliases,
         versions=[_version_summary(record, v) for v in record.versions],
-        history=record.history,
+        history=record.recent,
     )
 
 

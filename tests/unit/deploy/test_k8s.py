@@ -26,6 +26,7 @@ ALLOWED_CALLS = {
     ("training", "registry"),
     ("inference", "registry"),
     ("notifier", "inference"),
+    ("gateway", "monitor"),
 }
 
 # Metadata names of each component type, as the Dapr component reference spells them

@@ -18,7 +18,15 @@ def all_ready(settings: Settings) -> dict:
 def test_status_reports_each_service_and_its_sidecar_version():
     settings = Settings()
     status = asyncio.run(service_status(FakeInvoker(all_ready(settings)), settings.app_ids()))
-    assert [s["service"] for s in status] == ["ingestion", "training", "registry", "inference", "notifier", "gateway"]
+    assert [s["service"] for s in status] == [
+        "ingestion",
+        "training",
+        "registry",
+        "inference",
+        "monitor",
+        "notifier",
+        "gateway",
+    ]
     assert all(s["reachable"] and s["runtime_version"] == "1.18.2" for s in status)
 
 

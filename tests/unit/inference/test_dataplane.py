@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from services.common.contracts import ModelCard
+from services.common.contracts.monitoring import is_prediction_id
 from services.inference.batching import BatchingPredictor, DirectPredictor, Limits
 from services.inference.dataplane import DataPlane
 from services.inference.domain import records
@@ -135,3 +136,24 @@ def test_a_model_unloaded_from_the_lru_has_its_runner_closed():
 
     runner = asyncio.run(run())
     assert dp.loaded == [("flowers", 2)] and runner._closed and runner._worker is None
+
+
+def test_every_call_gets_its_own_prediction_ids_in_record_order_even_when_batched_together():
+    registry = Registry()
+    registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, aliases=("champion",))
+    dp = DataPlane(registry.client, 4, batching=Limits(256, 0.0))
+
+    async def run():
+        await dp.model("flowers")  # loaded first: the calls below queue together behind nothing
+        outs = await asyncio.gather(*(dp.infer("flowers", None, decode(ROWS[i:])) for i in (0, 1, 0)))
+        await dp.close()
+        return outs
+
+    outs = asyncio.run(run())
+    calls = {"model": "flowers", "version": "1"}
+    assert dp.metrics.registry.get_sample_value("daprml_inference_batch_rows_count", calls) == 1  # one predict
+    assert [len(out.prediction_ids) for out in outs] == [2, 1, 2]
+    assert len({out.call_id for out in outs}) == 3
+    for out in outs:
+        assert out.prediction_ids == [f"{out.call_id}-{i}" for i in range(len(out.predictions))]
+        assert all(is_prediction_id(i) for i in out.prediction_ids)

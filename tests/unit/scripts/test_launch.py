@@ -14,7 +14,7 @@ from scripts.runfile import RUN_FILE, copy_components
 
 def test_each_app_of_dapr_yaml_gets_the_flags_the_dapr_cli_derives():
     apps = {a["appID"]: a for a in launch.apps(RUN_FILE)}
-    assert set(apps) == {"ingestion", "training", "registry", "inference", "gateway", "notifier"}
+    assert set(apps) == {"ingestion", "training", "registry", "inference", "gateway", "notifier", "monitor"}
     argv = launch.daprd_argv("daprd", apps["training"])
 
     def flag(name: str) -> list[str]:

@@ -63,7 +63,7 @@ def test_a_stack_is_scraped_at_every_apps_and_every_sidecars_metrics_port_replic
     inference = [g for g in groups if g["labels"]["service"] == "inference"]
     assert len(inference) == 4 and {g["labels"]["app_id"] for g in inference} == {"inference-t1"}
     assert len({g["targets"][0] for g in groups}) == len(groups)  # no address twice
-    assert len(by_kind["daprd"]) == len(spec["apps"]) == 7
+    assert len(by_kind["daprd"]) == len(spec["apps"]) == 8  # seven apps and a second inference replica
 
 
 def test_a_stack_writes_its_targets_when_it_starts_and_removes_them_when_it_stops(tmp_path, targets):

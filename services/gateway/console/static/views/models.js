@@ -1,5 +1,5 @@
 /* The models: the list, and one model (its versions' metrics over time, its aliases, promotion
- * and rollback). */
+ * and rollback, and its history: who did what, why and when). */
 
 import { api } from "../shared/api.js";
 import { badge, card, crumbs, enc, fmt, h, table, when } from "../shared/dom.js";
@@ -24,6 +24,18 @@ export async function viewModels() {
   ];
 }
 
+const HISTORY_SHOWN = 10;
+
+/** One history entry's change in a few words: an alias move, a policy change, a monitoring action. */
+function what(entry) {
+  const d = entry.details || {};
+  if (entry.action === "alias.moved") {
+    return [badge(d.alias), ` ${d.from ? `v${d.from}` : "–"} → ${d.to ? `v${d.to}` : "removed"} (${d.cause})`];
+  }
+  if (entry.action === "policy.changed") return `promotion policy ${d.from?.mode ?? "?"} → ${d.to?.mode ?? "?"}`;
+  return entry.action;
+}
+
 function primaryMetric(model) {
   return model.policy?.metric || (model.task === "regression" ? "r2" : "accuracy");
 }
@@ -37,7 +49,8 @@ async function betterLower() {
 }
 
 export async function viewModel(name) {
-  const [model, better] = await Promise.all([api(`/api/models/${enc(name)}`), betterLower()]);
+  const [model, better, history] = await Promise.all([
+    api(`/api/models/${enc(name)}`), betterLower(), api(`/api/models/${enc(name)}/history?limit=${HISTORY_SHOWN}`)]);
   const metric = primaryMetric(model);
   const lower = better.has(metric);
   const metricNames = [...new Set(model.versions.flatMap((v) => Object.keys(v.metrics || {})))];
@@ -90,9 +103,10 @@ export async function viewModel(name) {
     },
   }));
 
-  const history = (model.history || []).slice(-8).reverse().map((e) =>
-    h("tr", {}, h("td", {}, badge(e.alias)), h("td", { text: `${e.from ? `v${e.from}` : "–"} → ${e.to ? `v${e.to}` : "removed"}` }),
-      h("td", { text: e.reason }), h("td", { text: when(e.at) })));
+  const entries = history.entries.map((e) =>
+    h("tr", { "data-seq": e.seq },
+      h("td", { text: when(e.at) }), h("td", { "data-actor": e.actor, text: e.actor }),
+      h("td", {}, what(e)), h("td", { text: e.reason || "–" })));
 
   return [
     crumbs(h("a", { href: "#/models", text: "Models" })),
@@ -109,8 +123,11 @@ export async function viewModel(name) {
           h("p", { "data-alias-row": a }, badge(a), " ", h("a", { href: `#/models/${enc(name)}/versions/${v}`, "data-alias-version": v, text: `v${v}` })))),
         h("div", { class: "actions" },
           h("button", { id: "rollback", class: "secondary", title: "needs an admin key", onclick: rollback, disabled: !champion, text: "Roll back champion" }),
-          h("span", { class: "muted", text: "moving aliases needs an admin key" })),
-        history.length ? [h("h2", { text: "Alias history" }), table(["alias", "move", "by", "when"], history)] : null)),
+          h("span", { class: "muted", text: "moving aliases needs an admin key" })))),
+    card("History", entries.length
+      ? [table(["when", "who", "what", "why"], entries, { id: "history" }),
+        h("p", { class: "muted", text: `latest ${entries.length} of ${history.total}; all of it: daprml models history ${name}` })]
+      : h("p", { class: "muted", text: "Nothing done to this model yet." })),
     card("Versions", table(["version", "aliases", "estimator", "trained on", metricNames.map((k) => ({ class: "num", text: k })), "created", ""].flat(), rows, { id: "versions" })),
   ];
 }

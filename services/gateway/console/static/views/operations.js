@@ -9,7 +9,7 @@ import { failed, newChart, page } from "../shared/page.js";
 
 const POLL_MS = 15000;
 const WINDOWS = ["15m", "1h", "6h"];
-const SERVICES = ["gateway", "ingestion", "training", "registry", "inference", "notifier"]; // the traces' filter
+const SERVICES = ["gateway", "ingestion", "training", "registry", "inference", "monitor", "notifier"]; // the traces' filter
 const COLORS = ["#2f6fdf", "#1d8a4e", "#c2372f", "#b7791f", "#7b4bc4", "#138a9e", "#d0527f", "#5f6b7d"];
 // The three charts of a group: what each shows, and how a value reads.
 const PANELS = [

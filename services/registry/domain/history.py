@@ -1,0 +1,103 @@
+"""A model's history: the append-only log of what was done to it, by whom, why and when.
+
+Each entry has a number (`seq`, 1 first, no gaps) given by the same compare-and-swap of the
+model record as the change it describes, so concurrent changes get their entries in the order
+they were committed and none is lost. The record keeps only the count and the entries not yet
+written to their pages (`unfiled`); the pages, PAGE_ENTRIES entries each, hold the rest
+(services/registry/history.py writes and reads them).
+
+Actions (ACTIONS; the monitor adds its own under `monitoring.`):
+
+    alias.moved      an alias was set, moved or removed (details: alias, from, to, cause:
+                     api, promotion or rollback; a promotion's reason says how it was decided)
+    policy.changed   the promotion policy changed (details: from, to)
+    monitoring.*     what the monitor did: its policy changed, a check ran, a retraining started
+                     (POST /internal/models/{name}/history)
+"""
+
+import json
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, Field, field_validator
+
+PAGE_ENTRIES: Final = 100
+"""Entries per stored page. Fixed, not a setting: where an entry is stored is computed from it,
+so another value would look for every stored entry in the wrong page."""
+RECENT_MOVES: Final = 20
+"""Alias moves the model record keeps for GET /api/models/{name} (the whole history: .../history)."""
+MAX_DETAILS_BYTES: Final = 4096
+"""Largest `details` of one entry, as JSON: a page stays well under a state store's value limit."""
+
+ACTION = r"^[a-z][a-z0-9_.-]{0,63}$"
+ALIAS_MOVED: Final = "alias.moved"
+POLICY_CHANGED: Final = "policy.changed"
+MONITORING: Final = "monitoring."
+ACTIONS: Final = (ALIAS_MOVED, POLICY_CHANGED)
+"""What the registry records by itself; others record only `monitoring.*` actions."""
+
+
+class HistoryEntry(BaseModel):
+    """One thing done to a model."""
+
+    seq: int = Field(ge=1, description="the entry's place in the model's history, 1 first, without gaps")
+    at: datetime
+    actor: str = Field(max_length=200, description="the name of the API key that asked, or the app id that acted")
+    action: str = Field(pattern=ACTION, description="alias.moved, policy.changed or monitoring.*")
+    reason: str = Field("", max_length=2000, description="why, as the actor said or the rule decided")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryPage(BaseModel):
+    """PAGE_ENTRIES entries of a model's history as stored, in order."""
+
+    entries: list[HistoryEntry] = Field(default_factory=list)
+
+
+class ModelHistory(BaseModel):
+    """Answer of GET /api/models/{name}/history: entries newest first."""
+
+    model: str
+    total: int = Field(description="entries in the model's history: the seq of the newest")
+    entries: list[HistoryEntry]
+    next_before: int | None = Field(description="pass as `before` for the next (older) page; None: no older entries")
+
+
+class Note(BaseModel):
+    """Body of POST /internal/models/{name}/history: an entry another service records (the
+    monitor). The registry gives it its seq and time; its actor is the caller's (services.common.actor)
+    unless `actor` names the person the caller acts for."""
+
+    action: str = Field(pattern=r"^monitoring\.[a-z0-9_.-]{1,52}$", description="monitoring.<what>")
+    reason: str = Field("", max_length=2000)
+    details: dict[str, Any] = Field(default_factory=dict)
+    actor: str | None = Field(None, min_length=1, max_length=200, description="whom the caller acts for")
+
+    @field_validator("details")
+    @classmethod
+    def _small(cls, details: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(details, default=str))
+        if size > MAX_DETAILS_BYTES:
+            raise ValueError(f"details take {size} bytes as JSON; at most {MAX_DETAILS_BYTES} are kept")
+        return details
+
+
+def page_of(seq: int) -> int:
+    """The page an entry is stored in (0 first)."""
+    return (seq - 1) // PAGE_ENTRIES
+
+
+def window(total: int, before: int | None, limit: int) -> range:
+    """The seqs of one page of an answer, newest first: up to `limit` entries older than
+    `before` (None: from the newest)."""
+    newest = total if before is None else min(before - 1, total)
+    return range(newest, max(newest - limit, 0), -1)
+
+
+def filed(page: HistoryPage | None, entries: list[HistoryEntry]) -> HistoryPage:
+    """The page with the entries it lacks added, in order. Filing an entry again changes
+    nothing: two relays filing the same entries at once leave one copy of each."""
+    page = page or HistoryPage()
+    have = {e.seq for e in page.entries}
+    page.entries = sorted([*page.entries, *(e for e in entries if e.seq not in have)], key=lambda e: e.seq)
+    return page
