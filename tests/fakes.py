@@ -16,8 +16,10 @@ from services.common.ports import (
     BlobStore,
     ConcurrencyConflict,
     EventPublisher,
+    Jobs,
     NotFound,
     Reply,
+    ScheduleRefused,
     SecretStore,
     ServiceInvoker,
     SidecarInfo,
@@ -184,6 +186,32 @@ class FakeInvoker:
         return StreamedReply(reply.status, {"content-type": reply.content_type}, stream(), close)
 
 
+class FakeJobs:
+    """Keeps scheduled jobs by name (with their schedule and data); refuses a schedule in
+    `refused`, as the scheduler refuses one it cannot read; while `down`, fails as an
+    unreachable scheduler would. A test fires a job by calling the app's job route."""
+
+    def __init__(self, refused: tuple[str, ...] = (), down: bool = False) -> None:
+        self.jobs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.refused, self.down = refused, down
+
+    async def schedule(
+        self, name: str, schedule: str, data: Mapping[str, Any] | None = None, overwrite: bool = True
+    ) -> None:
+        if self.down:
+            raise SidecarUnavailable("the scheduler is down")
+        if schedule in self.refused:
+            raise ScheduleRefused(f"the scheduler refused the schedule {schedule!r}")
+        if name in self.jobs and not overwrite:
+            raise ConcurrencyConflict(f"job {name!r} exists already")
+        self.jobs[name] = (schedule, dict(data or {}))
+
+    async def delete(self, name: str) -> None:
+        if self.down:
+            raise SidecarUnavailable("the scheduler is down")
+        self.jobs.pop(name, None)
+
+
 P = TypeVar("P", bound=SidecarPorts)
 
 # Each returns the port's Protocol type, so that the type checker holds every fake to it.
@@ -231,6 +259,11 @@ def _invoker() -> ServiceInvoker:
 @_fake("workflows")
 def _workflows() -> Workflows:
     return FakeWorkflows()
+
+
+@_fake("jobs")
+def _jobs() -> Jobs:
+    return FakeJobs()
 
 
 def fake_ports(kind: type[P], **overrides: Any) -> P:

@@ -36,7 +36,7 @@ from services.common.events import EventHandler, EventType, InstanceHeartbeat
 from services.common.metrics import EventMetrics, HttpMetrics
 from services.common.middleware import OPEN_PATHS, AppToken, RequestIds, WithRequestId, carries_app_token
 from services.common.oip import ProtocolRoute
-from services.common.ports import ConcurrencyConflict, SidecarPorts, SidecarProbe, SidecarUnavailable
+from services.common.ports import ConcurrencyConflict, JobHandler, SidecarPorts, SidecarProbe, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,11 @@ class ServiceSpec:
     message of the dead-letter topic, where every subscription above sends what its handler
     drops or keeps failing past the delivery retries."""
     background: Sequence[Periodic] = ()
+    jobs: Mapping[str, JobHandler] = field(default_factory=dict)
+    """Dapr Jobs this service schedules (its `jobs` port), by kind: when the scheduler triggers
+    the job `<kind>.<key>`, jobs[kind](key, data) handles it (the route POST /job/<name>, which
+    the sidecar calls). Unlike `background`, a job lives in the scheduler: it outlives this
+    process and fires on one replica, not on each."""
     metrics: CollectorRegistry | None = None
     """The registry of the service's own metrics, when it has some; the kit adds its HTTP ones."""
     services: Mapping[type, Any] = field(default_factory=dict)
@@ -285,6 +290,8 @@ def build_app(spec: ServiceSpec) -> FastAPI:
         dapr_adapters.declare_subscriptions(
             app, spec.settings, spec.subscriptions, spec.every_replica, spec.dead_letters, events_counted
         )
+    if spec.jobs:
+        dapr_adapters.declare_jobs(app, spec.settings, spec.jobs)
     for error, handler in _handlers(spec.settings.app_id).items():
         app.add_exception_handler(error, handler)
     token = spec.settings.app_api_token

@@ -20,7 +20,14 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from services.common.contracts import Manifest, VersionInfo
-from services.common.contracts.models import Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.contracts.models import (
+    HistoryEntry,
+    Note,
+    Promotion,
+    PromotionRequest,
+    Registered,
+    RegisterVersion,
+)
 from services.common.ports import Reply, ServiceInvoker, SidecarUnavailable, sidecar_error_code
 
 M = TypeVar("M", bound=BaseModel)
@@ -176,6 +183,12 @@ class RegistryClient(ServiceClient):
         what = f"promoting model {name!r} version {version}"
         method = f"internal/models/{name}/versions/{version}/promotion"
         return self.read(Promotion, await self.post(method, body, what), what)
+
+    async def note(self, name: str, note: Note) -> HistoryEntry:
+        """Records a `monitoring.*` action in the model's history; Absent (404) when there is no
+        such model. Not idempotent: each call adds an entry."""
+        what = f"recording {note.action} in the history of model {name!r}"
+        return self.read(HistoryEntry, await self.post(f"internal/models/{name}/history", note, what), what)
 
 
 class IngestionClient(ServiceClient):

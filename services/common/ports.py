@@ -197,6 +197,39 @@ class Workflows(Protocol):
         stopped (Dapr cannot): the service stops that itself."""
 
 
+class ScheduleRefused(ClientError):
+    """The scheduler refused a job's schedule: asking again with the same one changes nothing."""
+
+    status = 422
+
+
+class Jobs(Protocol):
+    """Dapr Jobs: work the scheduler (a Dapr control-plane service) triggers on this app at the
+    times a schedule names, kept by the scheduler, so that a job outlives the process that
+    scheduled it. When it fires, the app receives it on its job route (ServiceSpec.jobs).
+
+    Names are the service's own, `<kind>.<key>` (`drift-check.iris`): the adapter puts the
+    deployment's prefix before them, as topics get theirs, so that stacks sharing a scheduler
+    never trigger each other's jobs."""
+
+    async def schedule(
+        self, name: str, schedule: str, data: Mapping[str, Any] | None = None, overwrite: bool = True
+    ) -> None:
+        """Schedules the job, replacing one of that name (unless `overwrite` is False: then
+        ConcurrencyConflict when it exists). `schedule` as the scheduler reads it (`@every 1h`,
+        cron with seconds); ScheduleRefused when it refuses it. `data` comes back with each trigger."""
+
+    async def delete(self, name: str) -> None:
+        """Unschedules the job; a name that is not scheduled is not an error."""
+
+
+JobHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Handles a job of one kind when it fires: gets the job's key (`iris` of `drift-check.iris`) and
+the data it was scheduled with. Returning is success; a ClientError means no retry can help (the
+trigger is dropped, logged); anything else fails the trigger, which the scheduler retries (by
+default 3 times, 1 s apart) before it waits for the next one."""
+
+
 async def _nothing_to_close() -> None:
     return None
 

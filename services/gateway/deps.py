@@ -53,5 +53,8 @@ READ_MODELS = allow(Role.READER, Role.PREDICT)  # OIP clients read metadata befo
 INGEST = allow(Role.INGEST)
 TRAIN = allow(Role.TRAIN)
 PREDICT = allow(Role.PREDICT)
+# Who predicts may say what actually happened; a feedback key may do only that (a labelling
+# system that must not predict). Either may move live metrics, never the champion by itself.
+SEND_FEEDBACK = allow(Role.PREDICT, Role.FEEDBACK)
 ADMIN = allow(Role.ADMIN)
 Caller = Annotated[KeyRecord, ADMIN]

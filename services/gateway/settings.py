@@ -36,6 +36,7 @@ class Settings(DoorSettings):
         Role.INGEST: 20,
         Role.TRAIN: 10,
         Role.PREDICT: 500,
+        Role.FEEDBACK: 50,  # each call up to DAPRML_FEEDBACK_MAX_ITEMS actuals
         Role.ADMIN: 100,
     }
     """Calls a second one key may make, by role (a key with several gets the highest; 0: no limit)."""

@@ -2,13 +2,12 @@
 
 `public` is what the gateway forwards (services/gateway/forwarding/monitor_api.py)."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from services.common.contracts.models import MODEL_NAME
-from services.common.contracts.monitoring import PREDICTION_ID, PredictionsPage
+from services.common.contracts.monitoring import PREDICTION_ID, IsoTime, PredictionsPage
 from services.monitor.deps import ServiceDep
 
 public = APIRouter(prefix="/api/models", tags=["monitoring"])
@@ -22,7 +21,7 @@ async def predictions(
     name: Name,
     service: ServiceDep,
     since: Annotated[
-        datetime | None,
+        IsoTime | None,
         Query(description="from this time on (ISO 8601, e.g. 2025-01-31T12:00:00Z; without a zone: UTC)"),
     ] = None,
     after: Annotated[

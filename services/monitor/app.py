@@ -2,11 +2,20 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters
-from services.common.app import ServiceSpec, build_app
+from services.common.app import Periodic, ServiceSpec, build_app
+from services.common.clients import RegistryClient
 from services.common.events import EventType
+from services.common.state import Documents
 from services.monitor.api import public
 from services.monitor.capture import Capture, CaptureLimits
+from services.monitor.domain.record import MonitoringRecord
+from services.monitor.domain.reports import VersionReport
+from services.monitor.feedback import FeedbackService, feedback_table
+from services.monitor.feedback_api import router as feedback_router
+from services.monitor.live import LiveLimits, LiveTracker
 from services.monitor.metrics import MonitorMetrics
+from services.monitor.monitoring import JOB_KIND, Monitoring, Names
+from services.monitor.monitoring_api import router as monitoring_router
 from services.monitor.ports import MonitorPorts  # also imported from here by tests/api/conftest.py
 from services.monitor.service import MonitorService
 from services.monitor.settings import Settings
@@ -28,15 +37,49 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
     )
     capture = Capture(tables, limits, metrics)
     service = MonitorService(capture, tables, metrics)
+    live = LiveTracker(
+        tables.table,
+        feedback_table(ports.state, ports.blobs, settings.index_segment_parts),
+        LiveLimits(
+            retention_days=settings.feedback_retention_days,
+            window_pairs=settings.live_window_pairs,
+            window_hours=settings.live_window_hours,
+            max_rows=settings.live_max_rows,
+            max_models=settings.live_max_models,
+            cache_s=settings.live_cache_s,
+            refresh_s=settings.live_refresh_s,
+        ),
+        metrics,
+    )
+    feedback = FeedbackService(live.feedback, live, settings.feedback_max_items, metrics)
+    monitoring = Monitoring(
+        Documents(ports.state, MonitoringRecord),
+        Documents(ports.state, VersionReport),
+        Documents(ports.state, Names),
+        tables,
+        RegistryClient(ports.invoker, settings.registry_app_id),
+        ports.jobs,
+        ports.publisher,
+        metrics,
+        app_id=settings.app_id,
+        timeout_s=settings.check_timeout_s,
+        max_parts=settings.check_max_parts,
+        live=live.report,
+    )
     return build_app(
         ServiceSpec(
             title="daprml monitor",
             settings=settings,
             ports=ports,
-            services={MonitorService: service},
-            routers=[public],
+            services={MonitorService: service, FeedbackService: feedback, LiveTracker: live, Monitoring: monitoring},
+            routers=[public, feedback_router, monitoring_router],
             subscriptions={EventType.PREDICTION_LOGGED: service.on_prediction_logged},
             metrics=registry,
+            background=[
+                Periodic("live-metrics", settings.live_cache_s, live.refresh_held),
+                Periodic("monitoring outbox", settings.monitoring_outbox_s, monitoring.flush_all),
+            ],
+            jobs={JOB_KIND: monitoring.on_job},
             closing=[capture.close],
         )
     )

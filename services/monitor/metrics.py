@@ -1,11 +1,17 @@
 """The monitor's own metrics (beside the kit's per-route HTTP metrics and event deliveries):
-what capture takes in and writes. No label names a model: the prediction log's events name
-them, and a model's traffic is inference's to count."""
+what capture takes in and writes, feedback received, live metrics. Capture's name no model: the
+prediction log's events name them, and a model's traffic is inference's to count; the live
+gauges do, for the few models whose live report the monitor holds."""
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 IDS_SENT, IDS_DERIVED = "sent", "derived"
 STAGES = ("capture", "read")
+MATCHED, PENDING, DUPLICATE, INVALID = "matched", "pending", "duplicate", "invalid"
+FEEDBACK_OUTCOMES = (MATCHED, PENDING, DUPLICATE, INVALID)
+CHECK_TRIGGERS = ("schedule", "api")
+CHECK_DONE, CHECK_SKIPPED, CHECK_FAILED = "done", "skipped", "failed"
+CHECK_OUTCOMES = (CHECK_DONE, CHECK_SKIPPED, CHECK_FAILED)
 
 
 class MonitorMetrics:
@@ -43,3 +49,50 @@ class MonitorMetrics:
             self.events.labels(ids)
         for stage in STAGES:
             self.duplicates.labels(stage)
+        # Ground truth and live metrics (feedback.py, live.py). The live gauges name the model and
+        # version: only those whose live report the monitor holds (DAPRML_LIVE_MAX_MODELS at most).
+        self.feedback = Counter(
+            "daprml_monitor_feedback_received",
+            "Feedback items received, by outcome (matched: joined with a captured prediction; pending: "
+            "no captured prediction yet; duplicate: the prediction had an actual already; invalid: in a "
+            "refused body)",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in FEEDBACK_OUTCOMES:
+            self.feedback.labels(outcome)
+        self.live = Gauge(
+            "daprml_monitor_live_metric",
+            "A model version's primary live metric over the sliding window (accuracy for classifiers, "
+            "rmse for regressors), as of its last live report",
+            ["model", "version", "metric"],
+            registry=registry,
+        )
+        self.live_pairs = Gauge(
+            "daprml_monitor_live_pairs",
+            "Pairs (a captured prediction and its actual) a model version's live metric is based on",
+            ["model", "version"],
+            registry=registry,
+        )
+        # Drift checks (monitoring.py): how many ran, by what started them and how they ended, and
+        # the versions found drifted. No model label: GET .../monitoring names them.
+        self.checks = Counter(
+            "daprml_monitor_drift_checks",
+            "Drift checks, by trigger (schedule: the model's Dapr Job; api: POST .../monitoring/check) "
+            "and outcome (done; skipped: one of that model was running; failed)",
+            ["trigger", "outcome"],
+            registry=registry,
+        )
+        for trigger in CHECK_TRIGGERS:
+            for outcome in CHECK_OUTCOMES:
+                self.checks.labels(trigger, outcome)
+        self.drifted = Counter(
+            "daprml_monitor_drifted_versions",
+            "Model versions a drift check found drifted (one per version and check)",
+            registry=registry,
+        )
+        self.owed_dropped = Counter(
+            "daprml_monitor_owed_dropped",
+            "History entries and drift events let go unsent: the registry refused them, or a model's outbox was full",
+            registry=registry,
+        )

@@ -1,4 +1,4 @@
-"""Rows of an inference table as a Parquet part, and back.
+"""Rows of an inference table (and of a feedback table) as a Parquet part, and back.
 
 One column per field of CapturedPrediction. Inputs, outputs and probabilities are JSON text: a
 model's features change from version to version, and a class may be a string or a number, so no
@@ -8,12 +8,15 @@ parses it with its JSON functions.
 
 import io
 import json
+import sys
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.common.contracts.monitoring import CapturedPrediction
+from services.monitor.domain.feedback import FeedbackRow
+from services.monitor.domain.ledger import Prediction
 
 SCHEMA = pa.schema(
     [
@@ -73,6 +76,81 @@ def decode(data: bytes) -> list[CapturedPrediction]:
             output=json.loads(r["output"]),
             probabilities=None if r["probabilities"] is None else json.loads(r["probabilities"]),
             warnings=r["warnings"] or [],
+        )
+        for r in table.to_pylist()
+    ]
+
+
+# What live metrics read of a captured prediction: not its inputs, the widest columns.
+LIVE_COLUMNS = ["prediction_id", "at", "version", "output", "probabilities"]
+
+
+def decode_for_live(data: bytes) -> list[tuple[str, Prediction]]:
+    """A part of an inference table as live metrics hold it: each prediction's id, time,
+    version, output and probabilities (the other columns are not read)."""
+    table = pq.read_table(io.BytesIO(data), columns=LIVE_COLUMNS, schema=SCHEMA)
+    return [
+        (
+            r["prediction_id"],
+            Prediction(
+                at=r["at"],
+                version=r["version"],
+                output=_interned(json.loads(r["output"])),
+                probabilities=None
+                if r["probabilities"] is None
+                else {sys.intern(k): p for k, p in json.loads(r["probabilities"]).items()},
+            ),
+        )
+        for r in table.to_pylist()
+    ]
+
+
+def _interned(value: Any) -> Any:
+    # A class name held once, however many predictions name it (held rows are most of the
+    # monitor's memory).
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+# The feedback table: one row per actual value received (domain/feedback.py, FeedbackRow).
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        ("prediction_id", pa.string()),
+        ("model", pa.string()),
+        ("actual", pa.string()),  # JSON: the class or number that actually happened
+        ("received_at", pa.timestamp("us", tz="UTC")),
+        ("actor", pa.string()),  # the key's name that sent it
+    ]
+)
+
+
+def encode_feedback(rows: list[FeedbackRow]) -> bytes:
+    table = pa.Table.from_pylist(
+        [
+            {
+                "prediction_id": r.prediction_id,
+                "model": r.model,
+                "actual": _json(r.actual),
+                "received_at": r.received_at,
+                "actor": r.actor,
+            }
+            for r in rows
+        ],
+        schema=FEEDBACK_SCHEMA,
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def decode_feedback(data: bytes) -> list[FeedbackRow]:
+    table = pq.read_table(io.BytesIO(data), schema=FEEDBACK_SCHEMA)
+    return [
+        FeedbackRow(
+            prediction_id=r["prediction_id"],
+            model=r["model"],
+            actual=json.loads(r["actual"]),
+            received_at=r["received_at"],
+            actor=r["actor"] or "",
         )
         for r in table.to_pylist()
     ]

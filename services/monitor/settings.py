@@ -23,3 +23,34 @@ class Settings(ServiceSettings):
     under the state stores' item limits: DynamoDB's 400 KB)."""
     page_max_parts: int = Field(200, ge=1)
     """Parts one page of GET .../predictions reads before it answers with the rows it is sure of."""
+    feedback_max_items: int = Field(10_000, ge=1, le=100_000)
+    """Items one POST .../feedback may send (more: a 422 asking to split them); each call is one part."""
+    feedback_retention_days: int = Field(7, ge=1, le=90)
+    """How long after a prediction its feedback still joins it: live metrics hold the captured
+    predictions and actuals of this many days (daily metrics go back as far)."""
+    live_window_pairs: int = Field(1000, ge=1)
+    """The sliding window of live metrics: the last this-many pairs (prediction and actual) ..."""
+    live_window_hours: float = Field(24.0, gt=0)
+    """... of the predictions made in the last this-many hours."""
+    live_max_rows: int = Field(20_000, ge=1, le=1_000_000)
+    """Captured predictions, and actuals, held per model for live metrics (a prediction and its
+    actual take about 0.8 KB: 16 MB a model at most); past it the oldest are let go and the
+    report says `truncated`."""
+    live_max_models: int = Field(5, ge=1)
+    """Models whose rows are held for live metrics; one more lets go of the least recently asked."""
+    live_cache_s: float = Field(10.0, gt=0)
+    """How old a live report may be before it is made again (also how often the held models'
+    reports, and their gauges, are refreshed in the background)."""
+    live_refresh_s: float = Field(1.0, ge=0)
+    """A feedback call reads the model's new parts (to tell matched from pending) at most this often."""
+    registry_app_id: str = "registry"
+    """The registry's Dapr app id: drift checks read model cards there and record what they do in
+    each model's history."""
+    check_timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Longest one drift check may take (reading its window, the cards, computing); past it the
+    check fails, and a smaller window makes it quicker."""
+    check_max_parts: int = Field(2000, ge=1)
+    """Parts of the inference table one drift check reads at most (its window's newest)."""
+    monitoring_outbox_s: float = Field(10.0, gt=0)
+    """How often what monitoring still owes (history entries the registry did not take, drift
+    events the pub/sub did not) is sent again."""

@@ -1,16 +1,23 @@
-"""Inference tables: each model's captured predictions, as Parquet parts in the blob store
-under a prefix per model and day, with an index of them in the state store.
+"""The monitor's tables: rows as Parquet parts in the blob store under a prefix per model and
+day, with an index of them in the state store. Two tables share this code: each model's
+captured predictions (its inference table, InferenceTables) and the feedback sent for them
+(feedback.py).
 
 Parts are written whole (a binding cannot append) and never changed. A part is written before
 the index names it: a crash in between leaves a part nobody reads (its rows come again, since
-their deliveries were not acknowledged), never an index naming a part that is not there.
+their deliveries were not acknowledged, or the feedback call failed and is sent again), never
+an index naming a part that is not there.
 """
 
 import asyncio
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
+from typing import Any, Generic, TypeVar
 
 from services.common.contracts.monitoring import CapturedPrediction, PredictionsPage
 from services.common.ports import BlobStore, NotFound, StateStore
@@ -31,9 +38,125 @@ from services.monitor.metrics import MonitorMetrics
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+
+PREDICTIONS = "predictions"
 PREFIX = "monitor/predictions"
 SEGMENT_TRIES = 10
 """Full segments a part may find in a row before its write gives up (each try opens the next)."""
+
+
+@dataclass(frozen=True)
+class Codec(Generic[R]):
+    """What a table needs to know of its rows: whose and when they are, their order within a
+    part, and their Parquet form."""
+
+    model: Callable[[R], str]
+    at: Callable[[R], datetime]
+    order: Callable[[R], Any]
+    encode: Callable[[list[R]], bytes]
+    decode: Callable[[bytes], list[R]]
+
+
+@dataclass(frozen=True)
+class WrittenPart:
+    model: str
+    day: str
+    entry: PartEntry
+
+
+class PartTable(Generic[R]):
+    """One table's parts (`kind`: predictions, feedback): blobs under monitor/<kind>/<model>/<day>/,
+    indexed by the state documents <kind>:<model> (the days) and <kind>:<model>:<day>:<n> (the
+    parts of a day, at most `segment_parts` a document)."""
+
+    def __init__(self, kind: str, codec: Codec[R], state: StateStore, blobs: BlobStore, segment_parts: int):
+        self.kind, self.codec, self.blobs, self.segment_parts = kind, codec, blobs, segment_parts
+        self.indexes = Documents(state, ModelIndex)
+        self.segments = Documents(state, Segment)
+
+    def part_key(self, model: str, day: str, name: str) -> str:
+        return f"monitor/{self.kind}/{model}/{day}/{name}.parquet"
+
+    def index_key(self, model: str) -> str:
+        return f"{self.kind}:{model}"
+
+    def segment_key(self, model: str, day: str, segment: int) -> str:
+        return f"{self.kind}:{model}:{day}:{segment}"
+
+    async def write(self, rows: Sequence[R]) -> list[WrittenPart]:
+        """Writes the rows as parts, one per model and day, and indexes them; returns the parts.
+        Raises what the stores raise: parts written before a failure stay (their rows come
+        again and are dropped as duplicates when read)."""
+        groups: dict[tuple[str, str], list[R]] = defaultdict(list)
+        for row in rows:
+            groups[(self.codec.model(row), day_of(self.codec.at(row)))].append(row)
+        written = []
+        for (model, day), group in sorted(groups.items()):
+            group.sort(key=self.codec.order)
+            times = [utc(self.codec.at(r)) for r in group]
+            first, last = min(times), max(times)
+            entry = PartEntry(
+                name=f"{first:%H%M%S%f}-{secrets.token_hex(6)}", rows=len(group), first_at=first, last_at=last
+            )
+            data = await asyncio.to_thread(self.codec.encode, group)  # a big part is CPU work: off the loop
+            await self.blobs.put(self.part_key(model, day, entry.name), data)
+            await self._index(model, day, entry)
+            written.append(WrittenPart(model, day, entry))
+        return written
+
+    async def _index(self, model: str, day: str, entry: PartEntry) -> None:
+        index = await self.indexes.get(self.index_key(model))
+        segment = max(index.days.get(day, 0) if index else 0, 1)
+        # The index names a segment before the segment names the part: a reader finds every part.
+        await self.indexes.update(self.index_key(model), partial(with_segment, day=day, segment=segment))
+        for _ in range(SEGMENT_TRIES):
+            try:
+                await self.segments.update(
+                    self.segment_key(model, day, segment),
+                    partial(with_part, part=entry, max_parts=self.segment_parts),
+                )
+                return
+            except SegmentFull:
+                segment += 1
+                await self.indexes.update(self.index_key(model), partial(with_segment, day=day, segment=segment))
+        raise RuntimeError(f"{self.kind} of {model} {day}: {SEGMENT_TRIES} index segments in a row were full")
+
+    async def days(self, model: str, since_day: str | None = None) -> list[tuple[str, int]]:
+        """The model's days with parts on or after `since_day` (every one for None), in order,
+        with the number of index segments each takes."""
+        index = await self.indexes.get(self.index_key(model))
+        return days_from(index or ModelIndex(), since_day)
+
+    async def parts(self, model: str, day: str, segments: int) -> list[PartEntry]:
+        parts: list[PartEntry] = []
+        for segment in range(1, segments + 1):
+            found = await self.segments.get(self.segment_key(model, day, segment))
+            parts.extend(found.parts if found else [])  # named by the index, not written yet
+        return parts
+
+    async def blob(self, model: str, day: str, part: PartEntry) -> bytes | None:
+        """The part's bytes; None (logged) for a part the index names and the blob store has not."""
+        try:
+            return await self.blobs.get(self.part_key(model, day, part.name))
+        except NotFound:
+            log.warning(
+                "the %s index of %s names part %s of %s, not in the blob store", self.kind, model, part.name, day
+            )
+            return None
+
+    async def read(self, model: str, day: str, part: PartEntry, decode: Callable[[bytes], Any] | None = None) -> Any:
+        """The part's rows, decoded by the table's codec (or by `decode`, which may read fewer
+        columns); [] for a part not in the blob store."""
+        data = await self.blob(model, day, part)
+        if data is None:
+            return []
+        return await asyncio.to_thread(decode or self.codec.decode, data)
+
+
+PREDICTION_CODEC = Codec[CapturedPrediction](
+    model=lambda r: r.model, at=lambda r: r.at, order=row_key, encode=parquet.encode, decode=parquet.decode
+)
 
 
 def part_key(model: str, day: str, name: str) -> str:
@@ -42,64 +165,35 @@ def part_key(model: str, day: str, name: str) -> str:
 
 
 def index_key(model: str) -> str:
-    return f"predictions:{model}"
+    return f"{PREDICTIONS}:{model}"
 
 
 def segment_key(model: str, day: str, segment: int) -> str:
-    return f"predictions:{model}:{day}:{segment}"
+    return f"{PREDICTIONS}:{model}:{day}:{segment}"
 
 
 class InferenceTables:
     def __init__(
         self, state: StateStore, blobs: BlobStore, segment_parts: int, page_max_parts: int, metrics: MonitorMetrics
     ):
+        self.table = PartTable(PREDICTIONS, PREDICTION_CODEC, state, blobs, segment_parts)
         self.blobs, self.segment_parts, self.page_max_parts = blobs, segment_parts, page_max_parts
         self.metrics = metrics
-        self.indexes = Documents(state, ModelIndex)
-        self.segments = Documents(state, Segment)
+        self.indexes, self.segments = self.table.indexes, self.table.segments
 
     async def write(self, rows: list[CapturedPrediction]) -> int:
         """Writes the rows as parts, one per model and day, and indexes them; returns how many
         parts. Raises what the stores raise: parts written before a failure stay (their rows
         come again and are dropped as duplicates when read)."""
-        groups: dict[tuple[str, str], list[CapturedPrediction]] = defaultdict(list)
-        for row in rows:
-            groups[(row.model, day_of(row.at))].append(row)
-        for (model, day), group in sorted(groups.items()):
-            group.sort(key=row_key)
-            first, last = utc(group[0].at), utc(group[-1].at)
-            entry = PartEntry(
-                name=f"{first:%H%M%S%f}-{secrets.token_hex(6)}", rows=len(group), first_at=first, last_at=last
-            )
-            data = await asyncio.to_thread(parquet.encode, group)  # a big part is CPU work: off the loop
-            await self.blobs.put(part_key(model, day, entry.name), data)
-            await self._index(model, day, entry)
-        return len(groups)
-
-    async def _index(self, model: str, day: str, entry: PartEntry) -> None:
-        index = await self.indexes.get(index_key(model))
-        segment = max(index.days.get(day, 0) if index else 0, 1)
-        # The index names a segment before the segment names the part: a reader finds every part.
-        await self.indexes.update(index_key(model), partial(with_segment, day=day, segment=segment))
-        for _ in range(SEGMENT_TRIES):
-            try:
-                await self.segments.update(
-                    segment_key(model, day, segment), partial(with_part, part=entry, max_parts=self.segment_parts)
-                )
-                return
-            except SegmentFull:
-                segment += 1
-                await self.indexes.update(index_key(model), partial(with_segment, day=day, segment=segment))
-        raise RuntimeError(f"{model} {day}: {SEGMENT_TRIES} index segments in a row were full")
+        return len(await self.table.write(rows))
 
     async def page(self, model: str, cursor: Cursor, limit: int) -> PredictionsPage:
         """Up to `limit` rows after the cursor, in time order. `next_since` (and `next_after`) are
         set when more may follow: the page is full, or it stopped at `page_max_parts` parts."""
-        index = await self.indexes.get(index_key(model))
         gathering = Gathering(cursor, limit)
         read, stopped, rows = 0, False, None
         since_day = day_of(cursor.since) if cursor.since is not None else None
-        for day, segments in days_from(index or ModelIndex(), since_day):
+        for day, segments in await self.table.days(model, since_day):
             parts = candidates(await self._parts(model, day, segments), cursor.since)
             for i, part in enumerate(parts):
                 gathering.add(await self._read(model, day, part))
@@ -123,16 +217,8 @@ class InferenceTables:
         )
 
     async def _parts(self, model: str, day: str, segments: int) -> list[PartEntry]:
-        parts: list[PartEntry] = []
-        for segment in range(1, segments + 1):
-            found = await self.segments.get(segment_key(model, day, segment))
-            parts.extend(found.parts if found else [])  # named by the index, not written yet
-        return parts
+        return await self.table.parts(model, day, segments)
 
     async def _read(self, model: str, day: str, part: PartEntry) -> list[CapturedPrediction]:
-        try:
-            data = await self.blobs.get(part_key(model, day, part.name))
-        except NotFound:
-            log.warning("the index of %s names part %s of %s, which is not in the blob store", model, part.name, day)
-            return []
-        return await asyncio.to_thread(parquet.decode, data)
+        rows: list[CapturedPrediction] = await self.table.read(model, day, part)
+        return rows

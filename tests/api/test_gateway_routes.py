@@ -158,7 +158,15 @@ def test_gateway_routes_name_exactly_the_public_operations_the_registry_serves()
 def test_gateway_routes_name_exactly_the_public_operations_the_monitor_serves():
     gateway = create_app(ports=fake_ports(GatewayPorts))
     monitor = _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/api/models")
-    assert monitor == {("GET", "/api/models/{name}/predictions")}
+    assert {
+        ("GET", "/api/models/{name}/predictions"),
+        ("POST", "/api/models/{name}/feedback"),
+        ("GET", "/api/models/{name}/monitoring/live"),
+        ("GET", "/api/models/{name}/monitoring"),
+        ("PUT", "/api/models/{name}/monitoring"),
+        ("DELETE", "/api/models/{name}/monitoring"),
+        ("POST", "/api/models/{name}/monitoring/check"),
+    } <= monitor
     assert monitor <= _operations(gateway, "/api/models")
     assert _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/internal") == set()
 
@@ -172,6 +180,7 @@ def test_a_read_of_predictions_reaches_the_monitor_with_its_query_re_encoded(mak
     assert [c[1] for c in client.ports.invoker.calls] == [method]
     refused = client.get("/api/models/iris/predictions?since=yesterday")
     assert refused.status_code == 422 and "since" in refused.json()["detail"]
+    assert client.get("/api/models/iris/predictions?since=0.5").status_code == 422  # a number is no time
     assert client.get("/api/models/iris/predictions?limit=1001").status_code == 422
     assert len(client.ports.invoker.calls) == 1
 

@@ -6,6 +6,8 @@ registry's app id:
          201 a new version; 200 the version this job registered before (same job_id)
     POST /internal/models/{name}/versions/{version}/promotion   PromotionRequest -> Promotion
          200; a repeated call answers the decision already taken and moves nothing
+    POST /internal/models/{name}/history                        Note -> HistoryEntry
+         201; the monitor records what it did (a `monitoring.*` action) in the model's history
 
 The model card is what every reader of a version reads: inference gets it with the version's
 artifact in what the registry answers (GET api/models/{name}/versions/{ref}, VersionInfo).
@@ -13,10 +15,11 @@ artifact in what the registry answers (GET api/models/{name}/versions/{ref}, Ver
 Services never import each other, so the contract lives here: pydantic models, no I/O.
 """
 
+import json
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, FiniteFloat, model_validator
+from pydantic import BaseModel, Field, FiniteFloat, field_validator, model_validator
 
 from services.common.contracts.coercion import FLOAT, dtype
 from services.common.contracts.datasets import DATASET_NAME, Feature, Task
@@ -174,3 +177,43 @@ class VersionInfo(BaseModel):
     artifact: Artifact
     card: ModelCard
     onnx: OnnxModel | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """Its scores on its holdout (accuracy, f1_macro, rmse, ...): what live metrics compare with."""
+
+
+# The model's history (GET /api/models/{name}/history, registry): entries the registry records
+# itself, and those the monitor asks it to record (Note).
+
+HISTORY_ACTION = r"^[a-z][a-z0-9_.-]{0,63}$"
+MAX_DETAILS_BYTES = 4096
+"""Largest `details` of one entry, as JSON: a page stays well under a state store's value limit."""
+
+
+class HistoryEntry(BaseModel):
+    """One thing done to a model."""
+
+    seq: int = Field(ge=1, description="the entry's place in the model's history, 1 first, without gaps")
+    at: datetime
+    actor: str = Field(max_length=200, description="the name of the API key that asked, or the app id that acted")
+    action: str = Field(pattern=HISTORY_ACTION, description="alias.moved, policy.changed or monitoring.*")
+    reason: str = Field("", max_length=2000, description="why, as the actor said or the rule decided")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Note(BaseModel):
+    """Body of POST /internal/models/{name}/history: an entry another service records (the
+    monitor). The registry gives it its seq and time; its actor is the caller's (services.common.actor)
+    unless `actor` names the person the caller acts for."""
+
+    action: str = Field(pattern=r"^monitoring\.[a-z0-9_.-]{1,52}$", description="monitoring.<what>")
+    reason: str = Field("", max_length=2000)
+    details: dict[str, Any] = Field(default_factory=dict)
+    actor: str | None = Field(None, min_length=1, max_length=200, description="whom the caller acts for")
+
+    @field_validator("details")
+    @classmethod
+    def _small(cls, details: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(details, default=str))
+        if size > MAX_DETAILS_BYTES:
+            raise ValueError(f"details take {size} bytes as JSON; at most {MAX_DETAILS_BYTES} are kept")
+        return details

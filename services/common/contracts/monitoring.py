@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, FiniteFloat, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, FiniteFloat, model_validator
 
 from services.common.contracts.datasets import DATASET_NAME
 
@@ -24,6 +24,17 @@ ACTOR_HEADER = "x-daprml-actor"
 """Who asked, by the name of the key they called the gateway with. The gateway sets it on every
 call it forwards (replacing any a client sent); a service trusts it only on calls whose Dapr
 caller app id is the gateway's, and records anything else as that caller app id."""
+
+
+def _iso_only(value: Any) -> Any:
+    """A time must be written as one: pydantic would read "0.5" as half a second after 1970."""
+    if isinstance(value, str | int | float) and re.fullmatch(r"\s*[+-]?[0-9.eE+-]+\s*", str(value)):
+        raise ValueError("an ISO 8601 time such as 2025-01-31T12:00:00Z, not a number")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A time in a query or a body: ISO 8601 only (without a zone: UTC)."""
 
 
 def new_call_id() -> str:

@@ -9,6 +9,7 @@ declares their subscriptions with declare_subscriptions.
 
 from services.common.dapr_adapters.blobs import DaprBlobStore
 from services.common.dapr_adapters.invoke import DaprInvoker, UnsafePath, invoke_path
+from services.common.dapr_adapters.jobs import DaprJobs, declare_jobs, job_name
 from services.common.dapr_adapters.probe import DaprProbe
 from services.common.dapr_adapters.pubsub import DaprPublisher, count_published
 from services.common.dapr_adapters.secrets import DaprSecretStore
@@ -27,6 +28,7 @@ __all__ = [
     "DEAD_LETTER_ROUTE",
     "DaprBlobStore",
     "DaprInvoker",
+    "DaprJobs",
     "DaprProbe",
     "DaprPublisher",
     "DaprSecretStore",
@@ -36,8 +38,10 @@ __all__ = [
     "Sidecar",
     "UnsafePath",
     "count_published",
+    "declare_jobs",
     "declare_subscriptions",
     "deliver",
     "invoke_path",
+    "job_name",
     "sidecar_ports",
 ]

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from services.common.dapr_adapters.blobs import DaprBlobStore
 from services.common.dapr_adapters.invoke import DaprInvoker
+from services.common.dapr_adapters.jobs import DaprJobs
 from services.common.dapr_adapters.probe import DaprProbe
 from services.common.dapr_adapters.pubsub import DaprPublisher
 from services.common.dapr_adapters.secrets import DaprSecretStore
@@ -15,6 +16,7 @@ from services.common.dapr_adapters.workflows import DaprWorkflows
 from services.common.ports import (
     BlobStore,
     EventPublisher,
+    Jobs,
     SecretStore,
     ServiceInvoker,
     SidecarPorts,
@@ -39,6 +41,7 @@ def sidecar_ports(kind: type[P], settings: ServiceSettings) -> P:
         "secrets": lambda: _secrets(sidecar, settings),
         "invoker": lambda: _invoker(sidecar),
         "workflows": lambda: _workflows(sidecar),
+        "jobs": lambda: _jobs(sidecar, settings),
     }
     wanted = [f.name for f in dataclasses.fields(kind) if f.name != "close"]
     unknown = sorted(set(wanted) - makers.keys())
@@ -83,3 +86,7 @@ def _invoker(sidecar: Sidecar) -> ServiceInvoker:
 
 def _workflows(sidecar: Sidecar) -> Workflows:
     return DaprWorkflows(sidecar)
+
+
+def _jobs(sidecar: Sidecar, settings: ServiceSettings) -> Jobs:
+    return DaprJobs(sidecar, settings.topic_prefix)

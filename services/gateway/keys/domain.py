@@ -26,6 +26,7 @@ class Role(StrEnum):
     INGEST = "ingest"  # datasets and uploads
     TRAIN = "train"  # training jobs, training and promotion policies
     PREDICT = "predict"  # the JSON predict API and OIP inference
+    FEEDBACK = "feedback"  # ground truth for predictions (POST .../feedback), nothing else
     ADMIN = "admin"  # aliases, rollback, keys: everything
 
 

@@ -9,7 +9,7 @@ from services.gateway.keys.domain import KEY_NAME, KeyRecord, Role
 
 class NewKey(BaseModel):
     name: str = Field(pattern=KEY_NAME, description="who or what uses the key, for the list and the logs")
-    roles: list[Role] = Field(min_length=1, description="reader, ingest, train, predict, admin")
+    roles: list[Role] = Field(min_length=1, description="reader, ingest, train, predict, feedback, admin")
     rate: float | None = Field(None, gt=0, le=100_000, description="calls a second (default: its roles' rate)")
 
 

@@ -15,37 +15,27 @@ Actions (ACTIONS; the monitor adds its own under `monitoring.`):
                      (POST /internal/models/{name}/history)
 """
 
-import json
-from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
+
+# The entry and the monitor's note are contracts: the monitor sends notes and reads entries.
+from services.common.contracts.models import HISTORY_ACTION
+from services.common.contracts.models import MAX_DETAILS_BYTES as MAX_DETAILS_BYTES
+from services.common.contracts.models import HistoryEntry as HistoryEntry
+from services.common.contracts.models import Note as Note
 
 PAGE_ENTRIES: Final = 100
 """Entries per stored page. Fixed, not a setting: where an entry is stored is computed from it,
 so another value would look for every stored entry in the wrong page."""
 RECENT_MOVES: Final = 20
 """Alias moves the model record keeps for GET /api/models/{name} (the whole history: .../history)."""
-MAX_DETAILS_BYTES: Final = 4096
-"""Largest `details` of one entry, as JSON: a page stays well under a state store's value limit."""
-
-ACTION = r"^[a-z][a-z0-9_.-]{0,63}$"
+ACTION = HISTORY_ACTION
 ALIAS_MOVED: Final = "alias.moved"
 POLICY_CHANGED: Final = "policy.changed"
 MONITORING: Final = "monitoring."
 ACTIONS: Final = (ALIAS_MOVED, POLICY_CHANGED)
 """What the registry records by itself; others record only `monitoring.*` actions."""
-
-
-class HistoryEntry(BaseModel):
-    """One thing done to a model."""
-
-    seq: int = Field(ge=1, description="the entry's place in the model's history, 1 first, without gaps")
-    at: datetime
-    actor: str = Field(max_length=200, description="the name of the API key that asked, or the app id that acted")
-    action: str = Field(pattern=ACTION, description="alias.moved, policy.changed or monitoring.*")
-    reason: str = Field("", max_length=2000, description="why, as the actor said or the rule decided")
-    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class HistoryPage(BaseModel):
@@ -61,25 +51,6 @@ class ModelHistory(BaseModel):
     total: int = Field(description="entries in the model's history: the seq of the newest")
     entries: list[HistoryEntry]
     next_before: int | None = Field(description="pass as `before` for the next (older) page; None: no older entries")
-
-
-class Note(BaseModel):
-    """Body of POST /internal/models/{name}/history: an entry another service records (the
-    monitor). The registry gives it its seq and time; its actor is the caller's (services.common.actor)
-    unless `actor` names the person the caller acts for."""
-
-    action: str = Field(pattern=r"^monitoring\.[a-z0-9_.-]{1,52}$", description="monitoring.<what>")
-    reason: str = Field("", max_length=2000)
-    details: dict[str, Any] = Field(default_factory=dict)
-    actor: str | None = Field(None, min_length=1, max_length=200, description="whom the caller acts for")
-
-    @field_validator("details")
-    @classmethod
-    def _small(cls, details: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(details, default=str))
-        if size > MAX_DETAILS_BYTES:
-            raise ValueError(f"details take {size} bytes as JSON; at most {MAX_DETAILS_BYTES} are kept")
-        return details
 
 
 def page_of(seq: int) -> int:

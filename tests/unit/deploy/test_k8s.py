@@ -27,6 +27,7 @@ ALLOWED_CALLS = {
     ("inference", "registry"),
     ("notifier", "inference"),
     ("gateway", "monitor"),
+    ("monitor", "registry"),
 }
 
 # Metadata names of each component type, as the Dapr component reference spells them

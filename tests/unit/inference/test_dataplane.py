@@ -141,7 +141,9 @@ def test_a_model_unloaded_from_the_lru_has_its_runner_closed():
 def test_every_call_gets_its_own_prediction_ids_in_record_order_even_when_batched_together():
     registry = Registry()
     registry.add("flowers", 1, flower_model(), FLOWER_FEATURES, aliases=("champion",))
-    dp = DataPlane(registry.client, 4, batching=Limits(256, 0.0))
+    # A wait long beside the microseconds between the three calls: they make one batch however
+    # busy the machine (with no wait, the first one may run alone before the others queue).
+    dp = DataPlane(registry.client, 4, batching=Limits(256, 0.5))
 
     async def run():
         await dp.model("flowers")  # loaded first: the calls below queue together behind nothing

@@ -1,0 +1,538 @@
+"""Monitoring a model: its policy, drift checks (asked for, or fired by the model's Dapr Job),
+their reports, and what they owe the registry (history entries) and pub/sub (drift events).
+
+State, in the monitor's store:
+- `monitoring:<model>`, the model's record (domain/record.py): policy, recent checks and actions,
+  which versions have a report, the outbox;
+- `monitoring-report:<model>:<version>`, the version's last drift report;
+- `monitoring:models`, the names of the models with a record (for the outbox's background relay:
+  a state store cannot list its keys).
+
+One check of a model runs at a time in this process: a check asked for while one runs is
+refused (409), a scheduled one is skipped (the next trigger comes). Two replicas of the monitor
+do not share that: the scheduler fires each trigger on one replica, but a check asked for on the
+other may run at the same time. Both then store their reports (the newer report of a version
+wins) and each announces what it found, under its own check id.
+"""
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from services.common.clients import Absent, Refused, RegistryClient
+from services.common.contracts import MODEL_NAME
+from services.common.contracts.models import MAX_DETAILS_BYTES, Note, VersionInfo
+from services.common.contracts.monitoring import CapturedPrediction
+from services.common.errors import ClientError
+from services.common.events import EventType, ModelDriftDetected
+from services.common.outbox import flush_each
+from services.common.ports import EventPublisher, Jobs
+from services.common.state import Documents
+from services.monitor.domain import drift
+from services.monitor.domain.ledger import LiveReport
+from services.monitor.domain.policy import ACCURACY, DEFAULT, Action, MonitoringPolicy, accuracy_dropped, changes
+from services.monitor.domain.record import MonitoringRecord, Owed, with_check, with_policy, without_sent
+from services.monitor.domain.reports import (
+    VERSIONS_CHECKED,
+    ActionTaken,
+    CheckResult,
+    CheckSummary,
+    Skipped,
+    Trigger,
+    VersionReport,
+    summary,
+    version_report,
+)
+from services.monitor.metrics import CHECK_DONE, CHECK_FAILED, CHECK_SKIPPED, MonitorMetrics
+from services.monitor.tables import InferenceTables
+from services.monitor.window import newest_rows
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "drift-check"
+"""The kind of the models' Dapr Jobs: `drift-check.<model>` (ServiceSpec.jobs)."""
+NAMES_KEY = "monitoring:models"
+NOTIFYING = (Action.NOTIFY, Action.RETRAIN)
+
+
+def record_key(model: str) -> str:
+    return f"monitoring:{model}"
+
+
+def report_key(model: str, version: int) -> str:
+    return f"monitoring-report:{model}:{version}"
+
+
+def job_of(model: str) -> str:
+    return f"{JOB_KIND}.{model}"
+
+
+class ModelNotFound(ClientError):
+    status = 404
+
+
+class CheckRunning(ClientError):
+    status = 409
+
+
+class CheckTooLong(ClientError):
+    status = 503
+
+
+class Names(BaseModel):
+    names: list[str] = Field(default_factory=list)
+
+
+class PolicyState(BaseModel):
+    """Answer of PUT and DELETE /api/models/{name}/monitoring: the policy as stored now."""
+
+    model: str
+    policy: MonitoringPolicy | None = Field(description="None: none set (checks use the defaults)")
+    changed: bool = Field(description="False: the policy was the one stored already, nothing was recorded")
+    changed_at: datetime | None
+    changed_by: str | None
+    job: str | None = Field(description="the Dapr Job that runs the check on the policy's schedule; None: unscheduled")
+
+
+class MonitoringView(BaseModel):
+    """Answer of GET /api/models/{name}/monitoring."""
+
+    model: str
+    policy: MonitoringPolicy | None = Field(description="None: none set; checks use the defaults")
+    changed_at: datetime | None = None
+    changed_by: str | None = None
+    job: str | None = Field(None, description="the Dapr Job running the checks; None: unscheduled")
+    reports: list[VersionReport] = Field(description="each version's last drift report, newest version first")
+    checks: list[CheckSummary] = Field(description="the latest checks, newest first (50 at most)")
+    actions: list[ActionTaken] = Field(description="what the latest checks did, newest first (50 at most)")
+    owed: int = Field(0, description="history entries and drift events not delivered yet (sent again every few s)")
+    live: LiveReport | None = Field(None, description="live metrics from feedback (as GET .../monitoring/live)")
+
+
+class Monitoring:
+    def __init__(
+        self,
+        state_records: Documents[MonitoringRecord],
+        state_reports: Documents[VersionReport],
+        state_names: Documents[Names],
+        tables: InferenceTables,
+        registry: RegistryClient,
+        jobs: Jobs,
+        publisher: EventPublisher,
+        metrics: MonitorMetrics,
+        app_id: str,
+        timeout_s: float,
+        max_parts: int,
+        live: Callable[[str], Awaitable[LiveReport]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.records, self.reports, self.names = state_records, state_reports, state_names
+        self.tables, self.registry, self.jobs, self.publisher = tables, registry, jobs, publisher
+        self.metrics, self.app_id, self.timeout_s, self.max_parts = metrics, app_id, timeout_s, max_parts
+        self.live, self.clock = live, clock
+        self._running: dict[str, Trigger] = {}
+
+    # the policy
+
+    async def view(self, model: str) -> MonitoringView:
+        """What GET .../monitoring answers: an empty view for a model never monitored."""
+        record = await self.records.get(record_key(model)) or MonitoringRecord(model=model)
+        found = await asyncio.gather(*(self.reports.get(report_key(model, v)) for v in record.versions))
+        return MonitoringView(
+            model=model,
+            policy=record.policy,
+            changed_at=record.changed_at,
+            changed_by=record.changed_by,
+            job=job_of(model) if record.policy and record.policy.scheduled else None,
+            reports=[r for r in found if r is not None],
+            checks=record.checks,
+            actions=record.actions,
+            owed=len(record.outbox),
+            live=await self.live(model) if self.live is not None else None,
+        )
+
+    async def set_policy(self, model: str, policy: MonitoringPolicy | None, actor: str, reason: str) -> PolicyState:
+        """Stores the policy (None: removes it) and makes the model's Dapr Job match it: scheduled
+        (replaced) when it names a schedule, deleted otherwise. The job first: a schedule the
+        scheduler refuses changes nothing. A change is recorded in the model's history (at least
+        once, through the record's outbox); the same policy again records nothing, and sets the
+        job again (mending a job a failure left behind)."""
+        await self._model(model)
+        await self._sync_job(model, policy)
+        now = self.clock()
+        note_id = f"{model}-policy-{now:%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
+        changed = False
+
+        def change(record: MonitoringRecord | None) -> MonitoringRecord | None:
+            nonlocal changed
+            before = record.policy if record else None
+            note = Note(
+                action="monitoring.policy",
+                reason=reason or ("monitoring policy removed" if policy is None else "monitoring policy set"),
+                details=_bounded({"changes": changes(before, policy), "id": note_id}),
+                actor=actor,
+            )
+            after = with_policy(record, model, policy, now, actor, [Owed(id=note_id, kind="note", note=note)])
+            changed = after is not None  # the last attempt's, the one stored
+            return after
+
+        await self._named(model)
+        stored = await self.records.update(record_key(model), change)
+        if changed:
+            await self._flush_quietly(model)
+        record = stored or MonitoringRecord(model=model)
+        return PolicyState(
+            model=model,
+            policy=record.policy,
+            changed=changed,
+            changed_at=record.changed_at,
+            changed_by=record.changed_by,
+            job=job_of(model) if record.policy and record.policy.scheduled else None,
+        )
+
+    async def _sync_job(self, model: str, policy: MonitoringPolicy | None) -> None:
+        if policy is not None and policy.schedule is not None:
+            await self.jobs.schedule(job_of(model), policy.schedule, {"model": model, "schedule": policy.schedule})
+        else:
+            await self.jobs.delete(job_of(model))
+
+    # checks
+
+    async def on_job(self, key: str, data: dict[str, Any]) -> None:
+        """The model's Dapr Job fired: a check, unless one of the model is running (skipped: the
+        next trigger comes). A job the policy no longer wants is deleted, and one whose schedule
+        is not the policy's (a failure between the two writes) is scheduled again."""
+        if not _is_model(key):
+            raise ModelNotFound(f"{key!r} is not a model name")
+        record = await self.records.get(record_key(key))
+        policy = record.policy if record else None
+        if policy is None or policy.schedule is None:
+            log.info("drift-check job of %s fired with no schedule in its policy: deleted", key)
+            await self.jobs.delete(job_of(key))
+            return
+        if data.get("schedule") != policy.schedule:
+            await self._sync_job(key, policy)
+        try:
+            await self.check(key, Trigger.SCHEDULE, self.app_id)
+        except CheckRunning as exc:
+            log.info("scheduled drift check skipped: %s", exc)
+
+    async def check(self, model: str, trigger: Trigger, actor: str) -> CheckResult:
+        """Checks the drift of the model's champion and of each version with rows in the window
+        (VERSIONS_CHECKED at most), stores the reports, and acts as the policy says: drift found
+        is recorded in the model's history, and announced (ModelDriftDetected) when the policy
+        says notify. One check of a model at a time (CheckRunning); at most `timeout_s`."""
+        running = self._running.get(model)
+        if running is not None:
+            self.metrics.checks.labels(trigger.value, CHECK_SKIPPED).inc()
+            raise CheckRunning(
+                f"a drift check of {model!r} ({running.value}) is running; its report will be in GET "
+                f"/api/models/{model}/monitoring"
+            )
+        self._running[model] = trigger
+        try:
+            # The deadline bounds reading and computing; what a check found is then stored whole
+            # (each write bounded by the sidecar's timeout), never cut in the middle. A drift
+            # computation past the deadline ends in its thread, bounded by the window's rows.
+            async with asyncio.timeout(self.timeout_s):
+                result, owed = await self._check(model, trigger, actor)
+            await self._store(result, owed, actor)
+        except TimeoutError:
+            self.metrics.checks.labels(trigger.value, CHECK_FAILED).inc()
+            raise CheckTooLong(
+                f"the drift check of {model!r} took longer than {self.timeout_s:g}s (DAPRML_CHECK_TIMEOUT_S): "
+                "a policy with a smaller window_rows makes it quicker"
+            ) from None
+        except BaseException:
+            self.metrics.checks.labels(trigger.value, CHECK_FAILED).inc()
+            raise
+        finally:
+            del self._running[model]
+        self.metrics.checks.labels(trigger.value, CHECK_DONE).inc()
+        self.metrics.drifted.inc(sum(1 for r in result.reports if r.drifted))
+        await self._flush_quietly(model)
+        return result
+
+    async def _check(self, model: str, trigger: Trigger, actor: str) -> tuple[CheckResult, list[Owed]]:
+        """What a check finds, and what it owes the registry and pub/sub; nothing stored yet."""
+        record = await self.records.get(record_key(model))
+        policy = record.policy if record and record.policy else DEFAULT
+        champion = (await self._model(model)).get("champion")
+        infos: dict[int, VersionInfo] = {}
+        if champion is not None:
+            infos[champion] = await self.registry.version(model, champion)
+            if infos[champion].card.reference is None and trigger == Trigger.API:
+                drift.check(infos[champion].card, [])  # raises NoReference: the 409 that says why
+        now = self.clock()
+        since = now - timedelta(hours=policy.window_hours) if policy.window_hours is not None else None
+        window = await newest_rows(self.tables, model, since, now, policy.rows_cap, self.max_parts)
+        by_version: dict[int, list[CapturedPrediction]] = {}
+        for row in window.rows:
+            by_version.setdefault(row.version, []).append(row)
+        versions = _versions(champion, by_version)
+        check_id = f"{model}-{now:%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"
+        bounds = (window.rows[0].at if window.rows else (since or now), now)
+        reports, skipped = [], []
+        for version in versions:
+            rows = by_version.get(version, [])
+            try:
+                if version not in infos:
+                    infos[version] = await self.registry.version(model, version)
+                found = await asyncio.to_thread(
+                    drift.check,
+                    infos[version].card,
+                    [r.inputs for r in rows],
+                    [r.output for r in rows],
+                    policy.drift_settings(),
+                )
+            except (Absent, drift.NoReference) as exc:
+                skipped.append(Skipped(version=version, reason=_reason(exc)))
+                continue
+            reports.append(
+                version_report(found, model, version, check_id, now, trigger, bounds, policy.drift_threshold)
+            )
+        skipped += [
+            Skipped(version=v, reason=f"more than {VERSIONS_CHECKED} versions had rows in the window")
+            for v in sorted(set(by_version) - set(versions))
+        ]
+        actions, owed = self._acting(policy, reports, actor, window.truncated)
+        if policy.on_accuracy_drop in NOTIFYING and self.live is not None:
+            dropped, told = self._accuracy(policy, await self.live(model), infos, check_id, now, actor)
+            actions, owed = actions + dropped, owed + told
+        result = CheckResult(
+            model=model,
+            check_id=check_id,
+            at=now,
+            trigger=trigger,
+            champion=champion,
+            rows_read=len(window.rows),
+            reports=reports,
+            skipped=skipped,
+            actions=actions,
+        )
+        return result, owed
+
+    async def _store(self, result: CheckResult, owed: list[Owed], actor: str) -> None:
+        """Each version's report, then the check in the model's record with what it owes (a
+        report written before the record names it, as a part before its index)."""
+        model = result.model
+        for report in result.reports:
+            await self.reports.update(report_key(model, report.version), partial(_newer, report=report))
+        await self._named(model)
+        reported = [r.version for r in result.reports]
+        let_go = 0
+
+        def change(record: MonitoringRecord | None) -> MonitoringRecord:
+            nonlocal let_go
+            before = record.let_go if record else 0
+            after = with_check(record, model, summary(result, actor), reported, result.actions, owed)
+            let_go = after.let_go - before  # the last attempt's, the one stored
+            return after
+
+        await self.records.update(record_key(model), change)
+        if let_go:
+            log.warning("%s: %d owed history entries or events let go, its outbox being full", model, let_go)
+            self.metrics.owed_dropped.inc(let_go)
+
+    def _acting(
+        self, policy: MonitoringPolicy, reports: list[VersionReport], actor: str, truncated: bool
+    ) -> tuple[list[ActionTaken], list[Owed]]:
+        """What the drift found owes: a history entry for each drifted version, and with notify
+        (or retrain) its ModelDriftDetected event."""
+        actions: list[ActionTaken] = []
+        owed: list[Owed] = []
+        for report in (r for r in reports if r.drifted):
+            notify = policy.on_drift in NOTIFYING
+            words = f"{len(report.drifted)} drifted over {report.rows} rows: {', '.join(report.drifted[:10])}"
+            owed.append(
+                Owed(
+                    id=f"{report.check_id}-{report.version}-note",
+                    kind="note",
+                    note=Note(
+                        action="monitoring.drift",
+                        reason=f"version {report.version}: {words}"[:2000],
+                        details=_bounded(
+                            {
+                                "check_id": report.check_id,
+                                "version": report.version,
+                                "rows": report.rows,
+                                "threshold": report.threshold,
+                                "window_truncated": truncated,
+                                "action": policy.on_drift.value,
+                                "psi": {n: report.features[n].psi for n in report.drifted if n in report.features},
+                            }
+                        ),
+                        actor=None if actor == self.app_id else actor,
+                    ),
+                )
+            )
+            if notify:
+                owed.append(
+                    Owed(
+                        id=f"{report.check_id}-{report.version}",
+                        kind="drift",
+                        drift=ModelDriftDetected(
+                            model=report.model,
+                            version=report.version,
+                            check_id=report.check_id,
+                            window_from=report.window_from,
+                            window_to=report.window_to,
+                            rows=report.rows,
+                            threshold=report.threshold,
+                            features=report.features,
+                            output=report.output,
+                        ),
+                    )
+                )
+            actions.append(
+                ActionTaken(
+                    at=report.at,
+                    check_id=report.check_id,
+                    version=report.version,
+                    action="notify" if notify else "none",
+                    reason=words,
+                )
+            )
+        return actions, owed
+
+    async def _model(self, model: str) -> dict[str, int]:
+        """The model's aliases; ModelNotFound when the registry has no such model."""
+        try:
+            return (await self.registry.model(model)).aliases
+        except Absent:
+            raise ModelNotFound(f"there is no model named {model!r}") from None
+
+    def _accuracy(
+        self,
+        policy: MonitoringPolicy,
+        live: LiveReport,
+        infos: dict[int, VersionInfo],
+        check_id: str,
+        now: datetime,
+        actor: str,
+    ) -> tuple[list[ActionTaken], list[Owed]]:
+        """The versions checked whose live accuracy fell below their holdout's by more than the
+        policy allows: each an action, and a `monitoring.accuracy` history entry (no event: none
+        is defined for it yet)."""
+        actions: list[ActionTaken] = []
+        owed: list[Owed] = []
+        for version_live in live.versions:
+            info = infos.get(version_live.version)
+            measured = version_live.window.metrics.get(ACCURACY)
+            if info is None or measured is None:
+                continue
+            why = accuracy_dropped(info.metrics.get(ACCURACY), measured.value, measured.count, policy)
+            if why is None:
+                continue
+            version = version_live.version
+            owed.append(
+                Owed(
+                    id=f"{check_id}-{version}-accuracy",
+                    kind="note",
+                    note=Note(
+                        action="monitoring.accuracy",
+                        reason=f"version {version}: {why}",
+                        details={
+                            "check_id": check_id,
+                            "version": version,
+                            "live": measured.value,
+                            "pairs": measured.count,
+                            "holdout": info.metrics.get(ACCURACY),
+                            "accuracy_drop": policy.accuracy_drop,
+                        },
+                        actor=None if actor == self.app_id else actor,
+                    ),
+                )
+            )
+            actions.append(ActionTaken(at=now, check_id=check_id, version=version, action="notify", reason=why))
+        return actions, owed
+
+    async def _named(self, model: str) -> None:
+        def add(index: Names | None) -> Names | None:
+            index = index or Names()
+            if model in index.names:
+                return None
+            index.names = sorted([*index.names, model])
+            return index
+
+        await self.names.update(NAMES_KEY, add)
+
+    # the outbox
+
+    async def flush(self, model: str) -> int:
+        """Sends what the model's record owes, in order, and removes what went; returns how many.
+        What the registry refuses (a model gone, a note it will not take) is let go, logged."""
+        record = await self.records.get(record_key(model))
+        if record is None or not record.outbox:
+            return 0
+        sent: set[str] = set()
+        try:
+            for item in record.outbox:
+                if item.kind == "note" and item.note is not None:
+                    try:
+                        await self.registry.note(model, item.note)
+                    except (Absent, Refused) as exc:
+                        log.warning("history entry %s of %s let go: %s", item.id, model, exc)
+                        self.metrics.owed_dropped.inc()
+                elif item.drift is not None:
+                    await self.publisher.publish(
+                        EventType.MODEL_DRIFT_DETECTED, item.drift, subject=model, event_id=item.id
+                    )
+                sent.add(item.id)
+        finally:
+            if sent:
+                await self.records.update(record_key(model), partial(without_sent, sent=sent))
+        return len(sent)
+
+    async def flush_all(self) -> None:
+        index = await self.names.get(NAMES_KEY)
+        await flush_each(index.names if index else [], self.flush, "monitored model")
+
+    async def _flush_quietly(self, model: str) -> None:
+        try:
+            await self.flush(model)
+        except Exception as exc:  # stored and owed: the background relay sends it later
+            log.warning("what monitoring owes for %s is not sent yet, will retry: %s", model, exc)
+
+
+def _is_model(name: str) -> bool:
+    return re.fullmatch(MODEL_NAME.strip("^$"), name) is not None
+
+
+def _versions(champion: int | None, by_version: dict[int, list[CapturedPrediction]]) -> list[int]:
+    """The champion first, then the versions with the most rows in the window."""
+    counts = Counter({v: len(rows) for v, rows in by_version.items()})
+    ordered = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], -kv[0])) if v != champion]
+    if champion is None:
+        return ordered[:VERSIONS_CHECKED]
+    return [champion, *ordered[: VERSIONS_CHECKED - 1]]
+
+
+def _newer(current: VersionReport | None, report: VersionReport) -> VersionReport | None:
+    """The report, unless the one stored is newer (another replica's later check)."""
+    return report if current is None or current.at <= report.at else None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, Absent):
+        return "the registry has no such version"
+    return str(exc)
+
+
+def _bounded(details: dict[str, Any]) -> dict[str, Any]:
+    """Details within the registry's limit: the biggest value cut to a note when too large."""
+    while len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES and details:
+        biggest = max(details, key=lambda k: len(json.dumps(details[k], default=str)))
+        details = {**details, biggest: "(too large for the history: GET .../monitoring has it)"}
+        if len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
+            details.pop(biggest)
+    return details
