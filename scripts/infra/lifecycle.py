@@ -17,6 +17,7 @@ from scripts.proc import (
     DATA,
     SetupError,
     clients,
+    listener_pid,
     port_open,
     read_pid,
     require_free,
@@ -87,6 +88,15 @@ def redis_answer(port: int, password: str) -> str | None:
     return "+PONG" if lines[0] == "+OK" and lines[1:2] == ["+PONG"] else lines[0]
 
 
+def _of_this_checkout(port: int) -> bool:
+    """Whether the process listening on the port was started with this checkout's data folder."""
+    pid = listener_pid(port)
+    try:
+        return pid is not None and str(DATA) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
 def already_serving(server: Server) -> bool:
     """Whether what listens on the server's port is such a server we can use: a Redis that
     takes our password, a placement or scheduler by its process name. A Redis that does not
@@ -99,8 +109,20 @@ def already_serving(server: Server) -> bool:
             f"a Redis that is not ours answers on 127.0.0.1:{server.port} ({who_listens(server.port)}) and refuses "
             f"the password in .data/component-secrets.json ({answer}); stop it, or start it with that password"
         )
-    if server.name in control_plane.NAMES + observability.NAMES:
+    if server.name in observability.NAMES:
         return port_open(server.port) and who_listens(server.port).endswith(f"({server.name})")
+    if server.name in control_plane.NAMES:
+        if not (port_open(server.port) and who_listens(server.port).endswith(f"({server.name})")):
+            return False
+        if _of_this_checkout(server.port):
+            return True  # ours, its pidfile lost
+        # Another checkout's: its certificates come from that checkout's sentry, and this one's
+        # sidecars would fail every mTLS handshake with it (workflows and actors never start).
+        raise SetupError(
+            f"the {server.name} on 127.0.0.1:{server.port} ({who_listens(server.port)}) belongs to another "
+            f"checkout and trusts that one's certificates, not this one's ({DATA}/sentry); stop it there "
+            "(make down in that checkout) and try again"
+        )
     return False  # PostgreSQL, RabbitMQ, NATS: only our own, with our passwords
 
 

@@ -13,7 +13,7 @@ import pytest
 from scripts import profiles
 from scripts.infra import backends, lifecycle
 from scripts.infra.spec import Server
-from scripts.proc import SetupError, free_port, port_open, wait_until
+from scripts.proc import DATA, SetupError, free_port, port_open, wait_until
 
 
 def test_a_server_of_the_same_kind_already_listening_is_used_not_fought(tmp_path):
@@ -22,14 +22,24 @@ def test_a_server_of_the_same_kind_already_listening_is_used_not_fought(tmp_path
     shutil.copy(sys.executable, fake_name)
     port = free_port()
     listen = f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(60)"
-    other = subprocess.Popen([str(fake_name), "-c", listen])
+    # Started with this checkout's data folder (its trust anchors): ours, its pidfile lost.
+    ours = subprocess.Popen([str(fake_name), "-c", listen, "--trust-anchors-file", f"{DATA}/sentry/ca.crt"])
     try:
         assert wait_until(lambda: port_open(port), 10)
         assert lifecycle.already_serving(Server("placement", port, []))
         assert not lifecycle.already_serving(Server("scheduler", port, []))
     finally:
-        other.kill()
-        other.wait()
+        ours.kill()
+        ours.wait()
+    # Another checkout's: its certificates are not this one's, so not usable: said, not used.
+    theirs = subprocess.Popen([str(fake_name), "-c", listen, "--trust-anchors-file", "/elsewhere/.data/sentry/ca.crt"])
+    try:
+        assert wait_until(lambda: port_open(port), 10)
+        with pytest.raises(SetupError, match="belongs to another checkout"):
+            lifecycle.already_serving(Server("placement", port, []))
+    finally:
+        theirs.kill()
+        theirs.wait()
 
 
 def test_a_redis_without_our_password_on_our_port_is_a_clear_error(tmp_path):
