@@ -324,13 +324,14 @@ def run(stack: Stack) -> int:
         names = walkthrough.load_samples(stack)
         models_ok = walkthrough.show_models(stack, names)
         predictions_ok = walkthrough.show_predictions(stack, names)
+        monitoring_ok = walkthrough.show_monitoring(stack) if walkthrough.MONITORED in names else True
     finally:
         if not was_running:
             stack.stop()
             infra.down(started)
     if not was_running:
         print("Run `make up` to keep the stack running, then open http://127.0.0.1:8000/docs.")
-    return 0 if report["ok"] and models_ok and predictions_ok else 1
+    return 0 if report["ok"] and models_ok and predictions_ok and monitoring_ok else 1
 
 
 def main(argv: list[str]) -> int:

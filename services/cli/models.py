@@ -1,5 +1,6 @@
-"""daprml models list | show | history | promote | rollback"""
+"""daprml models list | show | history | promote | rollback | monitor"""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -184,3 +185,116 @@ def rollback_command(ctx: typer.Context, name: str, reason: Reason = None, json:
         render.print_json(answer)
     else:
         render.out.print(moved(answer), markup=False)
+
+
+@app.command("monitor")
+@handled
+def monitor_command(
+    ctx: typer.Context,
+    name: str,
+    check: Annotated[bool, typer.Option("--check", help="Run a drift check first (an admin key).")] = False,
+    json: Json = False,
+) -> None:
+    """A model's monitoring: live metrics per version (window and today), the last drift report,
+    the policy and the latest actions."""
+    gw = gateway(ctx)
+    result = gw.post(f"/api/models/{q(name)}/monitoring/check") if check else None
+    answer = gw.get(f"/api/models/{q(name)}/monitoring")
+    if json:  # the monitoring answer, after the check when asked: its report is in it
+        render.print_json(answer)
+        return
+    if result is not None:
+        render.out.print(checked(result), markup=False)
+    live = answer.get("live") or {}
+    if not (
+        answer["policy"] or answer["reports"] or answer["checks"] or live.get("pairs") or live.get("held_predictions")
+    ):
+        render.out.print(
+            f"{name}: not monitored yet. Predictions are captured as they are made; send their actual values "
+            f"(POST /api/models/{name}/feedback) for live metrics, and set a policy "
+            f"(PUT /api/models/{name}/monitoring) or run a check: daprml models monitor {name} --check",
+            markup=False,
+        )
+        return
+    render.fields(policy_fields(answer))
+    live_table(live)
+    for report in last_reports(answer["reports"]):
+        drift_table(report)
+    actions = [(render.when(a["at"]), f"v{a['version']}", a["action"], a["reason"]) for a in answer["actions"][:10]]
+    if actions:
+        render.table("latest actions", ["when", "version", "action", "why"], actions)
+
+
+def checked(result: dict[str, Any]) -> str:
+    drifted = [f"v{r['version']}: {', '.join(r['drifted'])}" for r in result["reports"] if r["drifted"]]
+    skipped = [f"v{s['version']} skipped ({s['reason']})" for s in result["skipped"]]
+    found = f"drifted {'; '.join(drifted)}" if drifted else "nothing drifted"
+    return "; ".join([f"check {result['check_id']}: {result['rows_read']} rows read", found, *skipped])
+
+
+def policy_fields(answer: dict[str, Any]) -> list[tuple[str, Any]]:
+    policy = answer["policy"]
+    if policy is None:
+        return [("model", answer["model"]), ("policy", "none: checks run only when asked, with the defaults")]
+    rows, hours = policy.get("window_rows"), policy.get("window_hours")
+    window = [f"{rows} rows" if rows else "", f"{hours:g} h" if hours else ""]
+    return [
+        ("model", answer["model"]),
+        ("schedule", f"{policy['schedule']} (job {answer.get('job')})" if policy["schedule"] else "only when asked"),
+        ("window", ", ".join(w for w in window if w) or "-"),
+        (
+            "drift",
+            f"PSI > {policy['drift_threshold']:g}, missing +{policy['missing_rise']:g}, min {policy['min_rows']} rows",
+        ),
+        ("on drift", policy["on_drift"]),
+        ("on accuracy drop", f"{policy['on_accuracy_drop']} (more than {policy['accuracy_drop']:g} below holdout)"),
+        ("changed", f"{render.when(answer.get('changed_at'))} by {answer.get('changed_by') or '-'}"),
+    ]
+
+
+def measured(metric: dict[str, Any] | None) -> str:
+    """A live metric and the pairs it rests on: a value over 3 pairs is noise."""
+    return f"{render.cell(metric['value'])} ({metric['count']})" if metric else "-"
+
+
+def live_table(live: dict[str, Any]) -> None:
+    versions = live.get("versions") or []
+    if not versions:
+        render.out.print("live metrics: none yet (no feedback joined with a captured prediction)", markup=False)
+        return
+    names = sorted({n for v in versions for n in v["window"]["metrics"]})
+    primary = live.get("primary") or "-"
+    today = datetime.now(UTC).date().isoformat()
+    rows = []
+    for v in versions:
+        day = next((d for d in v["daily"] if d["day"] == today), None)
+        window = [measured(v["window"]["metrics"].get(n)) for n in names]
+        rows.append((f"v{v['version']}", v["window"]["count"], *window, measured(day and day["metrics"].get(primary))))
+    settings = live.get("settings") or {}
+    hours = render.cell(settings.get("window_hours"))
+    title = f"live metrics, value (pairs): last {settings.get('window_pairs')} pairs of {hours} h"
+    render.table(title, ["version", "pairs", *names, f"{primary} today"], rows)
+    if live.get("pending") or live.get("truncated"):
+        truncated = "; older pairs let go (truncated)" if live.get("truncated") else ""
+        render.out.print(f"{live.get('pending', 0)} actuals wait for their prediction{truncated}", markup=False)
+
+
+def last_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reports of the latest check (one per version it read)."""
+    if not reports:
+        return []
+    latest = max(r["at"] for r in reports)
+    return [r for r in reports if r["at"] == latest]
+
+
+def drift_table(report: dict[str, Any]) -> None:
+    features = list(report["features"].items()) + ([("output", report["output"])] if report.get("output") else [])
+    rows = [
+        (name, "too few rows" if f["psi"] is None else f["psi"], f["missing_share"], f["unseen_share"], f["drifted"])
+        for name, f in features
+    ]
+    title = (
+        f"drift of v{report['version']}: check {report['check_id']} at {render.when(report['at'])}, "
+        f"{report['rows']} rows, threshold {report['threshold']:g}"
+    )
+    render.table(title, ["feature", "psi", "missing", "unseen", "drifted"], rows)

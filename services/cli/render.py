@@ -45,8 +45,9 @@ def cell(value: Any) -> str:
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     shown = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
-    for name in columns:
-        shown.add_column(name, overflow="fold")
+    for i, name in enumerate(columns):
+        # The first column names the row: never folded ("inferenc" / "e"), the others give way.
+        shown.add_column(name, overflow="fold", no_wrap=i == 0)
     for row in rows:
         shown.add_row(*(Text(cell(v)) for v in row))
     out.print(shown)

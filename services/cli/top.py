@@ -34,7 +34,10 @@ def rate(value: float | None) -> str:
 
 
 def ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.3g} ms"
+    if seconds is None:
+        return "-"
+    # Seconds past one: "1.75 s", not "1.75e+03 ms" (the monitor's held deliveries take that long).
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{seconds * 1000:.3g} ms"
 
 
 def share(value: float | None) -> str:

@@ -17,6 +17,8 @@ from services.monitor.metrics import MonitorMetrics
 from services.monitor.monitoring import JOB_KIND, Monitoring, Names
 from services.monitor.monitoring_api import router as monitoring_router
 from services.monitor.ports import MonitorPorts  # also imported from here by tests/api/conftest.py
+from services.monitor.retention import JOB_KIND as RETENTION_JOB_KIND
+from services.monitor.retention import Retention, RetentionLimits
 from services.monitor.service import MonitorService
 from services.monitor.settings import Settings
 from services.monitor.tables import InferenceTables
@@ -39,7 +41,7 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
     service = MonitorService(capture, tables, metrics)
     live = LiveTracker(
         tables.table,
-        feedback_table(ports.state, ports.blobs, settings.index_segment_parts),
+        feedback_table(ports.state, ports.blobs, settings.index_segment_parts, metrics),
         LiveLimits(
             retention_days=settings.feedback_retention_days,
             window_pairs=settings.live_window_pairs,
@@ -66,6 +68,14 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
         max_parts=settings.check_max_parts,
         live=live.report,
     )
+    retention = Retention(
+        [tables.table, live.feedback],
+        ports.jobs,
+        RetentionLimits(
+            days=settings.retention_days, schedule=settings.retention_schedule, max_parts=settings.retention_max_parts
+        ),
+        metrics,
+    )
     return build_app(
         ServiceSpec(
             title="daprml monitor",
@@ -78,8 +88,10 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
             background=[
                 Periodic("live-metrics", settings.live_cache_s, live.refresh_held),
                 Periodic("monitoring outbox", settings.monitoring_outbox_s, monitoring.flush_all),
+                # Every replica schedules the retention job (the same name: one job, fired on one replica).
+                Periodic("retention job", 5.0, retention.schedule, until_done=True),
             ],
-            jobs={JOB_KIND: monitoring.on_job},
+            jobs={JOB_KIND: monitoring.on_job, RETENTION_JOB_KIND: retention.on_job},
             closing=[capture.close],
         )
     )

@@ -31,8 +31,10 @@ FEEDBACK_CODEC = Codec[FeedbackRow](
 )
 
 
-def feedback_table(state: StateStore, blobs: BlobStore, segment_parts: int) -> PartTable[FeedbackRow]:
-    return PartTable(FEEDBACK, FEEDBACK_CODEC, state, blobs, segment_parts)
+def feedback_table(
+    state: StateStore, blobs: BlobStore, segment_parts: int, metrics: MonitorMetrics | None = None
+) -> PartTable[FeedbackRow]:
+    return PartTable(FEEDBACK, FEEDBACK_CODEC, state, blobs, segment_parts, metrics)
 
 
 class TooManyItems(ClientError):

@@ -12,6 +12,9 @@ FEEDBACK_OUTCOMES = (MATCHED, PENDING, DUPLICATE, INVALID)
 CHECK_TRIGGERS = ("schedule", "api")
 CHECK_DONE, CHECK_SKIPPED, CHECK_FAILED = "done", "skipped", "failed"
 CHECK_OUTCOMES = (CHECK_DONE, CHECK_SKIPPED, CHECK_FAILED)
+TABLES = ("predictions", "feedback")
+RETENTION_DONE, RETENTION_BOUNDED, RETENTION_SKIPPED, RETENTION_FAILED = "done", "bounded", "skipped", "failed"
+RETENTION_OUTCOMES = (RETENTION_DONE, RETENTION_BOUNDED, RETENTION_SKIPPED, RETENTION_FAILED)
 
 
 class MonitorMetrics:
@@ -96,3 +99,38 @@ class MonitorMetrics:
             "History entries and drift events let go unsent: the registry refused them, or a model's outbox was full",
             registry=registry,
         )
+        # Retention (retention.py): parts and rows deleted by table (predictions, feedback), each
+        # run's outcome, and parts an index named that the blob store did not have when read.
+        self.retention_parts = Counter(
+            "daprml_monitor_retention_parts_deleted",
+            "Parquet parts deleted by retention (older than DAPRML_RETENTION_DAYS), by table",
+            ["table"],
+            registry=registry,
+        )
+        self.retention_rows = Counter(
+            "daprml_monitor_retention_rows_deleted",
+            "Rows in the parts retention deleted, by table",
+            ["table"],
+            registry=registry,
+        )
+        self.retention_runs = Counter(
+            "daprml_monitor_retention_runs",
+            "Retention runs (the retention job firing), by outcome (done: nothing past retention is left; "
+            "bounded: it stopped at DAPRML_RETENTION_MAX_PARTS, the next run goes on; skipped: one was running; "
+            "failed)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.parts_missing = Counter(
+            "daprml_monitor_parts_missing",
+            "Parts an index named that the blob store did not have when read (passed over; retention "
+            "interrupted between deleting a part and forgetting it leaves such a name until its next run)",
+            ["table"],
+            registry=registry,
+        )
+        for table in TABLES:
+            self.retention_parts.labels(table)
+            self.retention_rows.labels(table)
+            self.parts_missing.labels(table)
+        for outcome in RETENTION_OUTCOMES:
+            self.retention_runs.labels(outcome)

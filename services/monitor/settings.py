@@ -1,6 +1,7 @@
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from services.common.settings import ServiceSettings, env
+from services.monitor.domain.schedule import problem
 
 
 class Settings(ServiceSettings):
@@ -54,3 +55,31 @@ class Settings(ServiceSettings):
     monitoring_outbox_s: float = Field(10.0, gt=0)
     """How often what monitoring still owes (history entries the registry did not take, drift
     events the pub/sub did not) is sent again."""
+    retention_days: int = Field(30, ge=1, le=3650)
+    """Days of inference tables and feedback kept: parts of older days (UTC) are deleted by the
+    retention job. At least DAPRML_FEEDBACK_RETENTION_DAYS: feedback still joins predictions of
+    that many days, so both must be there."""
+    retention_schedule: str = "@every 1h"
+    """When the retention job runs (a Dapr Job, as Dapr's scheduler reads schedules)."""
+    retention_max_parts: int = Field(500, ge=1, le=100_000)
+    """Parts one run of the retention job deletes at most (the next run goes on)."""
+
+    @field_validator("retention_days")
+    @classmethod
+    def _keeps_the_feedback_window(cls, days: int, info: ValidationInfo) -> int:
+        window = info.data.get("feedback_retention_days")
+        if window is not None and days < window:
+            raise ValueError(
+                f"{days} days would delete predictions and feedback that still join "
+                f"(DAPRML_FEEDBACK_RETENTION_DAYS is {window}): keep at least {window} days, "
+                "or lower DAPRML_FEEDBACK_RETENTION_DAYS"
+            )
+        return days
+
+    @field_validator("retention_schedule")
+    @classmethod
+    def _schedule_the_scheduler_takes(cls, schedule: str) -> str:
+        why = problem(schedule)
+        if why is not None:
+            raise ValueError(why)
+        return schedule

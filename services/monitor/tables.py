@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, Generic, TypeVar
 
 from services.common.contracts.monitoring import CapturedPrediction, PredictionsPage
-from services.common.ports import BlobStore, NotFound, StateStore
+from services.common.ports import BlobStore, ConcurrencyConflict, NotFound, StateStore
 from services.common.state import Documents
 from services.monitor import parquet
 from services.monitor.domain.index import (
@@ -33,6 +33,7 @@ from services.monitor.domain.index import (
     with_segment,
 )
 from services.monitor.domain.pages import Cursor, Gathering, candidates
+from services.monitor.domain.retention import TableModels, with_model, without_day, without_parts
 from services.monitor.domain.rows import day_of, row_key, utc
 from services.monitor.metrics import MonitorMetrics
 
@@ -65,15 +66,39 @@ class WrittenPart:
     entry: PartEntry
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What pruning a day removed, and whether the day is gone (False: the bound came first)."""
+
+    parts: int
+    rows: int
+    done: bool
+
+
 class PartTable(Generic[R]):
     """One table's parts (`kind`: predictions, feedback): blobs under monitor/<kind>/<model>/<day>/,
     indexed by the state documents <kind>:<model> (the days) and <kind>:<model>:<day>:<n> (the
     parts of a day, at most `segment_parts` a document)."""
 
-    def __init__(self, kind: str, codec: Codec[R], state: StateStore, blobs: BlobStore, segment_parts: int):
+    def __init__(
+        self,
+        kind: str,
+        codec: Codec[R],
+        state: StateStore,
+        blobs: BlobStore,
+        segment_parts: int,
+        metrics: MonitorMetrics | None = None,
+    ):
         self.kind, self.codec, self.blobs, self.segment_parts = kind, codec, blobs, segment_parts
+        self.state, self.metrics = state, metrics
         self.indexes = Documents(state, ModelIndex)
         self.segments = Documents(state, Segment)
+        self.models_list = Documents(state, TableModels)
+        self.listed: set[str] = set()  # models this process saw named in the list already
+
+    def models_key(self) -> str:
+        # Not under `<kind>:`, where a model named `models` would have its index.
+        return f"tables:{self.kind}"
 
     def part_key(self, model: str, day: str, name: str) -> str:
         return f"monitor/{self.kind}/{model}/{day}/{name}.parquet"
@@ -106,6 +131,11 @@ class PartTable(Generic[R]):
         return written
 
     async def _index(self, model: str, day: str, entry: PartEntry) -> None:
+        if model not in self.listed:
+            # The list of models names one before its index does: retention finds every table.
+            # Once a process: a name is never taken off the list (retention.py says why).
+            await self.models_list.update(self.models_key(), partial(with_model, model=model))
+            self.listed.add(model)
         index = await self.indexes.get(self.index_key(model))
         segment = max(index.days.get(day, 0) if index else 0, 1)
         # The index names a segment before the segment names the part: a reader finds every part.
@@ -143,7 +173,61 @@ class PartTable(Generic[R]):
             log.warning(
                 "the %s index of %s names part %s of %s, not in the blob store", self.kind, model, part.name, day
             )
+            if self.metrics is not None:
+                self.metrics.parts_missing.labels(self.kind).inc()
             return None
+
+    async def models(self) -> list[str]:
+        """The models this table has (or had) parts of."""
+        listed = await self.models_list.get(self.models_key())
+        return listed.names if listed else []
+
+    async def prune(self, model: str, day: str, max_parts: int) -> Pruned:
+        """Deletes up to `max_parts` parts of the model's day, and the day itself from the index
+        once it has no part left. Safe to run again after a crash or beside another run.
+
+        Each step deletes a thing before what names it: the part's blob, then its entry in its
+        segment; an empty segment, then the day in the index. A crash in between leaves a name
+        of something gone, never a thing nothing names: readers pass over a part that is not
+        in the blob store (counted in daprml_monitor_parts_missing_total), a segment that is not
+        in the state store lists nothing, and the next run deletes again what is already gone
+        and takes the name away. The other order would leave blobs no one can find (the blob
+        store is never listed), kept for ever."""
+        index = await self.indexes.get(self.index_key(model))
+        segments = index.days.get(day, 0) if index else 0
+        parts = rows = 0
+        for n in range(1, segments + 1):
+            key = self.segment_key(model, day, n)
+            segment = await self.segments.get(key)
+            listed = segment.parts if segment else []
+            take = listed[: max_parts - parts]
+            for part in take:
+                try:
+                    await self.blobs.delete(self.part_key(model, day, part.name))
+                except NotFound:
+                    pass  # deleted by a run that stopped before forgetting it
+            if take:
+                await self.segments.update(key, partial(without_parts, names=frozenset(p.name for p in take)))
+                parts, rows = parts + len(take), rows + sum(p.rows for p in take)
+            if len(take) < len(listed) or not await self._drop_empty(key):
+                return Pruned(parts, rows, done=False)
+        # Every segment is gone: forget the day. A row of that day written at this very moment
+        # (a delivery late by the whole retention) would be left unnamed: a part no one reads.
+        await self.indexes.update(self.index_key(model), partial(without_day, day=day))
+        return Pruned(parts, rows, done=True)
+
+    async def _drop_empty(self, key: str) -> bool:
+        """Deletes the segment if it lists no part; False if it lists one (written since)."""
+        found = await self.state.get(key)
+        if found is None:
+            return True
+        if Segment.model_validate_json(found.value).parts:
+            return False
+        try:
+            await self.state.delete(key, etag=found.etag)  # only if no part was added since
+        except ConcurrencyConflict:
+            return False
+        return True
 
     async def read(self, model: str, day: str, part: PartEntry, decode: Callable[[bytes], Any] | None = None) -> Any:
         """The part's rows, decoded by the table's codec (or by `decode`, which may read fewer
@@ -176,7 +260,7 @@ class InferenceTables:
     def __init__(
         self, state: StateStore, blobs: BlobStore, segment_parts: int, page_max_parts: int, metrics: MonitorMetrics
     ):
-        self.table = PartTable(PREDICTIONS, PREDICTION_CODEC, state, blobs, segment_parts)
+        self.table = PartTable(PREDICTIONS, PREDICTION_CODEC, state, blobs, segment_parts, metrics)
         self.blobs, self.segment_parts, self.page_max_parts = blobs, segment_parts, page_max_parts
         self.metrics = metrics
         self.indexes, self.segments = self.table.indexes, self.table.segments

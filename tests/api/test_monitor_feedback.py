@@ -92,6 +92,13 @@ def test_a_bad_body_is_a_422_naming_the_item_and_nothing_of_it_is_kept(monitor, 
     assert feedback_parts(monitor) == [] and invalid_counted(monitor) == 1
 
 
+@pytest.mark.parametrize("body", [b"\xa1s~\xc3{\xff\xfe", b'[{"prediction_id": "\xff"}]'])
+def test_a_body_that_is_not_utf8_is_a_422_not_a_500(monitor, body):
+    # Schemathesis sent bytes that are not UTF-8: the error's `input` could not be written as JSON.
+    reply = monitor.post("/api/models/iris/feedback", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 422, reply.text
+
+
 def test_a_body_that_is_not_json_is_a_422(monitor):
     reply = monitor.post("/api/models/iris/feedback", content=b"[{", headers={"content-type": "application/json"})
     assert reply.status_code == 422 and reply.json()["detail"][0]["type"] == "json_invalid"

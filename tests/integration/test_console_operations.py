@@ -277,6 +277,7 @@ def test_daprml_top_shows_the_same_numbers_in_the_terminal(stack, daprml, model)
         if "│" in line
     }
     assert rows[model][2].endswith("/s") and float(rows[model][2][:-2]) > 0, done.stdout
+    assert "inference" in rows, done.stdout
     dapr, replicas, sidecars = rows["inference"][5:]
     assert dapr == "ok", done.stdout
     for up, listed in (replicas.split("/"), sidecars.split("/")):  # every replica and its sidecar up

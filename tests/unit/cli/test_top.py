@@ -150,3 +150,14 @@ def test_top_with_a_refused_key_exits_4(fake, cli):
     fake.on("GET", "/api/operations/services", reply(401, {"detail": "unknown API key"}))
     result = cli("top", "--once")
     assert result.exit_code == 4 and "unknown API key" in result.stderr
+
+
+def test_slow_services_show_seconds_and_no_service_name_is_folded(fake, cli):
+    # Seen on a real stack: the monitor's held deliveries (p50 1.75 s) widened the latency
+    # columns to "1.75e+03 ms", and the 80-column table folded "inference" into "inferenc"/"e".
+    slow = json.loads(json.dumps(SERVICES))
+    slow["services"][1]["current"] = current(0.846, 1.75, 2.49, 0.0)
+    serve(fake, services=slow)
+    result = cli("top", "--once")
+    rows = lines_of(result.stdout)
+    assert rows["inference"][1:4] == ["0.846/s", "1.75 s", "2.49 s"], result.stdout

@@ -1,9 +1,10 @@
 /* The models: the list, and one model (its versions' metrics over time, its aliases, promotion
- * and rollback, and its history: who did what, why and when). */
+ * and rollback, its monitoring (views/monitoring.js), and its history: who did what, why and when). */
 
 import { api } from "../shared/api.js";
 import { badge, card, crumbs, enc, fmt, h, table, when } from "../shared/dom.js";
 import { actionFailed, banner, newChart, rerender } from "../shared/page.js";
+import { monitoringCard } from "./monitoring.js";
 
 export async function viewModels() {
   const { models, total } = await api("/api/models?limit=500");
@@ -124,6 +125,7 @@ export async function viewModel(name) {
         h("div", { class: "actions" },
           h("button", { id: "rollback", class: "secondary", title: "needs an admin key", onclick: rollback, disabled: !champion, text: "Roll back champion" }),
           h("span", { class: "muted", text: "moving aliases needs an admin key" })))),
+    monitoringCard(model),
     card("History", entries.length
       ? [table(["when", "who", "what", "why"], entries, { id: "history" }),
         h("p", { class: "muted", text: `latest ${entries.length} of ${history.total}; all of it: daprml models history ${name}` })]
