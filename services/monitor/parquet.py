@@ -38,8 +38,15 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _parquet(records: list[dict[str, Any]], schema: pa.Schema) -> bytes:
+    """One part's bytes: the records as a table of the schema, zstd-compressed."""
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(records, schema=schema), sink, compression="zstd")
+    return sink.getvalue()
+
+
 def encode(rows: list[CapturedPrediction]) -> bytes:
-    table = pa.Table.from_pylist(
+    return _parquet(
         [
             {
                 "prediction_id": r.prediction_id,
@@ -55,11 +62,8 @@ def encode(rows: list[CapturedPrediction]) -> bytes:
             }
             for r in rows
         ],
-        schema=SCHEMA,
+        SCHEMA,
     )
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
 
 
 def decode(data: bytes) -> list[CapturedPrediction]:
@@ -124,7 +128,7 @@ FEEDBACK_SCHEMA = pa.schema(
 
 
 def encode_feedback(rows: list[FeedbackRow]) -> bytes:
-    table = pa.Table.from_pylist(
+    return _parquet(
         [
             {
                 "prediction_id": r.prediction_id,
@@ -135,11 +139,8 @@ def encode_feedback(rows: list[FeedbackRow]) -> bytes:
             }
             for r in rows
         ],
-        schema=FEEDBACK_SCHEMA,
+        FEEDBACK_SCHEMA,
     )
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
 
 
 def decode_feedback(data: bytes) -> list[FeedbackRow]:
