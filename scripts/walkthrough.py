@@ -81,26 +81,32 @@ DRAWN = 300  # rows a check reads: enough for a PSI over 10 bins (200 at least, 
 
 def show_monitoring(stack: "Stack", name: str = MONITORED, timeout_s: float = 90) -> bool:
     """Sends the model DRAWN predictions drawn from its own dataset and their true classes as
-    feedback, sets a monitoring policy reading the last DRAWN rows, checks drift, sends DRAWN
-    more with SHIFTED moved by SHIFT_SD standard deviations and checks again; prints the live
-    accuracy and each feature's PSI in both checks. Returns whether every step answered."""
+    feedback, sets a monitoring policy that reads the last DRAWN rows and retrains on drift,
+    checks drift, sends DRAWN more (with their classes) with SHIFTED moved by SHIFT_SD standard
+    deviations and checks again; prints the live accuracy, each feature's PSI in both checks, and
+    the version the retrain the second check ordered made. Returns whether every step answered."""
     print(f"monitoring: {name}, its live accuracy and drift ({DRAWN} predictions drawn from its data, then")
-    print(f"  {DRAWN} more with {SHIFTED!r} shifted by {SHIFT_SD:g} standard deviations)")
+    print(f"  {DRAWN} more with {SHIFTED!r} shifted by {SHIFT_SD:g} standard deviations; both with their classes)")
     frame = samples.SAMPLES[name]()
-    features = frame.drop(columns="target")
     with stack.gateway(timeout_s=120) as gateway:
         try:
-            _predict_with_feedback(gateway, name, frame, seed=1, timeout_s=timeout_s)
+            _predict_with_feedback(gateway, name, _drawn(frame, seed=1), timeout_s=timeout_s)
             live = _live(gateway, name, timeout_s)
             champion = _ok(gateway.get(f"/api/models/{name}/versions/champion"))
             holdout = (champion.get("metrics") or {}).get("accuracy")  # on its holdout, when trained
-            policy = {"window_rows": DRAWN, "window_hours": 1, "on_drift": "notify"}
+            # Cooldown 0: every `make run` retrains (a policy for production keeps the default day).
+            policy = {
+                "window_rows": DRAWN,
+                "window_hours": 1,
+                "on_drift": "retrain",
+                "retrain_min_rows": DRAWN,
+                "retrain_cooldown_hours": 0,
+            }
             _ok(gateway.put(f"/api/models/{name}/monitoring", params={"reason": "make run"}, json=policy))
-            before = _check(gateway, name)
-            shifted = features.sample(DRAWN, replace=True, random_state=np.random.RandomState(2))
-            shifted[SHIFTED] = shifted[SHIFTED] + SHIFT_SD * features[SHIFTED].std()
-            _predict(gateway, name, shifted.to_dict(orient="records"), timeout_s)
-            after = _check(gateway, name)
+            before, _ = _check(gateway, name)
+            _predict_with_feedback(gateway, name, _drawn(frame, seed=2, shift_sd=SHIFT_SD), timeout_s=timeout_s)
+            after, check_id = _check(gateway, name)
+            retrained = _retrained(gateway, name, check_id, timeout_s=180)
         except (httpx.HTTPError, TimeoutError, KeyError) as exc:
             print(f"  monitoring did not answer as expected: {exc}")
             return False
@@ -117,11 +123,53 @@ def show_monitoring(stack: "Stack", name: str = MONITORED, timeout_s: float = 90
         b = after["output"] if feature == "output" else after["features"].get(feature, {})
         print(f"    {feature:22} {_psi(a):>20} {_psi(b):>20}")
     print(f"  drifted: {', '.join(before['drifted']) or 'nothing'}, then {', '.join(after['drifted']) or 'nothing'}")
+    print(f"  retrain on drift (policy on_drift: retrain): {retrained}")
     return True
 
 
-def _predict_with_feedback(gateway: httpx.Client, name: str, frame: Any, seed: int, timeout_s: float) -> None:
+def _drawn(frame: Any, seed: int, shift_sd: float = 0.0) -> Any:
+    """DRAWN rows of the frame (with replacement, seeded), SHIFTED moved by `shift_sd` standard deviations."""
     drawn = frame.sample(DRAWN, replace=True, random_state=np.random.RandomState(seed))
+    drawn[SHIFTED] = drawn[SHIFTED] + shift_sd * frame[SHIFTED].std()
+    return drawn
+
+
+def _retrained(gateway: httpx.Client, name: str, check_id: str, timeout_s: float) -> str:
+    """What became of the retrain the check ordered, in words: the history entry its outcome
+    records (the monitor's relay carries it out within seconds), then its training job's end."""
+    deadline = time.monotonic() + timeout_s
+    entry = None
+    while entry is None:
+        entries = _ok(gateway.get(f"/api/models/{name}/history", params={"limit": 20}))["entries"]
+        entry = next(
+            (
+                e
+                for e in entries
+                if e["action"].startswith("monitoring.retrain") and e["details"].get("check_id") == check_id
+            ),
+            None,
+        )
+        if entry is None and time.monotonic() > deadline:
+            raise TimeoutError(f"the retrain of check {check_id} was not done within {timeout_s:.0f} s")
+        time.sleep(1)
+    details = entry["details"]
+    if entry["action"] != "monitoring.retrained":
+        return f"{entry['action'].removeprefix('monitoring.')}: {entry['reason']}"
+    job = _finished(gateway, details["job_id"], max(1.0, deadline - time.monotonic()))
+    rows = f"{details['dataset']} v{details['dataset_version']}: v{details['base_version']}'s rows"
+    made = f"{rows} + {details['feedback_rows']} captured with their classes"
+    if job is None or job["status"] != "COMPLETED":
+        return f"{made}; its job {details['job_id']} {job['status'] if job else 'did not finish in time'}"
+    result = job["result"]
+    promotion = result["promotion"]
+    return (
+        f"{made}; trained {name} v{result['version']}, now {promotion['alias']} "
+        f"(accuracy {result['metrics'].get('accuracy', float('nan')):.3f}; a version trained on feedback stays "
+        "challenger until an admin moves champion)"
+    )
+
+
+def _predict_with_feedback(gateway: httpx.Client, name: str, drawn: Any, timeout_s: float) -> None:
     ids = _predict(gateway, name, drawn.drop(columns="target").to_dict(orient="records"), timeout_s)
     actuals = [{"prediction_id": pid, "actual": actual} for pid, actual in zip(ids, drawn["target"], strict=True)]
     _ok(gateway.post(f"/api/models/{name}/feedback", json=actuals))
@@ -166,11 +214,11 @@ def _live(gateway: httpx.Client, name: str, timeout_s: float) -> dict[str, Any]:
         time.sleep(1)
 
 
-def _check(gateway: httpx.Client, name: str) -> dict[str, Any]:
-    """The champion's report of a drift check run now."""
+def _check(gateway: httpx.Client, name: str) -> tuple[dict[str, Any], str]:
+    """The champion's report of a drift check run now, and the check's id."""
     result = _ok(gateway.post(f"/api/models/{name}/monitoring/check"))
     report: dict[str, Any] = next(r for r in result["reports"] if r["version"] == result["champion"])
-    return report
+    return report, result["check_id"]
 
 
 def _psi(score: dict[str, Any]) -> str:

@@ -19,7 +19,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from services.common.contracts import Manifest, VersionInfo
+from services.common.contracts import Committed, Manifest, Origin, UploadStart, VersionInfo
+from services.common.contracts.jobs import JobRequest
 from services.common.contracts.models import (
     HistoryEntry,
     Note,
@@ -126,9 +127,15 @@ class ServiceClient:
     async def get(self, method: str, what: str) -> Reply:
         return checked(await self.invoker.call(self.app_id, method), what, self.service)
 
-    async def post(self, method: str, body: BaseModel, what: str) -> Reply:
-        data = body.model_dump_json(by_alias=True).encode()
-        reply = await self.invoker.call(self.app_id, method, "POST", data, {"content-type": "application/json"})
+    async def post(self, method: str, body: BaseModel | None, what: str) -> Reply:
+        """`body` sent as JSON; None: an empty body."""
+        if body is None:
+            return await self.send("POST", method, b"", "application/json", what)
+        return await self.send("POST", method, body.model_dump_json(by_alias=True).encode(), "application/json", what)
+
+    async def send(self, verb: str, method: str, data: bytes, content_type: str, what: str) -> Reply:
+        """`data` as it is (a part of an upload, say), of `content_type`."""
+        reply = await self.invoker.call(self.app_id, method, verb, data, {"content-type": content_type})
         return checked(reply, what, self.service)
 
     @staticmethod
@@ -192,7 +199,8 @@ class RegistryClient(ServiceClient):
 
 
 class IngestionClient(ServiceClient):
-    """Ingestion: committed dataset versions and their rows."""
+    """Ingestion: committed dataset versions and their rows (api/); uploads of a version with
+    an origin, a monitoring retrain's (started in internal/, then as any upload)."""
 
     service = "the ingestion service"
 
@@ -206,3 +214,47 @@ class IngestionClient(ServiceClient):
         what = f"the rows of dataset {dataset!r} version {version}"
         reply = await self.get(f"api/datasets/{dataset}/versions/{version}/data?format=parquet", what)
         return reply.body
+
+    async def start_upload(self, dataset: str, origin: Origin) -> str:
+        """An upload of the dataset whose version keeps `origin`; answers its id. Absent (404)
+        when the dataset has no version `origin.base_version`."""
+        what = f"starting an upload of dataset {dataset!r}"
+        reply = await self.post(f"internal/datasets/{dataset}/uploads", UploadStart(origin=origin), what)
+        return self.read(UploadStarted, reply, what).upload_id
+
+    async def put_part(self, dataset: str, upload_id: str, number: int, body: bytes, content_type: str) -> None:
+        """One part of the upload (CSV with its header line, a JSON list of records, or NDJSON);
+        sending the same part again stores nothing again. Refused (422) when no row of it is valid."""
+        what = f"part {number} of upload {upload_id!r} of dataset {dataset!r}"
+        await self.send("PUT", f"api/datasets/{dataset}/uploads/{upload_id}/parts/{number}", body, content_type, what)
+
+    async def commit(self, dataset: str, upload_id: str) -> Committed:
+        """The upload's parts as the dataset's next version; `unchanged` when they hold what the
+        latest version holds (then it is the version answered). Committing again answers the same."""
+        what = f"committing upload {upload_id!r} of dataset {dataset!r}"
+        reply = await self.post(f"api/datasets/{dataset}/uploads/{upload_id}/commit", None, what)
+        return self.read(Committed, reply, what)
+
+
+class UploadStarted(BaseModel):
+    """An upload session as ingestion answers its start: its id, which the parts and the commit name."""
+
+    upload_id: str
+
+
+class Submitted(BaseModel):
+    """A training job as training answers its submission (POST api/training/jobs): its id."""
+
+    id: str
+
+
+class TrainingClient(ServiceClient):
+    """Training: jobs (api/)."""
+
+    service = "the training service"
+
+    async def submit(self, request: JobRequest) -> str:
+        """Starts the job (the same request again answers the same job, unless it failed or was
+        canceled: then a new attempt); answers its id. Refused (429) when too many jobs wait."""
+        what = f"a training job on dataset {request.dataset!r} version {request.version}"
+        return self.read(Submitted, await self.post("api/training/jobs", request, what), what).id

@@ -1,11 +1,15 @@
-"""Ingestion's HTTP routes: translate HTTP to service calls and back, nothing more."""
+"""Ingestion's HTTP routes: translate HTTP to service calls and back, nothing more.
+
+`router` is what the gateway forwards; `internal` is called by other services through Dapr
+service invocation only (the monitor, to start a retrain's upload; services/common/contracts
+is its contract)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from services.common.contracts import DATASET_NAME, EXPORT_FORMAT, UPLOAD_ID, VERSION_REF, Task
+from services.common.contracts import DATASET_NAME, EXPORT_FORMAT, UPLOAD_ID, VERSION_REF, Task, UploadStart
 from services.ingestion.deps import ServiceDep, SettingsDep
 from services.ingestion.domain import export
 from services.ingestion.domain.errors import TooLarge
@@ -22,6 +26,7 @@ from services.ingestion.domain.views import (
 )
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+internal = APIRouter(prefix="/internal/datasets", tags=["internal"])
 
 Name = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
 UploadId = Annotated[str, Path(pattern=UPLOAD_ID)]
@@ -91,6 +96,13 @@ async def upload(
 @router.post("/{name}/uploads", status_code=201, response_model=UploadState)
 async def start_upload(name: Name, service: ServiceDep, target: Target = None, task: TaskQuery = None) -> UploadState:
     return upload_state(await service.start_upload(name, target, task))
+
+
+@internal.post("/{name}/uploads", status_code=201, response_model=UploadState)
+async def start_upload_with_origin(name: Name, start: UploadStart, service: ServiceDep) -> UploadState:
+    """An upload of the dataset whose version keeps `origin` (a monitoring retrain) in its
+    manifest; its parts and commit go through the routes of any upload."""
+    return upload_state(await service.start_upload(name, start.target, start.task, start.origin))
 
 
 @router.get("/{name}/uploads/{upload_id}", response_model=UploadState)

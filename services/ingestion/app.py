@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 from services.common import dapr_adapters, roundtrip
 from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.ports import SidecarProbe
-from services.ingestion.api import router
+from services.ingestion.api import internal, router
 from services.ingestion.metrics import IngestionMetrics
 from services.ingestion.ports import IngestionPorts  # also imported from here by tests/api/conftest.py
 from services.ingestion.repository import DatasetRepository
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, ports: IngestionPorts | None = 
             settings=settings,
             ports=ports,
             services={IngestionService: service},
-            routers=[router, roundtrip.sender],
+            routers=[router, internal, roundtrip.sender],
             metrics=registry,
             background=[
                 Periodic("housekeeping", settings.outbox_interval_s, lambda: housekeeping(service, ports.probe))

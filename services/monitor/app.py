@@ -3,7 +3,7 @@ from prometheus_client import CollectorRegistry
 
 from services.common import dapr_adapters
 from services.common.app import Periodic, ServiceSpec, build_app
-from services.common.clients import RegistryClient
+from services.common.clients import IngestionClient, RegistryClient, TrainingClient
 from services.common.events import EventType
 from services.common.state import Documents
 from services.monitor.api import public
@@ -19,6 +19,7 @@ from services.monitor.monitoring_api import router as monitoring_router
 from services.monitor.ports import MonitorPorts  # also imported from here by tests/api/conftest.py
 from services.monitor.retention import JOB_KIND as RETENTION_JOB_KIND
 from services.monitor.retention import Retention, RetentionLimits
+from services.monitor.retrain import Retrainer, RetrainLimits, truths_of
 from services.monitor.service import MonitorService
 from services.monitor.settings import Settings
 from services.monitor.tables import InferenceTables
@@ -54,12 +55,26 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
         metrics,
     )
     feedback = FeedbackService(live.feedback, live, settings.feedback_max_items, metrics)
+    registry_client = RegistryClient(ports.invoker, settings.registry_app_id)
+    retrainer = Retrainer(
+        registry_client,
+        IngestionClient(ports.invoker, settings.ingestion_app_id),
+        TrainingClient(ports.invoker, settings.training_app_id),
+        tables,
+        truths_of(live),
+        RetrainLimits(
+            max_rows=settings.retrain_max_rows,
+            max_captured=settings.retrain_max_captured,
+            max_parts=settings.check_max_parts,
+            part_bytes=settings.retrain_part_bytes,
+        ),
+    )
     monitoring = Monitoring(
         Documents(ports.state, MonitoringRecord),
         Documents(ports.state, VersionReport),
         Documents(ports.state, Names),
         tables,
-        RegistryClient(ports.invoker, settings.registry_app_id),
+        registry_client,
         ports.jobs,
         ports.publisher,
         metrics,
@@ -67,6 +82,7 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
         timeout_s=settings.check_timeout_s,
         max_parts=settings.check_max_parts,
         live=live.report,
+        retrainer=retrainer,
     )
     retention = Retention(
         [tables.table, live.feedback],

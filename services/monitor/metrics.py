@@ -5,6 +5,8 @@ gauges do, for the few models whose live report the monitor holds."""
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from services.monitor.domain.retrain import RETRAIN_FAILED, RETRAIN_SKIPPED, RETRAINED
+
 IDS_SENT, IDS_DERIVED = "sent", "derived"
 STAGES = ("capture", "read")
 MATCHED, PENDING, DUPLICATE, INVALID = "matched", "pending", "duplicate", "invalid"
@@ -15,6 +17,7 @@ CHECK_OUTCOMES = (CHECK_DONE, CHECK_SKIPPED, CHECK_FAILED)
 TABLES = ("predictions", "feedback")
 RETENTION_DONE, RETENTION_BOUNDED, RETENTION_SKIPPED, RETENTION_FAILED = "done", "bounded", "skipped", "failed"
 RETENTION_OUTCOMES = (RETENTION_DONE, RETENTION_BOUNDED, RETENTION_SKIPPED, RETENTION_FAILED)
+RETRAIN_OUTCOMES = (RETRAINED, RETRAIN_SKIPPED, RETRAIN_FAILED)
 
 
 class MonitorMetrics:
@@ -99,6 +102,16 @@ class MonitorMetrics:
             "History entries and drift events let go unsent: the registry refused them, or a model's outbox was full",
             registry=registry,
         )
+        self.retrains = Counter(
+            "daprml_monitor_retrains",
+            "Retrain orders carried out, by outcome (retrained: a dataset version made and its training job started; "
+            "retrain-skipped: too few actuals, or nothing new; retrain-failed: refused by ingestion, training or "
+            "the registry)",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in RETRAIN_OUTCOMES:
+            self.retrains.labels(outcome)
         # Retention (retention.py): parts and rows deleted by table (predictions, feedback), each
         # run's outcome, and parts an index named that the blob store did not have when read.
         self.retention_parts = Counter(

@@ -16,7 +16,6 @@ wins) and each announces what it found, under its own check id.
 """
 
 import asyncio
-import json
 import logging
 import re
 import secrets
@@ -28,19 +27,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.common.clients import Absent, Refused, RegistryClient
+from services.common.clients import Absent, RegistryClient
 from services.common.contracts import MODEL_NAME
-from services.common.contracts.models import MAX_DETAILS_BYTES, Note, VersionInfo
+from services.common.contracts.models import Note, VersionInfo
 from services.common.contracts.monitoring import CapturedPrediction
 from services.common.errors import ClientError
-from services.common.events import EventType, ModelDriftDetected
-from services.common.outbox import flush_each
 from services.common.ports import EventPublisher, Jobs
 from services.common.state import Documents
 from services.monitor.domain import drift
+from services.monitor.domain.actions import NOTIFYING, accuracy_found, bounded, drift_found, retrain_ordered, told_by
 from services.monitor.domain.ledger import LiveReport
-from services.monitor.domain.policy import ACCURACY, DEFAULT, Action, MonitoringPolicy, accuracy_dropped, changes
-from services.monitor.domain.record import MonitoringRecord, Owed, with_check, with_policy, without_sent
+from services.monitor.domain.policy import DEFAULT, MonitoringPolicy, changes
+from services.monitor.domain.record import MonitoringRecord, Owed, with_check, with_policy
 from services.monitor.domain.reports import (
     VERSIONS_CHECKED,
     ActionTaken,
@@ -53,6 +51,8 @@ from services.monitor.domain.reports import (
     version_report,
 )
 from services.monitor.metrics import CHECK_DONE, CHECK_FAILED, CHECK_SKIPPED, MonitorMetrics
+from services.monitor.relay import NAMES_KEY, Relay, record_key
+from services.monitor.retrain import Retrainer
 from services.monitor.tables import InferenceTables
 from services.monitor.window import newest_rows
 
@@ -60,12 +60,6 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "drift-check"
 """The kind of the models' Dapr Jobs: `drift-check.<model>` (ServiceSpec.jobs)."""
-NAMES_KEY = "monitoring:models"
-NOTIFYING = (Action.NOTIFY, Action.RETRAIN)
-
-
-def record_key(model: str) -> str:
-    return f"monitoring:{model}"
 
 
 def report_key(model: str, version: int) -> str:
@@ -134,12 +128,14 @@ class Monitoring:
         max_parts: int,
         live: Callable[[str], Awaitable[LiveReport]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retrainer: Retrainer | None = None,
     ):
         self.records, self.reports, self.names = state_records, state_reports, state_names
         self.tables, self.registry, self.jobs, self.publisher = tables, registry, jobs, publisher
         self.metrics, self.app_id, self.timeout_s, self.max_parts = metrics, app_id, timeout_s, max_parts
         self.live, self.clock = live, clock
         self._running: dict[str, Trigger] = {}
+        self.relay = Relay(state_records, registry, publisher, metrics, retrainer, clock)
 
     # the policy
 
@@ -178,7 +174,7 @@ class Monitoring:
             note = Note(
                 action="monitoring.policy",
                 reason=reason or ("monitoring policy removed" if policy is None else "monitoring policy set"),
-                details=_bounded({"changes": changes(before, policy), "id": note_id}),
+                details=bounded({"changes": changes(before, policy), "id": note_id}),
                 actor=actor,
             )
             after = with_policy(record, model, policy, now, actor, [Owed(id=note_id, kind="note", note=note)])
@@ -188,7 +184,7 @@ class Monitoring:
         await self._named(model)
         stored = await self.records.update(record_key(model), change)
         if changed:
-            await self._flush_quietly(model)
+            await self.relay.flush_quietly(model)
         record = stored or MonitoringRecord(model=model)
         return PolicyState(
             model=model,
@@ -259,7 +255,7 @@ class Monitoring:
             del self._running[model]
         self.metrics.checks.labels(trigger.value, CHECK_DONE).inc()
         self.metrics.drifted.inc(sum(1 for r in result.reports if r.drifted))
-        await self._flush_quietly(model)
+        await self.relay.flush_quietly(model)
         return result
 
     async def _check(self, model: str, trigger: Trigger, actor: str) -> tuple[CheckResult, list[Owed]]:
@@ -304,10 +300,15 @@ class Monitoring:
             Skipped(version=v, reason=f"more than {VERSIONS_CHECKED} versions had rows in the window")
             for v in sorted(set(by_version) - set(versions))
         ]
-        actions, owed = self._acting(policy, reports, actor, window.truncated)
+        told = told_by(actor, self.app_id)
+        drifts, owed = drift_found(policy, reports, told, window.truncated, record.told if record else {})
+        drops: list[ActionTaken] = []
         if policy.on_accuracy_drop in NOTIFYING and self.live is not None:
-            dropped, told = self._accuracy(policy, await self.live(model), infos, check_id, now, actor)
-            actions, owed = actions + dropped, owed + told
+            drops, dropped = accuracy_found(policy, await self.live(model), infos, check_id, now, told)
+            owed += dropped
+        last = record.retrain_ordered_at if record else None
+        retrain, ordered = retrain_ordered(policy, model, champion, drifts, drops, last, check_id, now, told)
+        actions, owed = drifts + drops + retrain, owed + ordered
         result = CheckResult(
             model=model,
             check_id=check_id,
@@ -328,13 +329,12 @@ class Monitoring:
         for report in result.reports:
             await self.reports.update(report_key(model, report.version), partial(_newer, report=report))
         await self._named(model)
-        reported = [r.version for r in result.reports]
         let_go = 0
 
         def change(record: MonitoringRecord | None) -> MonitoringRecord:
             nonlocal let_go
             before = record.let_go if record else 0
-            after = with_check(record, model, summary(result, actor), reported, result.actions, owed)
+            after = with_check(record, model, summary(result, actor), result.reports, result.actions, owed)
             let_go = after.let_go - before  # the last attempt's, the one stored
             return after
 
@@ -343,67 +343,6 @@ class Monitoring:
             log.warning("%s: %d owed history entries or events let go, its outbox being full", model, let_go)
             self.metrics.owed_dropped.inc(let_go)
 
-    def _acting(
-        self, policy: MonitoringPolicy, reports: list[VersionReport], actor: str, truncated: bool
-    ) -> tuple[list[ActionTaken], list[Owed]]:
-        """What the drift found owes: a history entry for each drifted version, and with notify
-        (or retrain) its ModelDriftDetected event."""
-        actions: list[ActionTaken] = []
-        owed: list[Owed] = []
-        for report in (r for r in reports if r.drifted):
-            notify = policy.on_drift in NOTIFYING
-            words = f"{len(report.drifted)} drifted over {report.rows} rows: {', '.join(report.drifted[:10])}"
-            owed.append(
-                Owed(
-                    id=f"{report.check_id}-{report.version}-note",
-                    kind="note",
-                    note=Note(
-                        action="monitoring.drift",
-                        reason=f"version {report.version}: {words}"[:2000],
-                        details=_bounded(
-                            {
-                                "check_id": report.check_id,
-                                "version": report.version,
-                                "rows": report.rows,
-                                "threshold": report.threshold,
-                                "window_truncated": truncated,
-                                "action": policy.on_drift.value,
-                                "psi": {n: report.features[n].psi for n in report.drifted if n in report.features},
-                            }
-                        ),
-                        actor=None if actor == self.app_id else actor,
-                    ),
-                )
-            )
-            if notify:
-                owed.append(
-                    Owed(
-                        id=f"{report.check_id}-{report.version}",
-                        kind="drift",
-                        drift=ModelDriftDetected(
-                            model=report.model,
-                            version=report.version,
-                            check_id=report.check_id,
-                            window_from=report.window_from,
-                            window_to=report.window_to,
-                            rows=report.rows,
-                            threshold=report.threshold,
-                            features=report.features,
-                            output=report.output,
-                        ),
-                    )
-                )
-            actions.append(
-                ActionTaken(
-                    at=report.at,
-                    check_id=report.check_id,
-                    version=report.version,
-                    action="notify" if notify else "none",
-                    reason=words,
-                )
-            )
-        return actions, owed
-
     async def _model(self, model: str) -> dict[str, int]:
         """The model's aliases; ModelNotFound when the registry has no such model."""
         try:
@@ -411,50 +350,15 @@ class Monitoring:
         except Absent:
             raise ModelNotFound(f"there is no model named {model!r}") from None
 
-    def _accuracy(
-        self,
-        policy: MonitoringPolicy,
-        live: LiveReport,
-        infos: dict[int, VersionInfo],
-        check_id: str,
-        now: datetime,
-        actor: str,
-    ) -> tuple[list[ActionTaken], list[Owed]]:
-        """The versions checked whose live accuracy fell below their holdout's by more than the
-        policy allows: each an action, and a `monitoring.accuracy` history entry (no event: none
-        is defined for it yet)."""
-        actions: list[ActionTaken] = []
-        owed: list[Owed] = []
-        for version_live in live.versions:
-            info = infos.get(version_live.version)
-            measured = version_live.window.metrics.get(ACCURACY)
-            if info is None or measured is None:
-                continue
-            why = accuracy_dropped(info.metrics.get(ACCURACY), measured.value, measured.count, policy)
-            if why is None:
-                continue
-            version = version_live.version
-            owed.append(
-                Owed(
-                    id=f"{check_id}-{version}-accuracy",
-                    kind="note",
-                    note=Note(
-                        action="monitoring.accuracy",
-                        reason=f"version {version}: {why}",
-                        details={
-                            "check_id": check_id,
-                            "version": version,
-                            "live": measured.value,
-                            "pairs": measured.count,
-                            "holdout": info.metrics.get(ACCURACY),
-                            "accuracy_drop": policy.accuracy_drop,
-                        },
-                        actor=None if actor == self.app_id else actor,
-                    ),
-                )
-            )
-            actions.append(ActionTaken(at=now, check_id=check_id, version=version, action="notify", reason=why))
-        return actions, owed
+    # the outbox (relay.py)
+
+    async def flush(self, model: str) -> int:
+        return await self.relay.flush(model)
+
+    async def flush_all(self) -> None:
+        """The background relay: sends what every model owes, and carries out retrain orders."""
+        index = await self.names.get(NAMES_KEY)
+        await self.relay.flush_all(index.names if index else [])
 
     async def _named(self, model: str) -> None:
         def add(index: Names | None) -> Names | None:
@@ -465,43 +369,6 @@ class Monitoring:
             return index
 
         await self.names.update(NAMES_KEY, add)
-
-    # the outbox
-
-    async def flush(self, model: str) -> int:
-        """Sends what the model's record owes, in order, and removes what went; returns how many.
-        What the registry refuses (a model gone, a note it will not take) is let go, logged."""
-        record = await self.records.get(record_key(model))
-        if record is None or not record.outbox:
-            return 0
-        sent: set[str] = set()
-        try:
-            for item in record.outbox:
-                if item.kind == "note" and item.note is not None:
-                    try:
-                        await self.registry.note(model, item.note)
-                    except (Absent, Refused) as exc:
-                        log.warning("history entry %s of %s let go: %s", item.id, model, exc)
-                        self.metrics.owed_dropped.inc()
-                elif item.drift is not None:
-                    await self.publisher.publish(
-                        EventType.MODEL_DRIFT_DETECTED, item.drift, subject=model, event_id=item.id
-                    )
-                sent.add(item.id)
-        finally:
-            if sent:
-                await self.records.update(record_key(model), partial(without_sent, sent=sent))
-        return len(sent)
-
-    async def flush_all(self) -> None:
-        index = await self.names.get(NAMES_KEY)
-        await flush_each(index.names if index else [], self.flush, "monitored model")
-
-    async def _flush_quietly(self, model: str) -> None:
-        try:
-            await self.flush(model)
-        except Exception as exc:  # stored and owed: the background relay sends it later
-            log.warning("what monitoring owes for %s is not sent yet, will retry: %s", model, exc)
 
 
 def _is_model(name: str) -> bool:
@@ -526,13 +393,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, Absent):
         return "the registry has no such version"
     return str(exc)
-
-
-def _bounded(details: dict[str, Any]) -> dict[str, Any]:
-    """Details within the registry's limit: the biggest value cut to a note when too large."""
-    while len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES and details:
-        biggest = max(details, key=lambda k: len(json.dumps(details[k], default=str)))
-        details = {**details, biggest: "(too large for the history: GET .../monitoring has it)"}
-        if len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
-            details.pop(biggest)
-    return details

@@ -47,6 +47,17 @@ class Settings(ServiceSettings):
     registry_app_id: str = "registry"
     """The registry's Dapr app id: drift checks read model cards there and record what they do in
     each model's history."""
+    ingestion_app_id: str = "ingestion"
+    """Ingestion's Dapr app id: a retrain reads the training data there and commits the new dataset version."""
+    training_app_id: str = "training"
+    """Training's Dapr app id: a retrain starts its training job there."""
+    retrain_max_rows: int = Field(500_000, ge=1, le=10_000_000)
+    """Rows of training data a retrain reads at most (held in memory as it is uploaded again);
+    a model trained on more is not retrained by policy (the action says so)."""
+    retrain_max_captured: int = Field(100_000, ge=1, le=1_000_000)
+    """Captured predictions a retrain reads at most, the newest; those with an actual are added."""
+    retrain_part_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=32 * 1024 * 1024)
+    """Bytes of one part a retrain uploads to ingestion (within ingestion's DAPRML_MAX_PART_BYTES)."""
     check_timeout_s: float = Field(120.0, gt=0, le=3600)
     """Longest one drift check may take (reading its window, the cards, computing); past it the
     check fails, and a smaller window makes it quicker."""

@@ -120,7 +120,8 @@ async def set_policy(
     """How new versions are promoted: manual (the default: a person moves the champion; a
     model's first version still becomes champion while `first_champion` is true) or auto (a new
     version that beats the champion on the primary metric replaces it: then new data sent with
-    an ingest key can change what serves)."""
+    an ingest key can change what serves). Either way a version trained on rows labeled through
+    feedback (a monitoring retrain) becomes challenger unless `trained_on_feedback` is as_any."""
     return await service.set_policy(name, policy, actor, reason)
 
 

@@ -24,7 +24,7 @@ from services.registry.domain.model import (
     numbered,
     resolve,
 )
-from services.registry.domain.promotion import decide, explain
+from services.registry.domain.promotion import decide, explain, held_by_feedback
 from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion
 from services.registry.metrics import RegistryMetrics
 from services.registry.repository import ModelRepository
@@ -194,6 +194,7 @@ class RegistryService:
     async def promote(self, name: str, number: int, request: PromotionRequest, actor: str) -> Promotion:
         """Applies the model's promotion policy to a new version, once. The alias it moves is
         recorded as moved by `actor` (training, which asks), for the reason the policy gives."""
+        feedback_rows = await self._feedback_rows(name, number)
         decision: Promotion | None = None
         fresh, moved, refused = False, False, False  # as the last try of the change left them
 
@@ -206,7 +207,8 @@ class RegistryService:
                 decision = ref.promotion  # decided before: nothing moves again
                 return record
             champion = record.aliases.get(CHAMPION)
-            if record.policy.mode == "auto" and champion not in (number, request.champion_version):
+            held = held_by_feedback(record.policy, feedback_rows)  # then which champion was scored does not matter
+            if record.policy.mode == "auto" and not held and champion not in (number, request.champion_version):
                 refused = True
                 raise Conflict(
                     f"model {name!r} has {_describe(champion)} as champion now, not "
@@ -214,11 +216,13 @@ class RegistryService:
                 )
             assert record.task is not None  # set with the first version
             first = not record.ever_had_champion()
-            decision = decide(name, number, record.policy, record.task, request, now(), first)
+            decision = decide(name, number, record.policy, record.task, request, now(), first, feedback_rows)
             ref.promotion = decision
             fresh = True
             details = {"job_id": ref.job_id, **decision.model_dump(mode="json", exclude={"model", "decided_at"})}
-            why = explain(decision, first)
+            if feedback_rows:
+                details["feedback_rows"] = feedback_rows
+            why = explain(decision, first, record.policy, feedback_rows)
             change = record.move_alias(decision.alias, number, "promotion", decision.decided_at, actor, why, details)
             moved = change is not None
             return record
@@ -235,6 +239,20 @@ class RegistryService:
         if moved:
             self.metrics.moved(decision.alias, "promotion")
         return decision
+
+    async def _feedback_rows(self, name: str, number: int) -> int:
+        """The rows of the version's training data labeled through feedback, as its lineage
+        (in its details, which never change once registered) says; 0 once it has its decision,
+        which is not taken again. A version whose details are lost is not promoted: what it was
+        trained on is not known."""
+        ref = numbered(await self.record(name), number)
+        if ref.promotion is not None:
+            return 0
+        details = await self.repo.details(ref.details_key)
+        if details is None:
+            log.error("model %s version %s: details %r missing from the state store", name, number, ref.details_key)
+            raise Corrupt(f"the details of model {name!r} version {number} were lost from the state store")
+        return details.lineage.feedback_rows
 
     async def set_alias(self, name: str, alias: str, number: int, actor: str, why: str = "") -> AliasMoved:
         check_alias(alias)

@@ -5,9 +5,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from services.common.contracts import DATASET_NAME, JOB_ID, JOB_STATUSES
+from services.common.contracts.jobs import JobRequest
 from services.training.deps import JobsDep, SettingsDep
 from services.training.domain import estimators
-from services.training.domain.jobs import Job, JobList, JobRequest, Policy
+from services.training.domain.jobs import Job, JobList, Policy
 
 router = APIRouter(prefix="/api/training", tags=["training"])
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.common.clients import Absent, CallError, IngestionClient
 from services.common.contracts import Manifest
+from services.common.contracts.jobs import JobRequest
 from services.common.errors import ClientError, Missing
 from services.common.events import DatasetVersionCommitted
 from services.common.ports import SidecarUnavailable, StateStore, WorkflowRun, Workflows
@@ -23,7 +24,6 @@ from services.training.domain.jobs import (
     JobIds,
     JobList,
     JobRecord,
-    JobRequest,
     JobSpec,
     Policy,
     attempt_id,
@@ -69,12 +69,13 @@ class JobService:
 
     # submitting
 
-    async def submit(self, request: JobRequest, new_attempt: bool = True) -> Job:
+    async def submit(self, request: JobRequest, new_attempt: bool = True, manifest: Manifest | None = None) -> Job:
         """Schedules the job's workflow, once: the job id is derived from what it trains on and
         how, so a repeated request or a redelivered event finds the same job, unless that job
         failed or was canceled: then (with `new_attempt`) the request starts a new attempt, a
-        job of its own. Refused with 429 when too many jobs are waiting or running."""
-        manifest = await self._manifest(request.dataset, request.version)
+        job of its own. Refused with 429 when too many jobs are waiting or running. `manifest`:
+        the version's, when the caller has read it already."""
+        manifest = manifest or await self._manifest(request.dataset, request.version)
         policy = await self.policy(request.dataset)
         task = manifest.schema_.task
         estimator = request.estimator or policy.estimator or estimators.default_for(task)
@@ -93,6 +94,7 @@ class JobService:
             model=request.model or request.dataset,
             seed=self.settings.seed,
             bounds=bounds,
+            feedback_rows=manifest.origin.feedback_rows if manifest.origin is not None else 0,
         )
         attempt = await self._attempt(job_id(spec), new_attempt)
         spec.job_id = attempt_id(job_id(spec), attempt)
@@ -148,10 +150,13 @@ class JobService:
         return _status(await self.workflows.run(job)) in FINISHED
 
     async def on_version_committed(self, _attributes: dict[str, Any], event: DatasetVersionCommitted) -> None:
-        """Trains a newly committed version when the dataset's policy says so. A version that
-        cannot be trained (its policy names parameters it refuses, say) is logged, not retried:
-        no retry would change the answer. Too many jobs waiting is retried, later. A delivery
-        again finds the job of the first, whatever became of it."""
+        """Trains a newly committed version when the dataset's policy says so, unless a
+        monitoring retrain made it (its manifest has an origin): the monitor submits that job
+        itself, naming the model, estimator and parameters of the model it retrains, which the
+        dataset's policy may not. A version that cannot be trained (its policy names parameters
+        it refuses, say) is logged, not retried: no retry would change the answer. Too many jobs
+        waiting is retried, later. A delivery again finds the job of the first, whatever became
+        of it."""
         policy = await self.policy(event.dataset)
         log.info(
             "dataset %s v%s committed; auto-train %s",
@@ -162,7 +167,19 @@ class JobService:
         if not policy.auto_train:
             return
         try:
-            await self.submit(JobRequest(dataset=event.dataset, version=event.version), new_attempt=False)
+            manifest = await self._manifest(event.dataset, event.version)
+            if manifest.origin is not None:
+                log.info(
+                    "not auto-training %s v%s: retrain %s of model %s made it; its job is started by the monitor, "
+                    "which names the model, estimator and parameters",
+                    event.dataset,
+                    event.version,
+                    manifest.origin.retrain_id,
+                    manifest.origin.model,
+                )
+                return
+            request = JobRequest(dataset=event.dataset, version=event.version)
+            await self.submit(request, new_attempt=False, manifest=manifest)
         except TooManyJobs as exc:
             raise Busy(f"not training {event.dataset} v{event.version} yet: {exc}") from exc
         except ClientError as exc:

@@ -64,7 +64,8 @@ def test_a_model_never_monitored_has_an_empty_monitoring(monitor):
     [
         ({"schedule": "0 6 * * *"}, "schedule", "6 fields"),
         ({"schedule": "@every 100ms"}, "schedule", "more often"),
-        ({"on_drift": "retrain"}, "on_drift", "not available yet"),
+        ({"on_drift": "rebuild"}, "on_drift", "'none', 'notify' or 'retrain'"),
+        ({"retrain_min_rows": 0}, "retrain_min_rows", "greater than or equal to 1"),
         ({"drift_threshold": -1}, "drift_threshold", "greater than 0"),
         ({"window_rows": 0}, "window_rows", "greater than or equal to 1"),
         ({"shedule": "@daily"}, "shedule", "not permitted"),

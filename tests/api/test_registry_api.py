@@ -188,7 +188,7 @@ def test_a_version_whose_model_was_not_listed_yet_is_listed_when_the_job_retries
 def test_a_version_shows_lineage_metrics_artifact_and_card(client):
     register(client)
     version = client.get("/api/models/iris/versions/1").json()
-    assert version["lineage"] == registration()["lineage"]
+    assert version["lineage"] == registration()["lineage"] | {"feedback_rows": 0}
     assert version["metrics"]["accuracy"] == 0.9
     assert version["artifact"] == registration()["artifact"]
     assert version["card"]["features"][1] == {"name": "petal", "type": "category"}
@@ -226,6 +226,7 @@ def test_the_model_lists_its_versions_in_short(client):
         "mode": "manual",
         "metric": None,
         "first_champion": True,
+        "trained_on_feedback": "challenger",
     }
     assert [(v["version"], v["job_id"], v["metrics"]["accuracy"]) for v in model["versions"]] == [
         (1, "job-1", 0.9),

@@ -113,6 +113,7 @@ def test_a_job_trains_evaluates_registers_and_promotes_a_model(training):
         "estimator": "gradient_boosting",
         "params": body["lineage"]["params"],
         "job_id": job["id"],
+        "feedback_rows": 0,
     }
     stored = training.ports.blobs.blobs[body["artifact"]["key"]]
     import hashlib

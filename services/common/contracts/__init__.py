@@ -16,13 +16,16 @@ from services.common.contracts.datasets import (
     VERSION_REF,
     Column,
     ColumnType,
+    Committed,
     DatasetSchema,
     Feature,
     Manifest,
     MissingPolicy,
+    Origin,
     Task,
+    UploadStart,
 )
-from services.common.contracts.jobs import JOB_ID, JOB_STATUSES
+from services.common.contracts.jobs import JOB_ID, JOB_STATUSES, JobRequest
 from services.common.contracts.models import ALIAS_NAME, LOWER_IS_BETTER, MODEL_NAME, ModelCard, TaskName, VersionInfo
 
 __all__ = [
@@ -39,12 +42,16 @@ __all__ = [
     "NUMERIC",
     "Column",
     "ColumnType",
+    "Committed",
     "DatasetSchema",
     "Feature",
+    "JobRequest",
     "Manifest",
     "MissingPolicy",
+    "Origin",
     "ModelCard",
     "Task",
     "TaskName",
+    "UploadStart",
     "VersionInfo",
 ]

@@ -7,7 +7,7 @@ Pydantic and the standard library only: the CLI imports this module too.
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -137,6 +137,38 @@ class DatasetSchema(BaseModel):
         ]
 
 
+class Origin(BaseModel):
+    """Why a dataset version exists beyond an upload: a monitoring retrain's (made by the monitor).
+    Ingestion keeps it in the version's manifest as the upload session that made it carried it."""
+
+    kind: Literal["retrain"] = "retrain"
+    model: str = Field(pattern=DATASET_NAME, description="the model retrained")
+    retrain_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    base_version: int = Field(ge=1, description="the version of this dataset the model was trained on")
+    feedback_rows: int = Field(ge=0, description="rows whose target is an actual sent as feedback")
+
+
+class UploadStart(BaseModel):
+    """Body of ingestion's POST /internal/datasets/{name}/uploads: an upload session whose
+    version keeps the origin (parts and commit then go through the public upload routes). The
+    target and task, when given, must be the dataset's, as in the public start."""
+
+    origin: Origin
+    target: str | None = Field(None, min_length=1, max_length=200)
+    task: Task | None = None
+
+
+class Committed(BaseModel):
+    """What a commit answers (POST .../uploads/{id}/commit), as other services read it: ingestion
+    answers more (its CommitResult), which a reader ignores. `unchanged`: the upload held what
+    the latest version holds, which is the version answered."""
+
+    dataset: str
+    version: int
+    unchanged: bool
+    row_count: int
+
+
 class Manifest(BaseModel):
     """A committed dataset version, as ingestion serves it (GET api/datasets/{name}/versions/{v},
     where v is a number or `latest`). Ingestion's stored manifest holds more (its part files,
@@ -155,3 +187,4 @@ class Manifest(BaseModel):
     duplicates_dropped: int = 0
     profile: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
+    origin: Origin | None = None  # None: an upload's, as every version before retraining

@@ -50,6 +50,9 @@ class Lineage(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     job_id: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
     """The training job (workflow instance): one job registers one version, however often it asks."""
+    feedback_rows: int = Field(0, ge=0)
+    """Rows of its dataset version whose target came from feedback (a monitoring retrain made
+    the version): the registry's promotion policy keeps such a version challenger by default."""
 
 
 class Artifact(BaseModel):
@@ -179,6 +182,8 @@ class VersionInfo(BaseModel):
     onnx: OnnxModel | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     """Its scores on its holdout (accuracy, f1_macro, rmse, ...): what live metrics compare with."""
+    lineage: Lineage | None = None
+    """Where it comes from (what a retrain trains again); None only in answers that leave it out."""
 
 
 # The model's history (GET /api/models/{name}/history, registry): entries the registry records

@@ -84,7 +84,7 @@ async def live_metrics(name: Name, request: Request, monitor: MonitorDep) -> Res
 
 
 Why = Annotated[str | None, Query(max_length=500, description="why, for the model's history (GET .../history)")]
-_ACTIONS = {"type": "string", "enum": ["none", "notify"]}
+_ACTIONS = {"type": "string", "enum": ["none", "notify", "retrain"]}
 MONITORING_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -103,6 +103,8 @@ MONITORING_BODY: dict[str, Any] = {
                         "on_drift": _ACTIONS,
                         "on_accuracy_drop": _ACTIONS,
                         "accuracy_drop": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "retrain_min_rows": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                        "retrain_cooldown_hours": {"type": "number", "minimum": 0, "maximum": 2160},
                     },
                 }
             }

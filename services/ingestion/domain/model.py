@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from services.common.contracts import DATASET_NAME, Task
+from services.common.contracts import DATASET_NAME, Origin, Task
 from services.ingestion.domain.schema import Schema
 
 
@@ -80,6 +80,7 @@ class Manifest(Stored):
     rows_rejected: int
     duplicates_dropped: int
     created_at: datetime = Field(default_factory=now)
+    origin: Origin | None = None  # why the version exists beyond an upload: a monitoring retrain's
 
 
 class RejectedRow(BaseModel):
@@ -131,6 +132,7 @@ class UploadSession(Stored):
     parts: dict[int, PartRef] = Field(default_factory=dict)
     version: int | None = None  # once committed
     committing_since: datetime | None = None  # when a commit last marked it committing
+    origin: Origin | None = None  # given at its start (a monitoring retrain); its commit copies it to the manifest
 
     def committing_before(self, cutoff: datetime) -> bool:
         """Whether its commit began before the cutoff: one that has run that long has died."""

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from services.common.contracts import Task
+from services.common.contracts import Origin, Task
 from services.ingestion.domain.errors import BadInput, Conflict, Missing
 from services.ingestion.domain.model import DatasetRecord, UploadSession
 from services.ingestion.domain.schema import Schema, is_valid_name
@@ -31,8 +31,18 @@ def takes_no_parts(upload_id: str) -> str:
     return f"upload {upload_id!r} is being committed and takes no more parts; send more data in a new upload"
 
 
-def new_session(name: str, record: DatasetRecord | None, target: str | None, task: Task | None) -> UploadSession:
-    """A session for an existing dataset, or for a new one when the target is named."""
+def new_session(
+    name: str, record: DatasetRecord | None, target: str | None, task: Task | None, origin: Origin | None = None
+) -> UploadSession:
+    """A session for an existing dataset, or for a new one when the target is named. A session
+    with an origin (a monitoring retrain) is for an existing dataset, whose version it names as
+    the base: its commit writes the origin into the version's manifest."""
+    if origin is not None and (record is None or record.version(origin.base_version) is None):
+        have = [v.version for v in record.versions] if record is not None else []
+        raise Missing(
+            f"dataset {name!r} has no version {origin.base_version}, which the origin names as its base "
+            f"(its versions: {have or 'none'})"
+        )
     if record is None:
         if target is None:
             raise no_dataset(name)
@@ -44,7 +54,12 @@ def new_session(name: str, record: DatasetRecord | None, target: str | None, tas
     if task is not None and task != record.task:
         raise Conflict(f"dataset {name!r} is for {record.task}, not {task}")
     return UploadSession(
-        id=uuid.uuid4().hex, dataset=name, target=record.target, task=record.task, schema_=record.schema_
+        id=uuid.uuid4().hex,
+        dataset=name,
+        target=record.target,
+        task=record.task,
+        schema_=record.schema_,
+        origin=origin,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from services.common.contracts import Origin
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain.errors import BadInput, Conflict, Missing
 from services.ingestion.domain.model import DatasetRecord, Manifest, PartFile, PartRecord, VersionRef
@@ -26,11 +27,17 @@ def first_rows(hashes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draft(
-    dataset: str, upload_id: str, schema: Schema, parts: list[PartRecord], hashes: np.ndarray, duplicates: int
+    dataset: str,
+    upload_id: str,
+    schema: Schema,
+    parts: list[PartRecord],
+    hashes: np.ndarray,
+    duplicates: int,
+    origin: Origin | None = None,
 ) -> Manifest:
     """The manifest the upload's version will have, but for its number (0 here), which the
     commit gives it. `hashes` are the fingerprints of the rows kept, in order; `duplicates`
-    how many rows repeating an earlier part were dropped."""
+    how many rows repeating an earlier part were dropped; `origin` the session's, if any."""
     digest = hashlib.sha256(schema.hash().encode() + hashes.astype("<u8").tobytes()).hexdigest()
     merged: dict[str, Any] | None = None
     for part in parts:
@@ -47,6 +54,7 @@ def draft(
         profile=profiles.finish(merged or {}, schema),
         rows_rejected=sum(p.report.rows_rejected for p in parts),
         duplicates_dropped=duplicates + sum(p.report.duplicates_dropped for p in parts),
+        origin=origin,
     )
 
 

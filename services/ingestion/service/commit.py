@@ -75,7 +75,9 @@ class Commits:
             if made is not None:
                 return await self._finish(session, await self.repo.manifest(session.dataset, made), unchanged=False)
         parts, hashes, duplicates = await self._parts_without_repeats(session, schema)
-        draft = await asyncio.to_thread(versions.draft, session.dataset, session.id, schema, parts, hashes, duplicates)
+        draft = await asyncio.to_thread(
+            versions.draft, session.dataset, session.id, schema, parts, hashes, duplicates, session.origin
+        )
         manifest, unchanged = await self._commit_version(draft)
         return await self._finish(session, manifest, unchanged)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from services.common.contracts import Task
+from services.common.contracts import Origin, Task
 from services.common.ports import ConcurrencyConflict, EventPublisher
 from services.ingestion.domain.errors import Conflict
 from services.ingestion.domain.model import DatasetRecord, Manifest, UploadSession
@@ -54,8 +54,10 @@ class IngestionService:
 
     # uploads
 
-    async def start_upload(self, name: str, target: str | None = None, task: Task | None = None) -> UploadSession:
-        return await self.uploads.start(name, target, task)
+    async def start_upload(
+        self, name: str, target: str | None = None, task: Task | None = None, origin: Origin | None = None
+    ) -> UploadSession:
+        return await self.uploads.start(name, target, task, origin)
 
     async def upload_of(self, name: str, upload_id: str) -> UploadSession:
         return await self.uploads.of(name, upload_id)

@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.common.contracts import Task
+from services.common.contracts import Origin, Task
 from services.ingestion.domain import profile as profiles
 from services.ingestion.domain import uploads
 from services.ingestion.domain.errors import BadInput, Conflict, Missing, NoValidRows, TooLarge
@@ -39,8 +39,11 @@ class Uploads:
         self.metrics = metrics or IngestionMetrics()
         self.limits = Limits(settings.max_columns, settings.max_field_chars)
 
-    async def start(self, name: str, target: str | None = None, task: Task | None = None) -> UploadSession:
-        session = uploads.new_session(name, await self.repo.dataset(name), target, task)
+    async def start(
+        self, name: str, target: str | None = None, task: Task | None = None, origin: Origin | None = None
+    ) -> UploadSession:
+        """`origin`: the monitor's, for a retrain; the version the session commits keeps it."""
+        session = uploads.new_session(name, await self.repo.dataset(name), target, task, origin)
         await self.repo.create_session(session)
         return session
 

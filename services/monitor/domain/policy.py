@@ -20,12 +20,7 @@ MAX_WINDOW_HOURS: Final = 24 * 90
 class Action(StrEnum):
     NONE = "none"  # the report is kept, nothing else happens
     NOTIFY = "notify"  # ModelDriftDetected is published and the model's history records it
-    RETRAIN = "retrain"  # notify, then retrain (not built yet: refused, see AVAILABLE)
-
-
-AVAILABLE: Final = frozenset({Action.NONE, Action.NOTIFY})
-"""The actions a policy may name today. Retraining by policy is built in a later step; until then a
-policy naming it is refused rather than stored and silently not done."""
+    RETRAIN = "retrain"  # notify, then retrain the champion on its training data plus the labeled captures
 
 
 class MonitoringPolicy(BaseModel):
@@ -50,14 +45,33 @@ class MonitoringPolicy(BaseModel):
         description="when the check runs by itself, as Dapr's scheduler reads it: '@every 1h', '@daily', or cron "
         "with seconds ('0 0 6 * * *': 06:00 every day); null: only when asked (POST .../monitoring/check)",
     )
-    on_drift: Action = Field(Action.NOTIFY, description="what a check that finds drift does: none or notify")
+    on_drift: Action = Field(
+        Action.NOTIFY,
+        description="what a check that finds drift does: none, notify, or retrain (notify, and when the champion "
+        "drifted, train its estimator again on its training data plus the captured predictions that have an actual)",
+    )
     on_accuracy_drop: Action = Field(
         Action.NONE,
         description="what a check does when a version's live accuracy (from feedback) fell below its holdout "
-        "accuracy by more than accuracy_drop: none or notify (a history entry)",
+        "accuracy by more than accuracy_drop: none, notify (a history entry), or retrain (as on_drift, when it is "
+        "the champion's)",
     )
     accuracy_drop: float = Field(
         0.05, gt=0, le=1, description="how far live accuracy may fall below the holdout's before it counts as a drop"
+    )
+    retrain_min_rows: int = Field(
+        50,
+        ge=1,
+        le=MAX_WINDOW_ROWS,
+        description="captured predictions with an actual a retrain needs; fewer: it is skipped (it would train on "
+        "the old data alone)",
+    )
+    retrain_cooldown_hours: float = Field(
+        24.0,
+        ge=0,
+        le=MAX_WINDOW_HOURS,
+        description="after a retrain is ordered, checks order none for this many hours (a model still drifting "
+        "while its new version trains would otherwise be retrained by every check)",
     )
 
     model_config = {"extra": "forbid"}
@@ -71,16 +85,6 @@ class MonitoringPolicy(BaseModel):
         why = schedules.problem(value)
         if why is not None:
             raise ValueError(why)
-        return value
-
-    @field_validator("on_drift", "on_accuracy_drop")
-    @classmethod
-    def _available(cls, value: Action) -> Action:
-        if value not in AVAILABLE:
-            raise ValueError(
-                f"{value.value!r} is not available yet (retraining by policy comes in a later release): "
-                "use 'notify' to be told, or 'none'"
-            )
         return value
 
     @model_validator(mode="after")

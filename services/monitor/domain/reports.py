@@ -52,12 +52,16 @@ class Skipped(BaseModel):
 
 
 class ActionTaken(BaseModel):
-    """What a check did about drift (or, later, about live accuracy)."""
+    """What a check did about drift or a drop of live accuracy, or what became of a retrain it ordered."""
 
     at: datetime
     check_id: str
     version: int
-    action: str = Field(description="notify: ModelDriftDetected published and the history told")
+    action: str = Field(
+        description="none: recorded only (or told already); notify: the history told (and ModelDriftDetected "
+        "published for drift); retrain: a retrain ordered; what became of it: retrained (a dataset version "
+        "and its training job), retrain-skipped, retrain-failed"
+    )
     reason: str
 
 

@@ -46,7 +46,9 @@ class PromotionPolicy(BaseModel):
     of a dataset whose training policy says auto_train (its default): whoever may commit data
     (an ingest key) starts them. This policy decides whether such a version may replace the
     champion: only with `auto`, which a model gets only by asking for it (PUT .../policy, the
-    train role), so by default new data trains but does not change what is served."""
+    train role), so by default new data trains but does not change what is served. A version
+    trained on rows labeled through feedback (which a predict key may send) stays challenger
+    even then, unless `trained_on_feedback` says as_any."""
 
     mode: Literal["auto", "manual"] = Field(
         "manual",
@@ -60,6 +62,13 @@ class PromotionPolicy(BaseModel):
         description="with manual: a model that has never had a champion makes its first promoted version "
         "champion, so a new model serves at once (no champion is ever replaced so); false: that one too "
         "waits for a person",
+    )
+    trained_on_feedback: Literal["challenger", "as_any"] = Field(
+        "challenger",
+        description="challenger (the default): a version trained on rows labeled through feedback "
+        "(lineage.feedback_rows > 0, a monitoring retrain) becomes challenger whatever the mode, even as a "
+        "model's first version: feedback may be sent with a predict key, so it alone never replaces what is "
+        "served, and a person with the admin role moves champion; as_any: it is promoted as any version",
     )
 
 

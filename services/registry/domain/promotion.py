@@ -19,6 +19,13 @@ def at_least_as_good(metric: str, candidate: float, champion: float) -> bool:
     return candidate <= champion if metric in LOWER_IS_BETTER else candidate >= champion
 
 
+def held_by_feedback(policy: PromotionPolicy, feedback_rows: int) -> bool:
+    """Whether the policy keeps the version challenger because rows it was trained on were
+    labeled through feedback: feedback may come with a predict key, which must not be able to
+    change what is served by itself."""
+    return feedback_rows > 0 and policy.trained_on_feedback == "challenger"
+
+
 def decide(
     model: str,
     version: int,
@@ -27,11 +34,15 @@ def decide(
     request: PromotionRequest,
     at: datetime,
     first: bool = False,
+    feedback_rows: int = 0,
 ) -> Promotion:
     """Where the new version goes. The champion's scores are those of the champion the
     request names, on the candidate's holdout; none when the model has no champion. `first`:
     the model has never had a champion (manual mode then makes it champion if the policy's
-    first_champion says so: nothing served is replaced)."""
+    first_champion says so: nothing served is replaced). `feedback_rows`: rows of the version's
+    training data labeled through feedback (its lineage's); unless the policy's
+    trained_on_feedback is as_any, any makes it challenger, whatever the mode and even when the
+    model has no champion."""
     metric = primary_metric(policy, task)
     candidate = request.candidate.get(metric)
     champion = request.champion.get(metric) if request.champion is not None else None
@@ -45,7 +56,9 @@ def decide(
             raise Unprocessable(
                 f"the champion's scores have no {metric!r}, the metric model {model!r} is promoted on; send it"
             )
-    if policy.mode == "auto":
+    if held_by_feedback(policy, feedback_rows):
+        wins = False
+    elif policy.mode == "auto":
         wins = champion is None or (candidate is not None and at_least_as_good(metric, candidate, champion))
     else:
         wins = first and policy.first_champion
@@ -62,10 +75,22 @@ def decide(
     )
 
 
-def explain(decision: Promotion, first: bool) -> str:
-    """Why the decision went as it did, in words, for the model's history."""
-    metric, candidate, champion = decision.metric, decision.candidate, decision.champion
-    scored = f"{metric} {_score(candidate)}"
+def explain(decision: Promotion, first: bool, policy: PromotionPolicy | None = None, feedback_rows: int = 0) -> str:
+    """Why the decision went as it did, in words, for the model's history. `policy` and
+    `feedback_rows` as `decide` had them (None: the default policy)."""
+    scored = f"{decision.metric} {_score(decision.candidate)}"
+    rows = f"version {decision.version} was trained on {feedback_rows} rows labeled through feedback"
+    if held_by_feedback(policy or PromotionPolicy(), feedback_rows):
+        return (
+            f"{rows}: the policy's trained_on_feedback keeps it challenger ({decision.policy} policy, {scored}); "
+            f"a person with the admin role moves champion"
+        )
+    why = _explain(decision, first, scored)
+    return f"{why} ({rows}; trained_on_feedback is as_any)" if feedback_rows > 0 else why
+
+
+def _explain(decision: Promotion, first: bool, scored: str) -> str:
+    champion = decision.champion
     if decision.policy == "auto":
         if decision.champion_version is None:
             return f"auto policy: version {decision.version} ({scored}) had no champion to beat"

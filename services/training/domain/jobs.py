@@ -4,25 +4,12 @@ is given, and what is stored beside it. Plain models, no I/O."""
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, RootModel
 
-from services.common.contracts import DATASET_NAME, MODEL_NAME
 from services.training.domain.card import Lineage
 from services.training.domain.estimators import Bounds
-
-
-class JobRequest(BaseModel):
-    """What POST /api/training/jobs takes."""
-
-    dataset: str = Field(pattern=DATASET_NAME)
-    version: int | Literal["latest"] = Field("latest", description="a version number (>= 1) or 'latest'")
-    estimator: str | None = Field(None, description="from GET /api/training/estimators; default: the policy's")
-    params: dict[str, Any] | None = Field(None, description="the estimator's parameters; default: the policy's")
-    model: str | None = Field(
-        None, pattern=MODEL_NAME, description="the registered model's name; default: the dataset's"
-    )
 
 
 class JobSpec(BaseModel):
@@ -40,6 +27,10 @@ class JobSpec(BaseModel):
     seed: int
     deadline: datetime | None = None  # the job's wall-clock limit; None: jobs from before there was one
     bounds: Bounds = Field(default_factory=Bounds)  # those the parameters were checked against
+    # Rows of the version labeled through feedback (its manifest's origin, a monitoring retrain):
+    # the registry's promotion policy reads it in the lineage. Not part of the job id, which the
+    # version already names.
+    feedback_rows: int = Field(0, ge=0)
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
@@ -53,6 +44,7 @@ class JobSpec(BaseModel):
             params=self.params,
             seed=self.seed,
             job_id=self.job_id,
+            feedback_rows=self.feedback_rows,
         )
 
 

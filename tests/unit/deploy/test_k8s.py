@@ -28,6 +28,8 @@ ALLOWED_CALLS = {
     ("notifier", "inference"),
     ("gateway", "monitor"),
     ("monitor", "registry"),
+    ("monitor", "ingestion"),
+    ("monitor", "training"),
 }
 
 # Metadata names of each component type, as the Dapr component reference spells them
@@ -200,6 +202,15 @@ def test_access_control_denies_by_default_and_allows_exactly_the_expected_calls(
             allowed.add((policy["appId"], app_id))
     assert allowed == ALLOWED_CALLS
     assert {app for pair in allowed for app in pair} <= set(APPS)
+
+
+def test_the_allowed_calls_are_those_the_local_profiles_access_rules_name():
+    """dapr/access.yaml (called app -> its callers) writes the local profiles' Configurations;
+    only the gateway's /readyz call to the notifier (the local status report's) is local only:
+    the k8s Configuration of the notifier admits no caller."""
+    access = yaml.safe_load((ROOT / "dapr/access.yaml").read_text())
+    local = {(caller, called) for called, callers in access.items() for caller in callers}
+    assert local - {("gateway", "notifier")} == ALLOWED_CALLS
 
 
 def test_only_the_gateway_reads_secrets_and_only_its_own():

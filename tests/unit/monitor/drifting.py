@@ -26,9 +26,10 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FEATURES = [Feature(name="x", type="number"), Feature(name="colour", type="category", categories=["blue", "red"])]
 
 
-def draw(n: int, seed: int, x_shift: float = 0.0) -> list[dict]:
+def draw(n: int, seed: int, x_shift: float = 0.0, colour_p: float = 0.6) -> list[dict]:
+    """`n` rows: x normal (shifted by `x_shift`), colour red with probability `colour_p`."""
     rng = np.random.default_rng(seed)
-    x, colour = rng.normal(x_shift, 1, n), rng.choice(["red", "blue"], n, p=[0.6, 0.4])
+    x, colour = rng.normal(x_shift, 1, n), rng.choice(["red", "blue"], n, p=[colour_p, 1 - colour_p])
     return [{"x": float(x[i]), "colour": str(colour[i])} for i in range(n)]
 
 
@@ -72,12 +73,24 @@ def captured(
     ]
 
 
+LINEAGE = {
+    "dataset": "iris-data",
+    "dataset_version": 1,
+    "schema_hash": "h1",
+    "estimator": "random_forest",
+    "params": {"n_estimators": 20},
+    "job_id": "iris-data-v1-random-forest-0123456789ab",
+}
+"""Each version's lineage, as the registry answers it."""
+
+
 def version_info(model: str, version: int, model_card: ModelCard) -> dict:
     return {
         "model": model,
         "version": version,
         "artifact": {"key": f"models/{model}/{version}.skops", "sha256": "0" * 64, "size": 1},
         "card": model_card.model_dump(mode="json"),
+        "lineage": LINEAGE,
     }
 
 
@@ -126,7 +139,12 @@ class FakeRegistry(FakeInvoker):
 
 
 def monitoring(
-    registry: FakeRegistry | None = None, clock=lambda: NOW, timeout_s: float = 60, max_parts: int = 100, **ports
+    registry: FakeRegistry | None = None,
+    clock=lambda: NOW,
+    timeout_s: float = 60,
+    max_parts: int = 100,
+    retrainer=None,
+    **ports,
 ):
     """The monitor's Monitoring over fake ports (those given, the fake registry as its invoker),
     at NOW; and its ports and tables (to write captured rows into)."""
@@ -146,5 +164,6 @@ def monitoring(
         timeout_s=timeout_s,
         max_parts=max_parts,
         clock=clock,
+        retrainer=retrainer(bag, tables) if retrainer is not None else None,
     )
     return built, bag, tables

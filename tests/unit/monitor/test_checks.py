@@ -212,3 +212,19 @@ def test_a_check_the_registry_cannot_answer_fails_and_stores_nothing():
         check(service)
     registry.down = False
     assert asyncio.run(service.view("iris")).checks == []
+
+
+def test_the_same_drift_found_again_is_not_told_again_until_its_features_change():
+    registry = FakeRegistry()
+    service, ports, tables = monitoring(registry)
+    write(tables, captured(draw(300, seed=2, x_shift=4.0)))
+    first = check(service)
+    told = len(registry.notes), len(ports.publisher.sent)
+    again = check(service)
+    assert (len(registry.notes), len(ports.publisher.sent)) == told
+    (action,) = again.actions
+    assert action.action == "none" and f"as told at {first.at:%Y-%m-%d %H:%M:%S}" in action.reason
+    write(tables, captured(draw(300, seed=5, x_shift=4.0, colour_p=0.05), at=NOW - timedelta(minutes=1)))
+    changed = check(service)
+    assert changed.reports[0].drifted != first.reports[0].drifted and changed.actions[0].action == "notify"
+    assert len(registry.notes) == told[0] + 1

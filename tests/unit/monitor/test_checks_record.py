@@ -6,8 +6,19 @@ from datetime import timedelta
 
 from services.common.contracts.models import Note
 from services.monitor.domain.policy import MonitoringPolicy
-from services.monitor.domain.record import OUTBOX, VERSIONS_KEPT, MonitoringRecord, Owed, owe, with_check, with_policy
-from services.monitor.domain.reports import RECENT, ActionTaken, CheckSummary, Trigger
+from services.monitor.domain.record import (
+    OUTBOX,
+    RETELL,
+    VERSIONS_KEPT,
+    MonitoringRecord,
+    Owed,
+    owe,
+    repeated,
+    told_after,
+    with_check,
+    with_policy,
+)
+from services.monitor.domain.reports import RECENT, ActionTaken, CheckSummary, Trigger, VersionReport
 from tests.unit.monitor.drifting import NOW
 
 
@@ -35,19 +46,44 @@ def test_the_outbox_keeps_each_item_once_and_lets_the_oldest_go_when_full():
     assert record.let_go == 2
 
 
+def report(version: int, drifted: list[str] | None = None, at=NOW) -> VersionReport:
+    return VersionReport(
+        model="iris",
+        version=version,
+        check_id=f"c{version}",
+        at=at,
+        trigger=Trigger.API,
+        window_from=at,
+        window_to=at,
+        rows=100,
+        threshold=0.2,
+        drifted=drifted or [],
+        features={},
+    )
+
+
 def test_checks_actions_and_versions_keep_the_newest():
     record = None
     for i in range(RECENT + 5):
-        record = with_check(record, "iris", summary(i), [i + 1], [action(i)], [])
+        record = with_check(record, "iris", summary(i), [report(i + 1)], [action(i)], [])
     assert len(record.checks) == RECENT and record.checks[0].check_id == f"c{RECENT + 4}"
     assert len(record.actions) == RECENT and record.actions[-1].check_id == "c5"
     assert record.versions == list(range(RECENT + 5, RECENT + 5 - VERSIONS_KEPT, -1))
 
 
 def test_a_check_applied_twice_is_kept_once():
-    record = with_check(None, "iris", summary(1), [1], [action(1)], [note(1)])
-    again = with_check(record.model_copy(deep=True), "iris", summary(1), [1], [action(1)], [note(2)])
+    record = with_check(None, "iris", summary(1), [report(1)], [action(1)], [note(1)])
+    again = with_check(record.model_copy(deep=True), "iris", summary(1), [report(1)], [action(1)], [note(2)])
     assert again == record
+
+
+def test_a_drift_is_told_again_only_when_its_features_change_a_day_later_or_after_it_ended():
+    told = told_after({}, [report(1, ["x"])])
+    assert repeated(told["1"], ["x"], NOW + timedelta(hours=23))
+    assert not repeated(told["1"], ["x", "colour"], NOW + timedelta(hours=1))
+    assert not repeated(told["1"], ["x"], NOW + RETELL)
+    assert told_after(told, [report(1, ["x"], at=NOW + timedelta(hours=1))]) == told  # repeated: still told at NOW
+    assert told_after(told, [report(1)]) == {}  # drift ended: the next one is told at once
 
 
 def test_the_same_policy_again_changes_nothing():

@@ -41,10 +41,11 @@ def test_a_bad_field_is_refused_by_its_name():
     assert refused_field(schedul="@daily")[0] == "schedul"  # a typo is not silently dropped
 
 
-def test_retrain_is_refused_until_it_is_built():
-    where, why = refused_field(on_drift="retrain")
-    assert where == "on_drift" and "not available yet" in why and "notify" in why
-    assert refused_field(on_accuracy_drop="retrain")[0] == "on_accuracy_drop"
+def test_retrain_is_a_policy_s_action_with_its_bounds():
+    policy = MonitoringPolicy(on_drift="retrain", on_accuracy_drop="retrain")
+    assert (policy.on_drift, policy.retrain_min_rows, policy.retrain_cooldown_hours) == ("retrain", 50, 24.0)
+    assert refused_field(retrain_min_rows=0)[0] == "retrain_min_rows"
+    assert refused_field(retrain_cooldown_hours=-1)[0] == "retrain_cooldown_hours"
 
 
 def test_a_window_needs_rows_or_hours_and_min_rows_fits_in_it():
