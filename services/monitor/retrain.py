@@ -24,9 +24,9 @@ from services.common.contracts.datasets import Origin
 from services.common.contracts.jobs import JobRequest
 from services.monitor.domain.ledger import Truth
 from services.monitor.domain.retrain import (
-    RETRAINED,
     RETRAIN_FAILED,
     RETRAIN_SKIPPED,
+    RETRAINED,
     Outcome,
     RetrainOrder,
     labeled_records,

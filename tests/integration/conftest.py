@@ -71,6 +71,22 @@ def poll(check, timeout_s: float = 20):
     return found[-1] if found else None
 
 
+def captured_predictions(client, name: str, page: int = 1000, max_pages: int = 50) -> list[dict]:
+    """Every captured prediction of the model, read through the gateway page after page (the
+    monitor drops copies of a prediction id on read: a list with an id twice is a bug)."""
+    rows: list[dict] = []
+    query: dict = {"limit": page}
+    for _ in range(max_pages):
+        reply = client.get(f"/api/models/{name}/predictions", params=query)
+        assert reply.status_code == 200, reply.text
+        found = reply.json()
+        rows += found["predictions"]
+        if found["next_since"] is None:
+            return rows
+        query = {"limit": page, "since": found["next_since"], "after": found["next_after"]}
+    raise AssertionError(f"{name}: more than {max_pages} pages of {page} captured predictions")
+
+
 @pytest.fixture
 def one_app_stack(stack: Stack, tmp_path):
     """Makes stacks from a run file like the session stack's, cut down to one app running a

@@ -13,7 +13,10 @@ Node.js included) on the servers infra starts for that profile:
 - a daprd killed with -9 comes back within 10 s: the gateway's, under a steady stream of reads;
   training's in the middle of a job, which then completes exactly once; and with one of two
   inference replicas killed (its app, then the other's daprd) under a fixed-rate stream of
-  predictions, at most 1% of them fail.
+  predictions, at most 1% of them fail;
+- the monitor captures the predictions through the gateway with the ids their answers carried,
+  joins feedback for them into the live accuracy computed here from the answers and the
+  actuals, and a drift check flags the one feature shifted by 5 standard deviations, only it.
 """
 
 import time
@@ -22,14 +25,19 @@ import uuid
 import httpx
 import pandas as pd
 import pytest
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_iris, make_classification
 
 from scripts import credentials, infra, profiles
 from scripts.proc import SetupError
 from scripts.stack import Stack
-from tests.integration.conftest import poll
+from services.common import events
+from services.common.events import EventType
+from tests.integration.conftest import captured_predictions, poll
 from tests.integration.load import FixedRate, kill_listener, reads_across_a_kill
 from tests.integration.test_hot_swap import ROWS, Stream, streaming_headers
+from tests.integration.test_monitor_drift import ROWS as WINDOW
+from tests.integration.test_monitor_drift import SHIFTED, iris_records
+from tests.integration.test_monitor_feedback import wrong
 from tests.integration.test_training import DONE, commit, finished_job, iris_csv, unique
 
 pytestmark = pytest.mark.integration
@@ -205,3 +213,106 @@ def test_one_of_two_inference_replicas_killed_under_load_fails_at_most_one_perce
     )
     assert len(load.answers) >= 1000
     assert len(load.failures()) <= len(load.answers) / 100, report
+
+
+def iris_classes(records: list[dict]) -> list[str]:
+    """Each record's true class: the records are iris' own rows (no two of its rows with the
+    same measurements have different classes)."""
+    iris = load_iris(as_frame=True)
+    names = dict(enumerate(iris.target_names))
+    truth = {
+        tuple(map(float, row)): names[t] for row, t in zip(iris.data.itertuples(index=False), iris.target, strict=True)
+    }
+    return [truth[tuple(r[f] for f in FEATURES)] for r in records]
+
+
+def predicted_in_calls(gateway: httpx.Client, name: str, records: list[dict], per_call: int = 100) -> list[dict]:
+    """The answers to the records sent `per_call` a call, in order (the first call is tried
+    again until the new champion is loaded)."""
+
+    def answer(chunk: list[dict]) -> dict | None:
+        reply = gateway.post(f"/api/models/{name}/predict", json={"records": chunk})
+        return reply.json() if reply.status_code == 200 else None
+
+    answers = [poll(lambda: answer(records[:per_call]), 30)]
+    answers += [answer(records[i : i + per_call]) for i in range(per_call, len(records), per_call)]
+    assert all(answers), "a prediction call failed"
+    return answers
+
+
+def captured_at_least(gateway: httpx.Client, name: str, count: int, timeout_s: float = 60) -> list[dict]:
+    rows = poll(lambda: (found := captured_predictions(gateway, name)) and len(found) >= count and found, timeout_s)
+    assert rows, f"{len(captured_predictions(gateway, name))} of {count} predictions captured after {timeout_s:.0f}s"
+    return rows
+
+
+def test_the_monitor_captures_predictions_joins_their_actuals_and_finds_the_shifted_feature(e2e):
+    """WINDOW predictions drawn from iris through the gateway (a few calls) are read back, in
+    order, under the ids the answers gave; feedback for them (their true classes, every fourth
+    deliberately wrong) makes the live accuracy counted here; a drift check of those drifts
+    nowhere, one of WINDOW more with SHIFTED moved by 5 SD drifts on SHIFTED only."""
+    monitor = e2e.app("monitor")
+    url = f"http://127.0.0.1:{monitor.http_port}/v1.0/metadata"
+    metadata = httpx.get(url, headers=e2e.sidecar_headers(), timeout=10).json()
+    loaded = {c["name"] for c in metadata["components"]}
+    assert {"statestore", "blobstore", "pubsub", "pubsub-replicas"} <= loaded, f"the monitor loaded {loaded}"
+    topic = events.topic_of(EventType.PREDICTION_LOGGED, e2e.topic_prefix)
+    subscribed = {(s["pubsubname"], s["topic"]) for s in metadata.get("subscriptions", [])}
+    assert ("pubsub", topic) in subscribed, f"the monitor's sidecar subscribes to {subscribed}"
+
+    gateway = e2e.gateway()
+    name = unique("e2e-monitored")
+    commit(gateway, name, iris_csv())
+    (job,) = finished_job(gateway, name, timeout_s=180)
+    assert job["status"] == "COMPLETED", job
+    policy = gateway.put(f"/api/models/{name}/monitoring", json={"window_rows": WINDOW, "window_hours": 1})
+    assert policy.status_code == 200, policy.text
+
+    t0 = time.monotonic()
+    drawn = iris_records(seed=31)
+    answers = predicted_in_calls(gateway, name, drawn)
+    ids = [i for a in answers for i in a["prediction_ids"]]
+    predictions = [p for a in answers for p in a["predictions"]]
+    assert len(ids) == len(set(ids)) == WINDOW
+    rows = captured_at_least(gateway, name, WINDOW)
+    captured_s = time.monotonic() - t0
+    assert [r["prediction_id"] for r in rows] == ids
+    assert [r["output"] for r in rows] == predictions
+    assert [r["inputs"] for r in rows] == drawn
+
+    actuals = [c if n % 4 else wrong(c) for n, c in enumerate(iris_classes(drawn))]
+    body = [{"prediction_id": i, "actual": a} for i, a in zip(ids, actuals, strict=True)]
+    sent = gateway.post(f"/api/models/{name}/feedback", json=body)
+    assert sent.status_code == 200, sent.text
+    assert (sent.json()["accepted"], sent.json()["duplicates"]) == (WINDOW, 0), sent.json()
+    by_hand = sum(p == a for p, a in zip(predictions, actuals, strict=True)) / WINDOW
+
+    def joined() -> dict | None:
+        reply = gateway.get(f"/api/models/{name}/monitoring/live")
+        assert reply.status_code == 200, reply.text
+        live = reply.json()
+        return live if live["window"]["metrics"].get("accuracy", {}).get("count") == WINDOW else None
+
+    live = poll(joined, 60)
+    assert live, gateway.get(f"/api/models/{name}/monitoring/live").json()
+    assert live["window"]["metrics"]["accuracy"]["value"] == pytest.approx(by_hand)
+    ((version, count),) = [(v["version"], v["window"]["metrics"]["accuracy"]["count"]) for v in live["versions"]]
+    assert (version, count) == (answers[0]["version"], WINDOW)
+
+    calm = gateway.post(f"/api/models/{name}/monitoring/check")
+    assert calm.status_code == 200, calm.text
+    (report,) = calm.json()["reports"]
+    assert (report["rows"], report["drifted"]) == (WINDOW, []), report
+    predicted_in_calls(gateway, name, iris_records(seed=32, shift_sd=5))
+    captured_at_least(gateway, name, 2 * WINDOW)
+    shifted = gateway.post(f"/api/models/{name}/monitoring/check")
+    assert shifted.status_code == 200, shifted.text
+    (report,) = shifted.json()["reports"]
+    assert report["rows"] == WINDOW  # the window: the newest WINDOW rows, all shifted
+    assert [n for n, f in report["features"].items() if f["drifted"]] == [SHIFTED], report["features"]
+    print(
+        f"\ne2e[{e2e.profile}]: {WINDOW} predictions captured {captured_s:.1f}s after the first call; live "
+        f"accuracy {live['window']['metrics']['accuracy']['value']:.3f} over {WINDOW} pairs (by hand "
+        f"{by_hand:.3f}); shifted: PSI of {SHIFTED!r} {report['features'][SHIFTED]['psi']:.2f}, "
+        f"drifted {report['drifted']}"
+    )
