@@ -1,4 +1,4 @@
-"""daprml models list | show | history | promote | rollback | monitor"""
+"""daprml models list | show | history | promote | rollback | traffic | monitor"""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -6,12 +6,14 @@ from urllib.parse import urlencode
 
 import typer
 
-from services.cli import render
+from services.cli import render, traffic
 from services.cli.base import Json, gateway, handled, new_group
 from services.cli.client import q
 from services.cli.datasets import all_pages
 
-app = new_group("Registered models: versions, metrics, aliases, their history, promotion and rollback.")
+app = new_group(
+    "Registered models: versions, metrics, aliases, their history, promotion, rollback and traffic (canaries, shadows)."
+)
 Reason = Annotated[str | None, typer.Option(help="Why, kept in the model's history (models history NAME).")]
 
 
@@ -110,6 +112,8 @@ def what(entry: dict[str, Any]) -> str:
         return f"{details.get('alias')}: {before} -> {to} ({details.get('cause')})"
     if entry["action"] == "policy.changed":
         return f"policy: {(details.get('from') or {}).get('mode')} -> {(details.get('to') or {}).get('mode')}"
+    if entry["action"] == "traffic.changed":
+        return f"traffic: {traffic.describe(details.get('from'))} -> {traffic.describe(details.get('to'))}"
     shown = ", ".join(f"{k}={v}" for k, v in details.items())
     return f"{entry['action']} {shown}".strip()
 
@@ -185,6 +189,9 @@ def rollback_command(ctx: typer.Context, name: str, reason: Reason = None, json:
         render.print_json(answer)
     else:
         render.out.print(moved(answer), markup=False)
+
+
+app.command("traffic")(traffic.traffic_command)
 
 
 @app.command("monitor")

@@ -28,6 +28,7 @@ from services.common.contracts.models import (
     PromotionRequest,
     Registered,
     RegisterVersion,
+    Traffic,
 )
 from services.common.ports import Reply, ServiceInvoker, SidecarUnavailable, sidecar_error_code
 
@@ -147,9 +148,11 @@ class ServiceClient:
 
 
 class Model(BaseModel):
-    """A registered model as its callers read it (GET api/models/{name}): the aliases."""
+    """A registered model as its callers read it (GET api/models/{name}): the aliases, and how
+    the champion's traffic is split (canary weights, shadows)."""
 
     aliases: dict[str, int] = {}
+    traffic: Traffic = Traffic()
 
 
 class RegistryClient(ServiceClient):

@@ -20,6 +20,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.contracts.datasets import DATASET_NAME
+from services.common.contracts.models import Traffic
 from services.common.contracts.monitoring import is_prediction_id
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -34,6 +35,7 @@ class Topic(StrEnum):
     INSTANCES = "instances"
     MODEL_HISTORY = "model-history"
     MODEL_DRIFT = "model-drift"
+    MODEL_TRAFFIC = "model-traffic"
 
 
 # Where an event goes when a subscriber gives up on it: one topic per deployment (with the
@@ -58,6 +60,7 @@ class EventType(StrEnum):
     INSTANCE_HEARTBEAT = "io.daprml.instance.heartbeat.v1"
     MODEL_HISTORY_RECORDED = "io.daprml.model.history.recorded.v1"
     MODEL_DRIFT_DETECTED = "io.daprml.model.drift.detected.v1"
+    MODEL_TRAFFIC_CHANGED = "io.daprml.model.traffic.changed.v1"
 
 
 class DatasetVersionCommitted(BaseModel):
@@ -94,6 +97,15 @@ class ModelAliasChanged(BaseModel):
     from_version: int | None = Field(alias="from")
     to_version: int | None = Field(alias="to")
     reason: str  # what moved it: promotion, api, rollback
+
+
+class ModelTrafficChanged(BaseModel):
+    """A model's traffic table (canary weights, shadows) changed: every inference replica asks the
+    registry for it again (the event only says which model; the registry's answer is the current one)."""
+
+    model: str = Field(pattern=DATASET_NAME)
+    traffic: Traffic
+    reason: str = Field(max_length=2000)
 
 
 class RoundtripPing(BaseModel):
@@ -208,6 +220,7 @@ ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.INSTANCE_HEARTBEAT: (Topic.INSTANCES, InstanceHeartbeat),
     EventType.MODEL_HISTORY_RECORDED: (Topic.MODEL_HISTORY, ModelHistoryRecorded),
     EventType.MODEL_DRIFT_DETECTED: (Topic.MODEL_DRIFT, ModelDriftDetected),
+    EventType.MODEL_TRAFFIC_CHANGED: (Topic.MODEL_TRAFFIC, ModelTrafficChanged),
 }
 
 

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from services.common import middleware
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
-from services.inference.deps import LogDep, PlaneDep, SettingsDep
+from services.common.contracts.models import MAX_ROUTING_KEY, ROUTING_KEY
+from services.inference.deps import LogDep, PlaneDep, RoutingKeyHeader, SettingsDep
 from services.inference.domain import contract, records
 from services.inference.domain.contract import ContractWarning
 from services.inference.domain.errors import TooManyRecords
@@ -37,6 +38,13 @@ class PredictRequest(BaseModel):
         True,
         description="refuse (422) a field the model does not know (its target excepted); "
         "false: ignore it and list it in `warnings`",
+    )
+    routing_key: str | None = Field(
+        None,
+        max_length=MAX_ROUTING_KEY,
+        pattern=ROUTING_KEY,
+        description="the caller's name for a sticky canary split (as the x-daprml-routing-key header, which it "
+        "overrides): the same key is served by the same version while the model's traffic table stays",
     )
 
     @model_validator(mode="after")
@@ -73,6 +81,7 @@ async def predict(
     plane: PlaneDep,
     settings: SettingsDep,
     prediction_log: LogDep,
+    routing_key: RoutingKeyHeader = None,
 ) -> Prediction:
     """Predictions (and class probabilities, for classifiers) of a model version for the records."""
     if len(request.records) > settings.max_records:
@@ -84,6 +93,7 @@ async def predict(
         lambda card: records.columns(request.records, card.features),
         names=lambda card: contract.record_fields(request.records, card, request.strict),
         size=len(request.records),
+        routing_key=request.routing_key or routing_key,
     )
     latency_ms = (time.perf_counter() - started) * 1000
     # The request's id as the middleware made it (the caller's X-Request-Id when sane): the one

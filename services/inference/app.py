@@ -12,6 +12,7 @@ from services.inference.ports import InferencePorts
 from services.inference.prediction_log import PredictionLog
 from services.inference.runtimes import Compiling
 from services.inference.settings import Settings
+from services.inference.shadows import Shadows
 
 
 def create_app(settings: Settings | None = None, ports: InferencePorts | None = None) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             settings.compiled, frozenset(settings.uncompiled_models), settings.onnx_threads, settings.inline_rows
         ),
         metrics=metrics,
+        shadows=Shadows(metrics, settings.shadow_max_pending, settings.shadow_timeout_s),
     )
     prediction_log = PredictionLog(
         ports.publisher,
@@ -51,7 +53,10 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             ports=ports,
             services={DataPlane: plane, PredictionLog: prediction_log},
             routers=[api.router, api.stats, v2_api.router],
-            every_replica={EventType.MODEL_ALIAS_CHANGED: plane.on_alias_changed},
+            every_replica={
+                EventType.MODEL_ALIAS_CHANGED: plane.on_alias_changed,
+                EventType.MODEL_TRAFFIC_CHANGED: plane.traffic.on_traffic_changed,
+            },
             background=[
                 Periodic("reconcile with the registry", settings.reconcile_interval_s, plane.reconcile),
                 *([flushing] if prediction_log.sampling else []),

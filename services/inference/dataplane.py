@@ -60,6 +60,8 @@ from services.inference.runtimes import (
     SklearnRuntime,
     choose,
 )
+from services.inference.shadows import Shadows
+from services.inference.traffic import TrafficTables
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,12 @@ class DataPlane:
         unbatched: set[str] | None = None,
         compiling: Compiling | None = None,
         metrics: InferenceMetrics | None = None,
+        shadows: Shadows | None = None,
     ):
         """batching: None serves every model without batching; `unbatched` names models served
-        without it anyway. compiling: when and how ONNX models are served (default: always)."""
+        without it anyway. compiling: when and how ONNX models are served (default: always).
+        shadows: where copies of the champion's requests go (None: the traffic tables' shadows
+        are ignored)."""
         self.registry, self.max_loaded = registry, max_loaded_models
         self.batching, self.unbatched = batching, unbatched or set()
         self.compiling = compiling or Compiling()
@@ -132,6 +137,8 @@ class DataPlane:
         self._moved_at: dict[tuple[str, str], float] = {}  # when each alias was last said to move
         self._failed: dict[Key, tuple[float, ModelUnloadable]] = {}  # when, and why
         self._warned: dict[Key, Counter[str]] = {}  # records warned of, by kind, since the start
+        self.traffic = TrafficTables(registry, preload=lambda name, version: self.model(name, str(version)))
+        self.shadows = shadows
 
     def warning_counts(self, name: str, version: int) -> dict[str, int]:
         """How many records this replica warned of for a model version, by kind, since it started."""
@@ -247,7 +254,9 @@ class DataPlane:
             log.warning("model %s %s moved, but refreshing it failed: %s", event.model, event.alias, e)
 
     async def reconcile(self) -> None:
-        """Refreshes every alias served here from the registry (for a replica that missed an event)."""
+        """Refreshes every alias and traffic table served here from the registry (for a replica
+        that missed an event)."""
+        await self.traffic.reconcile()
         for name, alias in list(self._aliases):
             try:
                 await self.alias_moved(name, alias)
@@ -360,9 +369,45 @@ class DataPlane:
         return BatchingPredictor(predict, limits.max_batch_size, limits.max_wait_s, inline, waited=queue.observe)
 
     async def close(self) -> None:
-        """Stops the loaded models' batching workers (at shutdown)."""
+        """Stops the shadow copies and the loaded models' batching workers (at shutdown)."""
+        if self.shadows is not None:
+            await self.shadows.close()
         for loaded in self._models.values():
             await loaded.runner.close()
+
+    # traffic: canaries and shadows (traffic.py, shadows.py)
+
+    async def _routed(self, name: str, routing_key: str | None) -> Loaded:
+        """The version a request for the champion goes to: a canary's, or the champion's (also
+        when the canary cannot be loaded: the caller is served, the fallback counted)."""
+        canary = await self.traffic.canary(name, routing_key)
+        if canary is not None:
+            try:
+                return await self.model(name, str(canary))
+            except (ModelUnloadable, ModelMissing) as e:
+                self.metrics.canary_fallbacks.labels(name, str(canary)).inc()
+                log.warning("model %s canary version %s cannot serve; the champion does: %s", name, canary, e)
+        return await self.model(name, DEFAULT_REF)
+
+    def _copy_to_shadows(
+        self,
+        served: Loaded,
+        predictions: np.ndarray,
+        inputs: Callable[[ModelCard], Columns],
+        names: Callable[[ModelCard], list[ContractWarning]] | None,
+        size: int | None,
+    ) -> None:
+        if self.shadows is None:
+            return
+        for version in self.traffic.shadows(served.name):
+            if version == served.version:
+                continue
+
+            async def run(version: int = version) -> np.ndarray:
+                out = await self.infer(served.name, str(version), inputs, probabilities=False, names=names, size=size)
+                return out.predictions
+
+            self.shadows.copy(served.name, version, predictions, served.classes is not None, run)
 
     # inference
 
@@ -374,14 +419,18 @@ class DataPlane:
         probabilities: bool = True,
         names: Callable[[ModelCard], list[ContractWarning]] | None = None,
         size: int | None = None,
+        routing_key: str | None = None,
     ) -> Outputs:
         """Predictions of the model for the rows `inputs` makes from its card (a protocol's
         decoder), under the model contract (domain/contract.py): `names` checks the names the
         request sends (refusing an unknown one, or warning of it), then the rows' values are
         checked; the warnings are counted per model version and answered, bounded. `size`: the
-        rows the request says it holds, when known before decoding (small ones skip a thread)."""
+        rows the request says it holds, when known before decoding (small ones skip a thread).
+        A request for the champion (no `ref`) is split by the model's traffic table: a canary
+        may serve it (the same one for the same `routing_key`), and shadows get copies of it."""
         started = time.perf_counter()
-        loaded = await self.model(name, ref)
+        routed = ref is None
+        loaded = await self._routed(name, routing_key) if routed else await self.model(name, ref)
         version = str(loaded.version)
 
         def decode() -> tuple[Columns, list[ContractWarning]]:
@@ -418,6 +467,8 @@ class DataPlane:
             counts = self._warned.setdefault((loaded.name, loaded.version), Counter())
             for warning in warnings:
                 counts[warning.kind.value] += warning.records
+        if routed:
+            self._copy_to_shadows(loaded, predictions, inputs, names, size)
         return Outputs(
             loaded.name,
             loaded.version,

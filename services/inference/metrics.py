@@ -84,6 +84,47 @@ class InferenceMetrics:
             registry=registry,
         )
 
+        # Traffic (traffic.py, shadows.py): canaries that could not serve, and each shadow's copies.
+        self.canary_fallbacks = Counter(
+            "daprml_inference_canary_fallbacks",
+            "Requests routed to a canary version that could not be loaded, served by the champion instead",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.shadow_requests = Counter(
+            "daprml_inference_shadow_requests",
+            "Requests copied to a shadow version, by outcome: done, failed (it raised or timed out), dropped "
+            "(too many copies pending)",
+            ["model", "version", "outcome"],
+            registry=registry,
+        )
+        self.shadow_records = Counter(
+            "daprml_inference_shadow_records",
+            "Records a shadow version answered beside the champion (or canary) that served them",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.shadow_agreed = Counter(
+            "daprml_inference_shadow_agreed_records",
+            "Records a shadow classifier gave the same class as the version that served them "
+            "(agreement: this over daprml_inference_shadow_records_total)",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.shadow_abs_error = Counter(
+            "daprml_inference_shadow_abs_difference",
+            "Sum over records of |shadow - served| for regressors "
+            "(mean: this over daprml_inference_shadow_records_total)",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.shadow_seconds = Histogram(
+            "daprml_inference_shadow_seconds",
+            "How long a shadow version took to answer a copy (decode, predict)",
+            ["model", "version"],
+            registry=registry,
+        )
+
     def predicted(self, model: str, version: int, runtime: str, rows: int, seconds: float) -> None:
         self.predict.labels(model, str(version), runtime).observe(seconds)
         self.batch.labels(model, str(version)).observe(rows)

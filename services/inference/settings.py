@@ -40,6 +40,10 @@ class Settings(ServiceSettings):
     """Threads one ONNX Runtime predict call may use (one: the cores are shared with sidecars and other apps)."""
     inline_rows: int = Field(32, ge=0)
     """Compiled predict calls of at most this many rows run on the event loop, not in a thread (0: never)."""
+    shadow_max_pending: int = Field(64, ge=1, le=10_000)
+    """Shadow copies (requests copied to shadow versions) running at once; past it one is dropped, counted."""
+    shadow_timeout_s: float = Field(10.0, gt=0, le=300)
+    """Longest a shadow copy may take; past it, it counts as failed."""
     prediction_log_rate: float = Field(1.0, ge=0, le=1)
     """Share of successful prediction calls captured (published, record by record, for the monitor's
     inference tables) for models `prediction_log_rates` does not name: 0 none, 1 every one."""

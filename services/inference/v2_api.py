@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from services.common.contracts import ALIAS_NAME, MODEL_NAME, ModelCard
 from services.common.deps import ProbeDep
 from services.common.oip import ProtocolRoute
-from services.inference.deps import LogDep, PlaneDep, SettingsDep
+from services.inference.deps import LogDep, PlaneDep, RoutingKeyHeader, SettingsDep
 from services.inference.domain import contract, tensors
 from services.inference.domain.columns import Columns, count
 from services.inference.domain.errors import TooManyRecords
@@ -119,7 +119,13 @@ def _decoder(request: InferRequest, max_records: int) -> Callable[[ModelCard], C
 
 
 async def _infer(
-    plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep, name: str, ref: str | None, request: InferRequest
+    plane: PlaneDep,
+    settings: SettingsDep,
+    prediction_log: LogDep,
+    name: str,
+    ref: str | None,
+    request: InferRequest,
+    routing_key: str | None = None,
 ) -> Any:
     wanted = {o.name for o in request.outputs or []}
     strict = tensors.strict(request)
@@ -131,6 +137,7 @@ async def _infer(
         probabilities=wanted != {PREDICT},
         names=lambda card: contract.input_names(tensors.named(request.inputs, card), card, strict),
         size=tensors.rows(request),
+        routing_key=routing_key,
     )
     latency_ms = (time.perf_counter() - started) * 1000
     outputs = tensors.encode(request, out.card, out.predictions, out.probabilities, out.classes)
@@ -151,10 +158,17 @@ async def _infer(
 
 @router.post("/models/{name}/infer")
 async def infer(
-    name: Name, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
+    name: Name,
+    request: InferRequest,
+    plane: PlaneDep,
+    settings: SettingsDep,
+    prediction_log: LogDep,
+    routing_key: RoutingKeyHeader = None,
 ) -> Any:
-    """Predictions of the champion for the input tensors; `parameters.prediction_ids` names each row's."""
-    return await _infer(plane, settings, prediction_log, name, None, request)
+    """Predictions of the champion for the input tensors; `parameters.prediction_ids` names each
+    row's. The model's traffic table may send it to a canary (`model_version` says which served;
+    the x-daprml-routing-key header keeps one caller on one version)."""
+    return await _infer(plane, settings, prediction_log, name, None, request, routing_key)
 
 
 @router.post("/models/{name}/versions/{version}/infer")

@@ -8,11 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from services.common.actor import ActorDep
-from services.common.contracts.models import MODEL_NAME, Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.contracts.models import (
+    MODEL_NAME,
+    Promotion,
+    PromotionRequest,
+    Registered,
+    RegisterVersion,
+    Traffic,
+)
 from services.registry.deps import ServiceDep
 from services.registry.domain.history import HistoryEntry, ModelHistory, Note
 from services.registry.domain.model import PromotionPolicy
-from services.registry.domain.views import AliasMoved, AliasTarget, ModelInfo, ModelList, ModelVersion
+from services.registry.domain.views import AliasMoved, AliasTarget, ModelInfo, ModelList, ModelVersion, TrafficView
 
 public = APIRouter(prefix="/api/models", tags=["models"])
 internal = APIRouter(prefix="/internal/models", tags=["internal"])
@@ -123,6 +130,37 @@ async def set_policy(
     an ingest key can change what serves). Either way a version trained on rows labeled through
     feedback (a monitoring retrain) becomes challenger unless `trained_on_feedback` is as_any."""
     return await service.set_policy(name, policy, actor, reason)
+
+
+@public.get("/{name}/traffic", response_model=TrafficView)
+async def get_traffic(name: Name, service: ServiceDep) -> TrafficView:
+    """How the champion's requests are served (canary versions and their percents, the
+    champion's own, shadows), who changed it last and when."""
+    return await service.traffic(name)
+
+
+@public.put(
+    "/{name}/traffic",
+    response_model=TrafficView,
+    responses={
+        409: {"description": "the model has no champion, whose requests a table splits"},
+        422: {"description": "a version named does not exist, or is the champion"},
+    },
+)
+async def set_traffic(
+    name: Name, traffic: Traffic, service: ServiceDep, actor: ActorDep, reason: Why = ""
+) -> TrafficView:
+    """Sets the traffic table: canary versions serve their percent of the requests for the
+    champion (sticky by the x-daprml-routing-key header when sent), shadows get copies off the
+    request path. A request naming a version or an alias bypasses it. Every inference replica
+    applies it within a second; recorded in the model's history."""
+    return await service.set_traffic(name, traffic, actor, reason)
+
+
+@public.delete("/{name}/traffic", response_model=TrafficView)
+async def clear_traffic(name: Name, service: ServiceDep, actor: ActorDep, reason: Why = "") -> TrafficView:
+    """Empties the traffic table: the champion serves all its requests, nothing is shadowed."""
+    return await service.clear_traffic(name, actor, reason)
 
 
 @public.post("/{name}/rollback", response_model=AliasMoved)

@@ -6,10 +6,18 @@ import hashlib
 import logging
 from collections.abc import Callable
 
-from services.common.contracts.models import Artifact, Promotion, PromotionRequest, Registered, RegisterVersion
+from services.common.contracts.models import (
+    Artifact,
+    Promotion,
+    PromotionRequest,
+    Registered,
+    RegisterVersion,
+    Traffic,
+)
 from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound, SidecarUnavailable
 from services.common.state import Busy
 from services.registry import history, outbox
+from services.registry.domain import traffic as tables
 from services.registry.domain import views
 from services.registry.domain.errors import BadInput, Conflict, Corrupt, Missing
 from services.registry.domain.history import POLICY_CHANGED, HistoryEntry, ModelHistory, Note
@@ -25,7 +33,7 @@ from services.registry.domain.model import (
     resolve,
 )
 from services.registry.domain.promotion import decide, explain, held_by_feedback
-from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion
+from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion, TrafficView
 from services.registry.metrics import RegistryMetrics
 from services.registry.repository import ModelRepository
 from services.registry.settings import Settings
@@ -62,6 +70,9 @@ class RegistryService:
 
     async def info(self, name: str) -> ModelInfo:
         return views.info(await self.record(name))
+
+    async def traffic(self, name: str) -> TrafficView:
+        return views.traffic(await self.record(name))
 
     async def history(self, name: str, before: int | None = None, limit: int = 50) -> ModelHistory:
         """One page of the model's history, newest first: up to `limit` entries older than
@@ -314,6 +325,22 @@ class RegistryService:
             return record
 
         return (await self._change(name, set_it)).policy
+
+    async def set_traffic(self, name: str, traffic: Traffic, actor: str, why: str = "") -> TrafficView:
+        """Sets the model's traffic table (the empty one clears it), recorded in the history by
+        `actor` for `why` (else "traffic set" or "traffic cleared") and announced to every
+        inference replica. Setting the table a model has records nothing."""
+        reason = why or (tables.SET if traffic.versions else tables.CLEARED)
+
+        def set_it(record: ModelRecord | None) -> ModelRecord:
+            record = exists(record, name)
+            record.set_traffic(traffic, now(), actor, reason)
+            return record
+
+        return views.traffic(await self._change(name, set_it))
+
+    async def clear_traffic(self, name: str, actor: str, why: str = "") -> TrafficView:
+        return await self.set_traffic(name, Traffic(), actor, why)
 
     async def note(self, name: str, note: Note, caller: str) -> HistoryEntry:
         """Records what another service (the monitor) did to a model. Its actor is the caller,

@@ -8,11 +8,12 @@ from tests.unit.inference.models import FLOWER_FEATURES, Registry, flower_model
 ROWS = [{"length": 1.4, "width": 0.5, "colour": "red"}]
 
 
-def test_alias_changes_are_subscribed_through_the_replica_pubsub(make_client):
+def test_alias_and_traffic_changes_are_subscribed_through_the_replica_pubsub(make_client):
     client = make_client("inference", invoker=Registry().invoker)
     subscriptions = client.get("/dapr/subscribe").json()
     assert [(s["pubsubname"], s["topic"], s["route"], s["deadLetterTopic"]) for s in subscriptions] == [
-        ("pubsub-replicas", "model-aliases", "/internal/events/replica/model-aliases", "dead-letters")
+        ("pubsub-replicas", "model-aliases", "/internal/events/replica/model-aliases", "dead-letters"),
+        ("pubsub-replicas", "model-traffic", "/internal/events/replica/model-traffic", "dead-letters"),
     ]
 
 

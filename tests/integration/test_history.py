@@ -1,6 +1,7 @@
 """A model's history against the real stack: an alias moved through the gateway with a named
-key is recorded under that key's name and announced; the registry's sidecars decide who called,
-and an app that claims to be the gateway is not believed."""
+key is recorded under that key's name and announced; so is a traffic table set, which the model
+then answers; the registry's sidecars decide who called, and an app that claims to be the
+gateway is not believed."""
 
 import uuid
 from pathlib import Path
@@ -82,6 +83,36 @@ def test_an_alias_set_with_a_named_key_is_in_the_history_under_its_name_and_anno
         key_name,
         "shadow traffic for v1",
     )
+
+
+def test_a_traffic_table_set_with_a_named_key_is_in_the_history_under_its_name_and_in_the_model(
+    stack, gateway, model, named_key
+):
+    weak = {"dataset": model, "estimator": "logistic_regression", "params": {"C": 1e-6}}
+    assert gateway.post("/api/training/jobs", json=weak).status_code == 202
+    finished_job(gateway, model, count=2)  # version 2, challenger (the manual policy)
+    key_name, key = named_key
+    table = {"canary": [{"version": 2, "percent": 20.0}], "shadows": []}
+    with httpx.Client(base_url=stack.gateway_url, headers=credentials.auth_headers(key), timeout=30) as ops:
+        put = ops.put(
+            f"/api/models/{model}/traffic",
+            params={"reason": "v2 on a fifth"},
+            json=table,
+            headers={ACTOR_HEADER: "mallory"},
+        )
+        assert put.status_code == 200, put.text
+        (newest,) = entries(ops, model, limit=1)
+        answered = ops.get(f"/api/models/{model}").json()
+        refused = ops.put(f"/api/models/{model}/traffic", json={"canary": [{"version": 1, "percent": 5}]})
+        cleared = ops.delete(f"/api/models/{model}/traffic")
+        (last,) = entries(ops, model, limit=1)
+    assert (put.json()["champion"], put.json()["champion_percent"], put.json()["changed_by"]) == (1, 80.0, key_name)
+    assert (newest["actor"], newest["action"], newest["reason"]) == (key_name, "traffic.changed", "v2 on a fifth")
+    assert newest["details"] == {"from": {"canary": [], "shadows": []}, "to": table}
+    assert answered["traffic"] == table  # what every inference replica reads
+    assert refused.status_code == 422 and "champion" in refused.json()["detail"]
+    assert cleared.status_code == 200 and cleared.json()["traffic"] == {"canary": [], "shadows": []}
+    assert (last["actor"], last["reason"], last["seq"]) == (key_name, "traffic cleared", newest["seq"] + 1)
 
 
 def test_an_app_naming_the_gateway_as_its_caller_and_someone_as_actor_is_not_believed(stack, gateway, model):

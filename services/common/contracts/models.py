@@ -19,7 +19,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, FiniteFloat, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from services.common.contracts.coercion import FLOAT, dtype
 from services.common.contracts.datasets import DATASET_NAME, Feature, Task
@@ -171,6 +171,63 @@ class Promotion(BaseModel):
     decided_at: datetime
 
 
+class CanaryWeight(BaseModel):
+    """A version that serves a share of the champion's traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    percent: float = Field(gt=0, lt=100, description="of the requests for the champion, served by this version")
+
+
+class ShadowShare(BaseModel):
+    """A version that gets a copy of a share of the champion's requests, off the request path:
+    its answers are compared with the champion's and never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    percent: float = Field(gt=0, le=100, description="of the requests for the champion, copied to this version")
+
+
+MAX_CANARIES = 5
+MAX_SHADOWS = 3
+
+
+class Traffic(BaseModel):
+    """How a model's champion traffic is served (PUT /api/models/{name}/traffic): canary
+    versions take their percent of it, the champion the rest; shadows get copies. A request that
+    names a version or an alias is served by it, bypassing the split. The empty table (the
+    default) sends everything to the champion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    canary: list[CanaryWeight] = Field(default_factory=list, max_length=MAX_CANARIES)
+    shadows: list[ShadowShare] = Field(default_factory=list, max_length=MAX_SHADOWS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        versions = [c.version for c in self.canary] + [s.version for s in self.shadows]
+        if len(set(versions)) != len(versions):
+            raise ValueError(f"a version is named more than once (canary and shadows: {versions})")
+        if sum(c.percent for c in self.canary) >= 100:
+            raise ValueError("the canary percents add up to 100 or more: the champion would serve nothing")
+        return self
+
+    @property
+    def versions(self) -> set[int]:
+        return {c.version for c in self.canary} | {s.version for s in self.shadows}
+
+
+ROUTING_KEY_HEADER = "x-daprml-routing-key"
+"""The request header a caller names itself by on the predict routes (JSON and OIP), for a sticky
+canary split: the same key lands on the same version while the table stays as it is. The gateway
+passes it to inference, and no other header of the caller's."""
+MAX_ROUTING_KEY = 200
+ROUTING_KEY = rf"^[\x20-\x7e]{{1,{MAX_ROUTING_KEY}}}$"
+"""A routing key: 1 to MAX_ROUTING_KEY printable ASCII characters."""
+
+
 class VersionInfo(BaseModel):
     """A model version as the registry describes it (GET api/models/{name}/versions/{ref}, ref a
     number or an alias), holding what its callers read; fields they do not know are ignored."""
@@ -200,7 +257,9 @@ class HistoryEntry(BaseModel):
     seq: int = Field(ge=1, description="the entry's place in the model's history, 1 first, without gaps")
     at: datetime
     actor: str = Field(max_length=200, description="the name of the API key that asked, or the app id that acted")
-    action: str = Field(pattern=HISTORY_ACTION, description="alias.moved, policy.changed or monitoring.*")
+    action: str = Field(
+        pattern=HISTORY_ACTION, description="alias.moved, policy.changed, traffic.changed or monitoring.*"
+    )
     reason: str = Field("", max_length=2000, description="why, as the actor said or the rule decided")
     details: dict[str, Any] = Field(default_factory=dict)
 

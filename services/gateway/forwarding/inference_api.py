@@ -7,11 +7,14 @@ is forwarded; what inference answers comes back as it is. tests/api/test_gateway
 checks that these routes and inference's public ones are the same set.
 """
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
+from services.common.contracts.models import MAX_ROUTING_KEY, ROUTING_KEY, ROUTING_KEY_HEADER
+from services.common.errors import ClientError
 from services.common.oip import ProtocolRoute
 from services.gateway.deps import PREDICT, READ_MODELS, InferenceDep
 
@@ -26,12 +29,50 @@ JSON_BODY: dict[str, Any] = {
 }
 
 
+class BadRoutingKey(ClientError):
+    status = 422
+
+
+async def routing_key(
+    request: Request,
+    # Declared for the OpenAPI document only (json_schema_extra documents, it does not check):
+    # routing_key checks it, so that a bad key is a 422 on the OIP route too (where FastAPI's own
+    # validation answers 400 in the protocol's shape) and a repeated header is refused.
+    declared: Annotated[
+        str | None,
+        Header(
+            alias=ROUTING_KEY_HEADER,
+            description=f"names the caller for a sticky canary split: the same key is served by the same version "
+            f"while the model's traffic table stays as it is (1 to {MAX_ROUTING_KEY} printable ASCII characters)",
+            json_schema_extra={"pattern": ROUTING_KEY, "maxLength": MAX_ROUTING_KEY},
+        ),
+    ] = None,
+) -> dict[str, str]:
+    """The routing key to pass on to inference, once it is one: the only caller's header the
+    predict routes pass on beside the plain ones (upstream.REQUEST_HEADERS)."""
+    sent = request.headers.getlist(ROUTING_KEY_HEADER)
+    if not sent:
+        return {}
+    if len(sent) > 1:
+        raise BadRoutingKey(f"the {ROUTING_KEY_HEADER} header was sent {len(sent)} times: send it once")
+    if not re.fullmatch(ROUTING_KEY, sent[0]):
+        raise BadRoutingKey(
+            f"the {ROUTING_KEY_HEADER} header must be 1 to {MAX_ROUTING_KEY} printable ASCII characters "
+            f"(it has {len(sent[0])} characters{'' if sent[0].isascii() else ', some not ASCII'})"
+        )
+    return {ROUTING_KEY_HEADER: sent[0]}
+
+
+RoutingKey = Annotated[dict[str, str], Depends(routing_key)]
+
+
 @predict_router.post("/{name}/predict", openapi_extra=JSON_BODY, dependencies=[PREDICT])
-async def predict(name: Name, request: Request, inference: InferenceDep) -> Response:
+async def predict(name: Name, request: Request, inference: InferenceDep, key: RoutingKey) -> Response:
     """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?, "strict"?}.
     A field the model does not know is a 422 naming the nearest known one, unless "strict" is
-    false: then it is ignored and listed in the answer's "warnings"."""
-    return await inference.forward(request, "api", "models", name, "predict")
+    false: then it is ignored and listed in the answer's "warnings". Without a version or an
+    alias, the model's traffic table may send it to a canary version (the answer says which)."""
+    return await inference.forward(request, "api", "models", name, "predict", headers=key)
 
 
 @v2_router.get("/health/live", dependencies=[READ_MODELS])
@@ -71,9 +112,10 @@ async def version_ready(name: Name, version: Version, request: Request, inferenc
 
 
 @v2_router.post("/models/{name}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
-async def infer(name: Name, request: Request, inference: InferenceDep) -> Response:
-    """Predictions of the champion for the input tensors."""
-    return await inference.forward(request, "v2", "models", name, "infer")
+async def infer(name: Name, request: Request, inference: InferenceDep, key: RoutingKey) -> Response:
+    """Predictions of the champion for the input tensors, or of a canary version as the model's
+    traffic table says (model_version names the one that served)."""
+    return await inference.forward(request, "v2", "models", name, "infer", headers=key)
 
 
 @v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])

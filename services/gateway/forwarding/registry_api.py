@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
+from services.common.contracts.models import MAX_CANARIES, MAX_SHADOWS
 from services.gateway.deps import ADMIN, READ, TRAIN, RegistryDep
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -32,6 +33,36 @@ ALIAS_BODY = _json_body(["version"], {"version": {"type": "integer", "minimum": 
 POLICY_BODY = _json_body(
     [], {"mode": {"type": "string", "enum": ["auto", "manual"]}, "metric": {"type": "string", "nullable": True}}
 )
+
+
+def _shares(most: int, percent: dict[str, Any]) -> dict[str, Any]:
+    share = {
+        "type": "object",
+        "required": ["version", "percent"],
+        "additionalProperties": False,
+        "properties": {"version": {"type": "integer", "minimum": 1}, "percent": {"type": "number", **percent}},
+    }
+    return {"type": "array", "maxItems": most, "items": share}
+
+
+# The contract's Traffic (services/common/contracts/models.py), which the registry checks.
+TRAFFIC_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "canary": _shares(MAX_CANARIES, {"exclusiveMinimum": 0, "exclusiveMaximum": 100}),
+                        "shadows": _shares(MAX_SHADOWS, {"exclusiveMinimum": 0, "maximum": 100}),
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.get("", dependencies=[READ])
@@ -100,6 +131,29 @@ async def delete_alias(
 async def set_policy(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """How new versions are promoted: auto (on the primary metric) or manual."""
     return await registry.forward(request, "api", "models", name, "policy", query={"reason": reason})
+
+
+@router.get("/{name}/traffic", dependencies=[READ])
+async def get_traffic(name: Name, request: Request, registry: RegistryDep) -> Response:
+    """How the champion's requests are served (canary versions and their percents, the
+    champion's own, shadows), who changed it last (the key's name) and when."""
+    return await registry.forward(request, "api", "models", name, "traffic")
+
+
+@router.put("/{name}/traffic", openapi_extra=TRAFFIC_BODY, dependencies=[ADMIN])
+async def set_traffic(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
+    """Sets the traffic table: {"canary": [{"version", "percent"}], "shadows": [{"version",
+    "percent"}]}. Canary versions serve their percent of the requests for the champion (sticky
+    by the x-daprml-routing-key header), shadows get copies off the request path; a request
+    naming a version or an alias bypasses it. No version may be the champion (422); a model
+    without a champion takes none (409)."""
+    return await registry.forward(request, "api", "models", name, "traffic", query={"reason": reason})
+
+
+@router.delete("/{name}/traffic", dependencies=[ADMIN])
+async def clear_traffic(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
+    """Empties the traffic table: the champion serves all its requests, nothing is shadowed."""
+    return await registry.forward(request, "api", "models", name, "traffic", query={"reason": reason})
 
 
 @router.post("/{name}/rollback", dependencies=[ADMIN])

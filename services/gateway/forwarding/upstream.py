@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # Request and reply headers worth passing on; hop-by-hop ones and anything else are not. Nor a
 # client's traceparent: the call carries the gateway's own trace context (services.common.tracing).
-# Nor a client's ACTOR_HEADER: the gateway sets its own (actor_headers).
+# Nor a client's ACTOR_HEADER: the gateway sets its own (actor_headers). A route may pass on a
+# header it validated itself (the predict routes' routing key): Upstream.forward's `headers`.
 REQUEST_HEADERS = ("content-type", "content-length", "accept")
 REPLY_HEADERS = ("content-type", "content-disposition", "retry-after", "x-sha256")
 WITH_BODY = ("POST", "PUT", "PATCH")
@@ -64,12 +65,20 @@ class Upstream:
         app_id = settings.app_ids()[cls.service]
         return cls(invoker, app_id, settings.max_body_bytes, breakers.of(app_id), metrics)
 
-    async def forward(self, request: Request, *segments: str, query: Mapping[str, object] | None = None) -> Response:
+    async def forward(
+        self,
+        request: Request,
+        *segments: str,
+        query: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         """Sends the request to `segments` joined as a path (each one already validated by the
-        route), with the given query parameters, and streams the answer back."""
+        route), with the given query parameters and the headers the route validated and passes
+        on (beside REQUEST_HEADERS), and streams the answer back."""
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         method = "/".join(segments) + (f"?{urlencode(params)}" if params else "")
-        headers = {k: v for k, v in request.headers.items() if k in REQUEST_HEADERS} | actor_headers(request)
+        plain = {k: v for k, v in request.headers.items() if k in REQUEST_HEADERS}
+        headers = plain | dict(headers or {}) | actor_headers(request)
         verb = request.method
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:

@@ -11,6 +11,8 @@ Actions (ACTIONS; the monitor adds its own under `monitoring.`):
     alias.moved      an alias was set, moved or removed (details: alias, from, to, cause:
                      api, promotion or rollback; a promotion's reason says how it was decided)
     policy.changed   the promotion policy changed (details: from, to)
+    traffic          the traffic table (canaries, shadows) changed: set or cleared through the
+                     API, or a version left it on becoming champion (details: from, to)
     monitoring.*     what the monitor did: its policy changed, a check ran, a retraining started
                      (POST /internal/models/{name}/history)
 """
@@ -33,8 +35,9 @@ RECENT_MOVES: Final = 20
 ACTION = HISTORY_ACTION
 ALIAS_MOVED: Final = "alias.moved"
 POLICY_CHANGED: Final = "policy.changed"
+TRAFFIC_CHANGED: Final = "traffic.changed"
 MONITORING: Final = "monitoring."
-ACTIONS: Final = (ALIAS_MOVED, POLICY_CHANGED)
+ACTIONS: Final = (ALIAS_MOVED, POLICY_CHANGED, TRAFFIC_CHANGED)
 """What the registry records by itself; others record only `monitoring.*` actions."""
 
 

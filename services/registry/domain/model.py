@@ -1,6 +1,6 @@
 """What the registry stores: one record per model (its versions in short, its aliases and their
-latest moves, its promotion policy, the count of its history and the entries and events not yet
-written out), changed only by compare-and-swap. Each version's full details (card, lineage) and
+latest moves, its promotion policy, its traffic table, the count of its history and the entries
+and events not yet written out), changed only by compare-and-swap. Each version's full details (card, lineage) and
 the pages of the history (domain/history.py) live under keys of their own, so the record stays
 small."""
 
@@ -10,10 +10,17 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.common.contracts.models import ALIAS_NAME, Promotion, RegisterVersion, TaskName
-from services.common.events import EventType, ModelAliasChanged, ModelHistoryRecorded, ModelVersionRegistered
+from services.common.contracts.models import ALIAS_NAME, Promotion, RegisterVersion, TaskName, Traffic
+from services.common.events import (
+    EventType,
+    ModelAliasChanged,
+    ModelHistoryRecorded,
+    ModelTrafficChanged,
+    ModelVersionRegistered,
+)
+from services.registry.domain import traffic as tables
 from services.registry.domain.errors import BadInput, Missing
-from services.registry.domain.history import ALIAS_MOVED, RECENT_MOVES, HistoryEntry
+from services.registry.domain.history import ALIAS_MOVED, RECENT_MOVES, TRAFFIC_CHANGED, HistoryEntry
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
@@ -117,6 +124,9 @@ class ModelRecord(BaseModel):
     recent: list[AliasChange] = Field(default_factory=list)  # the last RECENT_MOVES alias moves, oldest first
     champions: list[int] = Field(default_factory=list)  # what rollback returns to: earlier champions, latest last
     had_champion: bool = False  # champion has pointed at a version at some time (removed since or not)
+    traffic: Traffic = Field(default_factory=Traffic)  # canaries and shadows of the champion's requests
+    traffic_at: datetime | None = None  # when the traffic table last changed
+    traffic_by: str | None = None  # who changed it last
     history_count: int = 0  # entries in the model's history: the seq of its newest
     unfiled: list[HistoryEntry] = Field(default_factory=list)  # entries not yet written to their pages
     outbox: list[PendingEvent] = Field(default_factory=list)
@@ -210,7 +220,30 @@ class ModelRecord(BaseModel):
         # The history only grows, so the move's place in it is its stable id.
         self._pending(EventType.MODEL_ALIAS_CHANGED, f"{self.name}-alias-{entry.seq}", f"{self.name}/{alias}", payload)
         self._announce(entry)
+        if alias == CHAMPION and to is not None and to in self.traffic.versions:
+            # In the same write: a canary made champion stops being a canary (it would split its
+            # own traffic), a shadow stops shadowing itself.
+            why = f"version {to} became champion ({cause}): it leaves the traffic table"
+            self.set_traffic(tables.without(self.traffic, to), at, actor, why)
         return change
+
+    def set_traffic(self, traffic: Traffic, at: datetime, actor: str, why: str) -> bool:
+        """Replaces the traffic table once the rules of domain/traffic.py allow it, recorded in the
+        history (by `actor`, for `why`, details from and to) and announced. False, and nothing
+        recorded, when the model has this table already."""
+        tables.check(self.name, traffic, {v.version for v in self.versions}, self.aliases.get(CHAMPION))
+        if traffic == self.traffic:
+            return False
+        details = {"from": tables.describe(self.traffic), "to": tables.describe(traffic)}
+        self.traffic, self.traffic_at, self.traffic_by = traffic, at, actor
+        entry = self.note(TRAFFIC_CHANGED, actor, why, at, details, announce=False)
+        payload = ModelTrafficChanged(model=self.name, traffic=traffic, reason=why)
+        # As an alias move's: the entry's place in the history is the change's stable id.
+        self._pending(
+            EventType.MODEL_TRAFFIC_CHANGED, f"{self.name}-traffic-{entry.seq}", f"{self.name}/traffic", payload
+        )
+        self._announce(entry)
+        return True
 
     def _moved(self, change: AliasChange) -> None:
         """Keeps what later reads of the record need from a move: the latest moves, and the

@@ -14,9 +14,11 @@ from services.common.contracts.models import (
     Promotion,
     RegisterVersion,
     TaskName,
+    Traffic,
 )
+from services.registry.domain import traffic as tables
 from services.registry.domain.history import RECENT_MOVES
-from services.registry.domain.model import AliasChange, ModelRecord, PromotionPolicy, VersionRef
+from services.registry.domain.model import CHAMPION, AliasChange, ModelRecord, PromotionPolicy, VersionRef
 
 
 class AliasTarget(BaseModel):
@@ -76,6 +78,22 @@ class ModelInfo(BaseModel):
         description=f"the latest {RECENT_MOVES} alias moves, oldest first; the whole history, with who, why and "
         "when of every change: GET /api/models/{name}/history"
     )
+    traffic: Traffic = Field(
+        default_factory=Traffic,
+        description="how the champion's requests are served: canary versions take their percent, shadows get "
+        "copies (who changed it and when: GET /api/models/{name}/traffic)",
+    )
+
+
+class TrafficView(BaseModel):
+    """Answer of GET, PUT and DELETE /api/models/{name}/traffic."""
+
+    model: str
+    champion: int | None = Field(description="the version that serves what the canaries leave (null: no champion)")
+    champion_percent: float = Field(description="of the requests for the champion, served by it: 100 - the canaries'")
+    traffic: Traffic
+    changed_at: datetime | None = Field(description="when the table last changed (null: never)")
+    changed_by: str | None = Field(description="who changed it last: an API key's name, or the app id that acted")
 
 
 class ModelVersion(BaseModel):
@@ -118,6 +136,18 @@ def info(record: ModelRecord) -> ModelInfo:
         aliases=record.aliases,
         versions=[_version_summary(record, v) for v in record.versions],
         history=record.recent,
+        traffic=record.traffic,
+    )
+
+
+def traffic(record: ModelRecord) -> TrafficView:
+    return TrafficView(
+        model=record.name,
+        champion=record.aliases.get(CHAMPION),
+        champion_percent=tables.champion_percent(record.traffic),
+        traffic=record.traffic,
+        changed_at=record.traffic_at,
+        changed_by=record.traffic_by,
     )
 
 

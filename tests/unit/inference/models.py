@@ -147,7 +147,16 @@ class Registry:
         self.invoker.replies.pop((self.app_id, f"api/models/{name}/versions/{alias}"))
 
     def describe_calls(self) -> list[str]:
-        return [m for _, m, _ in self.invoker.calls if not m.endswith(("/artifact", "/onnx"))]
+        """Reads of a version's description (not of its files, nor of the model's traffic table)."""
+        return [m for _, m, _ in self.invoker.calls if "/versions/" in m and not m.endswith(("/artifact", "/onnx"))]
+
+    def traffic(self, name: str, table: dict[str, Any], aliases: dict[str, int] | None = None) -> None:
+        """What GET api/models/{name} answers: the aliases and the traffic table."""
+        body = {"name": name, "aliases": aliases or {}, "traffic": table}
+        self.invoker.replies[(self.app_id, f"api/models/{name}")] = Reply(200, json.dumps(body).encode())
+
+    def table_calls(self) -> list[str]:
+        return [m for _, m, _ in self.invoker.calls if "/versions/" not in m and m.startswith("api/models/")]
 
     def artifact_calls(self) -> list[str]:
         return [m for _, m, _ in self.invoker.calls if m.endswith("/artifact")]

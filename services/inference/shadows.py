@@ -1,0 +1,65 @@
+"""Shadow copies: a request for the champion copied to a shadow version off the request path,
+its answer compared with the one the caller got and then dropped. The caller's latency and
+answer do not change: a copy runs after the answer is made, as a task of its own, bounded in
+number (past `max_pending` a copy is dropped, counted) and in time.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from services.inference.metrics import InferenceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Shadows:
+    def __init__(self, metrics: InferenceMetrics, max_pending: int, timeout_s: float):
+        self.metrics, self.max_pending, self.timeout_s = metrics, max_pending, timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    def copy(self, name: str, version: int, served: Any, classifier: bool, run: Callable[[], Awaitable[Any]]) -> None:
+        """Runs `run` (the shadow's predictions of the same rows) in the background and compares
+        them with `served` (the predictions the caller got)."""
+        label = str(version)
+        if len(self._tasks) >= self.max_pending:
+            self.metrics.shadow_requests.labels(name, label, "dropped").inc()
+            return
+        task = asyncio.create_task(self._one(name, label, served, classifier, run))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _one(
+        self, name: str, label: str, served: Any, classifier: bool, run: Callable[[], Awaitable[Any]]
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                shadow = await run()
+        except Exception as exc:  # a shadow's failure is its own: counted, never the caller's
+            self.metrics.shadow_requests.labels(name, label, "failed").inc()
+            log.info("shadow copy of model %s version %s failed: %s", name, label, exc)
+            return
+        self.metrics.shadow_seconds.labels(name, label).observe(time.perf_counter() - started)
+        self.metrics.shadow_requests.labels(name, label, "done").inc()
+        ours, theirs = np.asarray(served), np.asarray(shadow)
+        self.metrics.shadow_records.labels(name, label).inc(len(ours))
+        if classifier:
+            self.metrics.shadow_agreed.labels(name, label).inc(int(np.sum(ours.astype(str) == theirs.astype(str))))
+        else:
+            difference = np.abs(ours.astype(float) - theirs.astype(float))
+            self.metrics.shadow_abs_error.labels(name, label).inc(float(np.nansum(difference)))
+
+    async def close(self) -> None:
+        """Cancels the copies still running (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
