@@ -3,15 +3,10 @@ DataPlane is. The JSON API (api.py) and the Open Inference Protocol (v2_api.py) 
 over it.
 
 A model is named by its name and a version number or an alias (champion by default). The
-registry says which version that is and what its card holds; the artifact comes from the
-registry too, through service invocation, and is loaded only after its sha256 is checked
-against the registered one and its contents against what ours hold. A version whose ONNX
-file passed training's check is served compiled, by ONNX Runtime (runtimes.py), unless the
-setting turns that off; any other, or one whose ONNX file cannot be served, by scikit-learn
-from its skops file. Loaded models are kept in
-a least-recently-used cache of at most `max_loaded_models`. Loading and predicting run in
-threads, off the event loop. Each loaded model predicts through its runner: concurrent
-requests batched into one predict call (batching.py) unless batching is off for it.
+registry says which version that is and what its card holds; the version is loaded as
+loading.py says (its file checked against the registered sha256, ONNX Runtime when training's
+check passed, scikit-learn otherwise, a bounded cache, batching). A request for the champion
+is split by the model's traffic table (traffic.py: canaries, shadows).
 
 Aliases are resolved once and then served from memory: the request path asks the registry
 nothing for a model it serves already. What an alias names is refreshed when the registry says
@@ -29,36 +24,29 @@ import asyncio
 import logging
 import math
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from services.common import onnxfiles, tracing
-from services.common.clients import Absent, CallError, Malformed, RegistryClient
+from services.common import tracing
+from services.common.clients import RegistryClient
 from services.common.contracts import ModelCard, VersionInfo, monitoring
 from services.common.errors import ClientError
 from services.common.events import ModelAliasChanged
 from services.common.ports import SidecarUnavailable
-from services.inference.batching import BatchingPredictor, DirectPredictor, Limits, Runner
-from services.inference.domain import contract, modelfile
+from services.inference.batching import Limits
+from services.inference.domain import contract
 from services.inference.domain.columns import Columns, count
 from services.inference.domain.contract import ContractWarning
 from services.inference.domain.errors import InferenceError, ModelMissing, ModelUnloadable
+from services.inference.loading import Key, Loaded, Loader, from_registry
 from services.inference.metrics import InferenceMetrics
 from services.inference.runtimes import (
-    ONNX,
-    SKLEARN,
     Choice,
     Compiling,
-    OnnxRuntime,
-    Result,
-    Runtime,
-    SklearnRuntime,
-    choose,
 )
 from services.inference.shadows import Shadows
 from services.inference.traffic import TrafficTables
@@ -69,26 +57,6 @@ DEFAULT_REF = "champion"
 INLINE_DECODE_ROWS = 64
 """Requests of at most this many rows are decoded and checked on the event loop (a thread hop
 costs more than they do); bigger ones in a thread, so that the loop keeps answering."""
-RETRY_LOAD_S = 30.0
-"""How long a version that failed to load is refused from memory before its file is fetched again
-(versions never change, but a damaged blob may be restored)."""
-Key = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """One model version in memory."""
-
-    name: str
-    version: int
-    card: ModelCard
-    runtime: Runtime
-    runner: Runner
-    reason: str | None = None  # why it is not served compiled, when it is not
-
-    @property
-    def classes(self) -> list[Any] | None:
-        return self.runtime.classes
 
 
 @dataclass(frozen=True)
@@ -125,17 +93,21 @@ class DataPlane:
         without it anyway. compiling: when and how ONNX models are served (default: always).
         shadows: where copies of the champion's requests go (None: the traffic tables' shadows
         are ignored)."""
-        self.registry, self.max_loaded = registry, max_loaded_models
-        self.batching, self.unbatched = batching, unbatched or set()
-        self.compiling = compiling or Compiling()
+        self.registry = registry
         self.metrics = metrics or InferenceMetrics()
-        self._models: OrderedDict[Key, Loaded] = OrderedDict()
-        self._loading: dict[Key, asyncio.Future[Loaded]] = {}
+        self.loader = Loader(
+            registry,
+            max_loaded_models,
+            batching,
+            unbatched or set(),
+            compiling or Compiling(),
+            self.metrics,
+            unloaded=self._unloaded,
+        )
         self._aliases: dict[tuple[str, str], Loaded] = {}  # (name, alias) -> the version served for it
         self._refreshing: set[tuple[str, str]] = set()
         self._stale: set[tuple[str, str]] = set()  # moved again while being refreshed
         self._moved_at: dict[tuple[str, str], float] = {}  # when each alias was last said to move
-        self._failed: dict[Key, tuple[float, ModelUnloadable]] = {}  # when, and why
         self._warned: dict[Key, Counter[str]] = {}  # records warned of, by kind, since the start
         self.traffic = TrafficTables(registry, preload=lambda name, version: self.model(name, str(version)))
         self.shadows = shadows
@@ -152,13 +124,22 @@ class DataPlane:
     @property
     def loaded(self) -> list[Key]:
         """The loaded versions, least recently used first."""
-        return list(self._models)
+        return self.loader.loaded
+
+    def choice(self, info: VersionInfo) -> Choice:
+        """The runtime a version is served with here: the loaded one's, else the one it would be."""
+        return self.loader.choice(info)
+
+    def _unloaded(self, name: str, version: int) -> None:
+        """A version let go for the cache's bound: an alias naming it is resolved again on its next request."""
+        for key in [k for k, v in self._aliases.items() if (v.name, v.version) == (name, version)]:
+            del self._aliases[key]
 
     # reads from the registry
 
     async def describe(self, name: str, ref: str | None = None) -> VersionInfo:
         """The version a number or alias names, with its card (nothing is loaded)."""
-        with _from_registry():
+        with from_registry():
             return await self.registry.version(name, ref or DEFAULT_REF)
 
     # loading
@@ -167,17 +148,16 @@ class DataPlane:
         """The loaded model a version number or alias names, loading it when it is not."""
         ref = ref or DEFAULT_REF
         if ref.isdigit():
-            found = self._models.get((name, int(ref)))  # a version never changes: no need to ask
+            found = self.loader.get((name, int(ref)))  # a version never changes: no need to ask
             if found is not None:
-                self._models.move_to_end((name, found.version))
                 return found
-            return await self._loaded(await self.describe(name, ref))
+            return await self.loader.load(await self.describe(name, ref))
         served = self._aliases.get((name, ref))
         if served is not None:
-            self._models.move_to_end((name, served.version))
+            self.loader.get((name, served.version))  # now the most recently used
             return served
         asked_at = time.monotonic()
-        loaded = await self._loaded(await self.describe(name, ref))
+        loaded = await self.loader.load(await self.describe(name, ref))
         self._aliases.setdefault((name, ref), loaded)  # a refresh that finished meanwhile wins
         if self._moved_at.get((name, ref), -math.inf) >= asked_at:
             await self.alias_moved(name, ref)  # it moved while this first answer was on its way
@@ -203,7 +183,7 @@ class DataPlane:
         if before is not None and before.version == info.version:
             return
         try:
-            loaded = await self._loaded(info)
+            loaded = await self.loader.load(info)
         except ModelUnloadable as e:
             if before is None:
                 raise
@@ -263,117 +243,15 @@ class DataPlane:
             except (ModelUnloadable, SidecarUnavailable) as e:
                 log.warning("reconciling model %s %s with the registry failed: %s", name, alias, e)
 
-    async def _loaded(self, info: VersionInfo) -> Loaded:
-        key = (info.model, info.version)
-        found = self._models.get(key)
-        if found is not None:
-            self._models.move_to_end(key)
-            return found
-        failed = self._failed.get(key)
-        if failed is not None and time.monotonic() - failed[0] < RETRY_LOAD_S:
-            raise ModelUnloadable(str(failed[1]))
-        future = self._loading.get(key)
-        if future is None:  # one load per version, however many requests wait for it
-            future = asyncio.ensure_future(self._load(info))
-            self._loading[key] = future
-            future.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(future)
-
-    def choice(self, info: VersionInfo) -> Choice:
-        """The runtime a version is served with here: the loaded one's, else the one it would be."""
-        loaded = self._models.get((info.model, info.version))
-        if loaded is not None:
-            return Choice(loaded.runtime.name, loaded.reason)
-        return choose(info, self.compiling.on_for(info.model))
-
-    async def _compiled(self, info: VersionInfo) -> Runtime:
-        what = f"the ONNX file of model {info.model!r} version {info.version}"
-        assert info.onnx is not None and info.onnx.artifact is not None  # as choose() found
-        with _from_registry():
-            data = await self.registry.onnx(info.model, info.version)
-        session = await asyncio.to_thread(
-            onnxfiles.session, data, info.onnx.artifact.sha256, what, ModelUnloadable, self.compiling.threads
-        )
-        return OnnxRuntime(session, info.card)
-
-    async def _pipeline(self, info: VersionInfo) -> Runtime:
-        what = f"the artifact of model {info.model!r} version {info.version}"
-        with _from_registry():
-            data = await self.registry.artifact(info.model, info.version)
-        try:
-            pipeline = await asyncio.to_thread(modelfile.load, data, info.artifact.sha256, what)
-        except ModelUnloadable as e:
-            self.metrics.load_failures.labels(info.model, str(info.version), SKLEARN).inc()
-            log.error("refused to load %s: %s", what, e)
-            self._failed[(info.model, info.version)] = (time.monotonic(), e)
-            raise
-        return SklearnRuntime(pipeline, info.card)
-
-    async def _load(self, info: VersionInfo) -> Loaded:
-        with tracing.span("load model", {"model": info.model, "version": str(info.version)}) as span:
-            loaded = await self._load_traced(info)
-            span.set_attribute("runtime", loaded.runtime.name)
-            return loaded
-
-    async def _load_traced(self, info: VersionInfo) -> Loaded:
-        choice = choose(info, self.compiling.on_for(info.model))
-        runtime: Runtime | None = None
-        if choice.runtime == ONNX:
-            try:
-                runtime = await self._compiled(info)
-            except (ModelUnloadable, ModelMissing) as e:  # its skops file still serves: a slower answer, not none
-                self.metrics.load_failures.labels(info.model, str(info.version), ONNX).inc()
-                log.error("model %s version %s: serving it with scikit-learn: %s", info.model, info.version, e)
-                choice = Choice(SKLEARN, f"its ONNX file could not be served: {e}")
-        if runtime is None:
-            runtime = await self._pipeline(info)
-        self._failed.pop((info.model, info.version), None)
-        runner = self._runner(info.model, info.version, runtime)
-        loaded = Loaded(info.model, info.version, info.card, runtime, runner, choice.reason)
-        self._models[(info.model, info.version)] = loaded
-        self.metrics.loaded.set(len(self._models))
-        while len(self._models) > self.max_loaded:
-            (old, version), unloaded = self._models.popitem(last=False)
-            # An alias naming it is resolved again on its next request.
-            for key in [k for k, v in self._aliases.items() if (v.name, v.version) == (old, version)]:
-                del self._aliases[key]
-            log.info("model %s version %s unloaded (least recently used)", old, version)
-            self.metrics.loaded.set(len(self._models))
-            await unloaded.runner.close()
-        log.info(
-            "model %s version %s loaded, served by %s%s",
-            info.model,
-            info.version,
-            runtime.name,
-            f" ({choice.reason})" if choice.reason else "",
-        )
-        return loaded
-
     async def ready(self, name: str, ref: str | None = None) -> Loaded:
         """Ready means loaded: loads it when it is not (raises when it cannot be)."""
         return await self.model(name, ref)
-
-    def _runner(self, name: str, version: int, runtime: Runtime) -> Runner:
-        inline = self.compiling.inline_rows if runtime.name == ONNX else 0
-
-        def predict(rows: Columns, probabilities: bool) -> Result:
-            started = time.perf_counter()
-            result = runtime.predict(rows, probabilities)
-            self.metrics.predicted(name, version, runtime.name, count(rows), time.perf_counter() - started)
-            return result
-
-        if self.batching is None or name in self.unbatched:
-            return DirectPredictor(predict, inline)
-        queue = self.metrics.queue.labels(name, str(version))
-        limits = self.batching
-        return BatchingPredictor(predict, limits.max_batch_size, limits.max_wait_s, inline, waited=queue.observe)
 
     async def close(self) -> None:
         """Stops the shadow copies and the loaded models' batching workers (at shutdown)."""
         if self.shadows is not None:
             await self.shadows.close()
-        for loaded in self._models.values():
-            await loaded.runner.close()
+        await self.loader.close()
 
     # traffic: canaries and shadows (traffic.py, shadows.py)
 
@@ -481,19 +359,3 @@ class DataPlane:
             loaded.runtime.name,
             monitoring.new_call_id(),
         )
-
-
-@contextmanager
-def _from_registry() -> Iterator[None]:
-    """What the registry's answers mean here: no such version is a missing model; any other
-    refusal or failure, one that cannot be loaded. (A registry that cannot be reached stays
-    SidecarUnavailable: the client waits and tries again.)"""
-    try:
-        yield
-    except Absent as e:
-        raise ModelMissing(e.detail or f"{e.what} does not exist") from None
-    except Malformed as e:
-        raise ModelUnloadable(f"the registry's description of {e.what} is unusable: {e.detail}") from None
-    except CallError as e:
-        log.error("the registry answered %s for %s: %s", e.status, e.what, e.detail)
-        raise ModelUnloadable(f"{e.what} cannot be loaded: the registry answered {e.status}: {e.detail}") from None
