@@ -138,6 +138,9 @@ class PredictionLogged(BaseModel):
     probabilities: list[list[float | None]] | None = None
     warnings: list[list[str]] | None = None  # each row's warnings, when any row had one
     latency_ms: float = Field(ge=0)
+    # A shadow version's answers to a copy of a call (its traffic table's shadows): `version` is
+    # the shadow's, the prediction ids those of the answer the caller got from another version.
+    shadow: bool = False
 
     @model_validator(mode="after")
     def _row_aligned(self) -> Self:

@@ -1,7 +1,7 @@
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.common import dapr_adapters
+from services.common import dapr_adapters, middleware
 from services.common.app import Periodic, ServiceSpec, build_app
 from services.common.events import EventType
 from services.inference import api, clients, v2_api
@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     batching = Limits(settings.max_batch_size, settings.max_batch_wait_s) if settings.batching else None
     registry = CollectorRegistry()
     metrics = InferenceMetrics(registry)
+    shadows = Shadows(metrics, settings.shadow_max_pending, settings.shadow_timeout_s)
     plane = DataPlane(
         clients.registry(ports.invoker, settings),
         settings.max_loaded_models,
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             settings.compiled, frozenset(settings.uncompiled_models), settings.onnx_threads, settings.inline_rows
         ),
         metrics=metrics,
-        shadows=Shadows(metrics, settings.shadow_max_pending, settings.shadow_timeout_s),
+        shadows=shadows,
     )
     prediction_log = PredictionLog(
         ports.publisher,
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         buffer_rows=settings.prediction_log_buffer_rows,
         metrics=metrics,
     )
+    # A shadow's answers are captured as the caller's are, under the request's id.
+    shadows.capture = lambda out, ms: prediction_log.record(out, middleware.request_id.get(), ms)
     # run() paces itself and returns only when cancelled; Periodic restarts it should it fail.
     flushing = Periodic("prediction log", settings.prediction_log_flush_s, prediction_log.run)
     return build_app(

@@ -26,7 +26,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,7 @@ class Outputs:
     warnings: list[ContractWarning]  # what the model contract says of the request, bounded
     runtime: str  # onnxruntime or sklearn
     call_id: str  # this call's, made here for both protocols: each record's prediction id is made of it
+    shadow: bool = False  # a shadow's answers to a copy: `call_id` is the call whose answer the caller got
 
     @property
     def prediction_ids(self) -> list[str]:
@@ -269,23 +270,24 @@ class DataPlane:
 
     def _copy_to_shadows(
         self,
-        served: Loaded,
-        predictions: np.ndarray,
+        served: Outputs,
         inputs: Callable[[ModelCard], Columns],
         names: Callable[[ModelCard], list[ContractWarning]] | None,
         size: int | None,
     ) -> None:
+        """Each shadow the table draws for this request answers a copy of it, in the background;
+        its answers carry the served call's id (their prediction ids are the caller's)."""
         if self.shadows is None:
             return
-        for version in self.traffic.shadows(served.name):
+        for version in self.traffic.shadows(served.model):
             if version == served.version:
                 continue
 
-            async def run(version: int = version) -> np.ndarray:
-                out = await self.infer(served.name, str(version), inputs, probabilities=False, names=names, size=size)
-                return out.predictions
+            async def run(version: int = version) -> Outputs:
+                out = await self.infer(served.model, str(version), inputs, probabilities=True, names=names, size=size)
+                return replace(out, call_id=served.call_id, shadow=True)
 
-            self.shadows.copy(served.name, version, predictions, served.classes is not None, run)
+            self.shadows.copy(served.model, version, served.predictions, served.classes is not None, run)
 
     # inference
 
@@ -345,9 +347,7 @@ class DataPlane:
             counts = self._warned.setdefault((loaded.name, loaded.version), Counter())
             for warning in warnings:
                 counts[warning.kind.value] += warning.records
-        if routed:
-            self._copy_to_shadows(loaded, predictions, inputs, names, size)
-        return Outputs(
+        out = Outputs(
             loaded.name,
             loaded.version,
             predictions,
@@ -359,3 +359,6 @@ class DataPlane:
             loaded.runtime.name,
             monitoring.new_call_id(),
         )
+        if routed:
+            self._copy_to_shadows(out, inputs, names, size)
+        return out

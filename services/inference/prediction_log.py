@@ -60,6 +60,7 @@ class _Sampled:
     probabilities: np.ndarray | None
     classes: list[Any] | None
     card: ModelCard | None  # when the answer warned: each record's warnings are found again from it
+    shadow: bool = False
 
     @property
     def kept(self) -> int:
@@ -140,6 +141,7 @@ class PredictionLog:
                     probabilities=None if out.probabilities is None else _first_of(out.probabilities, kept, records),
                     classes=out.classes,
                     card=out.card if out.warnings else None,
+                    shadow=out.shadow,
                 )
             )
         except Exception as exc:
@@ -285,6 +287,7 @@ def _event(sampled: _Sampled) -> PredictionLogged:
         probabilities=probabilities,
         warnings=warnings,
         latency_ms=sampled.latency_ms,
+        shadow=sampled.shadow,
     )
 
 

@@ -18,8 +18,17 @@ log = logging.getLogger(__name__)
 
 
 class Shadows:
-    def __init__(self, metrics: InferenceMetrics, max_pending: int, timeout_s: float):
+    def __init__(
+        self,
+        metrics: InferenceMetrics,
+        max_pending: int,
+        timeout_s: float,
+        capture: Callable[[Any, float], None] | None = None,
+    ):
+        """`capture(answers, latency_ms)` hands a shadow's answers to the prediction log (set once
+        it exists: app.py)."""
         self.metrics, self.max_pending, self.timeout_s = metrics, max_pending, timeout_s
+        self.capture = capture
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -27,8 +36,9 @@ class Shadows:
         return len(self._tasks)
 
     def copy(self, name: str, version: int, served: Any, classifier: bool, run: Callable[[], Awaitable[Any]]) -> None:
-        """Runs `run` (the shadow's predictions of the same rows) in the background and compares
-        them with `served` (the predictions the caller got)."""
+        """Runs `run` (the shadow's answers to the same rows: an object with `predictions`) in
+        the background, compares them with `served` (the predictions the caller got) and hands
+        them to `capture`."""
         label = str(version)
         if len(self._tasks) >= self.max_pending:
             self.metrics.shadow_requests.labels(name, label, "dropped").inc()
@@ -48,15 +58,18 @@ class Shadows:
             self.metrics.shadow_requests.labels(name, label, "failed").inc()
             log.info("shadow copy of model %s version %s failed: %s", name, label, exc)
             return
-        self.metrics.shadow_seconds.labels(name, label).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.shadow_seconds.labels(name, label).observe(seconds)
         self.metrics.shadow_requests.labels(name, label, "done").inc()
-        ours, theirs = np.asarray(served), np.asarray(shadow)
+        ours, theirs = np.asarray(served), np.asarray(shadow.predictions)
         self.metrics.shadow_records.labels(name, label).inc(len(ours))
         if classifier:
             self.metrics.shadow_agreed.labels(name, label).inc(int(np.sum(ours.astype(str) == theirs.astype(str))))
         else:
             difference = np.abs(ours.astype(float) - theirs.astype(float))
             self.metrics.shadow_abs_error.labels(name, label).inc(float(np.nansum(difference)))
+        if self.capture is not None:
+            self.capture(shadow, seconds * 1000)
 
     async def close(self) -> None:
         """Cancels the copies still running (at shutdown)."""

@@ -29,8 +29,13 @@ async def predictions(
         Query(pattern=PREDICTION_ID, description="with `since`: only the predictions after this one (`next_after`)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    shadow: Annotated[
+        int | None,
+        Query(ge=1, description="a shadow version: its answers to the copies of requests it got (traffic table)"),
+    ] = None,
 ) -> PredictionsPage:
     """The model's captured predictions (its inference table) in time order, a page at a time:
     pass the page's `next_since` and `next_after` as `since` and `after` for the next one. A
-    model nothing was captured of (or none by that name) has an empty page."""
-    return await service.predictions(name, since, after, limit)
+    model nothing was captured of (or none by that name) has an empty page. With `shadow`, a
+    shadow version's answers, each under the prediction id of the answer the caller got."""
+    return await service.predictions(name, since, after, limit, shadow)

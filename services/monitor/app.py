@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
         retrainer=retrainer,
     )
     retention = Retention(
-        [tables.table, live.feedback],
+        [tables.table, tables.shadows, live.feedback],
         ports.jobs,
         RetentionLimits(
             days=settings.retention_days, schedule=settings.retention_schedule, max_parts=settings.retention_max_parts

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from services.common.contracts.monitoring import CapturedPrediction
 from services.common.ports import SidecarUnavailable
+from services.monitor.domain.rows import batch_key
 from services.monitor.metrics import MonitorMetrics
 from services.monitor.tables import InferenceTables
 
@@ -69,7 +70,7 @@ class Capture:
         batch = self._open or self._start()
         before = len(batch.rows)
         for row in rows:
-            batch.rows.setdefault(row.prediction_id, row)
+            batch.rows.setdefault(batch_key(row), row)
         added = len(batch.rows) - before
         self._held += added
         if added < len(rows):

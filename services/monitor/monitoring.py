@@ -53,6 +53,7 @@ from services.monitor.domain.reports import (
 from services.monitor.metrics import CHECK_DONE, CHECK_FAILED, CHECK_SKIPPED, MonitorMetrics
 from services.monitor.relay import NAMES_KEY, Relay, record_key
 from services.monitor.retrain import Retrainer
+from services.monitor.shadows import ShadowAgreement, agreement
 from services.monitor.tables import InferenceTables
 from services.monitor.window import newest_rows
 
@@ -110,6 +111,10 @@ class MonitoringView(BaseModel):
     actions: list[ActionTaken] = Field(description="what the latest checks did, newest first (50 at most)")
     owed: int = Field(0, description="history entries and drift events not delivered yet (sent again every few s)")
     live: LiveReport | None = Field(None, description="live metrics from feedback (as GET .../monitoring/live)")
+    shadows: list[ShadowAgreement] = Field(
+        default_factory=list,
+        description="each shadow version's answers against those the callers got, over the policy's window",
+    )
 
 
 class Monitoring:
@@ -143,6 +148,10 @@ class Monitoring:
         """What GET .../monitoring answers: an empty view for a model never monitored."""
         record = await self.records.get(record_key(model)) or MonitoringRecord(model=model)
         found = await asyncio.gather(*(self.reports.get(report_key(model, v)) for v in record.versions))
+        policy = record.policy or DEFAULT
+        now = self.clock()
+        since = now - timedelta(hours=policy.window_hours) if policy.window_hours is not None else None
+        shadows = await agreement(self.tables, model, since, now, policy.rows_cap, self.max_parts)
         return MonitoringView(
             model=model,
             policy=record.policy,
@@ -154,6 +163,7 @@ class Monitoring:
             actions=record.actions,
             owed=len(record.outbox),
             live=await self.live(model) if self.live is not None else None,
+            shadows=shadows,
         )
 
     async def set_policy(self, model: str, policy: MonitoringPolicy | None, actor: str, reason: str) -> PolicyState:
@@ -270,7 +280,7 @@ class Monitoring:
                 drift.check(infos[champion].card, [])  # raises NoReference: the 409 that says why
         now = self.clock()
         since = now - timedelta(hours=policy.window_hours) if policy.window_hours is not None else None
-        window = await newest_rows(self.tables, model, since, now, policy.rows_cap, self.max_parts)
+        window = await newest_rows(self.tables.table, model, since, now, policy.rows_cap, self.max_parts)
         by_version: dict[int, list[CapturedPrediction]] = {}
         for row in window.rows:
             by_version.setdefault(row.version, []).append(row)

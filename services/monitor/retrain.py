@@ -86,7 +86,7 @@ class Retrainer:
                 f"retrain reads (DAPRML_RETRAIN_MAX_ROWS, {self.limits.max_rows}): train it by hand",
             )
         window = await newest_rows(
-            self.tables, order.model, None, order.until, self.limits.max_captured, self.limits.max_parts
+            self.tables.table, order.model, None, order.until, self.limits.max_captured, self.limits.max_parts
         )
         added = labeled_records(window.rows, await self.truths(order.model), base.schema_.target, order.until)
         if len(added) < order.min_rows:

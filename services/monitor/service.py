@@ -33,11 +33,13 @@ class MonitorService:
         self.metrics.events.labels(IDS_DERIVED if derived else IDS_SENT).inc()
         await self.capture.take(rows)
 
-    async def predictions(self, model: str, since: datetime | None, after: str | None, limit: int) -> PredictionsPage:
+    async def predictions(
+        self, model: str, since: datetime | None, after: str | None, limit: int, shadow: int | None = None
+    ) -> PredictionsPage:
         """The model's captured predictions from `since` on (after `after`, a prediction at that
         time), in time order. A model nothing was captured of, or none by that name: an empty page."""
         if after is not None and since is None:
             raise AfterWithoutSince(
                 "`after` names the last prediction of a page and needs that page's `next_since` as `since`"
             )
-        return await self.tables.page(model, Cursor(since, after), limit)
+        return await self.tables.page(model, Cursor(since, after), limit, shadow)

@@ -34,7 +34,7 @@ from services.monitor.domain.index import (
 )
 from services.monitor.domain.pages import Cursor, Gathering, candidates
 from services.monitor.domain.retention import TableModels, with_model, without_day, without_parts
-from services.monitor.domain.rows import day_of, row_key, utc
+from services.monitor.domain.rows import day_of, row_key, shadow_key, utc
 from services.monitor.metrics import MonitorMetrics
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,14 @@ class PartTable(Generic[R]):
 PREDICTION_CODEC = Codec[CapturedPrediction](
     model=lambda r: r.model, at=lambda r: r.at, order=row_key, encode=parquet.encode, decode=parquet.decode
 )
+SHADOWS = "shadows"
+SHADOW_CODEC = Codec[CapturedPrediction](
+    model=lambda r: shadow_key(r.model, r.version),
+    at=lambda r: r.at,
+    order=row_key,
+    encode=parquet.encode,
+    decode=lambda data: [r.model_copy(update={"shadow": True}) for r in parquet.decode(data)],
+)
 
 
 def part_key(model: str, day: str, name: str) -> str:
@@ -261,26 +269,33 @@ class InferenceTables:
         self, state: StateStore, blobs: BlobStore, segment_parts: int, page_max_parts: int, metrics: MonitorMetrics
     ):
         self.table = PartTable(PREDICTIONS, PREDICTION_CODEC, state, blobs, segment_parts, metrics)
+        self.shadows = PartTable(SHADOWS, SHADOW_CODEC, state, blobs, segment_parts, metrics)
+        """Shadow versions' answers (their traffic table's copies), by model and version (shadow_key)."""
         self.blobs, self.segment_parts, self.page_max_parts = blobs, segment_parts, page_max_parts
         self.metrics = metrics
         self.indexes, self.segments = self.table.indexes, self.table.segments
 
     async def write(self, rows: list[CapturedPrediction]) -> int:
-        """Writes the rows as parts, one per model and day, and indexes them; returns how many
-        parts. Raises what the stores raise: parts written before a failure stay (their rows
-        come again and are dropped as duplicates when read)."""
-        return len(await self.table.write(rows))
+        """Writes the rows as parts, one per model (or shadow) and day, and indexes them; returns
+        how many parts. Raises what the stores raise: parts written before a failure stay (their
+        rows come again and are dropped as duplicates when read)."""
+        served = [r for r in rows if not r.shadow]
+        shadows = [r for r in rows if r.shadow]
+        written = len(await self.table.write(served)) if served else 0
+        return written + (len(await self.shadows.write(shadows)) if shadows else 0)
 
-    async def page(self, model: str, cursor: Cursor, limit: int) -> PredictionsPage:
-        """Up to `limit` rows after the cursor, in time order. `next_since` (and `next_after`) are
-        set when more may follow: the page is full, or it stopped at `page_max_parts` parts."""
+    async def page(self, model: str, cursor: Cursor, limit: int, shadow: int | None = None) -> PredictionsPage:
+        """Up to `limit` rows after the cursor, in time order (`shadow`: those of that shadow
+        version). `next_since` (and `next_after`) are set when more may follow: the page is full,
+        or it stopped at `page_max_parts` parts."""
+        table, key = (self.table, model) if shadow is None else (self.shadows, shadow_key(model, shadow))
         gathering = Gathering(cursor, limit)
         read, stopped, rows = 0, False, None
         since_day = day_of(cursor.since) if cursor.since is not None else None
-        for day, segments in await self.table.days(model, since_day):
-            parts = candidates(await self._parts(model, day, segments), cursor.since)
+        for day, segments in await table.days(key, since_day):
+            parts = candidates(await table.parts(key, day, segments), cursor.since)
             for i, part in enumerate(parts):
-                gathering.add(await self._read(model, day, part))
+                gathering.add(await table.read(key, day, part))
                 read += 1
                 sure = gathering.settled(parts[i + 1].first_at if i + 1 < len(parts) else None)
                 if len(sure) >= limit or (read >= self.page_max_parts and sure):
@@ -299,10 +314,3 @@ class InferenceTables:
             next_since=last.at if last else None,
             next_after=last.prediction_id if last else None,
         )
-
-    async def _parts(self, model: str, day: str, segments: int) -> list[PartEntry]:
-        return await self.table.parts(model, day, segments)
-
-    async def _read(self, model: str, day: str, part: PartEntry) -> list[CapturedPrediction]:
-        rows: list[CapturedPrediction] = await self.table.read(model, day, part)
-        return rows

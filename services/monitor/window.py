@@ -12,7 +12,7 @@ from datetime import datetime
 
 from services.common.contracts.monitoring import CapturedPrediction
 from services.monitor.domain.rows import day_of, row_key, utc
-from services.monitor.tables import InferenceTables
+from services.monitor.tables import PartTable
 
 
 @dataclass(frozen=True)
@@ -25,16 +25,15 @@ class Window:
 
 
 async def newest_rows(
-    tables: InferenceTables,
+    table: PartTable[CapturedPrediction],
     model: str,
     since: datetime | None,
     until: datetime,
     max_rows: int,
     max_parts: int,
 ) -> Window:
-    """The newest `max_rows` rows of the model captured from `since` (None: any time) to `until`,
-    reading at most `max_parts` parts."""
-    table = tables.table
+    """The newest `max_rows` rows of the model (in the shadows table: of a shadow key) captured
+    from `since` (None: any time) to `until`, reading at most `max_parts` parts."""
     start, end = (utc(since) if since is not None else None), utc(until)
     kept: dict[str, CapturedPrediction] = {}
     parts_read, truncated, oldest_kept = 0, False, None

@@ -2,7 +2,8 @@
 serves 25-35% of 1000 requests for the champion and both replicas apply it; one routing key stays
 on one version; a request naming the champion bypasses the split; a shadow at 50% gets about
 half the requests as copies (counted on the replicas' metrics) while every caller is answered by
-the champion; the history records each change with who and why."""
+the champion, and the monitor captures the copies' answers and joins them with the champion's
+into the shadow's agreement; the history records each change with who and why."""
 
 import httpx
 import pytest
@@ -77,6 +78,21 @@ def test_a_canary_takes_its_share_on_every_replica_and_a_shadow_gets_copies(repl
         assert 140 <= made <= 260  # 200 expected, about 6 standard deviations each way
 
     with replicated.gateway(timeout_s=120) as gateway:
+
+        def shadow_report() -> dict | None:
+            shadows = gateway.get(f"/api/models/{name}/monitoring").json()["shadows"]
+            return next((s for s in shadows if s["version"] == 2 and s["pairs"] >= made), None)
+
+        # The copies' answers are captured too (by the monitor, as any prediction, marked shadow).
+        report = poll(shadow_report, 60)
+        assert report, gateway.get(f"/api/models/{name}/monitoring").json()["shadows"]
+        print(f"shadow v2 agreed with the champion on {report['agreement']:.1%} of {report['pairs']} answers")
+        assert report["served_by"] == {"1": report["pairs"]} and 0 <= report["agreement"] <= 1
+        page = gateway.get(f"/api/models/{name}/predictions", params={"shadow": 2, "limit": 5}).json()
+        assert page["predictions"] and all(r["shadow"] and r["version"] == 2 for r in page["predictions"])
+        served = gateway.get(f"/api/models/{name}/predictions", params={"limit": 1000}).json()["predictions"]
+        assert not any(r["shadow"] for r in served)
+
         entries = gateway.get(f"/api/models/{name}/history", params={"limit": 20}).json()["entries"]
         changes = [e for e in entries if e["action"] == "traffic.changed"]
         assert len(changes) == 2 and all(e["actor"] == ADMIN for e in changes), changes

@@ -67,6 +67,9 @@ class CapturedPrediction(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     """What the answer warned of for this record (unseen category, missing value, ...)."""
     request_id: str = Field("", max_length=200)
+    shadow: bool = False
+    """A shadow version's answer to a copy of the record (GET .../predictions?shadow=V): its
+    prediction id is that of the answer the caller got from the version that served it."""
 
 
 class PredictionsPage(BaseModel):

@@ -34,10 +34,14 @@ async def list_predictions(
         Query(pattern=PREDICTION_ID, description="with `since`: only the predictions after this one (`next_after`)"),
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+    shadow: Annotated[
+        int | None,
+        Query(ge=1, description="a shadow version: its answers to the copies of requests it got (traffic table)"),
+    ] = None,
 ) -> Response:
     """The model's captured predictions (its inference table) in time order, a page at a time:
     pass the page's `next_since` and `next_after` as `since` and `after` for the next one."""
-    query = {"since": since.isoformat() if since else None, "after": after, "limit": limit}
+    query = {"since": since.isoformat() if since else None, "after": after, "limit": limit, "shadow": shadow}
     return await monitor.forward(request, "api", "models", name, "predictions", query=query)
 
 

@@ -73,6 +73,18 @@ def rows_of(event: PredictionLogged) -> tuple[list[CapturedPrediction], bool]:
                 probabilities=probabilities,
                 warnings=event.warnings[i] if event.warnings else [],
                 request_id=event.request_id[:REQUEST_ID_LENGTH],
+                shadow=event.shadow,
             )
         )
     return rows, derived
+
+
+def shadow_key(model: str, version: int) -> str:
+    """Where a shadow version's answers are kept in the shadows table: by model and version (they
+    share their prediction ids with the answers the callers got, and with other shadows')."""
+    return f"{model}.v{version}"
+
+
+def batch_key(row: CapturedPrediction) -> str:
+    """A row's identity in a batch: its prediction id, and for a shadow's also its version."""
+    return f"{row.prediction_id}@{row.version}" if row.shadow else row.prediction_id

@@ -149,3 +149,21 @@ def test_copies_past_the_bound_are_dropped_and_counted(registry):
     dropped = metrics.shadow_requests.labels("flowers", "2", "dropped")._value.get()
     done = metrics.shadow_requests.labels("flowers", "2", "done")._value.get()
     assert dropped >= 1 and done + dropped == 3
+
+
+def test_a_shadow_s_answers_are_handed_to_capture_under_the_served_call_s_id(registry):
+    registry.traffic("flowers", {"shadows": [{"version": 2, "percent": 100}]}, {"champion": 1})
+    captured = []
+    shadows = Shadows(InferenceMetrics(), max_pending=64, timeout_s=5, capture=lambda out, ms: captured.append(out))
+    dp = plane(registry, shadows=shadows)
+
+    async def scenario():
+        served = await dp.infer("flowers", None, decode)
+        while shadows.pending:
+            await asyncio.sleep(0.01)
+        return served
+
+    served = asyncio.run(scenario())
+    (copy,) = captured
+    assert (copy.version, copy.shadow, copy.prediction_ids) == (2, True, served.prediction_ids)
+    assert served.shadow is False and served.version == 1

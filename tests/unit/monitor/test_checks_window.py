@@ -16,7 +16,7 @@ def tables_with(*batches):
 
 
 def read(tables, since=None, until=NOW, max_rows=1000, max_parts=100):
-    return asyncio.run(newest_rows(tables, "iris", since, until, max_rows, max_parts))
+    return asyncio.run(newest_rows(tables.table, "iris", since, until, max_rows, max_parts))
 
 
 def test_the_newest_rows_are_kept_in_time_order_when_there_are_more():

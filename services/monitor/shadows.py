@@ -1,0 +1,73 @@
+"""How a model's shadow versions answer against the versions that served the callers: each
+shadow's captured answers (the shadows table, by model and version) joined by prediction id
+with the answers the callers got (the inference table), over a window.
+"""
+
+import math
+from collections import Counter
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from services.common.contracts.monitoring import CapturedPrediction
+from services.monitor.domain.rows import shadow_key, utc
+from services.monitor.tables import InferenceTables
+from services.monitor.window import newest_rows
+
+SLACK = timedelta(minutes=5)
+"""How much earlier than a shadow's answer the answer served may have been captured (a copy runs
+after the answer is made; both are published by the same replica within seconds)."""
+SERVED_ROWS = 100_000
+"""Served rows one report reads at most to find the shadows' counterparts."""
+
+
+class ShadowAgreement(BaseModel):
+    """A shadow version's answers against those the callers got, over a window."""
+
+    version: int
+    answers: int = Field(description="the shadow's captured answers in the window")
+    pairs: int = Field(description="of those, joined with the answer the caller got (by prediction id)")
+    agreement: float | None = Field(description="share of pairs with the same output (classes); None: no pairs")
+    mean_abs_difference: float | None = Field(
+        None, description="mean |shadow - served| over the pairs whose outputs are numbers (regressors)"
+    )
+    served_by: dict[str, int] = Field(description="the versions that served the pairs, with their counts")
+
+
+async def agreement(
+    tables: InferenceTables, model: str, since: datetime | None, until: datetime, max_rows: int, max_parts: int
+) -> list[ShadowAgreement]:
+    """Each shadow version of the model with answers from `since` to `until` (the newest
+    `max_rows` of each), joined with the served answers."""
+    prefix = shadow_key(model, 0)[:-1]  # "<model>.v"
+    versions = sorted(int(k[len(prefix) :]) for k in await tables.shadows.models() if k.startswith(prefix))
+    reports = []
+    for version in versions:
+        window = await newest_rows(tables.shadows, shadow_key(model, version), since, until, max_rows, max_parts)
+        if not window.rows:
+            continue
+        served = await newest_rows(tables.table, model, utc(window.rows[0].at) - SLACK, until, SERVED_ROWS, max_parts)
+        reports.append(_joined(version, window.rows, {r.prediction_id: r for r in served.rows}))
+    return reports
+
+
+def _joined(version: int, shadow: list[CapturedPrediction], served: dict[str, CapturedPrediction]) -> ShadowAgreement:
+    pairs = [(row.output, served[row.prediction_id]) for row in shadow if row.prediction_id in served]
+    same = sum(1 for output, answer in pairs if str(output) == str(answer.output))
+    numeric = [
+        abs(float(output) - float(answer.output))
+        for output, answer in pairs
+        if _number(output) and _number(answer.output)
+    ]
+    return ShadowAgreement(
+        version=version,
+        answers=len(shadow),
+        pairs=len(pairs),
+        agreement=same / len(pairs) if pairs else None,
+        mean_abs_difference=sum(numeric) / len(numeric) if numeric else None,
+        served_by={str(v): n for v, n in sorted(Counter(answer.version for _, answer in pairs).items())},
+    )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
