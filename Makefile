@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint docs up down setup runtime servers browser fuzz-tools unit integration samples predictions bench bench-train bench-inference
+.PHONY: run test lint docs up down compose-up compose-down setup runtime servers browser fuzz-tools unit integration samples predictions bench bench-train bench-inference
 
 ## run: set up what is missing, start the stack, round trip, samples -> trained champions -> predictions, stop
 run: setup
@@ -40,6 +40,14 @@ up: setup
 ## down: stop everything `make up` started
 down: $(VENV)/.installed
 	$(PY) -m scripts.stack down
+
+## compose-up: the stack in containers (docker-compose.yml): installs and starts the engine if missing, builds the images, starts it; the gateway on 127.0.0.1, port DAPRML_GATEWAY_PORT (8000)
+compose-up: $(VENV)/.installed runtime
+	$(PY) -m scripts.containers up
+
+## compose-down: remove the compose stack (containers, network, volumes); stop the engine if compose-up started it
+compose-down: $(VENV)/.installed
+	$(PY) -m scripts.containers down
 
 ## samples: load scikit-learn's datasets through the gateway of a running stack (make up)
 samples: $(VENV)/.installed

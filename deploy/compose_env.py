@@ -1,11 +1,16 @@
-"""Makes what `docker compose up` needs and git must never hold, once:
+"""Makes what `docker compose` needs for docker-compose.yml and git must never hold, from the
+local stack's credentials (scripts/credentials.py makes them in .data/ when missing: the admin
+key, the app and Dapr API tokens, Redis's password):
 
-- .data/secrets.json, .data/admin-key and .data/tokens.json, as the local stack makes them
-  (scripts/credentials.py): the secret store's file with the development admin key's salted hash;
-- .env beside docker-compose.yml (readable by its owner only): APP_API_TOKEN and
-  DAPR_API_TOKEN from .data/tokens.json, in the shape of deploy/compose.env.example.
+- .data/compose/ (only its owner may enter): the secret files compose mounts (the secret store's
+  file with the admin key's hash, the component secrets, Redis's password);
+- .data/compose/compose.env (owner only): APP_API_TOKEN, DAPR_API_TOKEN, the published port
+  (DAPRML_GATEWAY_PORT, default 8000) and where the secret files are.
 
-    .venv/bin/python deploy/compose_env.py          # leaves an existing .env alone
+    .venv/bin/python deploy/compose_env.py
+    docker compose --env-file .data/compose/compose.env up --build -d --wait
+
+`python -m scripts.containers up` (make compose-up) does this itself.
 """
 
 import os
@@ -15,19 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.credentials import ensure  # noqa: E402
+from scripts.containers.stack import ComposeStack  # noqa: E402
 
 
 def write_env(workdir: Path) -> Path:
-    env = workdir / ".env"
-    if env.exists():
-        return env
-    creds = ensure(workdir)
-    text = f"APP_API_TOKEN={creds.app_token}\nDAPR_API_TOKEN={creds.dapr_token}\n"
-    fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return env
+    """The env file (and the secret files beside it) for the stack in `workdir`."""
+    return ComposeStack(workdir, gateway_port=int(os.environ.get("DAPRML_GATEWAY_PORT", "8000"))).prepare()
 
 
 if __name__ == "__main__":

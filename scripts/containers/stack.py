@@ -1,0 +1,275 @@
+"""docker-compose.yml run under a project name of its own: what `make compose-up` starts and
+what the compose tests drive.
+
+Credentials are the local stack's (scripts/credentials.py makes them in <workdir>/.data when
+missing: the admin key, the app and Dapr API tokens, the servers' passwords), copied for compose
+into <workdir>/.data/compose/: a folder only its owner may enter, holding the secret files compose
+mounts into the containers (readable inside them by the images' non-root users) and the env file
+with the tokens and the published port. Nothing of it is in the repository.
+"""
+
+import functools
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from scripts import credentials
+from scripts.containers import engine, images
+from scripts.proc import ROOT, SetupError, wait_until
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+# The services of docker-compose.yml that run an app (two inference replicas), by app id.
+APP_SERVICES = {
+    "gateway": ["gateway"],
+    "ingestion": ["ingestion"],
+    "training": ["training"],
+    "registry": ["registry"],
+    "inference": ["inference", "inference-2"],
+    "notifier": ["notifier"],
+    "monitor": ["monitor"],
+}
+STOP_TIMEOUT_S = 10
+
+
+def _write(path: Path, text: str) -> None:
+    """Readable by the containers' users (a secret file is bind-mounted as it is); its folder
+    keeps everyone else on the host out."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.chmod(0o644)
+    partial.rename(path)
+
+
+@dataclass
+class ComposeStack:
+    workdir: Path = ROOT
+    project: str = "daprml"
+    gateway_port: int = 8000
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.workdir / ".data" / "compose"
+
+    @property
+    def env_file(self) -> Path:
+        return self.secrets_dir / "compose.env"
+
+    @functools.cached_property
+    def credentials(self) -> credentials.Credentials:
+        return credentials.ensure(self.workdir)
+
+    @property
+    def admin_key(self) -> str:
+        return self.credentials.admin_key
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def gateway(self, timeout_s: float = 60) -> httpx.Client:
+        """A client of the gateway that sends the admin key."""
+        return httpx.Client(
+            base_url=self.gateway_url, timeout=timeout_s, headers=credentials.auth_headers(self.admin_key)
+        )
+
+    def secret_values(self) -> list[str]:
+        """Every credential of the stack: none may appear in its logs."""
+        creds = self.credentials
+        values = [creds.admin_key, creds.app_token, creds.dapr_token]
+        return values + list(credentials.component_secrets(self.workdir).values())
+
+    def prepare(self) -> Path:
+        """The secret files and the env file (made again each time: the credentials may have
+        changed); returns the env file."""
+        creds = self.credentials
+        passwords = credentials.component_secrets(self.workdir)
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.chmod(0o700)
+        _write(self.secrets_dir / "secrets.json", (self.workdir / ".data" / "secrets.json").read_text())
+        # Only Redis's password: the compose stack runs no other server.
+        _write(self.secrets_dir / "component-secrets.json", json.dumps({"redis-password": passwords["redis-password"]}))
+        _write(self.secrets_dir / "redis-password", passwords["redis-password"])
+        _write(
+            self.env_file,
+            f"APP_API_TOKEN={creds.app_token}\nDAPR_API_TOKEN={creds.dapr_token}\n"
+            f"DAPRML_GATEWAY_PORT={self.gateway_port}\nDAPRML_SECRETS_DIR={self.secrets_dir}\n"
+            f"DAPRML_VERSION={images.version()}\n",
+        )
+        self.env_file.chmod(0o600)
+        return self.env_file
+
+    def command(self, *args: str) -> list[str]:
+        return [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(ROOT),
+            "--file",
+            str(COMPOSE_FILE),
+            "--project-name",
+            self.project,
+            "--env-file",
+            str(self.env_file),
+            *args,
+        ]
+
+    def compose(self, *args: str, timeout_s: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return engine.run(self.command(*args), timeout_s=timeout_s, check=check, cwd=ROOT)
+
+    def up(self, timeout_s: float = 300) -> float:
+        """Starts the stack from images built before (images.build_all) and waits until every
+        container is healthy and the gateway reaches every service (both inference replicas);
+        returns the seconds it took. A failure says which services are not healthy."""
+        self.prepare()
+        t0 = time.monotonic()
+        done = self.compose(
+            "up",
+            "--detach",
+            "--no-build",
+            "--wait",
+            "--wait-timeout",
+            str(int(timeout_s)),
+            check=False,
+            timeout_s=timeout_s + 60,
+        )
+        if done.returncode != 0:
+            raise SetupError(f"compose up failed: {done.stderr.strip()[-600:]}\n{self.unhealthy_report()}")
+        left = max(30.0, timeout_s - (time.monotonic() - t0))
+        if not wait_until(self.ready, left, interval_s=1):
+            raise SetupError(f"the gateway does not reach every service within {left:.0f}s: {self.status_line()}")
+        return time.monotonic() - t0
+
+    def status(self) -> dict:
+        with self.gateway(15) as gateway:
+            reply = gateway.get("/api/status")
+        reply.raise_for_status()
+        return reply.json()
+
+    def ready(self) -> bool:
+        """Every service reachable through the gateway, every inference replica heard from."""
+        try:
+            report = self.status()
+        except httpx.HTTPError:
+            return False
+        services = {s["service"]: s for s in report["services"]}
+        if not all(s["reachable"] for s in services.values()):
+            return False
+        replicas = [i for i in services.get("inference", {}).get("instances", []) if i["up"]]
+        return len(replicas) >= len(APP_SERVICES["inference"])
+
+    def status_line(self) -> str:
+        try:
+            report = self.status()
+        except httpx.HTTPError as exc:
+            return f"gateway: {exc}"
+        return "; ".join(f"{s['service']}: {'ok' if s['reachable'] else s['error']}" for s in report["services"])
+
+    def sidecar_get(self, service: str, path: str) -> tuple[int, str]:
+        """GET `path` on the sidecar of a Python app's container, from inside that container
+        (no sidecar port is published), with the Dapr API token the container holds (none is
+        passed on a command line); returns the status and the body."""
+        done = self.compose("exec", "-T", service, "python", "-c", _SIDECAR_GET, path, timeout_s=60)
+        status, _, body = done.stdout.partition("\n")
+        return int(status), body
+
+    def containers(self) -> list[dict]:
+        """Every container of the project (running or not), as `docker compose ps` reports them."""
+        done = self.compose("ps", "--all", "--format", "json", timeout_s=60)
+        return list(_json_lines(done.stdout))
+
+    def unhealthy_report(self) -> str:
+        try:
+            rows = self.containers()
+        except SetupError as exc:
+            return str(exc)
+        bad = [r for r in rows if r.get("Health") not in ("healthy", "") or r.get("State") != "running"]
+        lines = [f"  {r['Service']}: {r.get('State')} {r.get('Health') or ''}".rstrip() for r in bad]
+        for row in bad[:4]:
+            logs = self.compose("logs", "--no-color", "--tail", "15", row["Service"], check=False).stdout
+            lines.append(f"  {row['Service']} logs:\n" + "\n".join(f"    {line}" for line in logs.splitlines()))
+        return "\n".join(lines)
+
+    def container(self, service: str) -> str:
+        ids = self.compose("ps", "--all", "--quiet", service, timeout_s=60).stdout.split()
+        if len(ids) != 1:
+            raise SetupError(f"{service}: {len(ids)} containers, not one")
+        return ids[0]
+
+    def inspect(self, container: str) -> dict:
+        done = engine.run(["docker", "inspect", container], timeout_s=30)
+        return json.loads(done.stdout)[0]
+
+    def kill(self, service: str) -> tuple[str, str]:
+        """Kills every process of the service's container but its init with SIGKILL, as a crash
+        would; the init then exits and the restart policy starts the container again. Returns
+        its id and the start time it had. (`docker kill` would not do: the engine counts it as
+        a stop asked for, and restarts nothing.)"""
+        container = self.container(service)
+        started = self.inspect(container)["State"]["StartedAt"]
+        engine.run(["docker", "exec", "--user", "0", container, "sh", "-c", "kill -KILL -1"], timeout_s=30, check=False)
+        return container, started
+
+    def back(self, service: str, started_before: str) -> bool:
+        """Whether the service's container runs again since a kill, and is healthy."""
+        state = self.inspect(self.container(service))["State"]
+        healthy = state.get("Health", {}).get("Status", "healthy") == "healthy"
+        return state["Running"] and state["StartedAt"] != started_before and healthy
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--timestamps", timeout_s=300).stdout
+
+    def down(self) -> None:
+        """Stops and removes the containers, networks and volumes of the project."""
+        if not self.env_file.exists():
+            self.prepare()  # compose reads the env file even to stop
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT_S), timeout_s=300)
+
+    def leftovers(self) -> list[str]:
+        """Containers, networks and volumes of the project still on the engine."""
+        label = f"label=com.docker.compose.project={self.project}"
+        found = []
+        for kind, argv in (
+            ("container", ["docker", "ps", "--all", "--quiet", "--filter", label]),
+            ("network", ["docker", "network", "ls", "--quiet", "--filter", label]),
+            ("volume", ["docker", "volume", "ls", "--quiet", "--filter", label]),
+        ):
+            found += [f"{kind} {name}" for name in engine.run(argv, timeout_s=60).stdout.split()]
+        return found
+
+
+_SIDECAR_GET = """
+import os, sys, urllib.error, urllib.request
+url = "http://%s:%s%s" % (os.environ["DAPRML_DAPR_HOST"], os.environ["DAPR_HTTP_PORT"], sys.argv[1])
+request = urllib.request.Request(url, headers={"dapr-api-token": os.environ["DAPR_API_TOKEN"]})
+try:
+    reply = urllib.request.urlopen(request, timeout=10)
+except urllib.error.HTTPError as error:
+    reply = error
+print(reply.status)
+print(reply.read().decode())
+"""
+
+
+def _json_lines(text: str) -> Iterator[dict]:
+    """compose v2 prints one JSON object per line (older versions: one array)."""
+    text = text.strip()
+    if text.startswith("["):
+        yield from json.loads(text)
+        return
+    for line in text.splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def from_env() -> ComposeStack:
+    """The stack `make compose-up` runs: the project's own folder, project `daprml`, the gateway
+    on DAPRML_GATEWAY_PORT (8000 by default)."""
+    return ComposeStack(
+        ROOT, os.environ.get("DAPRML_COMPOSE_PROJECT", "daprml"), int(os.environ.get("DAPRML_GATEWAY_PORT", "8000"))
+    )
