@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
         max_parts=settings.check_max_parts,
         live=live.report,
         retrainer=retrainer,
+        shadow_cache_s=settings.live_cache_s,
     )
     retention = Retention(
         [tables.table, tables.shadows, live.feedback],

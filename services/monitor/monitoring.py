@@ -53,7 +53,7 @@ from services.monitor.domain.reports import (
 from services.monitor.metrics import CHECK_DONE, CHECK_FAILED, CHECK_SKIPPED, MonitorMetrics
 from services.monitor.relay import NAMES_KEY, Relay, record_key
 from services.monitor.retrain import Retrainer
-from services.monitor.shadows import ShadowAgreement, agreement
+from services.monitor.shadows import Agreements, ShadowAgreement
 from services.monitor.tables import InferenceTables
 from services.monitor.window import newest_rows
 
@@ -134,6 +134,7 @@ class Monitoring:
         live: Callable[[str], Awaitable[LiveReport]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retrainer: Retrainer | None = None,
+        shadow_cache_s: float = 10.0,
     ):
         self.records, self.reports, self.names = state_records, state_reports, state_names
         self.tables, self.registry, self.jobs, self.publisher = tables, registry, jobs, publisher
@@ -141,6 +142,7 @@ class Monitoring:
         self.live, self.clock = live, clock
         self._running: dict[str, Trigger] = {}
         self.relay = Relay(state_records, registry, publisher, metrics, retrainer, clock)
+        self.agreements = Agreements(tables, max_parts, shadow_cache_s, clock)
 
     # the policy
 
@@ -149,9 +151,7 @@ class Monitoring:
         record = await self.records.get(record_key(model)) or MonitoringRecord(model=model)
         found = await asyncio.gather(*(self.reports.get(report_key(model, v)) for v in record.versions))
         policy = record.policy or DEFAULT
-        now = self.clock()
-        since = now - timedelta(hours=policy.window_hours) if policy.window_hours is not None else None
-        shadows = await agreement(self.tables, model, since, now, policy.rows_cap, self.max_parts)
+        shadows = await self.agreements.of(model, policy.window_hours, policy.rows_cap)
         return MonitoringView(
             model=model,
             policy=record.policy,

@@ -4,7 +4,8 @@ with the answers the callers got (the inference table), over a window.
 """
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -49,6 +50,40 @@ async def agreement(
         served = await newest_rows(tables.table, model, utc(window.rows[0].at) - SLACK, until, SERVED_ROWS, max_parts)
         reports.append(_joined(version, window.rows, {r.prediction_id: r for r in served.rows}))
     return reports
+
+
+class Agreements:
+    """The shadows' agreement of each model, made again when `cache_s` old: GET .../monitoring,
+    which answers it, is polled by consoles, and a report reads the shadows' window and the
+    served rows of that window. At most `max_models` models are kept (the least recently asked
+    is let go)."""
+
+    def __init__(
+        self,
+        tables: InferenceTables,
+        max_parts: int,
+        cache_s: float,
+        clock: Callable[[], datetime],
+        max_models: int = 100,
+    ):
+        self.tables, self.max_parts, self.cache_s, self.clock = tables, max_parts, cache_s, clock
+        self.max_models = max_models
+        self._kept: OrderedDict[tuple[str, float | None, int], tuple[datetime, list[ShadowAgreement]]] = OrderedDict()
+
+    async def of(self, model: str, window_hours: float | None, max_rows: int) -> list[ShadowAgreement]:
+        """The model's shadows over the window ending now (a report at most `cache_s` old)."""
+        key, now = (model, window_hours, max_rows), self.clock()
+        kept = self._kept.get(key)
+        if kept is not None and (now - kept[0]).total_seconds() < self.cache_s:
+            self._kept.move_to_end(key)
+            return kept[1]
+        since = now - timedelta(hours=window_hours) if window_hours is not None else None
+        reports = await agreement(self.tables, model, since, now, max_rows, self.max_parts)
+        self._kept[key] = (now, reports)
+        self._kept.move_to_end(key)
+        while len(self._kept) > self.max_models:
+            self._kept.popitem(last=False)
+        return reports
 
 
 def _joined(version: int, shadow: list[CapturedPrediction], served: dict[str, CapturedPrediction]) -> ShadowAgreement:

@@ -10,7 +10,7 @@ from services.monitor.capture import Capture, CaptureLimits
 from services.monitor.domain.pages import Cursor
 from services.monitor.domain.rows import rows_of
 from services.monitor.metrics import MonitorMetrics
-from services.monitor.shadows import agreement
+from services.monitor.shadows import Agreements, agreement
 from services.monitor.tables import InferenceTables
 from tests.fakes import FakeStateStore
 from tests.unit.monitor.events import T0, logged
@@ -71,3 +71,19 @@ def test_a_shadow_answer_whose_served_answer_is_not_captured_counts_but_does_not
     (report,) = asyncio.run(agreement(store, "iris", None, T0 + timedelta(minutes=1), 1000, 100))
     assert (report.answers, report.pairs, report.agreement) == (3, 0, None)
     assert asyncio.run(agreement(store, "wine", None, T0 + timedelta(minutes=1), 1000, 100)) == []
+
+
+def test_a_model_s_agreement_is_made_again_only_once_it_is_cache_s_old():
+    store = tables()
+    now = [T0 + timedelta(minutes=1)]
+    agreements = Agreements(store, max_parts=100, cache_s=10, clock=lambda: now[0])
+    served, copies = call_and_shadows(2, {2: [0, 1]})
+    asyncio.run(store.write([row for event in [served, *copies] for row in rows_of(event)[0]]))
+    assert [r.pairs for r in asyncio.run(agreements.of("iris", None, 1000))] == [2]
+    more, more_copies = call_and_shadows(2, {2: [0, 0]})
+    asyncio.run(store.write([row for event in [more, *more_copies] for row in rows_of(event)[0]]))
+    now[0] += timedelta(seconds=5)
+    assert [r.pairs for r in asyncio.run(agreements.of("iris", None, 1000))] == [2]  # the kept report
+    now[0] += timedelta(seconds=6)
+    (report,) = asyncio.run(agreements.of("iris", None, 1000))
+    assert (report.pairs, report.agreement) == (4, 0.75)
