@@ -31,7 +31,7 @@ from services.common.clients import Absent, RegistryClient
 from services.common.contracts import MODEL_NAME
 from services.common.contracts.models import Note, VersionInfo
 from services.common.contracts.monitoring import CapturedPrediction
-from services.common.errors import ClientError
+from services.common.errors import ClientError, Missing
 from services.common.ports import EventPublisher, Jobs
 from services.common.state import Documents
 from services.monitor.domain import drift
@@ -71,8 +71,8 @@ def job_of(model: str) -> str:
     return f"{JOB_KIND}.{model}"
 
 
-class ModelNotFound(ClientError):
-    status = 404
+class ModelNotFound(Missing):
+    """The registry has no such model."""
 
 
 class CheckRunning(ClientError):

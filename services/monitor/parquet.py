@@ -66,8 +66,14 @@ def encode(rows: list[CapturedPrediction]) -> bytes:
     )
 
 
-def decode(data: bytes) -> list[CapturedPrediction]:
-    table = pq.read_table(io.BytesIO(data), schema=SCHEMA)
+def _read(data: bytes, schema: pa.Schema, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """One part's rows (of `columns`: None, all), as the schema types them."""
+    rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(data), columns=columns, schema=schema).to_pylist()
+    return rows
+
+
+def decode(data: bytes, shadow: bool = False) -> list[CapturedPrediction]:
+    """A part's rows; `shadow`: a part of the shadows table (its rows are shadows' answers)."""
     return [
         CapturedPrediction(
             prediction_id=r["prediction_id"],
@@ -80,8 +86,9 @@ def decode(data: bytes) -> list[CapturedPrediction]:
             output=json.loads(r["output"]),
             probabilities=None if r["probabilities"] is None else json.loads(r["probabilities"]),
             warnings=r["warnings"] or [],
+            shadow=shadow,
         )
-        for r in table.to_pylist()
+        for r in _read(data, SCHEMA)
     ]
 
 
@@ -92,7 +99,6 @@ LIVE_COLUMNS = ["prediction_id", "at", "version", "output", "probabilities"]
 def decode_for_live(data: bytes) -> list[tuple[str, Prediction]]:
     """A part of an inference table as live metrics hold it: each prediction's id, time,
     version, output and probabilities (the other columns are not read)."""
-    table = pq.read_table(io.BytesIO(data), columns=LIVE_COLUMNS, schema=SCHEMA)
     return [
         (
             r["prediction_id"],
@@ -105,7 +111,7 @@ def decode_for_live(data: bytes) -> list[tuple[str, Prediction]]:
                 else {sys.intern(k): p for k, p in json.loads(r["probabilities"]).items()},
             ),
         )
-        for r in table.to_pylist()
+        for r in _read(data, SCHEMA, LIVE_COLUMNS)
     ]
 
 
@@ -144,7 +150,6 @@ def encode_feedback(rows: list[FeedbackRow]) -> bytes:
 
 
 def decode_feedback(data: bytes) -> list[FeedbackRow]:
-    table = pq.read_table(io.BytesIO(data), schema=FEEDBACK_SCHEMA)
     return [
         FeedbackRow(
             prediction_id=r["prediction_id"],
@@ -153,5 +158,5 @@ def decode_feedback(data: bytes) -> list[FeedbackRow]:
             received_at=r["received_at"],
             actor=r["actor"] or "",
         )
-        for r in table.to_pylist()
+        for r in _read(data, FEEDBACK_SCHEMA)
     ]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from services.common.contracts.monitoring import CapturedPrediction
-from services.monitor.domain.rows import shadow_key, utc
+from services.monitor.domain.rows import shadow_key, shadow_prefix, utc
 from services.monitor.tables import InferenceTables
 from services.monitor.window import newest_rows
 
@@ -40,7 +40,7 @@ async def agreement(
 ) -> list[ShadowAgreement]:
     """Each shadow version of the model with answers from `since` to `until` (the newest
     `max_rows` of each), joined with the served answers."""
-    prefix = shadow_key(model, 0)[:-1]  # "<model>.v"
+    prefix = shadow_prefix(model)
     versions = sorted(int(k[len(prefix) :]) for k in await tables.shadows.models() if k.startswith(prefix))
     reports = []
     for version in versions:

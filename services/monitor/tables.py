@@ -247,7 +247,7 @@ SHADOW_CODEC = Codec[CapturedPrediction](
     at=lambda r: r.at,
     order=row_key,
     encode=parquet.encode,
-    decode=lambda data: [r.model_copy(update={"shadow": True}) for r in parquet.decode(data)],
+    decode=partial(parquet.decode, shadow=True),
 )
 
 

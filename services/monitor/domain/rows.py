@@ -82,7 +82,12 @@ def rows_of(event: PredictionLogged) -> tuple[list[CapturedPrediction], bool]:
 def shadow_key(model: str, version: int) -> str:
     """Where a shadow version's answers are kept in the shadows table: by model and version (they
     share their prediction ids with the answers the callers got, and with other shadows')."""
-    return f"{model}.v{version}"
+    return f"{shadow_prefix(model)}{version}"
+
+
+def shadow_prefix(model: str) -> str:
+    """What the shadows table's keys of a model's versions begin with."""
+    return f"{model}.v"
 
 
 def batch_key(row: CapturedPrediction) -> str:
