@@ -11,7 +11,7 @@ from services.common.contracts.models import MODEL_NAME
 from services.monitor.deps import MonitoringDep
 from services.monitor.domain.policy import MonitoringPolicy
 from services.monitor.domain.reports import CheckResult, Trigger
-from services.monitor.monitoring import MonitoringView, PolicyState
+from services.monitor.views import MonitoringView, PolicyState
 
 router = APIRouter(prefix="/api/models", tags=["monitoring"])
 
