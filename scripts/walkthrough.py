@@ -5,8 +5,9 @@ sent back, and a drift check before and after its inputs shift. Imported only by
 `python -m scripts.stack run`: it needs pandas and scikit-learn, which the other commands do not."""
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import numpy as np
@@ -15,6 +16,8 @@ from scripts import predictions, samples
 
 if TYPE_CHECKING:
     from scripts.stack import Stack
+
+T = TypeVar("T")
 
 
 def load_samples(stack: "Stack") -> list[str]:
@@ -138,10 +141,10 @@ def _retrained(gateway: httpx.Client, name: str, check_id: str, timeout_s: float
     """What became of the retrain the check ordered, in words: the history entry its outcome
     records (the monitor's relay carries it out within seconds), then its training job's end."""
     deadline = time.monotonic() + timeout_s
-    entry = None
-    while entry is None:
+
+    def outcome() -> dict[str, Any] | None:
         entries = _ok(gateway.get(f"/api/models/{name}/history", params={"limit": 20}))["entries"]
-        entry = next(
+        return next(
             (
                 e
                 for e in entries
@@ -149,9 +152,8 @@ def _retrained(gateway: httpx.Client, name: str, check_id: str, timeout_s: float
             ),
             None,
         )
-        if entry is None and time.monotonic() > deadline:
-            raise TimeoutError(f"the retrain of check {check_id} was not done within {timeout_s:.0f} s")
-        time.sleep(1)
+
+    entry = _until(outcome, timeout_s, lambda: f"the retrain of check {check_id} was not done within {timeout_s:.0f} s")
     details = entry["details"]
     if entry["action"] != "monitoring.retrained":
         return f"{entry['action'].removeprefix('monitoring.')}: {entry['reason']}"
@@ -179,12 +181,12 @@ def _predict(gateway: httpx.Client, name: str, records: list[dict], timeout_s: f
     """Predicts the records and waits until the monitor captured every one; their ids."""
     since = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
     ids: list[str] = _ok(gateway.post(f"/api/models/{name}/predict", json={"records": records}))["prediction_ids"]
-    deadline, wanted = time.monotonic() + timeout_s, set(ids)
-    while time.monotonic() < deadline:
-        if wanted <= _captured_since(gateway, name, since):
-            return ids
-        time.sleep(1)
-    raise TimeoutError(f"the monitor did not capture the {len(ids)} predictions within {timeout_s:.0f} s")
+    wanted = set(ids)
+    return _until(
+        lambda: ids if wanted <= _captured_since(gateway, name, since) else None,
+        timeout_s,
+        lambda: f"the monitor did not capture the {len(ids)} predictions within {timeout_s:.0f} s",
+    )
 
 
 def _captured_since(gateway: httpx.Client, name: str, since: str) -> set[str]:
@@ -201,16 +203,33 @@ def _captured_since(gateway: httpx.Client, name: str, since: str) -> set[str]:
 
 def _live(gateway: httpx.Client, name: str, timeout_s: float) -> dict[str, Any]:
     """The live report once every actual sent is joined with its prediction (none pending)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    last: dict[str, Any] = {}
+
+    def joined() -> dict[str, Any] | None:
         report: dict[str, Any] = _ok(gateway.get(f"/api/models/{name}/monitoring/live"))
+        last.update(report)
         # pending: actuals whose prediction is not read yet (none once ours are joined).
         if report["window"]["count"] > 0 and (report["pending"] == 0 or report["window"]["count"] >= DRAWN):
             return report
+        return None
+
+    return _until(
+        joined,
+        timeout_s,
+        lambda: f"the actual classes were not joined within {timeout_s:.0f} s: {last.get('pending')} pending",
+    )
+
+
+def _until(check: Callable[[], T | None], timeout_s: float, why: Callable[[], str]) -> T:
+    """The check's first answer that is not None, asked every second (at least once); past
+    `timeout_s`, TimeoutError with why()."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found is not None:
+            return found
         if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"the actual classes were not joined within {timeout_s:.0f} s: {report['pending']} pending"
-            )
+            raise TimeoutError(why())
         time.sleep(1)
 
 

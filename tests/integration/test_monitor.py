@@ -10,7 +10,7 @@ import pytest
 from scripts.stack import Stack
 from services.common import events
 from services.common.events import EventType, PredictionLogged
-from tests.integration.conftest import poll
+from tests.integration.conftest import captured_predictions, poll
 from tests.integration.test_metrics import sample, scraped
 from tests.integration.test_training import commit, finished_job, iris_csv, unique
 
@@ -25,17 +25,7 @@ RECORDS = [
 
 def captured(gateway: httpx.Client, name: str) -> list[dict]:
     """Every captured prediction of the model, page after page (3 a page: paging is used)."""
-    rows: list[dict] = []
-    query: dict = {"limit": 3}
-    for _ in range(100):
-        reply = gateway.get(f"/api/models/{name}/predictions", params=query)
-        assert reply.status_code == 200, reply.text
-        page = reply.json()
-        rows += page["predictions"]
-        if page["next_since"] is None:
-            return rows
-        query = {"limit": 3, "since": page["next_since"], "after": page["next_after"]}
-    raise AssertionError("paging never ended")
+    return captured_predictions(gateway, name, page=3, max_pages=100)
 
 
 def publish(stack: Stack, payload: PredictionLogged) -> None:

@@ -21,7 +21,7 @@ from scripts.stack import Stack
 from services.common.dapr_adapters import DaprJobs, Sidecar
 from services.common.ports import ConcurrencyConflict, ScheduleRefused
 from services.monitor.domain.schedule import problem
-from tests.integration.conftest import poll, sidecar_settings
+from tests.integration.conftest import captured_predictions, poll, sidecar_settings
 from tests.integration.load import kill_listener
 from tests.integration.test_training import commit, finished_job, iris_csv, unique
 
@@ -42,14 +42,7 @@ def iris_records(seed: int, shift_sd: float = 0.0) -> list[dict]:
 
 
 def captured_count(gateway: httpx.Client, name: str) -> int:
-    rows, query = 0, {"limit": 1000}
-    for _ in range(20):
-        page = gateway.get(f"/api/models/{name}/predictions", params=query).json()
-        rows += len(page["predictions"])
-        if page["next_since"] is None:
-            return rows
-        query = {"limit": 1000, "since": page["next_since"], "after": page["next_after"]}
-    raise AssertionError("paging never ended")
+    return len(captured_predictions(gateway, name, max_pages=20))
 
 
 def predict_and_wait(gateway: httpx.Client, name: str, records: list[dict], expected: int) -> None:
