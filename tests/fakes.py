@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -278,6 +279,14 @@ class _Step:
     input: Any
 
 
+@dataclass
+class _Wait:
+    """A wait for an event (WorkflowContext.event)."""
+
+    name: str
+    timeout_s: float
+
+
 class FakeWorkflowContext:
     def __init__(self, instance_id: str, run: "FakeRun"):
         self.instance_id, self._run = instance_id, run
@@ -289,6 +298,12 @@ class FakeWorkflowContext:
         self._run.custom_status = value
         self._run.statuses.append(value)
 
+    def event(self, name: str, timeout_s: float) -> Any:
+        return _Wait(name, timeout_s)
+
+    def now(self) -> datetime:
+        return self._run.clock
+
 
 @dataclass
 class FakeRun:
@@ -299,18 +314,28 @@ class FakeRun:
     output: Any = None
     error: str | None = None
     statuses: list[Any] = dataclasses.field(default_factory=list)
+    # The workflow's clock: it moves only when a wait times out (by the wait's timeout).
+    clock: datetime = dataclasses.field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    events: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # raised, not yet taken
+    steps: Any = None  # the workflow's generator while it waits for an event
+    waiting: "_Wait | None" = None
 
 
 class FakeWorkflows:
     """Runs a workflow function in-process when scheduled: each yielded activity is awaited and
-    its result (or its error) sent back, as the engine would, without history or replay."""
+    its result (or its error) sent back, as the engine would, without history or replay. A wait
+    for an event takes one raised before; else a wait of at most `instant_timeout_s` times out
+    at once (the clock moves on by its timeout), and a longer one suspends the run until
+    raise_event or fire_timeout."""
 
-    def __init__(self, run_on_schedule: bool = True) -> None:
+    def __init__(self, run_on_schedule: bool = True, instant_timeout_s: float = 300) -> None:
         self.definitions: dict[str, tuple[WorkflowFunction, Mapping[str, ActivityFunction]]] = {}
         self.runs: dict[str, FakeRun] = {}
         self.started = False
         self.run_on_schedule = run_on_schedule
+        self.instant_timeout_s = instant_timeout_s
         self.activity_calls: list[str] = []
+        self.before_activity: Callable[[str], Any] | None = None  # a test's hook (say, to raise an event)
 
     def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
         self.definitions[name] = (workflow, activities)
@@ -326,20 +351,33 @@ class FakeWorkflows:
             await self.drive(name, instance_id)
         return True
 
-    async def drive(self, name: str, instance_id: str) -> None:
+    async def drive(self, name: str, instance_id: str, sent: Any = None, failed: Exception | None = None) -> None:
         workflow, activities = self.definitions[name]
         run = self.runs[instance_id]
         if run.status == "TERMINATED":
             return
         run.status = "RUNNING"
-        steps = workflow(FakeWorkflowContext(instance_id, run), run.input)
-        sent: Any = None
-        failed: Exception | None = None
+        if run.steps is None:
+            run.steps = workflow(FakeWorkflowContext(instance_id, run), run.input)
+        steps, run.waiting = run.steps, None
         try:
             while True:
                 step = steps.throw(failed) if failed is not None else steps.send(sent)
                 sent, failed = None, None
+                if isinstance(step, _Wait):
+                    queued = run.events.get(step.name.lower())
+                    if queued:
+                        sent = queued.pop(0)
+                    elif step.timeout_s <= self.instant_timeout_s:
+                        run.clock += timedelta(seconds=step.timeout_s)
+                        failed = TimeoutError(f"no {step.name} event in {step.timeout_s} s")
+                    else:
+                        run.waiting = step
+                        return
+                    continue
                 self.activity_calls.append(step.name)
+                if self.before_activity is not None:
+                    self.before_activity(step.name)
                 try:
                     sent = await activities[step.name](step.input)
                 except Exception as exc:
@@ -347,9 +385,28 @@ class FakeWorkflows:
                 if run.status == "TERMINATED":  # as the engine does, it ignores what came after
                     return
         except StopIteration as done:
-            run.status, run.output = "COMPLETED", done.value
+            run.status, run.output, run.steps = "COMPLETED", done.value, None
         except Exception as exc:
-            run.status, run.error = "FAILED", str(exc)
+            run.status, run.error, run.steps = "FAILED", str(exc), None
+
+    async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        run = self.runs.get(instance_id)
+        if run is None or run.status in ("COMPLETED", "FAILED", "TERMINATED"):
+            return  # dropped, as the engine drops it
+        run.events.setdefault(name.lower(), []).append(data)  # names are case-insensitive there
+        if run.waiting is not None and run.waiting.name.lower() == name.lower():
+            await self.drive(self._name_of(instance_id), instance_id, sent=run.events[name.lower()].pop(0))
+
+    async def fire_timeout(self, instance_id: str) -> None:
+        """The suspended wait of the run times out (its clock moves on by its timeout)."""
+        run = self.runs[instance_id]
+        assert run.waiting is not None, "the run waits for no event"
+        run.clock += timedelta(seconds=run.waiting.timeout_s)
+        await self.drive(self._name_of(instance_id), instance_id, failed=TimeoutError(f"no {run.waiting.name} event"))
+
+    def _name_of(self, instance_id: str) -> str:
+        # One definition per fake in the tests that raise events; the first is the one.
+        return next(iter(self.definitions))
 
     async def terminate(self, instance_id: str, reason: str) -> bool:
         found = self.runs.get(instance_id)

@@ -19,8 +19,7 @@ def nats_streams(port: int, token: str) -> None:
     subscribes to several topics. Made idempotently."""
     from services.common import events
 
-    topics = [t.value for t in events.Topic] + [getattr(events, "DEAD_LETTERS", "dead-letters")]
-    for topic in topics:
+    for topic in events.all_topics():
         config = {"name": f"daprml-{topic}", "subjects": [topic, f"*.{topic}"], "max_age": 0}
         config |= {"storage": "file", "max_msgs_per_subject": 10000, "duplicate_window": 120_000_000_000}
         reply = request(port, token, f"$JS.API.STREAM.CREATE.{config['name']}", json.dumps(config))

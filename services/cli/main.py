@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from services.cli import datasets, jobs, models, predict, render, top, trace
+from services.cli import datasets, jobs, models, predict, render, rollouts, top, trace
 from services.cli.base import Json, Options, gateway, handled
 from services.cli.client import DEFAULT_URL, REFUSED, USAGE, CliError
 
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
+app.add_typer(rollouts.app, name="rollouts")
 app.command("train")(jobs.train_command)
 app.command("top")(top.top_command)
 app.command("trace")(trace.trace_command)

@@ -15,7 +15,9 @@ The gateway's raw forward of a client's request is not a call of these: it stays
 """
 
 import json
+from datetime import datetime
 from typing import TypeVar
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +32,7 @@ from services.common.contracts.models import (
     RegisterVersion,
     Traffic,
 )
+from services.common.contracts.monitoring import Evidence
 from services.common.ports import Reply, ServiceInvoker, SidecarUnavailable, sidecar_error_code
 
 M = TypeVar("M", bound=BaseModel)
@@ -261,3 +264,18 @@ class TrainingClient(ServiceClient):
         canceled: then a new attempt); answers its id. Refused (429) when too many jobs wait."""
         what = f"a training job on dataset {request.dataset!r} version {request.version}"
         return self.read(Submitted, await self.post("api/training/jobs", request, what), what).id
+
+
+class MonitorClient(ServiceClient):
+    """The monitor: a rollout's evidence (internal/)."""
+
+    service = "the monitor"
+
+    async def evidence(self, name: str, since: datetime) -> Evidence:
+        """What a rollout step's gates read for every version of the model: serving counters
+        summed over the inference replicas (cumulative: Evidence.delta subtracts the reading taken
+        at the step's start), each shadow's agreement and each version's live metrics over what was
+        captured since `since`. An empty one for a model the monitor knows nothing of."""
+        what = f"the evidence of model {name!r}"
+        method = f"internal/models/{name}/evidence?{urlencode({'since': since.isoformat()})}"
+        return self.read(Evidence, await self.get(method, what), what)

@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from services.common.contracts.datasets import DATASET_NAME
 from services.common.contracts.models import Traffic
-from services.common.contracts.monitoring import is_prediction_id
+from services.common.contracts.monitoring import (
+    MAX_LATENCY_BUCKETS,
+    MAX_SERVING_VERSIONS,
+    VersionServing,
+    is_prediction_id,
+)
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
@@ -36,6 +41,7 @@ class Topic(StrEnum):
     MODEL_HISTORY = "model-history"
     MODEL_DRIFT = "model-drift"
     MODEL_TRAFFIC = "model-traffic"
+    SERVING_STATS = "serving-stats"
 
 
 # Where an event goes when a subscriber gives up on it: one topic per deployment (with the
@@ -61,6 +67,7 @@ class EventType(StrEnum):
     MODEL_HISTORY_RECORDED = "io.daprml.model.history.recorded.v1"
     MODEL_DRIFT_DETECTED = "io.daprml.model.drift.detected.v1"
     MODEL_TRAFFIC_CHANGED = "io.daprml.model.traffic.changed.v1"
+    INFERENCE_SERVING_STATS = "io.daprml.inference.serving.stats.v1"
 
 
 class DatasetVersionCommitted(BaseModel):
@@ -213,6 +220,33 @@ class InstanceHeartbeat(BaseModel):
     leaving: bool = False
 
 
+class ServingStats(BaseModel):
+    """One inference replica's serving counters per model version, cumulative since it started
+    (requests answered, failed, refused, shadow copies, latency): sent every
+    DAPRML_SERVING_STATS_S when something changed (and now and then anyway, to say it lives).
+    The latest event of an instance holds all it served: a lost or repeated one is harmless."""
+
+    # Unique per run of a replica: its host, its sidecar's port and when it started (a replica
+    # that restarts counts from zero again, as a new instance).
+    instance: str = Field(min_length=1, max_length=300)
+    started_at: datetime
+    at: datetime  # when it was sent: of two events of an instance, the later one wins
+    latency_bounds_ms: list[float] = Field(min_length=1, max_length=MAX_LATENCY_BUCKETS)  # the buckets' `le` bounds
+    versions: list[VersionServing] = Field(max_length=MAX_SERVING_VERSIONS)
+    left_out: int = Field(0, ge=0)  # versions it served that did not fit (the least recently served)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.at < self.started_at:
+            raise ValueError("sent before the instance started")
+        if len({(v.model, v.version) for v in self.versions}) != len(self.versions):
+            raise ValueError("a model version appears twice")
+        buckets = len(self.latency_bounds_ms) + 1
+        if any(v.latency_counts and len(v.latency_counts) != buckets for v in self.versions):
+            raise ValueError(f"latency counts have one count per bound and one more ({buckets})")
+        return self
+
+
 # One topic and one payload model per event type.
 ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.DATASET_VERSION_COMMITTED: (Topic.DATASET_VERSIONS, DatasetVersionCommitted),
@@ -224,6 +258,7 @@ ROUTES: dict[EventType, tuple[Topic, type[BaseModel]]] = {
     EventType.MODEL_HISTORY_RECORDED: (Topic.MODEL_HISTORY, ModelHistoryRecorded),
     EventType.MODEL_DRIFT_DETECTED: (Topic.MODEL_DRIFT, ModelDriftDetected),
     EventType.MODEL_TRAFFIC_CHANGED: (Topic.MODEL_TRAFFIC, ModelTrafficChanged),
+    EventType.INFERENCE_SERVING_STATS: (Topic.SERVING_STATS, ServingStats),
 }
 
 
@@ -235,9 +270,47 @@ class InvalidEvent(ValueError):
     """An event that no retry can make valid: wrong type, malformed envelope or payload."""
 
 
+# Events every replica of a subscriber hears itself (each inference replica swaps its model,
+# each gateway replica counts the instances): they travel on the replica pub/sub component
+# (settings.replica_pubsub: a queue per replica) under topics of their own, replica_topic_of.
+# Never under a topic `pubsub` uses too: a broker may declare a topic with its component's
+# settings (RabbitMQ: a durable exchange for `pubsub`, a transient one for the replicas) and
+# refuse whichever comes second. Alias moves and traffic changes also go on `pubsub`, where
+# the notifier and the monitor hear each once; heartbeats go to the replicas only.
+EVERY_REPLICA = frozenset(
+    {EventType.MODEL_ALIAS_CHANGED, EventType.MODEL_TRAFFIC_CHANGED, EventType.INSTANCE_HEARTBEAT}
+)
+REPLICAS_ONLY = frozenset({EventType.INSTANCE_HEARTBEAT})
+REPLICA_SUFFIX = "-replicas"
+# What a replica gives up on: nothing keeps it (each replica would give up on its own copy, and
+# its reconcile with the registry repairs a missed hint); naming it bounds the redeliveries.
+REPLICA_DEAD_LETTERS = f"{DEAD_LETTERS}{REPLICA_SUFFIX}"
+
+
 def topic_of(event_type: EventType, prefix: str = "") -> str:
     """The topic an event type travels on; `prefix` is the deployment's (settings.topic_prefix)."""
     return f"{prefix}{ROUTES[event_type][0]}"
+
+
+def replica_topic_of(event_type: EventType, prefix: str = "") -> str:
+    """The topic an event type of EVERY_REPLICA travels on through the replica pub/sub component."""
+    if event_type not in EVERY_REPLICA:
+        raise ValueError(f"{event_type} is not sent to every replica")
+    return f"{topic_of(event_type, prefix)}{REPLICA_SUFFIX}"
+
+
+def channels(event_type: EventType, prefix: str = "") -> list[tuple[bool, str]]:
+    """Where a publisher sends an event: (through the replica component?, topic) for each copy."""
+    once = [] if event_type in REPLICAS_ONLY else [(False, topic_of(event_type, prefix))]
+    every = [(True, replica_topic_of(event_type, prefix))] if event_type in EVERY_REPLICA else []
+    return once + every
+
+
+def all_topics() -> list[str]:
+    """Every topic daprml uses, without the deployment's prefix (a broker that needs each made
+    beforehand, like NATS JetStream's streams, makes these)."""
+    once = [topic_of(t) for t in ROUTES if t not in REPLICAS_ONLY]
+    return [*once, *(replica_topic_of(t) for t in EVERY_REPLICA), DEAD_LETTERS, REPLICA_DEAD_LETTERS]
 
 
 def encode(
@@ -302,11 +375,16 @@ def json_schemas() -> dict[str, Any]:
             "dead_letter_topic": DEAD_LETTERS,
             "dead_letter_comment": "every subscription names it (after the deployment's topic prefix) as its "
             "deadLetterTopic: Dapr moves there what a handler DROPs or keeps failing past its retries",
+            "every_replica_comment": "an event with every_replica_topic is also published there on the replica "
+            "pub/sub component (a queue per replica): subscribe there to hear it in every replica; those "
+            "subscriptions name every_replica_dead_letter_topic",
+            "every_replica_dead_letter_topic": REPLICA_DEAD_LETTERS,
         },
         "events": {
             str(event_type): {
                 "type": str(event_type),
-                "topic": str(topic),
+                **({} if event_type in REPLICAS_ONLY else {"topic": str(topic)}),
+                **({"every_replica_topic": replica_topic_of(event_type)} if event_type in EVERY_REPLICA else {}),
                 "schema": model.model_json_schema(by_alias=True),
             }
             for event_type, (topic, model) in ROUTES.items()

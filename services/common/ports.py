@@ -158,6 +158,14 @@ class WorkflowContext(Protocol):
     def status(self, value: Any) -> None:
         """The instance's custom status (JSON-ready), for whoever watches its progress."""
 
+    def event(self, name: str, timeout_s: float) -> Any:
+        """A task to yield: `data = yield ctx.event("decision", 10)`, the data of the next
+        event of that name raised for the instance (Workflows.raise_event; one raised before is
+        kept until asked for). Raises TimeoutError at the yield when none comes in time."""
+
+    def now(self) -> datetime:
+        """The workflow's clock: the same at every replay (never datetime.now() in a workflow)."""
+
 
 WorkflowFunction = Callable[[WorkflowContext, Any], Generator[Any, Any, Any]]
 ActivityFunction = Callable[[Any], Coroutine[Any, Any, Any]]
@@ -190,6 +198,10 @@ class Workflows(Protocol):
         """Starts an instance unless one with that id exists already; says whether it started one."""
 
     async def run(self, instance_id: str) -> WorkflowRun | None: ...
+
+    async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        """Sends an event to an instance (WorkflowContext.event); one for an instance that has
+        finished, or does not exist, is dropped by the engine."""
 
     async def terminate(self, instance_id: str, reason: str) -> bool:
         """Ends an instance that has not finished: it becomes TERMINATED, with `reason` as its

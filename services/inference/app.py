@@ -11,6 +11,7 @@ from services.inference.metrics import InferenceMetrics
 from services.inference.ports import InferencePorts
 from services.inference.prediction_log import PredictionLog
 from services.inference.runtimes import Compiling
+from services.inference.serving_stats import ServingTally
 from services.inference.settings import Settings
 from services.inference.shadows import Shadows
 
@@ -22,7 +23,8 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
     batching = Limits(settings.max_batch_size, settings.max_batch_wait_s) if settings.batching else None
     registry = CollectorRegistry()
     metrics = InferenceMetrics(registry)
-    shadows = Shadows(metrics, settings.shadow_max_pending, settings.shadow_timeout_s)
+    serving = ServingTally(ports.publisher, settings.dapr_http_port)
+    shadows = Shadows(metrics, settings.shadow_max_pending, settings.shadow_timeout_s, serving=serving)
     plane = DataPlane(
         clients.registry(ports.invoker, settings),
         settings.max_loaded_models,
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
         ),
         metrics=metrics,
         shadows=shadows,
+        serving=serving,
     )
     prediction_log = PredictionLog(
         ports.publisher,
@@ -63,6 +66,12 @@ def create_app(settings: Settings | None = None, ports: InferencePorts | None = 
             background=[
                 Periodic("reconcile with the registry", settings.reconcile_interval_s, plane.reconcile),
                 *([flushing] if prediction_log.sampling else []),
+                # Each replica's counters for the monitor, which sums them (the rollouts' evidence).
+                *(
+                    [Periodic("serving stats", settings.serving_stats_s, serving.send)]
+                    if settings.serving_stats_s
+                    else []
+                ),
             ],
             closing=[plane.close, prediction_log.close],
             metrics=registry,

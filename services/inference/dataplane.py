@@ -48,6 +48,7 @@ from services.inference.runtimes import (
     Choice,
     Compiling,
 )
+from services.inference.serving_stats import ServingTally
 from services.inference.shadows import Shadows
 from services.inference.traffic import TrafficTables
 
@@ -89,13 +90,15 @@ class DataPlane:
         compiling: Compiling | None = None,
         metrics: InferenceMetrics | None = None,
         shadows: Shadows | None = None,
+        serving: ServingTally | None = None,
     ):
         """batching: None serves every model without batching; `unbatched` names models served
         without it anyway. compiling: when and how ONNX models are served (default: always).
         shadows: where copies of the champion's requests go (None: the traffic tables' shadows
-        are ignored)."""
+        are ignored). serving: where each request is counted per version for the serving stats."""
         self.registry = registry
         self.metrics = metrics or InferenceMetrics()
+        self.serving = serving
         self.loader = Loader(
             registry,
             max_loaded_models,
@@ -265,6 +268,8 @@ class DataPlane:
                 return await self.model(name, str(canary))
             except (ModelUnloadable, ModelMissing) as e:
                 self.metrics.canary_fallbacks.labels(name, str(canary)).inc()
+                if self.serving is not None:  # the canary failed its share (a rollout's error rate sees it)
+                    self.serving.request(name, canary, "failed", 0.0)
                 log.warning("model %s canary version %s cannot serve; the champion does: %s", name, canary, e)
         return await self.model(name, DEFAULT_REF)
 
@@ -284,7 +289,9 @@ class DataPlane:
                 continue
 
             async def run(version: int = version) -> Outputs:
-                out = await self.infer(served.model, str(version), inputs, probabilities=True, names=names, size=size)
+                out = await self.infer(
+                    served.model, str(version), inputs, probabilities=True, names=names, size=size, shadow=True
+                )
                 return replace(out, call_id=served.call_id, shadow=True)
 
             self.shadows.copy(served.model, version, served.predictions, served.classes is not None, run)
@@ -300,6 +307,7 @@ class DataPlane:
         names: Callable[[ModelCard], list[ContractWarning]] | None = None,
         size: int | None = None,
         routing_key: str | None = None,
+        shadow: bool = False,
     ) -> Outputs:
         """Predictions of the model for the rows `inputs` makes from its card (a protocol's
         decoder), under the model contract (domain/contract.py): `names` checks the names the
@@ -307,7 +315,8 @@ class DataPlane:
         checked; the warnings are counted per model version and answered, bounded. `size`: the
         rows the request says it holds, when known before decoding (small ones skip a thread).
         A request for the champion (no `ref`) is split by the model's traffic table: a canary
-        may serve it (the same one for the same `routing_key`), and shadows get copies of it."""
+        may serve it (the same one for the same `routing_key`), and shadows get copies of it.
+        `shadow`: a shadow's copy (the shadows count it in the serving stats, not as a request)."""
         started = time.perf_counter()
         routed = ref is None
         loaded = await self._routed(name, routing_key) if routed else await self.model(name, ref)
@@ -337,11 +346,17 @@ class DataPlane:
                 step.end()
         except Exception as e:
             refused = isinstance(e, ClientError) and e.status < 500
+            seconds = time.perf_counter() - started
             self.metrics.requests.labels(loaded.name, version, "refused" if refused else "failed").inc()
-            self.metrics.duration.labels(loaded.name, version).observe(time.perf_counter() - started)
+            self.metrics.duration.labels(loaded.name, version).observe(seconds)
+            if self.serving is not None and not shadow:
+                self.serving.request(loaded.name, loaded.version, "refused" if refused else "failed", seconds)
             raise
+        seconds = time.perf_counter() - started
         self.metrics.requests.labels(loaded.name, version, "success").inc()
-        self.metrics.duration.labels(loaded.name, version).observe(time.perf_counter() - started)
+        self.metrics.duration.labels(loaded.name, version).observe(seconds)
+        if self.serving is not None and not shadow:
+            self.serving.request(loaded.name, loaded.version, "answered", seconds)
         self.metrics.rows.labels(loaded.name, version).inc(count(rows))
         if warnings:
             counts = self._warned.setdefault((loaded.name, loaded.version), Counter())

@@ -44,6 +44,9 @@ class Settings(ServiceSettings):
     """Shadow copies (requests copied to shadow versions) running at once; past it one is dropped, counted."""
     shadow_timeout_s: float = Field(10.0, gt=0, le=300)
     """Longest a shadow copy may take; past it, it counts as failed."""
+    serving_stats_s: float = Field(5.0, ge=0, le=3600)
+    """How often this replica sends its serving counters per model version (requests, failures,
+    latency; the monitor sums every replica's for the rollouts' gates) when they changed; 0: never."""
     prediction_log_rate: float = Field(1.0, ge=0, le=1)
     """Share of successful prediction calls captured (published, record by record, for the monitor's
     inference tables) for models `prediction_log_rates` does not name: 0 none, 1 every one."""

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from services.inference.metrics import InferenceMetrics
+from services.inference.serving_stats import ServingTally
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,12 @@ class Shadows:
         max_pending: int,
         timeout_s: float,
         capture: Callable[[Any, float], None] | None = None,
+        serving: ServingTally | None = None,
     ):
         """`capture(answers, latency_ms)` hands a shadow's answers to the prediction log (set once
-        it exists: app.py)."""
+        it exists: app.py); `serving` counts each copy for the serving stats."""
         self.metrics, self.max_pending, self.timeout_s = metrics, max_pending, timeout_s
-        self.capture = capture
+        self.capture, self.serving = capture, serving
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -56,11 +58,15 @@ class Shadows:
                 shadow = await run()
         except Exception as exc:  # a shadow's failure is its own: counted, never the caller's
             self.metrics.shadow_requests.labels(name, label, "failed").inc()
+            if self.serving is not None:
+                self.serving.shadow(name, int(label), failed=True)
             log.info("shadow copy of model %s version %s failed: %s", name, label, exc)
             return
         seconds = time.perf_counter() - started
         self.metrics.shadow_seconds.labels(name, label).observe(seconds)
         self.metrics.shadow_requests.labels(name, label, "done").inc()
+        if self.serving is not None:
+            self.serving.shadow(name, int(label), failed=False)
         ours, theirs = np.asarray(served), np.asarray(shadow.predictions)
         self.metrics.shadow_records.labels(name, label).inc(len(ours))
         if classifier:

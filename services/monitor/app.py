@@ -10,6 +10,9 @@ from services.monitor.api import public
 from services.monitor.capture import Capture, CaptureLimits
 from services.monitor.domain.record import MonitoringRecord
 from services.monitor.domain.reports import VersionReport
+from services.monitor.domain.serving import ServingDocument
+from services.monitor.evidence import EvidenceService
+from services.monitor.evidence_api import internal as evidence_router
 from services.monitor.feedback import FeedbackService, feedback_table
 from services.monitor.feedback_api import router as feedback_router
 from services.monitor.live import LiveLimits, LiveTracker
@@ -21,6 +24,7 @@ from services.monitor.retention import JOB_KIND as RETENTION_JOB_KIND
 from services.monitor.retention import Retention, RetentionLimits
 from services.monitor.retrain import Retrainer, RetrainLimits, truths_of
 from services.monitor.service import MonitorService
+from services.monitor.serving import ServingKeeper
 from services.monitor.settings import Settings
 from services.monitor.tables import InferenceTables
 
@@ -93,14 +97,35 @@ def create_app(settings: Settings | None = None, ports: MonitorPorts | None = No
         ),
         metrics,
     )
+    serving = ServingKeeper(
+        Documents(ports.state, ServingDocument), settings.serving_forget_h, settings.serving_max_instances
+    )
+    evidence = EvidenceService(
+        serving,
+        tables,
+        live,
+        max_rows=settings.evidence_max_rows,
+        max_parts=settings.check_max_parts,
+        cache_s=settings.live_cache_s,
+        clock=live.clock,
+    )
     return build_app(
         ServiceSpec(
             title="daprml monitor",
             settings=settings,
             ports=ports,
-            services={MonitorService: service, FeedbackService: feedback, LiveTracker: live, Monitoring: monitoring},
-            routers=[public, feedback_router, monitoring_router],
-            subscriptions={EventType.PREDICTION_LOGGED: service.on_prediction_logged},
+            services={
+                MonitorService: service,
+                FeedbackService: feedback,
+                LiveTracker: live,
+                Monitoring: monitoring,
+                EvidenceService: evidence,
+            },
+            routers=[public, feedback_router, monitoring_router, evidence_router],
+            subscriptions={
+                EventType.PREDICTION_LOGGED: service.on_prediction_logged,
+                EventType.INFERENCE_SERVING_STATS: serving.on_serving_stats,
+            },
             metrics=registry,
             background=[
                 Periodic("live-metrics", settings.live_cache_s, live.refresh_held),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.common.contracts.monitoring import CapturedPrediction
+from services.common.contracts.monitoring import CapturedPrediction, LiveEvidence
 from services.monitor import parquet
 from services.monitor.domain.feedback import FeedbackRow
 from services.monitor.domain.index import PartEntry
@@ -37,6 +37,7 @@ from services.monitor.domain.ledger import (
     held_predictions,
     held_truths,
     live_report,
+    live_since,
 )
 from services.monitor.domain.rows import day_of, utc
 from services.monitor.metrics import MonitorMetrics
@@ -146,6 +147,19 @@ class LiveTracker:
             if self._models.get(model) is held:  # not let go meanwhile: its gauges stay
                 self._gauge(model, held, report)
             return report
+
+    async def since(self, model: str, since: datetime) -> LiveEvidence:
+        """Each version's live metrics over its pairs of predictions made from `since` on (a
+        rollout step's evidence), from the rows held (read anew when `refresh_s` old). Truncated
+        when rows since then were let go (the bound on rows, or retention)."""
+        if model not in self._models and not await self._has_rows(model):
+            return live_since({}, {}, since)
+        async with self.rows_of(model) as held:
+            predictions, truths = dict(held.predictions.rows), dict(held.truths.rows)
+            let_go, now = held.predictions.let_go_until, self.clock()
+        horizon = utc(now) - timedelta(days=self.limits.retention_days)
+        truncated = (let_go is not None and utc(let_go) >= utc(since)) or utc(since) < horizon
+        return await asyncio.to_thread(live_since, predictions, truths, since, truncated)  # CPU work, off the loop
 
     async def refresh_held(self) -> None:
         """The background job: the report of every model held, made again when it is stale

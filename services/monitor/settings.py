@@ -44,6 +44,14 @@ class Settings(ServiceSettings):
     reports, and their gauges, are refreshed in the background)."""
     live_refresh_s: float = Field(1.0, ge=0)
     """A feedback call reads the model's new parts (to tell matched from pending) at most this often."""
+    serving_forget_h: float = Field(24.0, ge=1, le=24 * 90)
+    """An inference replica not heard from for this many hours is gone: its serving counters are
+    folded into the model's totals (they stay counted) and it is no longer listed."""
+    serving_max_instances: int = Field(64, ge=1, le=1000)
+    """Inference replicas (runs of one) whose serving counters are kept apart per model; past it the
+    least recently heard is folded into the totals."""
+    evidence_max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    """A rollout's evidence reads at most this many of each shadow's newest answers since its step began."""
     registry_app_id: str = "registry"
     """The registry's Dapr app id: drift checks read model cards there and record what they do in
     each model's history."""

@@ -8,9 +8,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
-
-from services.common.contracts.monitoring import CapturedPrediction
+from services.common.contracts.monitoring import CapturedPrediction, ShadowAgreement  # shared: the rollouts read it
 from services.monitor.domain.rows import shadow_key, shadow_prefix, utc
 from services.monitor.tables import InferenceTables
 from services.monitor.window import newest_rows
@@ -20,19 +18,6 @@ SLACK = timedelta(minutes=5)
 after the answer is made; both are published by the same replica within seconds)."""
 SERVED_ROWS = 100_000
 """Served rows one report reads at most to find the shadows' counterparts."""
-
-
-class ShadowAgreement(BaseModel):
-    """A shadow version's answers against those the callers got, over a window."""
-
-    version: int
-    answers: int = Field(description="the shadow's captured answers in the window")
-    pairs: int = Field(description="of those, joined with the answer the caller got (by prediction id)")
-    agreement: float | None = Field(description="share of pairs with the same output (classes); None: no pairs")
-    mean_abs_difference: float | None = Field(
-        None, description="mean |shadow - served| over the pairs whose outputs are numbers (regressors)"
-    )
-    served_by: dict[str, int] = Field(description="the versions that served the pairs, with their counts")
 
 
 async def agreement(

@@ -4,10 +4,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from services.common.contracts.monitoring import ShadowAgreement
 from services.monitor.domain.ledger import LiveReport
 from services.monitor.domain.policy import MonitoringPolicy
 from services.monitor.domain.reports import ActionTaken, CheckSummary, VersionReport
-from services.monitor.shadows import ShadowAgreement
 
 
 class PolicyState(BaseModel):

@@ -4,7 +4,7 @@ the RegistryService it is a method of; none knows HTTP or Dapr."""
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from services.common.contracts.models import (
     Artifact,
@@ -14,14 +14,17 @@ from services.common.contracts.models import (
     RegisterVersion,
     Traffic,
 )
+from services.common.contracts.rollouts import StartRollout
 from services.common.ports import ConcurrencyConflict, EventPublisher, NotFound, SidecarUnavailable
 from services.common.state import Busy
 from services.registry import history, outbox
+from services.registry.domain import rollout_state as states
 from services.registry.domain import traffic as tables
 from services.registry.domain import views
 from services.registry.domain.errors import BadInput, Conflict, Corrupt, Missing
-from services.registry.domain.history import POLICY_CHANGED, HistoryEntry, ModelHistory, Note
+from services.registry.domain.history import POLICY_CHANGED, ROLLOUT, HistoryEntry, ModelHistory, Note
 from services.registry.domain.model import (
+    CHALLENGER,
     CHAMPION,
     ModelRecord,
     PromotionPolicy,
@@ -33,6 +36,8 @@ from services.registry.domain.model import (
     resolve,
 )
 from services.registry.domain.promotion import decide, explain, held_by_feedback
+from services.registry.domain.rollout_start import begin
+from services.registry.domain.rollout_state import RolloutState
 from services.registry.domain.views import AliasMoved, ModelInfo, ModelList, ModelVersion, TrafficView
 from services.registry.metrics import RegistryMetrics
 from services.registry.repository import ModelRepository
@@ -51,6 +56,8 @@ class RegistryService:
     ):
         self.repo, self.publisher, self.settings = repo, publisher, settings
         self.metrics = metrics or RegistryMetrics()
+        self.on_rollout: Callable[[str, RolloutState], Awaitable[None]] | None = None
+        """Starts a rollout's workflow (Rollouts sets it): for one a promotion began."""
 
     # reads
 
@@ -135,7 +142,7 @@ class RegistryService:
 
     # writes
 
-    async def _change(self, name: str, change: Callable[[ModelRecord | None], ModelRecord | None]) -> ModelRecord:
+    async def change(self, name: str, change: Callable[[ModelRecord | None], ModelRecord | None]) -> ModelRecord:
         """One compare-and-swap of the model record, then its events go out."""
         try:
             record = await self.repo.update(name, change)
@@ -185,7 +192,7 @@ class RegistryService:
             return current
 
         try:
-            record = await self._change(name, add)
+            record = await self.change(name, add)
         except Exception:
             await self._forget_details(name, key)
             raise
@@ -228,18 +235,20 @@ class RegistryService:
             assert record.task is not None  # set with the first version
             first = not record.ever_had_champion()
             decision = decide(name, number, record.policy, record.task, request, now(), first, feedback_rows)
+            why = explain(decision, first, record.policy, feedback_rows)
+            if decision.alias == CHAMPION and champion is not None and record.policy.rollout:
+                decision, why = self._roll_out(record, decision, why, actor)
             ref.promotion = decision
             fresh = True
             details = {"job_id": ref.job_id, **decision.model_dump(mode="json", exclude={"model", "decided_at"})}
             if feedback_rows:
                 details["feedback_rows"] = feedback_rows
-            why = explain(decision, first, record.policy, feedback_rows)
             change = record.move_alias(decision.alias, number, "promotion", decision.decided_at, actor, why, details)
             moved = change is not None
             return record
 
         try:
-            await self._change(name, apply)
+            await self.change(name, apply)
         except Conflict:
             if refused:
                 self.metrics.promotions.labels("conflict").inc()
@@ -247,9 +256,34 @@ class RegistryService:
         assert decision is not None
         if fresh:
             self.metrics.promotions.labels(decision.alias).inc()
+            await self._rollout_started(name)
         if moved:
             self.metrics.moved(decision.alias, "promotion")
         return decision
+
+    def _roll_out(self, record: ModelRecord, decision: Promotion, why: str, actor: str) -> tuple[Promotion, str]:
+        """The policy says to roll a winner out rather than promote it: it becomes challenger and a
+        rollout by the policy's plan starts, in the same write (its workflow starts after it)."""
+        assert record.policy.rollout is not None
+        request = StartRollout(
+            candidate=decision.version, plan=record.policy.rollout, reason=f"promotion policy: {why}"
+        )
+        try:
+            rollout = begin(record, request, actor, decision.decided_at)
+        except Conflict as refused:
+            return decision.model_copy(update={"alias": CHALLENGER}), f"{why}; no rollout: {refused}"
+        record.rollouts = states.keep(record.rollouts, rollout)
+        details = {"rollout": rollout.id, "candidate": rollout.candidate, "champion": rollout.champion}
+        record.note(f"{ROLLOUT}started", actor, request.reason[:2000], decision.decided_at, details)
+        return decision.model_copy(update={"alias": CHALLENGER}), f"{why}; rollout {rollout.id} brings it to champion"
+
+    async def _rollout_started(self, name: str) -> None:
+        """Starts the workflow of a rollout a promotion began (else the background relay does)."""
+        if self.on_rollout is None:
+            return
+        rollout = states.active((await self.record(name)).rollouts)
+        if rollout is not None:
+            await self.on_rollout(name, rollout)
 
     async def _feedback_rows(self, name: str, number: int) -> int:
         """The rows of the version's training data labeled through feedback, as its lineage
@@ -307,7 +341,7 @@ class RegistryService:
             changed = record.move_alias(alias, to, reason, now(), actor, why) is not None
             return record
 
-        await self._change(name, move)
+        await self.change(name, move)
         if changed:
             self.metrics.moved(alias, reason)
         return moved
@@ -324,7 +358,7 @@ class RegistryService:
                 record.note(POLICY_CHANGED, actor, why, now(), details)
             return record
 
-        return (await self._change(name, set_it)).policy
+        return (await self.change(name, set_it)).policy
 
     async def set_traffic(self, name: str, traffic: Traffic, actor: str, why: str = "") -> TrafficView:
         """Sets the model's traffic table (the empty one clears it), recorded in the history by
@@ -337,7 +371,7 @@ class RegistryService:
             record.set_traffic(traffic, now(), actor, reason)
             return record
 
-        return views.traffic(await self._change(name, set_it))
+        return views.traffic(await self.change(name, set_it))
 
     async def clear_traffic(self, name: str, actor: str, why: str = "") -> TrafficView:
         return await self.set_traffic(name, Traffic(), actor, why)
@@ -356,7 +390,7 @@ class RegistryService:
             entry = record.note(note.action, actor, note.reason, now(), details)
             return record
 
-        await self._change(name, add)
+        await self.change(name, add)
         assert entry is not None
         return entry
 

@@ -16,3 +16,7 @@ class Settings(ServiceSettings):
     """How often a change to a model record retries when another change to it wins the race."""
     outbox_interval_s: float = 10.0
     """How often events that could not be published when their change was made are retried."""
+    rollout_poll_s: float = Field(10.0, gt=0, le=3600)
+    """How often a rollout's shadow or canary step reads the monitor's evidence and judges its gates."""
+    monitor_app_id: str = "monitor"
+    """The monitor's Dapr app id: a rollout's gates read its evidence."""

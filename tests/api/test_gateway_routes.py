@@ -168,7 +168,10 @@ def test_gateway_routes_name_exactly_the_public_operations_the_monitor_serves():
         ("POST", "/api/models/{name}/monitoring/check"),
     } <= monitor
     assert monitor <= _operations(gateway, "/api/models")
-    assert _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/internal") == set()
+    # Its one internal route is the registry's (a rollout's evidence), never forwarded.
+    assert _operations(monitor_app(ports=fake_ports(MonitorPorts)), "/internal") == {
+        ("GET", "/internal/models/{name}/evidence")
+    }
 
 
 def test_a_read_of_predictions_reaches_the_monitor_with_its_query_re_encoded(make_client):

@@ -12,8 +12,18 @@ def test_alias_and_traffic_changes_are_subscribed_through_the_replica_pubsub(mak
     client = make_client("inference", invoker=Registry().invoker)
     subscriptions = client.get("/dapr/subscribe").json()
     assert [(s["pubsubname"], s["topic"], s["route"], s["deadLetterTopic"]) for s in subscriptions] == [
-        ("pubsub-replicas", "model-aliases", "/internal/events/replica/model-aliases", "dead-letters"),
-        ("pubsub-replicas", "model-traffic", "/internal/events/replica/model-traffic", "dead-letters"),
+        (
+            "pubsub-replicas",
+            "model-aliases-replicas",
+            "/internal/events/replica/model-aliases",
+            "dead-letters-replicas",
+        ),
+        (
+            "pubsub-replicas",
+            "model-traffic-replicas",
+            "/internal/events/replica/model-traffic",
+            "dead-letters-replicas",
+        ),
     ]
 
 

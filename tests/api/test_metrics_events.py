@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from services.common import events
 from services.common.dapr_adapters import DaprPublisher, count_published
 from services.common.dapr_adapters.sidecar import DaprInternalError
-from services.common.events import DatasetVersionCommitted, EventType, Topic
+from services.common.events import DatasetVersionCommitted, EventType, ModelAliasChanged, Topic
 from services.common.metrics import EventMetrics
 from services.training.app import create_app as create_training
 from services.training.ports import TrainingPorts
@@ -75,12 +75,13 @@ def test_dead_letters_count_under_the_topic_they_came_from_or_unknown(make_clien
 
 class Client:
     def __init__(self, fail: bool = False):
-        self.fail, self.sent = fail, []
+        self.fail, self.sent, self.on = fail, [], []
 
     async def publish_event(self, pubsub, topic, data, data_content_type=None):
         if self.fail:
             raise DaprInternalError("the broker is away")
         self.sent.append(topic)
+        self.on.append((pubsub, topic))
 
     async def publish_events(self, pubsub, topic, data, data_content_type=None):
         failed = [SimpleNamespace(error="no")] if self.fail else []
@@ -116,6 +117,14 @@ def test_the_sidecars_publisher_counts_what_it_sent_by_topic_without_the_prefix(
     assert value(registry, "daprml_events_published_total", topic="dataset-versions") == 3
     assert value(registry, "daprml_events_published_total", topic="model-aliases") == 1
     assert "run1" not in generate_latest(registry).decode()
+
+
+def test_an_alias_move_goes_to_each_app_on_pubsub_and_to_every_replica_on_the_replica_component():
+    client = Client()
+    publisher = DaprPublisher(Sidecar(client), "pubsub", "/daprml/registry", "run1.", replica_pubsub="replicas")
+    moved = ModelAliasChanged(model="iris", alias="champion", from_version=1, to_version=2, reason="api")
+    asyncio.run(publisher.publish(EventType.MODEL_ALIAS_CHANGED, moved, event_id="e1"))
+    assert client.on == [("pubsub", "run1.model-aliases"), ("replicas", "run1.model-aliases-replicas")]
 
 
 def test_what_the_sidecar_refused_counts_as_a_publish_failure():

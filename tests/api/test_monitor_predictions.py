@@ -31,9 +31,10 @@ def deliver(client: TestClient, event, event_type: EventType = EventType.PREDICT
     return reply.json()["status"]
 
 
-def test_the_monitor_subscribes_to_the_prediction_log(monitor):
+def test_the_monitor_subscribes_to_the_prediction_log_and_the_serving_stats(monitor):
     assert [(s["pubsubname"], s["topic"], s["route"]) for s in monitor.get("/dapr/subscribe").json()] == [
-        ("pubsub", "predictions", "/internal/events/predictions")
+        ("pubsub", "predictions", "/internal/events/predictions"),
+        ("pubsub", "serving-stats", "/internal/events/serving-stats"),
     ]
 
 

@@ -190,6 +190,7 @@ def test_by_default_a_better_version_becomes_challenger_and_a_person_moves_champ
         "metric": None,
         "first_champion": True,
         "trained_on_feedback": "challenger",
+        "rollout": None,
     }
     first = promote(default, 1, 0.81)
     assert first.json()["alias"] == "champion" and first.json()["policy"] == "manual"  # nothing served yet
@@ -207,7 +208,13 @@ def test_by_default_a_model_whose_champion_was_removed_gets_none_back_by_itself(
 
 
 def test_manual_without_first_champion_leaves_even_the_first_version_to_a_person(default):
-    policy = {"mode": "manual", "metric": None, "first_champion": False, "trained_on_feedback": "challenger"}
+    policy = {
+        "mode": "manual",
+        "metric": None,
+        "first_champion": False,
+        "trained_on_feedback": "challenger",
+        "rollout": None,
+    }
     assert default.put("/api/models/iris/policy", json=policy).json() == policy
     reply = promote(default, 1, 0.99)
     assert reply.json()["alias"] == "challenger" and reply.json()["policy"] == "manual"

@@ -227,6 +227,7 @@ def test_the_model_lists_its_versions_in_short(client):
         "metric": None,
         "first_champion": True,
         "trained_on_feedback": "challenger",
+        "rollout": None,
     }
     assert [(v["version"], v["job_id"], v["metrics"]["accuracy"]) for v in model["versions"]] == [
         (1, "job-1", 0.9),

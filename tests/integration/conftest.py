@@ -5,7 +5,10 @@ a run id (so a developer's running stack and earlier runs never interfere), star
 real dapr CLI. Everything a fixture starts, it stops, on failure too.
 """
 
+import contextlib
+import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,19 @@ def _one_app(stack: Stack, workdir, command: list[str], like: str | None) -> Sta
     run_file = workdir / "dapr.yaml"
     run_file.write_text(yaml.safe_dump(spec))
     return Stack(run_file, workdir)
+
+
+@contextlib.contextmanager
+def launched_with(**env: str) -> Iterator[None]:
+    """Settings for the stacks started inside: the launched apps inherit the test's environment
+    (DAPRML_ROLLOUT_POLL_S="1", say); it is as it was after."""
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

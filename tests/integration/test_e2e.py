@@ -34,7 +34,7 @@ from scripts.proc import SetupError
 from scripts.stack import Stack
 from services.common import events
 from services.common.events import EventType
-from tests.integration.conftest import captured_predictions, poll
+from tests.integration.conftest import captured_predictions, launched_with, poll
 from tests.integration.load import FixedRate, kill_listener, reads_across_a_kill
 from tests.integration.test_hot_swap import ROWS, Stream, champion_and_challenger, streaming_headers
 from tests.integration.test_monitor_drift import ROWS as WINDOW
@@ -60,7 +60,8 @@ def e2e(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"e2e-{profile}")
     stack = Stack.isolated(workdir, uuid.uuid4().hex[:8], replicas={"inference": 2}, profile=profile)
     try:
-        stack.start(timeout_s=240)
+        with launched_with(DAPRML_ROLLOUT_POLL_S="1"):  # a rollout's gates read every second
+            stack.start(timeout_s=240)
     except SetupError as exc:
         infra.down(started)
         pytest.fail(f"the {profile} stack did not become ready:\n{exc}", pytrace=False)
@@ -337,13 +338,18 @@ def test_a_traffic_table_splits_on_both_replicas_and_a_shadow_s_answers_are_capt
         assert gateway.put(f"/api/models/{name}/traffic", json={"shadows": [{"version": 2, "percent": 100}]}).is_success
     changed = time.monotonic()
     with httpx.Client(base_url=e2e.gateway_url, headers=headers, timeout=30) as client:
-        # Within a second by the event; at the latest by the replicas' reconcile (30 s): on the
-        # RabbitMQ profile the replicas' subscription can lose the race to declare the exchange
-        # (see docs/profiles.md), and they apply the change at their next reconcile.
+        # By the event, which every replica hears (each replica's reconcile, every 30 s, would
+        # apply it too, later: the deliveries counted below tell the two apart).
         assert poll(lambda: set(versions_served(client, name, 20)) == {1}, 45), "the canary was never removed"
         print(
             f"e2e[{e2e.profile}]: the table's change applied on both replicas {time.monotonic() - changed:.1f}s later"
         )
+        labels = {"topic": "model-traffic-replicas", "outcome": "success"}
+
+        def heard() -> list[float]:  # the two table changes, by each replica
+            return replica_samples(e2e, "daprml_events_delivered_total", **labels)
+
+        assert poll(lambda: all(n >= 2 for n in heard()), 30), heard()
         versions_served(client, name, 60)
     with e2e.gateway(timeout_s=120) as gateway:
 
@@ -354,3 +360,34 @@ def test_a_traffic_table_splits_on_both_replicas_and_a_shadow_s_answers_are_capt
         report = poll(paired, 60)
         assert report, gateway.get(f"/api/models/{name}/monitoring").json()["shadows"]
         print(f"e2e[{e2e.profile}]: shadow v2 paired {report['pairs']} answers, agreement {report['agreement']:.2f}")
+
+
+def test_a_rollout_shadows_then_canaries_a_candidate_and_promotes_it_on_live_evidence(e2e):
+    """The registry's workflow on the profile's state store and broker, gated on the monitor's
+    evidence from both replicas (steps of 20 predictions; the gates read every second)."""
+    with e2e.gateway(timeout_s=120) as gateway:
+        name = champion_and_challenger(gateway, "e2e-rollout")
+        forest = {"dataset": name, "estimator": "random_forest"}
+        assert gateway.post("/api/training/jobs", json=forest).status_code == 202
+        finished_job(gateway, name, count=3, timeout_s=180)
+        plan = [{"shadow": 100, "for": 20}, {"canary": 50, "for": 20}, {"promote": True}]
+        body = {"candidate": 3, "plan": plan, "gates": {"min_samples": 10}, "reason": "e2e"}
+        started = gateway.post(f"/api/models/{name}/rollouts", json=body)
+        assert started.status_code == 201, started.text
+        rollout_id, t0 = started.json()["id"], time.monotonic()
+        headers = streaming_headers(gateway)
+        with Stream(e2e.gateway_url, name, headers) as stream:
+
+            def finished() -> dict | None:
+                found = gateway.get(f"/api/models/{name}/rollouts/{rollout_id}").json()
+                return found if found["status"] not in ("running", "waiting_for_approval") else None
+
+            done = poll(finished, 180)
+        assert done and done["status"] == "promoted", gateway.get(f"/api/models/{name}/rollouts/{rollout_id}").json()
+        assert gateway.get(f"/api/models/{name}").json()["aliases"]["champion"] == 3
+        failed = [status for _, status, _ in stream.answers if status != 200]
+        assert failed == [], f"{len(failed)} of {len(stream.answers)} requests failed: {sorted(set(failed))}"
+        print(
+            f"e2e[{e2e.profile}]: rollout {rollout_id} promoted v3 through shadow and canary in "
+            f"{time.monotonic() - t0:.1f}s; {len(stream.answers)} requests meanwhile, none failed"
+        )

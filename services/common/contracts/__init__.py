@@ -27,19 +27,23 @@ from services.common.contracts.datasets import (
 )
 from services.common.contracts.jobs import JOB_ID, JOB_STATUSES, JobRequest
 from services.common.contracts.models import ALIAS_NAME, LOWER_IS_BETTER, MODEL_NAME, ModelCard, TaskName, VersionInfo
+from services.common.contracts.rollouts import DEFAULT_FOR, FINISHED, ROLLOUT_ID, StartRollout
 
 __all__ = [
     "ALIAS_NAME",
     "CATEGORICAL",
     "DATASET_NAME",
+    "DEFAULT_FOR",
     "EXPORT_FORMAT",
     "UPLOAD_ID",
     "VERSION_REF",
+    "FINISHED",
     "JOB_ID",
     "JOB_STATUSES",
     "LOWER_IS_BETTER",
     "MODEL_NAME",
     "NUMERIC",
+    "ROLLOUT_ID",
     "Column",
     "ColumnType",
     "Committed",
@@ -50,6 +54,7 @@ __all__ = [
     "MissingPolicy",
     "Origin",
     "ModelCard",
+    "StartRollout",
     "Task",
     "TaskName",
     "UploadStart",

@@ -16,7 +16,11 @@ class DaprProbe:
         self.sidecar = sidecar
         settings = sidecar.settings
         self._heartbeats = DaprPublisher(
-            sidecar, settings.replica_pubsub, f"/daprml/{settings.app_id}", settings.topic_prefix
+            sidecar,
+            settings.pubsub,
+            f"/daprml/{settings.app_id}",
+            settings.topic_prefix,
+            replica_pubsub=settings.replica_pubsub,
         )
 
     async def healthy(self) -> bool:

@@ -67,24 +67,31 @@ def declare_subscriptions(
 ) -> None:
     """Serves /dapr/subscribe for the app (the sidecar asks it at start) and one delivery
     route per event type, /internal/events/<topic>, which hands each event to its handler.
-    Those of `every_replica` come through the replica pub/sub component instead, on
-    /internal/events/replica/<topic>. Every subscription names the deployment's dead-letter
-    topic (events.dead_letter_topic), where Dapr moves what a handler drops or keeps failing
-    (with the replica component, through the same broker). `dead_letters`, for the service that
+    Those of `every_replica` (events.EVERY_REPLICA) come through the replica pub/sub component
+    instead, under their replica topics, on /internal/events/replica/<topic>. Every subscription
+    names the deployment's dead-letter topic (events.dead_letter_topic), where Dapr moves what a
+    handler drops or keeps failing; the replica ones events.REPLICA_DEAD_LETTERS. `dead_letters`, for the service that
     keeps them, subscribes to that topic itself (raw, so that nothing on it is unreadable).
     `metrics` counts each delivery's outcome, and each dead letter kept."""
     dapr_app = DaprApp(app)
-    dead_letter_topic = events.dead_letter_topic(settings.topic_prefix)
-    routes = [(settings.pubsub, "", subscriptions), (settings.replica_pubsub, "replica/", every_replica or {})]
-    for pubsub, route, handlers in routes:
-        for event_type, handler in handlers.items():
-            topic = events.topic_of(event_type, settings.topic_prefix)
-            dapr_app.subscribe(
-                pubsub=pubsub,
-                topic=topic,
-                route=f"/internal/events/{route}{events.topic_of(event_type)}",
-                dead_letter_topic=dead_letter_topic,
-            )(_delivery(event_type, handler, settings, topic, metrics))
+    prefix = settings.topic_prefix
+    dead_letter_topic = events.dead_letter_topic(prefix)
+    for event_type, handler in subscriptions.items():
+        topic = events.topic_of(event_type, prefix)
+        dapr_app.subscribe(
+            pubsub=settings.pubsub,
+            topic=topic,
+            route=f"/internal/events/{events.topic_of(event_type)}",
+            dead_letter_topic=dead_letter_topic,
+        )(_delivery(event_type, handler, settings, topic, metrics))
+    for event_type, handler in (every_replica or {}).items():
+        topic = events.replica_topic_of(event_type, prefix)
+        dapr_app.subscribe(
+            pubsub=settings.replica_pubsub,
+            topic=topic,
+            route=f"/internal/events/replica/{events.topic_of(event_type)}",
+            dead_letter_topic=f"{prefix}{events.REPLICA_DEAD_LETTERS}",
+        )(_delivery(event_type, handler, settings, topic, metrics))
     if dead_letters is not None:
         # No dead-letter topic for the dead-letter topic: what fails here is logged, and what
         # fails for want of the state store stays in the broker to be delivered again.
@@ -120,7 +127,7 @@ def _delivery(
     topic: str,
     metrics: EventMetrics | None = None,
 ) -> Callable[[Request], Any]:
-    label = events.topic_of(event_type)  # the fixed name, without the deployment's prefix
+    label = topic.removeprefix(settings.topic_prefix)  # the fixed name, without the deployment's prefix
 
     async def receive(request: Request) -> Any:
         if not _from_sidecar(request, settings):

@@ -73,7 +73,13 @@ def _blobs(sidecar: Sidecar, settings: ServiceSettings) -> BlobStore:
 
 
 def _publisher(sidecar: Sidecar, settings: ServiceSettings) -> EventPublisher:
-    return DaprPublisher(sidecar, settings.pubsub, f"/daprml/{settings.app_id}", settings.topic_prefix)
+    return DaprPublisher(
+        sidecar,
+        settings.pubsub,
+        f"/daprml/{settings.app_id}",
+        settings.topic_prefix,
+        replica_pubsub=settings.replica_pubsub,
+    )
 
 
 def _secrets(sidecar: Sidecar, settings: ServiceSettings) -> SecretStore:

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import grpc
@@ -50,6 +50,14 @@ class _Context:
 
     def status(self, value: Any) -> None:
         self._ctx.set_custom_status(json.dumps(value))
+
+    def event(self, name: str, timeout_s: float) -> Any:
+        # With a timeout the SDK forgets the waiter when its timer fires, so an event raised
+        # later is kept for the next wait instead of completing the abandoned one.
+        return self._ctx.wait_for_external_event(name, timeout=timedelta(seconds=timeout_s))
+
+    def now(self) -> datetime:
+        return self._ctx.current_utc_datetime.replace(tzinfo=UTC)
 
 
 # The SDK gives its loggers handlers of their own; the service's logging configuration already
@@ -143,6 +151,14 @@ class DaprWorkflows:
             created_at=state.created_at,
             updated_at=state.last_updated_at,
         )
+
+    async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        try:
+            await asyncio.to_thread(self._engine().raise_workflow_event, instance_id, name, data=data)
+        except _ENGINE_ERRORS as exc:
+            raise SidecarUnavailable(
+                f"raising {name} for workflow {instance_id}: {sdk_message(exc)}", UNAVAILABLE
+            ) from exc
 
     async def terminate(self, instance_id: str, reason: str) -> bool:
         found = await self.run(instance_id)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
 from services.common.contracts.models import MAX_CANARIES, MAX_SHADOWS
+from services.common.contracts.rollouts import ROLLOUT_ID, StartRollout
 from services.gateway.deps import ADMIN, READ, TRAIN, RegistryDep
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -20,6 +21,7 @@ Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, 
 Alias = Annotated[str, Path(pattern=ALIAS_NAME, description="lower-case letters, digits, '-' and '_'")]
 # A number or an alias: both have the alias's shape.
 Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
+RolloutId = Annotated[str, Path(pattern=ROLLOUT_ID, description="r1, r2, ...: as the rollout's start answered")]
 # Why a change was made, for the model's history (which records the key's name as who).
 Why = Annotated[str | None, Query(max_length=500, description="why, for the model's history (GET .../history)")]
 
@@ -160,3 +162,81 @@ async def clear_traffic(name: Name, request: Request, registry: RegistryDep, rea
 async def rollback(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """Moves champion back to the version it held before."""
     return await registry.forward(request, "api", "models", name, "rollback", query={"reason": reason})
+
+
+# Rollouts (services/common/contracts/rollouts.py): the registry runs each as a workflow and
+# checks the plan; the gateway documents the body with the contract's own schema.
+
+
+def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
+    """A pydantic JSON schema with its `#/$defs/...` references replaced by what they name: the
+    OpenAPI document has no `$defs` for them to point into."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inlined(definitions[schema["$ref"].rsplit("/", 1)[1]], definitions)
+        return {k: _inlined(v, definitions) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(v, definitions) for v in schema]
+    return schema
+
+
+_START = StartRollout.model_json_schema()
+START_ROLLOUT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inlined(_START, _START.get("$defs", {}))}},
+    }
+}
+
+
+@router.post("/{name}/rollouts", status_code=201, openapi_extra=START_ROLLOUT_BODY, dependencies=[ADMIN])
+async def start_rollout(name: Name, request: Request, registry: RegistryDep) -> Response:
+    """Brings a candidate version to champion by a plan of steps, each held to gates on live
+    evidence against the champion: {"candidate": 2, "plan": [{"shadow": 20, "for": "10m"},
+    {"canary": 30, "for": 200}, {"approval": true}, {"promote": true}], "reason": "..."}. Answers
+    the rollout (201), which runs as a workflow in the registry."""
+    return await registry.forward(request, "api", "models", name, "rollouts")
+
+
+@router.get("/{name}/rollouts", dependencies=[READ])
+async def list_rollouts(name: Name, request: Request, registry: RegistryDep) -> Response:
+    """The model's rollouts, newest first."""
+    return await registry.forward(request, "api", "models", name, "rollouts")
+
+
+@router.get("/{name}/rollouts/{rollout_id}", dependencies=[READ])
+async def get_rollout(name: Name, rollout_id: RolloutId, request: Request, registry: RegistryDep) -> Response:
+    """One rollout as it stands: its status (waiting_for_approval: for a person), the step it is
+    in, the traffic table it set, its gates' readings and, once finished, its outcome."""
+    return await registry.forward(request, "api", "models", name, "rollouts", rollout_id)
+
+
+@router.post("/{name}/rollouts/{rollout_id}/approve", dependencies=[ADMIN])
+async def approve_rollout(
+    name: Name, rollout_id: RolloutId, request: Request, registry: RegistryDep, reason: Why = None
+) -> Response:
+    """Lets a rollout waiting for approval go on to its next step."""
+    return await registry.forward(
+        request, "api", "models", name, "rollouts", rollout_id, "approve", query={"reason": reason}
+    )
+
+
+@router.post("/{name}/rollouts/{rollout_id}/reject", dependencies=[ADMIN])
+async def reject_rollout(
+    name: Name, rollout_id: RolloutId, request: Request, registry: RegistryDep, reason: Why = None
+) -> Response:
+    """Rolls the rollout back, a person's judgement (meant for one waiting for approval): the
+    champion serves everything again."""
+    return await registry.forward(
+        request, "api", "models", name, "rollouts", rollout_id, "reject", query={"reason": reason}
+    )
+
+
+@router.post("/{name}/rollouts/{rollout_id}/abort", dependencies=[ADMIN])
+async def abort_rollout(
+    name: Name, rollout_id: RolloutId, request: Request, registry: RegistryDep, reason: Why = None
+) -> Response:
+    """Stops a rollout that has not finished, in any step, and rolls it back."""
+    return await registry.forward(
+        request, "api", "models", name, "rollouts", rollout_id, "abort", query={"reason": reason}
+    )

@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from services.common.contracts import Task
-from services.monitor.domain.live import LiveMetrics, Outcome, daily, metrics, window
+from services.common.contracts.monitoring import LiveEvidence, LiveMetrics, LiveOfVersion
+from services.monitor.domain.live import Outcome, daily, metrics, window
 from services.monitor.domain.rows import key_of, utc
 
 PRIMARY = {Task.CLASSIFICATION: "accuracy", Task.REGRESSION: "rmse"}
@@ -210,4 +211,28 @@ def live_report(
         held_since=min((utc(p.at) for p in predictions.values()), default=None),
         truncated=truncated,
         settings=settings,
+    )
+
+
+def live_since(
+    predictions: Mapping[str, Prediction], truths: Mapping[str, Truth], since: datetime, truncated: bool = False
+) -> LiveEvidence:
+    """Each version's live metrics over its predictions made from `since` on that have an
+    actual (a rollout's step: the pairs since it began), whatever the sliding window."""
+    start = utc(since)
+    recent = {i: p for i, p in predictions.items() if utc(p.at) >= start}
+    task = task_of(predictions.values())  # all held: a step's first answers may not tell yet
+    by_version: dict[int, list[Outcome]] = {}
+    for _, prediction_id, prediction in sorted((key_of(i, p.at), i, p) for i, p in recent.items() if i in truths):
+        by_version.setdefault(prediction.version, []).append(
+            Outcome(prediction.at, prediction.output, truths[prediction_id].actual, prediction.probabilities)
+        )
+    return LiveEvidence(
+        task=task,
+        primary=PRIMARY[task] if task else None,
+        versions=[
+            LiveOfVersion(version=v, **metrics(by_version[v], task or Task.CLASSIFICATION).model_dump())
+            for v in sorted(by_version)
+        ],
+        truncated=truncated,
     )

@@ -18,12 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, mean_squared_error
 
 from services.common.contracts import ColumnType, Task
 from services.common.contracts.coercion import WrongType, is_missing, number
-from services.common.contracts.monitoring import label_key
+from services.common.contracts.monitoring import LiveMetric, LiveMetrics, label_key  # shared: the rollouts read them
 
 _INTEGRAL = re.compile(r"-?[0-9]+\.0+")
 
@@ -38,23 +37,6 @@ class Outcome:
     actual: Any
     probabilities: Mapping[str, float] | None = None
     """Each class's probability, by the class as a string (as captured), when it was."""
-
-
-class LiveMetric(BaseModel):
-    value: float
-    count: int = Field(ge=0)
-    """The pairs it is based on."""
-
-
-class LiveMetrics(BaseModel):
-    """The metrics of a set of outcomes, by training's names: accuracy, f1_macro, log_loss
-    (classifiers), rmse, mae (regressors). A metric these outcomes cannot give is absent."""
-
-    count: int = Field(ge=0)
-    """The outcomes given (those without a usable actual or prediction count in no metric)."""
-    first: datetime | None = None
-    last: datetime | None = None
-    metrics: dict[str, LiveMetric] = Field(default_factory=dict)
 
 
 def class_key(value: Any) -> str:

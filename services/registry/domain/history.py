@@ -13,6 +13,10 @@ Actions (ACTIONS; the monitor adds its own under `monitoring.`):
     policy.changed   the promotion policy changed (details: from, to)
     traffic          the traffic table (canaries, shadows) changed: set or cleared through the
                      API, or a version left it on becoming champion (details: from, to)
+    rollout.*        a rollout's moves (details: rollout, step, gate results): started, step
+                     (a step began: the table it set), passed, decision (approve, reject,
+                     abort), promoted, rolled_back (which gate and its numbers), completed,
+                     failed
     monitoring.*     what the monitor did: its policy changed, a check ran, a retraining started
                      (POST /internal/models/{name}/history)
 """
@@ -37,6 +41,7 @@ ALIAS_MOVED: Final = "alias.moved"
 POLICY_CHANGED: Final = "policy.changed"
 TRAFFIC_CHANGED: Final = "traffic.changed"
 MONITORING: Final = "monitoring."
+ROLLOUT: Final = "rollout."  # rollout.started, .step, .passed, .decision, .promoted, .rolled_back, ...
 ACTIONS: Final = (ALIAS_MOVED, POLICY_CHANGED, TRAFFIC_CHANGED)
 """What the registry records by itself; others record only `monitoring.*` actions."""
 

@@ -11,6 +11,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.contracts.models import ALIAS_NAME, Promotion, RegisterVersion, TaskName, Traffic
+from services.common.contracts.rollouts import MAX_STEPS, RolloutStep
 from services.common.events import (
     EventType,
     ModelAliasChanged,
@@ -21,6 +22,7 @@ from services.common.events import (
 from services.registry.domain import traffic as tables
 from services.registry.domain.errors import BadInput, Missing
 from services.registry.domain.history import ALIAS_MOVED, RECENT_MOVES, TRAFFIC_CHANGED, HistoryEntry
+from services.registry.domain.rollout_state import RolloutState
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
@@ -78,6 +80,14 @@ class PromotionPolicy(BaseModel):
         "served, and a person with the admin role moves champion; as_any: it is promoted as any version",
     )
 
+    rollout: list[RolloutStep] | None = Field(
+        None,
+        max_length=MAX_STEPS,
+        description="a rollout plan (as POST .../rollouts takes): a version this policy would make champion in "
+        "place of another becomes challenger instead, and a rollout with this plan brings it to champion on live "
+        "evidence; None (the default): promoted at once",
+    )
+
 
 class VersionRef(BaseModel):
     """A version as its model record keeps it."""
@@ -130,6 +140,8 @@ class ModelRecord(BaseModel):
     history_count: int = 0  # entries in the model's history: the seq of its newest
     unfiled: list[HistoryEntry] = Field(default_factory=list)  # entries not yet written to their pages
     outbox: list[PendingEvent] = Field(default_factory=list)
+    rollouts: list[RolloutState] = Field(default_factory=list)  # the running one and the latest finished
+    rollouts_started: int = 0  # numbers the next rollout (r1, r2, ...)
 
     @model_validator(mode="before")
     @classmethod

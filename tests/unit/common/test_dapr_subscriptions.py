@@ -36,6 +36,18 @@ def test_the_dead_letter_topic_is_named_once_with_the_deployments_prefix():
     assert events.json_schemas()["envelope"]["dead_letter_topic"] == events.DEAD_LETTERS
 
 
+def test_an_event_every_replica_hears_goes_on_the_replica_component_under_a_topic_of_its_own():
+    once_and_every = events.channels(EventType.MODEL_TRAFFIC_CHANGED, "run1.")
+    assert once_and_every == [(False, "run1.model-traffic"), (True, "run1.model-traffic-replicas")]
+    assert events.channels(EventType.INSTANCE_HEARTBEAT) == [(True, "instances-replicas")]
+    assert events.channels(EventType.PREDICTION_LOGGED) == [(False, "predictions")]
+    topics = events.all_topics()
+    assert len(topics) == len(set(topics)) and "instances" not in topics and "dead-letters-replicas" in topics
+    schema = events.json_schemas()["events"]
+    assert schema[EventType.MODEL_ALIAS_CHANGED]["every_replica_topic"] == "model-aliases-replicas"
+    assert "topic" not in schema[EventType.INSTANCE_HEARTBEAT]
+
+
 def test_every_subscription_names_the_dead_letter_topic_and_the_keeper_reads_it_raw():
     kept: list[bytes] = []
 
@@ -44,9 +56,16 @@ def test_every_subscription_names_the_dead_letter_topic_and_the_keeper_reads_it_
 
     client = app_with(ServiceSettings(topic_prefix="run1."), keep)
     subscriptions = client.get("/dapr/subscribe").json()
-    consumers = [s for s in subscriptions if s["topic"] != "run1.dead-letters"]
-    assert {s["topic"] for s in consumers} == {"run1.roundtrip", "run1.model-aliases"}
-    assert all(s["deadLetterTopic"] == "run1.dead-letters" for s in consumers)
+    consumers = {s["topic"]: s for s in subscriptions if s["topic"] != "run1.dead-letters"}
+    assert set(consumers) == {"run1.roundtrip", "run1.model-aliases-replicas"}
+    assert consumers["run1.roundtrip"]["pubsubname"] == "pubsub"
+    assert consumers["run1.roundtrip"]["deadLetterTopic"] == "run1.dead-letters"
+    # Every replica hears alias moves under a topic `pubsub` never declares (RabbitMQ would refuse
+    # one of two declarations of one exchange with other settings), dead letters likewise.
+    every_replica = consumers["run1.model-aliases-replicas"]
+    assert every_replica["pubsubname"] == "pubsub-replicas"
+    assert every_replica["deadLetterTopic"] == "run1.dead-letters-replicas"
+    assert every_replica["route"] == "/internal/events/replica/model-aliases"
     (keeper,) = [s for s in subscriptions if s["topic"] == "run1.dead-letters"]
     # No dead-letter topic of its own (it would loop), every message as raw bytes.
     assert "deadLetterTopic" not in keeper and keeper["metadata"] == {"rawPayload": "true"}

@@ -30,6 +30,7 @@ ALLOWED_CALLS = {
     ("monitor", "registry"),
     ("monitor", "ingestion"),
     ("monitor", "training"),
+    ("registry", "monitor"),  # a rollout's evidence
 }
 
 # Metadata names of each component type, as the Dapr component reference spells them

@@ -1,10 +1,12 @@
 /* The models: the list, and one model (its versions' metrics over time, its aliases, promotion
- * and rollback, its monitoring (views/monitoring.js), and its history: who did what, why and when). */
+ * and rollback, its rollouts (views/rollouts.js), its monitoring (views/monitoring.js), and its
+ * history: who did what, why and when). */
 
 import { api } from "../shared/api.js";
 import { badge, card, crumbs, enc, fmt, h, table, when } from "../shared/dom.js";
 import { actionFailed, banner, newChart, rerender } from "../shared/page.js";
 import { monitoringCard } from "./monitoring.js";
+import { rolloutsCard } from "./rollouts.js";
 
 export async function viewModels() {
   const { models, total } = await api("/api/models?limit=500");
@@ -34,6 +36,11 @@ function what(entry) {
     return [badge(d.alias), ` ${d.from ? `v${d.from}` : "–"} → ${d.to ? `v${d.to}` : "removed"} (${d.cause})`];
   }
   if (entry.action === "policy.changed") return `promotion policy ${d.from?.mode ?? "?"} → ${d.to?.mode ?? "?"}`;
+  if (entry.action.startsWith("rollout.") && d.rollout) {
+    // The rollout's moves: which one, and for a step or a decision what it was.
+    const detail = d.kind || d.decision || (d.candidate ? `v${d.candidate}` : "");
+    return [badge(d.rollout), ` ${entry.action.slice("rollout.".length).replace("_", " ")}${detail ? ` (${detail})` : ""}`];
+  }
   return entry.action;
 }
 
@@ -125,6 +132,7 @@ export async function viewModel(name) {
         h("div", { class: "actions" },
           h("button", { id: "rollback", class: "secondary", title: "needs an admin key", onclick: rollback, disabled: !champion, text: "Roll back champion" }),
           h("span", { class: "muted", text: "moving aliases needs an admin key" })))),
+    rolloutsCard(model),
     monitoringCard(model),
     card("History", entries.length
       ? [table(["when", "who", "what", "why"], entries, { id: "history" }),

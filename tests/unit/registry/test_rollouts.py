@@ -1,0 +1,182 @@
+"""Rollouts over in-memory fakes of the registry's ports: the workflow runs in-process (FakeWorkflows:
+waits for a decision time out at once, on the workflow's own clock) over a scripted monitor."""
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from services.common.contracts.models import RegisterVersion, Traffic
+from services.common.contracts.rollouts import StartRollout
+from services.common.errors import ClientError
+from services.registry.domain.rollout import StepEvidence, VersionReading
+from services.registry.repository import ModelRepository
+from services.registry.rollouts import Rollouts
+from services.registry.service import RegistryService
+from services.registry.settings import Settings
+from tests.api.test_registry_api import registration
+from tests.fakes import FakeBlobStore, FakePublisher, FakeStateStore, FakeWorkflows
+
+
+class Monitor:
+    """Each reading counts one more poll; a step's evidence grows by `per_poll` predictions a poll."""
+
+    def __init__(self, agreement: float = 1.0, per_poll: int = 10, failures: int = 0, p99_ms: float = 5.0):
+        self.polls, self.agreement, self.per_poll, self.failures, self.p99_ms = 0, agreement, per_poll, failures, p99_ms
+        self.down = False
+
+    async def read(self, name: str, since: datetime) -> dict[str, Any]:
+        if self.down:
+            raise ConnectionError("the monitor is away")
+        self.polls += 1
+        return {"polls": self.polls}
+
+    def step(self, baseline: dict[str, Any], now: dict[str, Any], candidate: int, champion: int) -> dict[str, Any]:
+        made = (now["polls"] - baseline["polls"]) * self.per_poll
+        return StepEvidence(
+            candidate=VersionReading(requests=made, failures=min(made, self.failures), p99_ms=self.p99_ms),
+            champion=VersionReading(requests=made * 3, p99_ms=5.0),
+            shadow_pairs=made,
+            agreement=self.agreement,
+        ).model_dump(mode="json")
+
+
+def setup(monitor: Monitor) -> tuple[Rollouts, RegistryService, FakeWorkflows]:
+    repo = ModelRepository(FakeStateStore(), FakeBlobStore(), 5)
+    service = RegistryService(repo, FakePublisher(), Settings())
+    workflows = FakeWorkflows()
+    rollouts = Rollouts(service, workflows, monitor, poll_s=10)
+
+    async def models() -> None:
+        for job in ("job-1", "job-2"):
+            await service.register("iris", RegisterVersion.model_validate(registration(job=job)))
+        await service.set_alias("iris", "champion", 1, "ops")
+
+    asyncio.run(models())
+    return rollouts, service, workflows
+
+
+def plan(*steps: dict[str, Any]) -> StartRollout:
+    return StartRollout.model_validate({"candidate": 2, "plan": list(steps), "reason": "try v2"})
+
+
+def actions(service: RegistryService) -> list[str]:
+    entries = asyncio.run(service.history("iris", limit=100)).entries
+    return [e.action for e in reversed(entries)]
+
+
+def test_a_candidate_as_good_as_the_champion_passes_its_gates_and_is_promoted():
+    rollouts, service, _ = setup(Monitor())
+    steps = plan({"shadow": 50, "for": 40}, {"canary": 30, "for": 40}, {"promote": True})
+    started = asyncio.run(rollouts.start("iris", steps, "ops"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert (done.status, done.outcome) == ("promoted", "version 2 is champion"), done
+    record = asyncio.run(service.record("iris"))
+    assert record.aliases["champion"] == 2 and record.traffic == Traffic()
+    assert actions(service)[1:] == [
+        "rollout.started",
+        *("traffic.changed", "rollout.step", "rollout.passed"),  # the shadow step
+        *("traffic.changed", "rollout.step", "rollout.passed"),  # the canary step
+        "alias.moved",
+        "traffic.changed",  # the candidate leaves the table on becoming champion, in the same write
+        "rollout.promoted",
+    ]
+    passed = [r for r in done.gate_results if r.gate == "error_rate"]
+    assert passed and passed[0].passed is True and passed[0].samples >= 40
+
+
+def test_a_candidate_that_disagrees_is_rolled_back_by_its_gate_with_the_numbers():
+    rollouts, service, _ = setup(Monitor(agreement=0.3))
+    started = asyncio.run(rollouts.start("iris", plan({"shadow": 50, "for": 40}, {"promote": True}), "ops"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert done.status == "rolled_back"
+    assert "gate agreement failed: candidate 0.3" in done.outcome and "bound 0.9" in done.outcome
+    record = asyncio.run(service.record("iris"))
+    assert record.aliases["champion"] == 1 and record.traffic == Traffic()
+    last = asyncio.run(service.history("iris", limit=1)).entries[0]
+    assert last.action == "rollout.rolled_back" and last.details["gates"][0]["passed"] is False
+
+
+def test_failing_requests_roll_a_canary_back():
+    rollouts, _, _ = setup(Monitor(failures=5))
+    started = asyncio.run(rollouts.start("iris", plan({"canary": 30, "for": 100}, {"promote": True}), "ops"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert done.status == "rolled_back" and "gate error_rate failed" in done.outcome, done.outcome
+
+
+def test_an_approval_waits_and_approve_moves_it_on():
+    rollouts, service, workflows = setup(Monitor())
+    started = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    waiting = asyncio.run(rollouts.get("iris", started.id))
+    assert waiting.status == "waiting_for_approval" and waiting.deadline is not None
+    asyncio.run(rollouts.decide("iris", started.id, "approve", "boss", "looks fine"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert done.status == "promoted"
+    assert "rollout.decision" in actions(service)
+
+
+def test_reject_rolls_back_and_a_finished_rollout_takes_no_decision():
+    rollouts, service, _ = setup(Monitor())
+    started = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    asyncio.run(rollouts.decide("iris", started.id, "reject", "boss", "not now"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert (done.status, done.outcome) == ("rolled_back", "rejected by boss: not now")
+    assert asyncio.run(service.record("iris")).aliases["champion"] == 1
+    with pytest.raises(ClientError, match="has ended"):
+        asyncio.run(rollouts.decide("iris", started.id, "abort", "boss"))
+
+
+def test_an_approval_nobody_gives_times_out_and_rolls_back():
+    rollouts, _, workflows = setup(Monitor())
+    started = asyncio.run(rollouts.start("iris", plan({"approval": True, "timeout": "2h"}, {"promote": True}), "ops"))
+    asyncio.run(workflows.fire_timeout(f"rollout-iris-{started.id}"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert done.status == "rolled_back" and "nobody approved within 2h" in done.outcome
+
+
+def test_one_rollout_at_a_time_and_approve_only_where_one_waits():
+    rollouts, _, workflows = setup(Monitor(per_poll=0))  # no traffic: the shadow step waits
+    started = asyncio.run(rollouts.start("iris", plan({"shadow": 50, "timeout": "1h"}, {"promote": True}), "ops"))
+    # The fake's waits time out at once, so without evidence the step ran to its deadline.
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert done.status == "rolled_back" and "timed out" in done.outcome and "0 predictions" in done.outcome
+    workflows.run_on_schedule = False  # the next one stays in its first step
+    again = asyncio.run(rollouts.start("iris", plan({"shadow": 50}, {"approval": True}, {"promote": True}), "ops"))
+    with pytest.raises(ClientError, match="has rollout r2 running"):
+        asyncio.run(rollouts.start("iris", plan({"approval": True}), "ops"))
+    with pytest.raises(ClientError, match="waits for no approval"):
+        asyncio.run(rollouts.decide("iris", again.id, "approve", "boss"))
+
+
+def test_a_repeated_activity_has_no_second_effect():
+    rollouts, service, workflows = setup(Monitor())
+    workflows.run_on_schedule = False
+    started = asyncio.run(rollouts.start("iris", plan({"shadow": 20, "for": 10}, {"promote": True}), "ops"))
+    at = {"model": "iris", "id": started.id, "step": 0, "started_at": "2026-01-01T00:00:00+00:00"}
+    at["deadline"] = "2026-01-01T01:00:00+00:00"
+    before = len(actions(service))
+    for _ in range(2):
+        asyncio.run(rollouts.begin_step(at))
+    assert actions(service)[before:] == ["traffic.changed", "rollout.step"]
+    for _ in range(2):
+        asyncio.run(rollouts.promote({"model": "iris", "id": started.id, "step": 1}))
+        asyncio.run(
+            rollouts.finish({"model": "iris", "id": started.id, "step": None, "status": "promoted", "outcome": "ok"})
+        )
+    assert actions(service)[before + 2 :] == ["alias.moved", "traffic.changed", "rollout.promoted"]
+
+
+def test_the_monitor_away_for_a_while_loses_no_step():
+    monitor = Monitor()
+    rollouts, _, workflows = setup(monitor)
+    calls = {"n": 0}
+
+    def flaky(name: str) -> None:
+        calls["n"] += 1
+        monitor.down = name == "evidence" and calls["n"] in (3, 4, 5)
+
+    workflows.before_activity = flaky
+    started = asyncio.run(rollouts.start("iris", plan({"shadow": 50, "for": 30}, {"promote": True}), "ops"))
+    done = asyncio.run(rollouts.get("iris", started.id))
+    assert done.status == "promoted", done.outcome
