@@ -17,11 +17,10 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /u
 WORKDIR /app
 COPY services/common/events.schema.json services/common/
 COPY services/notifier/ services/notifier/
-COPY deploy/images/notifier-sidecar.js deploy/images/
 ENV NODE_ENV=production HOME=/tmp
 USER daprml
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.APP_PORT || 8005) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# As dapr.yaml runs it (tests/unit/deploy/test_compose.py compares them), with a module loaded
-# first that reaches a sidecar in another container (deploy/images/notifier-sidecar.js).
-CMD ["node", "--require", "./deploy/images/notifier-sidecar.js", "services/notifier/server.js"]
+# As dapr.yaml runs it (tests/unit/deploy/test_compose.py compares them). Its sidecar, in another
+# container in compose, is DAPRML_DAPR_HOST (127.0.0.1 by default: a Kubernetes pod's).
+CMD ["node", "services/notifier/server.js"]

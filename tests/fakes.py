@@ -304,6 +304,9 @@ class FakeWorkflowContext:
     def now(self) -> datetime:
         return self._run.clock
 
+    def continue_as_new(self, input: Any) -> None:
+        self._run.continued_with = input
+
 
 @dataclass
 class FakeRun:
@@ -318,6 +321,8 @@ class FakeRun:
     clock: datetime = dataclasses.field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     events: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # raised, not yet taken
     steps: Any = None  # the workflow's generator while it waits for an event
+    continued_with: Any = None  # the input of the next run, once it continued as new
+    runs: int = 1
     waiting: "_Wait | None" = None
 
 
@@ -385,7 +390,12 @@ class FakeWorkflows:
                 if run.status == "TERMINATED":  # as the engine does, it ignores what came after
                     return
         except StopIteration as done:
-            run.status, run.output, run.steps = "COMPLETED", done.value, None
+            run.steps = None
+            if run.continued_with is not None:  # a fresh run on the new input, events kept
+                run.input, run.continued_with, run.runs = run.continued_with, None, run.runs + 1
+                await self.drive(name, instance_id)
+                return
+            run.status, run.output = "COMPLETED", done.value
         except Exception as exc:
             run.status, run.error, run.steps = "FAILED", str(exc), None
 

@@ -19,4 +19,9 @@ if [ -n "${DAPR_TRUST_ANCHORS_FILE:-}" ]; then
     DAPR_TRUST_ANCHORS=$(cat "$DAPR_TRUST_ANCHORS_FILE")
     export DAPR_TRUST_ANCHORS
 fi
+# On Kubernetes the Dapr injector runs the sidecar image with the arguments "/daprd" and its
+# flags (keeping the image's entrypoint): the program's path is dropped, the program here is ours.
+if [ "${1:-}" = "/$DAPR_PROGRAM" ]; then
+    shift
+fi
 exec "$DAPR_PROGRAM" "$@"

@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,8 @@ APP_SERVICES = {
     "monitor": ["monitor"],
 }
 STOP_TIMEOUT_S = 10
+# The apps whose image has node, not python, to run a request from inside their container.
+NODE_APPS = {"notifier"}
 
 
 def _write(path: Path, text: str) -> None:
@@ -51,6 +53,10 @@ class ComposeStack:
     workdir: Path = ROOT
     project: str = "daprml"
     gateway_port: int = 8000
+    # Compose files merged over docker-compose.yml (a test's settings, say), in this order.
+    overrides: tuple[Path, ...] = ()
+    # Container ids by service: a restart keeps a container's id; `up` and `down` forget them.
+    _ids: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def secrets_dir(self) -> Path:
@@ -84,16 +90,20 @@ class ComposeStack:
         values = [creds.admin_key, creds.app_token, creds.dapr_token]
         return values + list(credentials.component_secrets(self.workdir).values())
 
+    def component_secrets(self) -> dict[str, str]:
+        """The secret store the components read (componentsecrets): only Redis's password, the
+        compose stack runs no other server."""
+        return {"redis-password": credentials.component_secrets(self.workdir)["redis-password"]}
+
     def prepare(self) -> Path:
         """The secret files and the env file (made again each time: the credentials may have
         changed); returns the env file."""
         creds = self.credentials
-        passwords = credentials.component_secrets(self.workdir)
+        passwords = self.component_secrets()
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.chmod(0o700)
         _write(self.secrets_dir / "secrets.json", (self.workdir / ".data" / "secrets.json").read_text())
-        # Only Redis's password: the compose stack runs no other server.
-        _write(self.secrets_dir / "component-secrets.json", json.dumps({"redis-password": passwords["redis-password"]}))
+        _write(self.secrets_dir / "component-secrets.json", json.dumps(passwords))
         _write(self.secrets_dir / "redis-password", passwords["redis-password"])
         _write(
             self.env_file,
@@ -112,6 +122,7 @@ class ComposeStack:
             str(ROOT),
             "--file",
             str(COMPOSE_FILE),
+            *(arg for path in self.overrides for arg in ("--file", str(path))),
             "--project-name",
             self.project,
             "--env-file",
@@ -127,6 +138,7 @@ class ComposeStack:
         container is healthy and the gateway reaches every service (both inference replicas);
         returns the seconds it took. A failure says which services are not healthy."""
         self.prepare()
+        self._ids.clear()
         t0 = time.monotonic()
         done = self.compose(
             "up",
@@ -171,12 +183,28 @@ class ComposeStack:
         return "; ".join(f"{s['service']}: {'ok' if s['reachable'] else s['error']}" for s in report["services"])
 
     def sidecar_get(self, service: str, path: str) -> tuple[int, str]:
-        """GET `path` on the sidecar of a Python app's container, from inside that container
-        (no sidecar port is published), with the Dapr API token the container holds (none is
-        passed on a command line); returns the status and the body."""
-        done = self.compose("exec", "-T", service, "python", "-c", _SIDECAR_GET, path, timeout_s=60)
+        """GET `path` on the sidecar of an app's container, from inside that container (no
+        sidecar port is published), with the Dapr API token the container holds (none is passed
+        on a command line); returns the status and the body."""
+        return self._get_inside(service, "DAPRML_DAPR_HOST", "DAPR_HTTP_PORT", path, "DAPR_API_TOKEN")
+
+    def app_get(self, service: str, path: str, port: str = "APP_PORT") -> tuple[int, str]:
+        """GET `path` on the app of the service's container (or its metrics port, `port`
+        DAPRML_METRICS_PORT), from inside it, with the app token its sidecar sends."""
+        return self._get_inside(service, "127.0.0.1", port, path, "APP_API_TOKEN")
+
+    def _get_inside(self, service: str, host: str, port: str, path: str, token: str) -> tuple[int, str]:
+        """`host`, `port` and `token` name variables of the container's environment (the host
+        may be an address); the container's own python or node sends the request."""
+        program = ["node", "-e", _NODE_GET] if service in NODE_APPS else ["python", "-c", _PYTHON_GET]
+        done = engine.run(self.exec_argv(service, *program, host, port, path, token), timeout_s=60)
         status, _, body = done.stdout.partition("\n")
         return int(status), body
+
+    def exec_argv(self, service: str, *argv: str, stdin: bool = False) -> list[str]:
+        """`docker exec` of a program in the service's container (as its image's user; stdin
+        attached when asked)."""
+        return ["docker", "exec", *(["--interactive"] if stdin else []), self.container(service), *argv]
 
     def containers(self) -> list[dict]:
         """Every container of the project (running or not), as `docker compose ps` reports them."""
@@ -196,9 +224,12 @@ class ComposeStack:
         return "\n".join(lines)
 
     def container(self, service: str) -> str:
+        if service in self._ids:
+            return self._ids[service]
         ids = self.compose("ps", "--all", "--quiet", service, timeout_s=60).stdout.split()
         if len(ids) != 1:
             raise SetupError(f"{service}: {len(ids)} containers, not one")
+        self._ids[service] = ids[0]
         return ids[0]
 
     def inspect(self, container: str) -> dict:
@@ -228,6 +259,7 @@ class ComposeStack:
         """Stops and removes the containers, networks and volumes of the project."""
         if not self.env_file.exists():
             self.prepare()  # compose reads the env file even to stop
+        self._ids.clear()
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT_S), timeout_s=300)
 
     def leftovers(self) -> list[str]:
@@ -243,16 +275,26 @@ class ComposeStack:
         return found
 
 
-_SIDECAR_GET = """
+# A GET from inside a container: host (a variable's name or an address), port and token (the
+# names of variables) as arguments; prints the status, then the body.
+_PYTHON_GET = """
 import os, sys, urllib.error, urllib.request
-url = "http://%s:%s%s" % (os.environ["DAPRML_DAPR_HOST"], os.environ["DAPR_HTTP_PORT"], sys.argv[1])
-request = urllib.request.Request(url, headers={"dapr-api-token": os.environ["DAPR_API_TOKEN"]})
+host, port, path, token = sys.argv[1:5]
+url = "http://%s:%s%s" % (os.environ.get(host, host), os.environ[port], path)
+request = urllib.request.Request(url, headers={"dapr-api-token": os.environ[token]})
 try:
     reply = urllib.request.urlopen(request, timeout=10)
 except urllib.error.HTTPError as error:
     reply = error
 print(reply.status)
 print(reply.read().decode())
+"""
+_NODE_GET = """
+const [host, port, path, token] = process.argv.slice(1);
+const url = `http://${process.env[host] ?? host}:${process.env[port]}${path}`;
+fetch(url, {headers: {'dapr-api-token': process.env[token]}, signal: AbortSignal.timeout(10000)})
+  .then(async (reply) => console.log(`${reply.status}\\n${await reply.text()}`))
+  .catch((error) => { console.error(String(error)); process.exit(1); });
 """
 
 

@@ -216,6 +216,14 @@ def _handlers(app_id: str) -> dict[type[Exception], Callable[[Request, Any], Awa
     }
 
 
+LEAVE_TIMEOUT_S = 1.0
+"""How long the announcement that an instance leaves may take, at shutdown. It goes through the
+sidecar, which the same stop may have ended first: locally its port then refuses at once, but in
+containers (compose stops an app and its sidecar together) a gRPC call to a sidecar whose
+container is gone waits on a host that no longer exists, with no deadline. Unbounded, it held
+the app past the engine's 10 s grace, to be killed."""
+
+
 class Heartbeat:
     """Announces this instance through its sidecar every interval (so each gateway replica can
     list it, and tell when it or its sidecar stops), and that it leaves when it stops."""
@@ -241,11 +249,14 @@ class Heartbeat:
         with tracing.unsampled():
             await self.probe.announce(self.beat.model_copy(update={"at": datetime.now(UTC), "leaving": leaving}))
 
-    async def leave(self) -> None:
+    async def leave(self, timeout_s: float = LEAVE_TIMEOUT_S) -> None:
+        """Best effort, within the timeout: its heartbeats stop anyway, and the gateways forget it."""
         try:
-            await self._send(leaving=True)
-        except SidecarUnavailable as exc:  # best effort: its heartbeats stop anyway
+            await asyncio.wait_for(self._send(leaving=True), timeout_s)
+        except SidecarUnavailable as exc:
             log.info("could not announce leaving: %s", exc)
+        except TimeoutError:
+            log.info("could not announce leaving: the sidecar did not answer within %.1f s", timeout_s)
 
 
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}

@@ -166,6 +166,11 @@ class WorkflowContext(Protocol):
     def now(self) -> datetime:
         """The workflow's clock: the same at every replay (never datetime.now() in a workflow)."""
 
+    def continue_as_new(self, input: Any) -> None:
+        """Ends this run of the instance and starts it again on `input`, with a fresh history
+        (events raised and not taken yet are kept): return right after calling it. Bounds the
+        history, hence the replay, of a workflow that runs long."""
+
 
 WorkflowFunction = Callable[[WorkflowContext, Any], Generator[Any, Any, Any]]
 ActivityFunction = Callable[[Any], Coroutine[Any, Any, Any]]

@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 10.0
 """A bulk publish that takes longer has failed: a bus that does not answer must not stall the log."""
+CLOSE_TIMEOUT_S = 2.0
+"""The last flush at shutdown, at most: well within a container engine's stop grace (10 s),
+since the sidecar it publishes through may be gone already (compose stops an app and its sidecar
+together), and a publish to a sidecar whose container is gone waits with no deadline. What it
+cannot publish in time is dropped, and the log says how many."""
 BULK_ROWS = 10_000
 """Most records one bulk publish carries (a call with more goes alone): one message to the
 sidecar stays a few MB, well under its body limit, and one conversion stays short."""
@@ -91,6 +96,7 @@ class PredictionLog:
         self._rows = 0  # records of the calls buffered
         self._due: asyncio.Event | None = None  # made by the flushing task, on its own loop
         self._failing = self._broken = False
+        self._in_flight = 0  # calls of the bulk being published
         self.sampled = self.published = self.dropped = self.failed = self.truncated_rows = 0
 
     @property
@@ -189,11 +195,13 @@ class PredictionLog:
             if not bulk:
                 continue
             self._broken = False
+            self._in_flight = len(bulk)
             try:
                 await asyncio.wait_for(
                     self.publisher.publish_many(EventType.PREDICTION_LOGGED, bulk), PUBLISH_TIMEOUT_S
                 )
             except Exception as exc:
+                self._in_flight = 0
                 self.failed += len(bulk)
                 self._count(calls, "failed")
                 if not self._failing:
@@ -206,6 +214,7 @@ class PredictionLog:
                         exc_info=True,
                     )
                 return
+            self._in_flight = 0  # (a cancelled publish leaves it: what close() says it dropped)
             self.published += len(bulk)
             self._count(calls, "published")
             if self._failing:
@@ -231,13 +240,17 @@ class PredictionLog:
             self._due.clear()
             await self.flush()
 
-    async def close(self) -> None:
-        """A last flush at shutdown, bounded in time."""
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """A last flush at shutdown, bounded in time (CLOSE_TIMEOUT_S)."""
         self._due = None
         try:
-            await asyncio.wait_for(self.flush(), PUBLISH_TIMEOUT_S)
+            await asyncio.wait_for(self.flush(), timeout_s)
         except TimeoutError:
-            log.warning("the prediction log dropped %d entries at shutdown", len(self._buffer))
+            log.warning(
+                "the prediction log dropped %d entries at shutdown: not published within %.1f s",
+                len(self._buffer) + self._in_flight,
+                timeout_s,
+            )
 
 
 def _first(rows: Columns, kept: int, records: int) -> Columns:

@@ -5,6 +5,7 @@
 // schema come from services/common/events.schema.json, which the Python events module writes.
 
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const { compile } = require('./schema');
 
@@ -13,6 +14,14 @@ const EVENT_TYPE = 'io.daprml.model.alias.changed.v1';
 const CHAMPION = 'champion';
 const SCHEMA_FILE = path.join(__dirname, '..', 'common', 'events.schema.json');
 const TOPIC_PREFIX = /^[A-Za-z0-9._-]{0,64}$/; // as ServiceSettings.topic_prefix
+// A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123).
+const HOST_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** Whether a value names a host on its own: an IP address or a DNS name (no scheme, port or path). */
+function isHost(value) {
+  if (net.isIP(value)) return true;
+  return value.length <= 253 && value.split('.').every((label) => HOST_LABEL.test(label));
+}
 
 class InvalidEvent extends Error {}
 
@@ -22,6 +31,9 @@ function loadConfig(env = process.env) {
     appId: env.APP_ID || 'notifier',
     appPort: Number(env.APP_PORT || 8005),
     host: env.DAPRML_HOST || '127.0.0.1',
+    // Where this app's sidecar is, as ServiceSettings.dapr_host: on the same host locally and in a
+    // Kubernetes pod, another container found by name in compose (e.g. notifier-daprd).
+    daprHost: env.DAPRML_DAPR_HOST || '127.0.0.1',
     daprHttpPort: Number(env.DAPR_HTTP_PORT || 3500),
     appToken: env.APP_API_TOKEN || '',
     daprToken: env.DAPR_API_TOKEN || '',
@@ -42,6 +54,12 @@ function loadConfig(env = process.env) {
     else if (config.metricsPort === config.appPort) problems.push(`DAPRML_METRICS_PORT: must not be the app port ${config.appPort}`);
   }
   if (!TOPIC_PREFIX.test(config.topicPrefix)) problems.push('DAPRML_TOPIC_PREFIX: letters, digits, ".", "_" and "-" only');
+  if (!isHost(config.daprHost)) {
+    problems.push(
+      `DAPRML_DAPR_HOST: ${JSON.stringify(config.daprHost)} is not a host name or IP address ` +
+        '(say e.g. 127.0.0.1 or notifier-daprd: no scheme, port or path; the port is DAPR_HTTP_PORT)',
+    );
+  }
   if (problems.length) throw new Error(`invalid settings: ${problems.join('; ')}`);
   return config;
 }
@@ -110,7 +128,9 @@ function decode(body, event) {
 /** Calls to this app's own sidecar, with the Dapr API token when there is one. */
 class Sidecar {
   constructor(config, fetchImpl = globalThis.fetch) {
-    this.base = `http://127.0.0.1:${config.daprHttpPort}`;
+    // An IPv6 address goes in brackets in a URL.
+    const host = net.isIP(config.daprHost) === 6 ? `[${config.daprHost}]` : config.daprHost;
+    this.base = `http://${host}:${config.daprHttpPort}`;
     this.headers = config.daprToken ? { 'dapr-api-token': config.daprToken } : {};
     this.timeoutMs = config.callTimeoutMs;
     this.fetch = fetchImpl;

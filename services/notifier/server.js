@@ -14,7 +14,8 @@
 //
 // As the Python services do it: every route but the two health routes wants the app token
 // (header dapr-api-token = APP_API_TOKEN) when one is set, else 401; every call to the sidecar
-// carries DAPR_API_TOKEN. Listens on 127.0.0.1:$APP_PORT.
+// carries DAPR_API_TOKEN. Listens on $DAPRML_HOST:$APP_PORT (127.0.0.1 by default); its sidecar is at
+// $DAPRML_DAPR_HOST:$DAPR_HTTP_PORT (127.0.0.1 by default; another container's name in compose).
 
 const crypto = require('node:crypto');
 const http = require('node:http');
@@ -140,7 +141,7 @@ function main() {
   server.listen(config.appPort, config.host, () => {
     log(
       `listening on ${config.host}:${server.address().port}; subscribed to ${config.pubsub}/${notifier.topic} ` +
-        `(${event.type}), dead letters to ${notifier.deadLetterTopic}; inference is app ${config.inferenceAppId} through the sidecar on ${config.daprHttpPort}` +
+        `(${event.type}), dead letters to ${notifier.deadLetterTopic}; inference is app ${config.inferenceAppId} through the sidecar at ${sidecar.base}` +
         `${config.appToken ? '; app token required' : ''}`,
     );
   });

@@ -13,7 +13,7 @@ workflow takes whenever it waits; reject and abort roll back from any step.
 """
 
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.contracts.rollouts import (
@@ -28,17 +28,36 @@ from services.registry.domain import rollout as judging
 
 WORKFLOW = "roll_out"
 DECISION = "decision"
+MAX_POLLS = 100
+"""Polls of a step in one run of the workflow: then it continues as new where it was, so that
+its history (a timer and an activity a poll), replayed at every event, stays bounded. It also
+starts each step on a fresh history."""
+
+
+class Continued:
+    """A step handed over to the next run of the workflow (continue-as-new)."""
+
+
+CONTINUED = Continued()
 
 
 def roll_out(ctx: WorkflowContext, start: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
-    """start: {model, id, candidate, champion, plan, gates, poll_s}."""
+    """start: {model, id, candidate, champion, plan, gates, poll_s}, and `resume` ({step, began,
+    baseline}) when a run continues where the one before it stopped."""
     plan = [RolloutStep.model_validate(s) for s in start["plan"]]
     gates = RolloutGates.model_validate(start["gates"])
+    resume = start.get("resume") or {}
+    first = int(resume.get("step", 0))
     try:
         for index, step in enumerate(plan):
+            if index < first:
+                continue
             results: list[dict[str, Any]] = []
             if step.kind in ("shadow", "canary"):
-                ended, results = yield from _observe(ctx, start, index, step, step.gates or gates)
+                here = resume if index == first else {}
+                ended, results = yield from _observe(ctx, start, index, step, step.gates or gates, here)
+                if isinstance(ended, Continued):
+                    return {"status": "continued", "step": index}
             elif step.kind == "approval":
                 ended = yield from _approval(ctx, start, index, step)
             else:
@@ -46,24 +65,32 @@ def roll_out(ctx: WorkflowContext, start: dict[str, Any]) -> Generator[Any, Any,
                 return (yield from _finish(ctx, start, "promoted", f"version {start['candidate']} is champion"))
             if ended is not None:
                 return (yield from _finish(ctx, start, "rolled_back", ended, results))
+            if plan[index + 1 :] and plan[index + 1].kind != "promote":  # the next step on a fresh history
+                ctx.continue_as_new({**start, "resume": {"step": index + 1}})
+                return {"status": "continued", "step": index + 1}
     except Exception as exc:  # an activity that kept failing, or refused (the champion moved)
         return (yield from _finish(ctx, start, "failed", f"the rollout could not go on: {exc}"))
     return (yield from _finish(ctx, start, "completed", "the plan ended without a promote step"))
 
 
 def _observe(
-    ctx: WorkflowContext, start: dict[str, Any], index: int, step: RolloutStep, gates: RolloutGates
-) -> Generator[Any, Any, tuple[str | None, list[dict[str, Any]]]]:
-    """A shadow or canary step: None when it passed, else why the rollout rolls back; with the
-    gates' last readings."""
-    began = ctx.now()
+    ctx: WorkflowContext,
+    start: dict[str, Any],
+    index: int,
+    step: RolloutStep,
+    gates: RolloutGates,
+    resume: dict[str, Any],
+) -> Generator[Any, Any, tuple[str | None | Continued, list[dict[str, Any]]]]:
+    """A shadow or canary step: None when it passed, else why the rollout rolls back (or
+    CONTINUED: the next run of the workflow goes on with it); with the gates' last readings."""
+    began = datetime.fromisoformat(resume["began"]) if "began" in resume else ctx.now()
     deadline = began + timedelta(seconds=seconds(step.timeout or DEFAULT_TIMEOUT))
-    yield ctx.activity(
-        "begin_step", {**_at(start, index), "started_at": began.isoformat(), "deadline": deadline.isoformat()}
-    )
-    baseline: dict[str, Any] | None = None
+    if "began" not in resume:
+        at = {**_at(start, index), "started_at": began.isoformat(), "deadline": deadline.isoformat()}
+        yield ctx.activity("begin_step", at)
+    baseline: dict[str, Any] | None = resume.get("baseline")
     readings: list[dict[str, Any]] = []
-    while True:
+    for _ in range(MAX_POLLS):
         decision = yield from _decision(ctx, float(start["poll_s"]))
         if decision is not None and decision["action"] in ("reject", "abort"):
             return _decided(decision), readings
@@ -92,6 +119,8 @@ def _observe(
             return None, readings
         if ctx.now() >= deadline:
             return f"step {index + 1} ({step.kind}) timed out: {judging.why_unfinished(results, made)}", readings
+    ctx.continue_as_new({**start, "resume": {"step": index, "began": began.isoformat(), "baseline": baseline}})
+    return CONTINUED, readings
 
 
 def _approval(

@@ -7,6 +7,7 @@ real dapr CLI. Everything a fixture starts, it stops, on failure too.
 
 import contextlib
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,18 @@ from scripts.proc import SetupError, free_port, wait_until
 from scripts.runfile import copy_component_folders, free_app_ports, with_ports
 from scripts.stack import Stack
 from services.common.settings import ServiceSettings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (`timeout`, a CI cancel) stops what it started: Python's
+    default for SIGTERM ends the process at once, so no fixture would stop its stack and its
+    sidecars and apps would run on, detached. As KeyboardInterrupt, pytest tears everything down."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}: stopping what the tests started")
 
 
 @pytest.fixture(scope="session")

@@ -1,83 +1,84 @@
 """The whole pipeline, end to end, run unchanged on every component profile that runs here
-(scripts/profiles.py: local, nats-sqlite, postgres-rabbitmq): the same services, only the
-components folder differs. Per profile one stack (two inference replicas, the notifier in
-Node.js included) on the servers infra starts for that profile:
+(scripts/profiles.py: local, nats-sqlite, postgres-rabbitmq) and on the stack in containers
+(docker-compose.yml, `compose`), through one interface (tests/integration/e2e_stack.py: E2EStack;
+locally processes killed by pid, on compose containers killed from inside). Per target one stack
+(two inference replicas, the notifier in Node.js included):
 
+- the components load, with their servers' passwords from a secret store no app may read, and
+  a call between apps that the access rules do not name is refused by the callee's sidecar;
 - a dataset uploaded through the gateway becomes a trained, registered champion, which answers
   predictions through the gateway as JSON and as Open Inference Protocol v2;
-- the training app killed with -9 in the middle of a job is restarted by its supervisor and
-  the workflow resumes to exactly one registered version;
+- the training app killed with -9 in the middle of a job is restarted (by its supervisor, or the
+  container's restart policy) and the workflow resumes to exactly one registered version;
 - a promotion under a steady stream of predictions fails no request, every inference replica
   swaps to the new champion (each hears of it through the replica pub/sub component), and the
   notifier follows it through its own subscription;
-- a daprd killed with -9 comes back within 10 s: the gateway's, under a steady stream of reads;
-  training's in the middle of a job, which then completes exactly once; and with one of two
-  inference replicas killed (its app, then the other's daprd) under a fixed-rate stream of
-  predictions, at most 1% of them fail;
+- a daprd killed with -9 comes back within 10 s (on compose 10 s plus a container restart's
+  slack): the gateway's, under a steady stream of reads; training's in the middle of a job,
+  which then completes exactly once; and with one of two inference replicas killed (its app,
+  then the other's daprd) under a fixed-rate stream of predictions, at most 1% of them fail and
+  every request after both are back is answered;
 - the monitor captures the predictions through the gateway with the ids their answers carried,
   joins feedback for them into the live accuracy computed here from the answers and the
   actuals, and a drift check flags the one feature shifted by 5 standard deviations, only it;
 - a model's traffic table is applied by both replicas: a 30% canary serves its share of the
-  requests for the champion, and a shadow's answers are captured and joined with the champion's.
+  requests for the champion, and a shadow's answers are captured and joined with the champion's;
+- a rollout shadows, canaries and promotes a candidate on the replicas' live evidence;
+- no credential is in any log of the stack, and stopping it leaves nothing behind (on compose:
+  no container, network or volume of its project, and the engine stopped when this run started it).
+
+The compose target needs root or a running engine, else it is skipped saying so; it prints the
+images' build time (cold when none existed) and sizes, and how long the containers took.
 """
 
+import json
 import time
-import uuid
+from collections.abc import Iterator
 
 import httpx
 import pandas as pd
 import pytest
 from sklearn.datasets import load_iris, make_classification
 
-from scripts import credentials, infra, profiles
-from scripts.proc import SetupError
-from scripts.stack import Stack
+from scripts import profiles
 from services.common import events
 from services.common.events import EventType
-from tests.integration.conftest import captured_predictions, launched_with, poll
-from tests.integration.load import FixedRate, kill_listener, reads_across_a_kill
+from tests.integration.conftest import captured_predictions, poll
+from tests.integration.e2e_stack import E2EStack, compose_target, local_target
+from tests.integration.load import FixedRate
 from tests.integration.test_hot_swap import ROWS, Stream, champion_and_challenger, streaming_headers
+from tests.integration.test_metrics import sample
 from tests.integration.test_monitor_drift import ROWS as WINDOW
 from tests.integration.test_monitor_drift import SHIFTED, iris_records
 from tests.integration.test_monitor_feedback import wrong
-from tests.integration.test_traffic import replica_samples, versions_served
+from tests.integration.test_traffic import versions_served
 from tests.integration.test_training import DONE, commit, finished_job, iris_csv, unique
 
 pytestmark = pytest.mark.integration
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+TARGETS = [*profiles.runnable(), "compose"]
 
 
-@pytest.fixture(scope="session", params=profiles.runnable())
-def e2e(request, tmp_path_factory):
-    """A stack on the profile, with the servers it needs; one profile's at a time (pytest
-    finishes one parameter's tests before it starts the next)."""
-    profile = request.param
+@pytest.fixture(scope="session", params=TARGETS)
+def e2e(request, tmp_path_factory) -> Iterator[E2EStack]:
+    """A stack on the target, with what it needs (the profile's servers; the engine and the
+    images); one target's at a time (pytest finishes one parameter's tests before it starts the
+    next), everything it started stopped after."""
+    target = request.param
     t0 = time.monotonic()
-    try:
-        started = infra.up(profile)
-    except SetupError as exc:
-        pytest.fail(f"the {profile} profile's infrastructure did not start: {exc}", pytrace=False)
-    workdir = tmp_path_factory.mktemp(f"e2e-{profile}")
-    stack = Stack.isolated(workdir, uuid.uuid4().hex[:8], replicas={"inference": 2}, profile=profile)
-    try:
-        with launched_with(DAPRML_ROLLOUT_POLL_S="1"):  # a rollout's gates read every second
-            stack.start(timeout_s=240)
-    except SetupError as exc:
-        infra.down(started)
-        pytest.fail(f"the {profile} stack did not become ready:\n{exc}", pytrace=False)
-    print(f"\ne2e[{profile}]: infra and stack ready in {time.monotonic() - t0:.1f}s")
-    try:
+    workdir = tmp_path_factory.mktemp(f"e2e-{target}")
+    started = compose_target(workdir) if target == "compose" else local_target(target, workdir)
+    with started as stack:
+        what = "engine, images and stack" if target == "compose" else "infra and stack"
+        print(f"\ne2e[{target}]: {what} ready in {time.monotonic() - t0:.1f}s")
         yield stack
-    finally:
-        stack.stop()
-        infra.down(started)
-        print(f"\ne2e[{profile}]: {time.monotonic() - t0:.1f}s in all")
+    print(f"\ne2e[{target}]: {time.monotonic() - t0:.1f}s in all")
 
 
 def test_the_stack_runs_on_the_profiles_components(e2e):
-    app = e2e.app("training")
-    metadata = httpx.get(f"http://127.0.0.1:{app.http_port}/v1.0/metadata", headers=e2e.sidecar_headers()).json()
-    loaded = {c["name"]: c["type"] for c in metadata["components"]}
+    status, body = e2e.sidecar_get("training", "/v1.0/metadata")
+    assert status == 200, body
+    loaded = {c["name"]: c["type"] for c in json.loads(body)["components"]}
     wanted = {c["metadata"]["name"]: c["spec"]["type"] for c in profiles.components(e2e.profile)}
     assert {name: wanted[name] for name in ("statestore", "pubsub", "blobstore")} == {
         name: loaded[name] for name in ("statestore", "pubsub", "blobstore")
@@ -85,10 +86,24 @@ def test_the_stack_runs_on_the_profiles_components(e2e):
     # The servers' passwords resolved the components' secretKeyRefs (they loaded and answer),
     # but the app may not read them through the secrets API (dapr/config.yaml).
     assert loaded["componentsecrets"] == "secretstores.local.file"
-    for key in credentials.component_secrets(e2e.workdir):
-        url = f"http://127.0.0.1:{app.http_port}/v1.0/secrets/componentsecrets/{key}"
-        reply = httpx.get(url, headers=e2e.sidecar_headers())
-        assert reply.status_code == 403 and reply.json()["errorCode"] == "ERR_PERMISSION_DENIED", reply.text
+    keys = e2e.component_secret_keys()
+    assert keys
+    for key in keys:
+        status, body = e2e.sidecar_get("training", f"/v1.0/secrets/componentsecrets/{key}")
+        assert status == 403 and json.loads(body)["errorCode"] == "ERR_PERMISSION_DENIED", body
+
+
+def test_the_callees_sidecar_allows_only_the_callers_the_access_rules_name(e2e):
+    """Through the notifier's sidecar (mTLS names it to the callee's sidecar; on compose another
+    container): the notifier may call inference (dapr/access.yaml), not the registry."""
+
+    def invoked(callee: str) -> tuple[int, str]:
+        return e2e.sidecar_get("notifier", f"/v1.0/invoke/{e2e.app_id(callee)}/method/healthz")
+
+    status, body = invoked("inference")
+    assert status == 200, body
+    status, body = invoked("registry")
+    assert status == 403 and "access control policy has denied" in json.loads(body)["message"], body
 
 
 def test_an_uploaded_dataset_becomes_a_champion_that_predicts_through_the_gateway(e2e):
@@ -130,8 +145,9 @@ def test_training_killed_mid_job_comes_back_and_its_workflow_completes_the_job_o
     job_id = submitted.json()["id"]
     fitting = poll(lambda: gateway.get(f"/api/training/jobs/{job_id}").json()["stage"] == "fitting", 90)
     assert fitting, gateway.get(f"/api/training/jobs/{job_id}").json()
-    training = e2e.app("training")
-    _, back_s = kill_listener(training.app_port if killed == "app" else training.http_port, timeout_s=90)
+    crash = e2e.kill_app("training") if killed == "app" else e2e.kill_sidecar("training")
+    back_s = e2e.back(crash, 90 + e2e.restart_slack_s)
+    assert back_s is not None, f"{crash.what} does not serve again"
 
     def finished():
         reply = gateway.get(f"/api/training/jobs/{job_id}")
@@ -154,10 +170,9 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notif
     finished_job(gateway, name, count=2, timeout_s=180)
     assert gateway.get(f"/api/models/{name}").json()["aliases"] == {"champion": 1, "challenger": 2}
 
-    replicas = [f"http://127.0.0.1:{r.app_port}" for r in e2e.replicas("inference")]
-    assert len(replicas) == 2
+    assert e2e.replica_count("inference") == 2
     streams = [Stream(e2e.gateway_url, name, streaming_headers(gateway))]
-    streams += [Stream(url, name, e2e.app_headers()) for url in replicas]
+    streams += [e2e.replica_stream("inference", replica, name) for replica in range(2)]
     for stream in streams:
         stream.__enter__()
     try:
@@ -178,45 +193,63 @@ def test_a_promotion_under_load_fails_no_request_and_every_replica_and_the_notif
     both = max(s.first_seen(2) for s in streams[1:])
     assert {v for t, _, v in streams[0].answers if t > both + 0.5} == {2}
 
-    notifier = f"http://127.0.0.1:{e2e.app('notifier').app_port}/api/champions"
+    def champion_notified() -> dict | None:
+        status, body = e2e.app_get("notifier", "/api/champions")
+        assert status == 200, body
+        return json.loads(body).get(name)
 
     def notified():
-        row = httpx.get(notifier, headers=e2e.app_headers(), timeout=10).json().get(name)
+        row = champion_notified()
         return row if row and row["version"] == 2 and row["inference"].get("version") == 2 else None
 
-    assert poll(notified, 60), httpx.get(notifier, headers=e2e.app_headers(), timeout=10).json().get(name)
+    assert poll(notified, 60), champion_notified()
     print(f"\ne2e[{e2e.profile}]: {sum(len(s.answers) for s in streams)} requests across the promotion, 0 failed")
 
 
 def test_the_gateways_sidecar_killed_under_a_steady_stream_comes_back(e2e):
-    load, back_s, killed_at = reads_across_a_kill(e2e, e2e.app("gateway").http_port)
+    """20 reads a second (GET /api/models) through the gateway, its daprd killed 2 s into them:
+    every read sent 10 s after the kill (plus a container restart's slack) is answered."""
+    within_s = 10 + e2e.restart_slack_s
+    load = FixedRate(lambda c: c.get("/api/models"), e2e.gateway, per_second=20, duration_s=within_s + 5)
+    with load:
+        time.sleep(2)
+        crash = e2e.kill_sidecar("gateway")
+        back_s = e2e.back(crash, within_s)
+    assert back_s is not None, f"{crash.what} is not back {within_s:.0f}s after the kill"
     print(f"\ne2e[{e2e.profile}]: gateway's daprd back in {back_s:.1f}s; {load.report('reads through the gateway')}")
-    assert load.failures(since=killed_at + 10) == [], "the public API did not come back"
+    assert load.failures(since=crash.at + within_s) == [], "the public API did not come back"
 
 
 def test_one_of_two_inference_replicas_killed_under_load_fails_at_most_one_percent(e2e):
     """A fixed-rate stream of predictions through the gateway for 60 s: one replica's app killed
     at 5 s, the other replica's daprd at 30 s. Calls to inference are retried by the resiliency
-    policy on another replica; name resolution forgets a dead sidecar within 2 s."""
+    policy on another replica; name resolution forgets a dead sidecar within 2 s. Every request
+    sent 5 s after the second one is back is answered."""
     gateway = e2e.gateway()
     name = unique("e2e-replicas")
     commit(gateway, name, iris_csv())
     finished_job(gateway, name, timeout_s=180)
     assert poll(lambda: gateway.post(f"/api/models/{name}/predict", json={"records": ROWS}).status_code == 200, 30)
-    first, second = e2e.replicas("inference")
+    assert e2e.replica_count("inference") == 2
     load = FixedRate(lambda c: c.post(f"/api/models/{name}/predict", json={"records": ROWS}), e2e.gateway)
     with load:
         time.sleep(5)
-        _, app_back_s = kill_listener(first.app_port, timeout_s=30)
+        app = e2e.kill_app("inference", 0)
+        app_back_s = e2e.back(app, 30 + e2e.restart_slack_s)
+        assert app_back_s is not None, f"{app.what} does not serve again"
         time.sleep(max(0.0, 25 - app_back_s))
-        _, sidecar_back_s = kill_listener(second.http_port)
+        sidecar = e2e.kill_sidecar("inference", 1)
+        sidecar_back_s = e2e.back(sidecar, 10 + e2e.restart_slack_s)
+        assert sidecar_back_s is not None, f"{sidecar.what} does not serve again"
     report = load.report("predictions through the gateway")
     print(
-        f"\ne2e[{e2e.profile}]: replica 1's app listening again in {app_back_s:.1f}s, replica 2's daprd "
-        f"in {sidecar_back_s:.1f}s; {report}"
+        f"\ne2e[{e2e.profile}]: replica 1's app ({app.what}) back in {app_back_s:.1f}s, replica 2's daprd "
+        f"({sidecar.what}) in {sidecar_back_s:.1f}s; {report}"
     )
     assert len(load.answers) >= 1000
     assert len(load.failures()) <= len(load.answers) / 100, report
+    late = [a for a in load.answers if a.sent > sidecar.at + sidecar_back_s + 5]
+    assert late and all(a.status == 200 for a in late), load.report("after both were back")
 
 
 def iris_classes(records: list[dict]) -> list[str]:
@@ -255,9 +288,9 @@ def test_the_monitor_captures_predictions_joins_their_actuals_and_finds_the_shif
     order, under the ids the answers gave; feedback for them (their true classes, every fourth
     deliberately wrong) makes the live accuracy counted here; a drift check of those drifts
     nowhere, one of WINDOW more with SHIFTED moved by 5 SD drifts on SHIFTED only."""
-    monitor = e2e.app("monitor")
-    url = f"http://127.0.0.1:{monitor.http_port}/v1.0/metadata"
-    metadata = httpx.get(url, headers=e2e.sidecar_headers(), timeout=10).json()
+    status, body = e2e.sidecar_get("monitor", "/v1.0/metadata")
+    assert status == 200, body
+    metadata = json.loads(body)
     loaded = {c["name"] for c in metadata["components"]}
     assert {"statestore", "blobstore", "pubsub", "pubsub-replicas"} <= loaded, f"the monitor loaded {loaded}"
     topic = events.topic_of(EventType.PREDICTION_LOGGED, e2e.topic_prefix)
@@ -320,6 +353,11 @@ def test_the_monitor_captures_predictions_joins_their_actuals_and_finds_the_shif
         f"{by_hand:.3f}); shifted: PSI of {SHIFTED!r} {report['features'][SHIFTED]['psi']:.2f}, "
         f"drifted {report['drifted']}"
     )
+
+
+def replica_samples(e2e: E2EStack, metric: str, **labels: str) -> list[float]:
+    """The metric's sample on each inference replica."""
+    return [sample(text, metric, **labels) for text in e2e.metrics("inference")]
 
 
 def test_a_traffic_table_splits_on_both_replicas_and_a_shadow_s_answers_are_captured(e2e):
@@ -391,3 +429,23 @@ def test_a_rollout_shadows_then_canaries_a_candidate_and_promotes_it_on_live_evi
             f"e2e[{e2e.profile}]: rollout {rollout_id} promoted v3 through shadow and canary in "
             f"{time.monotonic() - t0:.1f}s; {len(stream.answers)} requests meanwhile, none failed"
         )
+
+
+def test_no_credential_appears_in_any_log(e2e):
+    """Every log line of the stack so far (its apps' and sidecars'; on compose `docker compose
+    logs`), against every credential it holds: the admin key (and its secret part alone), the
+    app and Dapr API tokens, the servers' passwords."""
+    with e2e.gateway() as gateway:
+        assert gateway.get("/api/datasets").status_code == 200  # an authenticated call, logged
+    logs = e2e.logs()
+    assert len(logs) > 10_000, "the logs are not the stack's"
+    leaked = [f"{value[:4]}... ({len(value)} chars)" for value in e2e.secret_values() if value in logs]
+    assert not leaked, f"credentials in the logs: {leaked}"
+
+
+def test_stopping_the_stack_leaves_nothing_behind(e2e):
+    """Last of the module: the stack stopped (the fixture's stop then finds nothing to do)."""
+    t0 = time.monotonic()
+    left = e2e.stop()
+    print(f"\ne2e[{e2e.profile}]: stopped in {time.monotonic() - t0:.1f}s")
+    assert left == [], f"left behind: {left}"

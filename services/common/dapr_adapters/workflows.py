@@ -59,6 +59,9 @@ class _Context:
     def now(self) -> datetime:
         return self._ctx.current_utc_datetime.replace(tzinfo=UTC)
 
+    def continue_as_new(self, input: Any) -> None:
+        self._ctx.continue_as_new(input, save_events=True)
+
 
 # The SDK gives its loggers handlers of their own; the service's logging configuration already
 # prints what they say, so without this every line appeared twice.

@@ -205,3 +205,40 @@ test('not ready while the sidecar does not answer', async (t) => {
   assert.equal(reply.status, 503);
   assert.match((await reply.json()).reason, /port 1 does not answer/);
 });
+
+test("the sidecar's host is DAPRML_DAPR_HOST (default 127.0.0.1); a value that is no host is refused", () => {
+  assert.equal(new Sidecar(loadConfig({})).base, 'http://127.0.0.1:3500');
+  const named = loadConfig({ DAPRML_DAPR_HOST: 'notifier-daprd', DAPR_HTTP_PORT: '3515' });
+  assert.equal(new Sidecar(named).base, 'http://notifier-daprd:3515');
+  assert.equal(new Sidecar(loadConfig({ DAPRML_DAPR_HOST: 'dapr.ns.svc.cluster.local' })).base, 'http://dapr.ns.svc.cluster.local:3500');
+  assert.equal(new Sidecar(loadConfig({ DAPRML_DAPR_HOST: '::1' })).base, 'http://[::1]:3500');
+  for (const bad of ['http://notifier-daprd', 'notifier-daprd:3515', 'notifier daprd', '-daprd', 'daprd/v1.0', 'a..b', 'x'.repeat(64)]) {
+    assert.throws(() => loadConfig({ DAPRML_DAPR_HOST: bad }), (e) => {
+      assert.match(e.message, /^invalid settings: DAPRML_DAPR_HOST: ".*" is not a host name or IP address/);
+      assert.ok(e.message.includes(JSON.stringify(bad)), e.message);
+      return true;
+    });
+  }
+});
+
+test('it calls a sidecar on another host, and not its own loopback', async (t) => {
+  // 127.0.0.2 stands for the sidecar's container: nothing listens on 127.0.0.1 at that port.
+  const sidecarServer = http.createServer((request, response) => {
+    response.writeHead(request.url === '/v1.0/healthz/outbound' ? 204 : 404);
+    response.end();
+  });
+  const listening = await new Promise((resolve) => {
+    sidecarServer.once('error', () => resolve(false));
+    sidecarServer.listen(0, '127.0.0.2', () => resolve(true));
+  });
+  if (!listening) {
+    t.skip('127.0.0.2 cannot be bound here');
+    return;
+  }
+  t.after(() => sidecarServer.close());
+  const port = sidecarServer.address().port;
+  const elsewhere = loadConfig({ DAPRML_DAPR_HOST: '127.0.0.2', DAPR_HTTP_PORT: String(port), DAPRML_NOTIFIER_CALL_TIMEOUT_MS: '2000' });
+  assert.equal(await new Sidecar(elsewhere).healthy(), true);
+  const loopback = loadConfig({ DAPR_HTTP_PORT: String(port), DAPRML_NOTIFIER_CALL_TIMEOUT_MS: '2000' });
+  assert.equal(await new Sidecar(loopback).healthy(), false);
+});

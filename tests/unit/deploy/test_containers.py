@@ -6,8 +6,6 @@ the entry, health and start scripts run on this machine with stand-ins for the p
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
 import tarfile
 import threading
@@ -230,30 +228,16 @@ def test_redis_gets_its_password_on_standard_input_never_as_an_argument(tmp_path
     assert subprocess.run(["sh", str(IMAGES / "redis-start.sh")], capture_output=True, env=env).returncode == 1
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_the_notifier_reaches_a_sidecar_on_another_host_through_its_loopback_port():
-    """The module the notifier's image loads first forwards 127.0.0.1:DAPR_HTTP_PORT to
-    DAPRML_DAPR_HOST (here 127.0.0.2, another loopback address, standing for the sidecar)."""
-    port = free_port()
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.2", port))
-        except OSError:
-            pytest.skip("127.0.0.2 cannot be bound here")
-    script = (
-        "const http = require('node:http');"
-        "const sidecar = http.createServer((q, r) => r.end('sidecar says ' + q.url));"
-        f"sidecar.listen({port}, '127.0.0.2', async () => {{"
-        f"  const reply = await fetch('http://127.0.0.1:{port}/v1.0/healthz');"
-        "  console.log(await reply.text()); sidecar.close(); process.exit(0); });"
-    )
-    env = os.environ | {"DAPRML_DAPR_HOST": "127.0.0.2", "DAPR_HTTP_PORT": str(port)}
-    done = subprocess.run(
-        ["node", "--require", str(IMAGES / "notifier-sidecar.js"), "-e", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "sidecar says /v1.0/healthz"
+def test_dapr_entry_runs_its_program_with_the_flags_the_kubernetes_injector_passes_after_its_path(tmp_path):
+    """The Dapr injector's sidecar container has the arguments ["/daprd", flags...] and keeps the
+    image's entrypoint: dapr-entry runs its own program with the flags (the path dropped)."""
+    env = {"PATH": os.environ["PATH"], "DAPR_PROGRAM": "echo"}
+
+    def entry(*args: str) -> str:
+        done = subprocess.run(["sh", str(IMAGES / "dapr-entry.sh"), *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert entry("/echo", "--app-id", "gateway") == "--app-id gateway"
+    assert entry("--app-id", "gateway") == "--app-id gateway"  # compose's: the flags alone
+    assert entry("/other", "--x") == "/other --x"  # only its own program's path is dropped

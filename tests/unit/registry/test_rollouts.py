@@ -141,6 +141,8 @@ def test_one_rollout_at_a_time_and_approve_only_where_one_waits():
     # The fake's waits time out at once, so without evidence the step ran to its deadline.
     done = asyncio.run(rollouts.get("iris", started.id))
     assert done.status == "rolled_back" and "timed out" in done.outcome and "0 predictions" in done.outcome
+    # 360 polls of 10 s: the workflow continued as new every MAX_POLLS (100), where it was.
+    assert workflows.runs[f"rollout-iris-{started.id}"].runs == 4
     workflows.run_on_schedule = False  # the next one stays in its first step
     again = asyncio.run(rollouts.start("iris", plan({"shadow": 50}, {"approval": True}, {"promote": True}), "ops"))
     with pytest.raises(ClientError, match="has rollout r2 running"):
