@@ -312,6 +312,7 @@ class FakeWorkflowContext:
 class FakeRun:
     instance_id: str
     input: Any
+    name: str = ""  # the workflow's, as scheduled
     status: str = "PENDING"
     custom_status: Any = None
     output: Any = None
@@ -351,7 +352,7 @@ class FakeWorkflows:
     async def schedule(self, name: str, instance_id: str, input: Any) -> bool:
         if instance_id in self.runs:
             return False
-        self.runs[instance_id] = FakeRun(instance_id, input)
+        self.runs[instance_id] = FakeRun(instance_id, input, name=name)
         if self.run_on_schedule:
             await self.drive(name, instance_id)
         return True
@@ -405,18 +406,14 @@ class FakeWorkflows:
             return  # dropped, as the engine drops it
         run.events.setdefault(name.lower(), []).append(data)  # names are case-insensitive there
         if run.waiting is not None and run.waiting.name.lower() == name.lower():
-            await self.drive(self._name_of(instance_id), instance_id, sent=run.events[name.lower()].pop(0))
+            await self.drive(run.name, instance_id, sent=run.events[name.lower()].pop(0))
 
     async def fire_timeout(self, instance_id: str) -> None:
         """The suspended wait of the run times out (its clock moves on by its timeout)."""
         run = self.runs[instance_id]
         assert run.waiting is not None, "the run waits for no event"
         run.clock += timedelta(seconds=run.waiting.timeout_s)
-        await self.drive(self._name_of(instance_id), instance_id, failed=TimeoutError(f"no {run.waiting.name} event"))
-
-    def _name_of(self, instance_id: str) -> str:
-        # One definition per fake in the tests that raise events; the first is the one.
-        return next(iter(self.definitions))
+        await self.drive(run.name, instance_id, failed=TimeoutError(f"no {run.waiting.name} event"))
 
     async def terminate(self, instance_id: str, reason: str) -> bool:
         found = self.runs.get(instance_id)

@@ -51,9 +51,6 @@ class Rollouts:
             nonlocal made
             record = exists(record, name)
             made = begin(record, request, actor, now())
-            record.rollouts = states.keep(record.rollouts, made)
-            details = {"rollout": made.id, "candidate": made.candidate, "champion": made.champion}
-            record.note(f"{ROLLOUT}started", actor, request.reason or f"rollout {made.id}", made.started_at, details)
             return record
 
         await self.registry.change(name, add)
@@ -241,7 +238,7 @@ class Rollouts:
             if rollout.made(key):
                 return record
             make(record, rollout)
-            states.stamp(rollout, now())
+            rollout.updated_at = now()
             return record
 
         await self.registry.change(at["model"], change)

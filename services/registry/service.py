@@ -22,7 +22,7 @@ from services.registry.domain import rollout_state as states
 from services.registry.domain import traffic as tables
 from services.registry.domain import views
 from services.registry.domain.errors import BadInput, Conflict, Corrupt, Missing
-from services.registry.domain.history import POLICY_CHANGED, ROLLOUT, HistoryEntry, ModelHistory, Note
+from services.registry.domain.history import POLICY_CHANGED, HistoryEntry, ModelHistory, Note
 from services.registry.domain.model import (
     CHALLENGER,
     CHAMPION,
@@ -272,9 +272,6 @@ class RegistryService:
             rollout = begin(record, request, actor, decision.decided_at)
         except Conflict as refused:
             return decision.model_copy(update={"alias": CHALLENGER}), f"{why}; no rollout: {refused}"
-        record.rollouts = states.keep(record.rollouts, rollout)
-        details = {"rollout": rollout.id, "candidate": rollout.candidate, "champion": rollout.champion}
-        record.note(f"{ROLLOUT}started", actor, request.reason[:2000], decision.decided_at, details)
         return decision.model_copy(update={"alias": CHALLENGER}), f"{why}; rollout {rollout.id} brings it to champion"
 
     async def _rollout_started(self, name: str) -> None:

@@ -11,9 +11,7 @@ needs has passed; a gate that fails ends the rollout at once.
 from pydantic import BaseModel, Field
 
 from services.common.contracts import LOWER_IS_BETTER
-from services.common.contracts.rollouts import GateResult, RolloutGates, RolloutStep, seconds
-
-DEFAULT_FOR = "10m"
+from services.common.contracts.rollouts import DEFAULT_FOR, GateResult, RolloutGates, RolloutStep, seconds
 
 
 class VersionReading(BaseModel):

@@ -3,7 +3,6 @@ the effects already made, so that an activity run twice (the engine runs each at
 makes none of them a second time. The live readings of a running step are the workflow's own
 (its custom status), not written here at every poll."""
 
-from datetime import datetime
 from typing import Final
 
 from pydantic import Field
@@ -52,7 +51,3 @@ def active(rollouts: list[RolloutState]) -> RolloutState | None:
 
 def at(rollouts: list[RolloutState], rollout_id: str) -> RolloutState | None:
     return next((r for r in rollouts if r.id == rollout_id), None)
-
-
-def stamp(rollout: RolloutState, when: datetime) -> None:
-    rollout.updated_at = when

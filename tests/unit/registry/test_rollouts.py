@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from services.common.contracts.models import RegisterVersion, Traffic
+from services.common.contracts.models import PromotionRequest, RegisterVersion, Traffic
 from services.common.contracts.rollouts import StartRollout
 from services.common.errors import ClientError
+from services.registry.domain.model import PromotionPolicy
 from services.registry.domain.rollout import StepEvidence, VersionReading
 from services.registry.repository import ModelRepository
 from services.registry.rollouts import Rollouts
@@ -182,3 +183,20 @@ def test_the_monitor_away_for_a_while_loses_no_step():
     started = asyncio.run(rollouts.start("iris", plan({"shadow": 50, "for": 30}, {"promote": True}), "ops"))
     done = asyncio.run(rollouts.get("iris", started.id))
     assert done.status == "promoted", done.outcome
+
+
+def test_a_policy_with_a_plan_rolls_a_winner_out_instead_of_promoting_it():
+    rollouts, service, _ = setup(Monitor())
+    plan = [{"approval": True}, {"promote": True}]
+    policy = PromotionPolicy.model_validate({"mode": "auto", "rollout": plan})
+    asyncio.run(service.set_policy("iris", policy, "ops"))
+    asyncio.run(service.register("iris", RegisterVersion.model_validate(registration(job="job-3", accuracy=0.95))))
+    scores = {"candidate": {"accuracy": 0.95}, "champion_version": 1, "champion": {"accuracy": 0.9}}
+    decision = asyncio.run(service.promote("iris", 3, PromotionRequest.model_validate(scores), "training"))
+    assert decision.alias == "challenger"
+    (started,) = asyncio.run(rollouts.list("iris")).rollouts
+    assert (started.candidate, started.champion, started.status) == (3, 1, "waiting_for_approval")
+    assert started.reason.startswith("promotion policy: auto policy: version 3's accuracy 0.95")
+    entry = next(e for e in asyncio.run(service.history("iris", limit=20)).entries if e.action == "rollout.started")
+    assert (entry.actor, entry.details["rollout"]) == ("training", started.id)
+    assert asyncio.run(service.record("iris")).aliases["champion"] == 1
