@@ -19,6 +19,8 @@ import json
 import os
 import shutil
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from scripts.proc import (
     port_open,
     read_env_file,
     read_pid,
+    wait_until,
     write_if_changed,
 )
 
@@ -132,11 +135,30 @@ def prometheus() -> Server:
         files={conf: yaml.safe_dump(config, sort_keys=False)},
         package="prometheus",
         prepare=lambda: TARGETS.mkdir(parents=True, exist_ok=True),
-        timeout_s=60,  # replays its write-ahead log first
+        timeout_s=60,
+        ready=prometheus_ready,
         optional=True,
         users=live_stacks,
         exporter=PROMETHEUS_PORT,
     )
+
+
+def prometheus_ready(timeout_s: float = 120) -> None:
+    """Prometheus listens before it has replayed its write-ahead log and answers 503 until then
+    (a day of a busy stack's samples takes a while): waits for /-/ready, saying so when it lasts."""
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{PROMETHEUS_URL}/-/ready", timeout=2) as reply:
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    t0 = time.monotonic()
+    if not wait_until(ready, timeout_s, interval_s=0.5):
+        print(f"infra: prometheus still not ready after {timeout_s:.0f}s (replaying its write-ahead log); charts wait")
+    elif time.monotonic() - t0 > 2:
+        print(f"infra: prometheus ready after {time.monotonic() - t0:.1f}s (its write-ahead log replayed)")
 
 
 def jaeger_config() -> dict[str, Any]:

@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     """The sidecar's gRPC API port (the dapr CLI passes it as DAPR_GRPC_PORT)."""
     sidecar_timeout_s: float = 5.0
     """How long one call to the sidecar's own APIs (health, metadata) may take."""
+    sdk_timeout_s: float = 15.0
+    """How long one SDK call to the sidecar (a state read or write, a publish, a secret, a call to
+    the workflow engine) may take before it fails as unavailable; a blob's binding call may take
+    call_timeout_s."""
     call_timeout_s: float = 300.0
     """How long a call to another service through Dapr may wait for its answer (a big commit
     or download forwarded by the gateway takes a while)."""

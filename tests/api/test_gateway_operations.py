@@ -69,6 +69,7 @@ class FakeJaeger:
     ):
         self.traces, self.down, self.stored = traces, down, stored or {}
         self.searches: list[tuple[str, int, int, int, int | None]] = []
+        self.operations: list[str | None] = []
         self.looked_up: list[str] = []
 
     async def get(self, trace_id):
@@ -77,11 +78,17 @@ class FakeJaeger:
             raise BackendUnavailable(self.down)
         return self.stored.get(trace_id)
 
-    async def find(self, service, start_us, end_us, limit, min_duration_ms):
+    async def find(self, service, start_us, end_us, limit, min_duration_ms, operation=None):
         self.searches.append((service, start_us, end_us, limit, min_duration_ms))
+        self.operations.append(operation)
         if self.down:
             raise BackendUnavailable(self.down)
-        wanted = [t for t in self.traces if min_duration_ms is None or t.duration_us >= min_duration_ms * 1000]
+        wanted = [
+            t
+            for t in self.traces
+            if (min_duration_ms is None or t.duration_us >= min_duration_ms * 1000)
+            and (operation is None or t.operation == operation)
+        ]
         return wanted[:limit]
 
 
@@ -327,6 +334,33 @@ def test_asked_for_one_service_the_search_is_by_its_spans_and_still_keeps_only_w
     searches = len(jaeger.searches)
     unknown = client.get("/api/operations/traces", params={"service": "../api/traces"})
     assert unknown.status_code == 422 and len(jaeger.searches) == searches
+
+
+def test_asked_for_one_route_the_search_is_by_the_gateways_spans_of_that_name_and_other_routes_are_refused():
+    predict, upload = "POST /api/models/{name}/predict", "POST /api/datasets/{name}/versions"
+    inference = APP_IDS["inference_app_id"]
+    traces = [
+        TraceSummary("aa01", predict, "gateway-1a2b", 0, 8_000, 4, ["gateway-1a2b", inference]),
+        TraceSummary("aa02", upload, "gateway-1a2b", 0, 900_000, 40, ["gateway-1a2b", inference]),
+        TraceSummary("aa03", predict, "gateway-1a2b", 0, 5_000, 2, ["gateway-1a2b"]),  # refused before inference
+    ]
+    jaeger = FakeJaeger(traces)
+    client, _, config = gateway(FakePrometheus(), jaeger)
+    reply = client.get("/api/operations/traces", params={"operation": predict})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert [t["trace_id"] for t in body["traces"]] == ["aa01", "aa03"]
+    assert {s[0] for s in jaeger.searches} == {config.app_id} and set(jaeger.operations) == {predict}
+    # With a service too: that route's requests that reached it (still searched by the route).
+    body = client.get("/api/operations/traces", params={"operation": predict, "service": "inference"}).json()
+    assert [t["trace_id"] for t in body["traces"]] == ["aa01"]
+    assert {s[0] for s in jaeger.searches} == {config.app_id}
+    searches = len(jaeger.searches)
+    for hostile in ["GET /internal/anything", "POST /api/models/x/predict", "predict", "x" * 201, "POST /v2/../admin"]:
+        reply = client.get("/api/operations/traces", params={"operation": hostile})
+        assert reply.status_code in (400, 422), (hostile, reply.text)
+        assert "detail" in reply.json()
+    assert len(jaeger.searches) == searches
 
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

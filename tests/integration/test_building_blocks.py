@@ -1,17 +1,20 @@
 """Each Dapr building block daprml uses, through real sidecars."""
 
 import asyncio
+import os
+import signal
 import subprocess
+import time
 import uuid
 
 import httpx
 import pytest
 
-from scripts.proc import DATA, read_env_file
+from scripts.proc import DATA, listener_pid, read_env_file
 from services.common import events
-from services.common.dapr_adapters import DaprBlobStore, DaprSecretStore, DaprStateStore, Sidecar
+from services.common.dapr_adapters import DaprBlobStore, DaprPublisher, DaprSecretStore, DaprStateStore, Sidecar
 from services.common.events import EventType, RoundtripPing, Topic
-from services.common.ports import ConcurrencyConflict, NotFound
+from services.common.ports import ConcurrencyConflict, NotFound, SidecarUnavailable
 from tests.integration.conftest import poll, sidecar_settings
 
 pytestmark = pytest.mark.integration
@@ -175,3 +178,46 @@ async def _many_conflicts_scenario(settings, conflicts: int):
 def test_a_run_of_refused_etags_does_not_cut_the_service_off_its_state_store(stack):
     # A breaker of the kind components get (consecutiveFailures > 5) would open on these.
     asyncio.run(_many_conflicts_scenario(sidecar_settings(stack, "ingestion"), 12))
+
+
+async def _frozen_sidecar_scenario(settings, daprd: int) -> dict[str, float]:
+    """Each kind of SDK call to a sidecar that stopped answering, and how long it took to fail."""
+    sidecar = Sidecar(settings)
+    store, blobs = DaprStateStore(sidecar, settings.statestore), DaprBlobStore(sidecar, settings.blobstore)
+    # On a topic nobody hears: daprd reads what was sent once it runs again, and publishes it.
+    publisher = DaprPublisher(sidecar, settings.pubsub, "deadline-test", topic_prefix="frozen-")
+    ping = RoundtripPing(run_id="frozen", blob_key="roundtrip/frozen.json")
+    calls = {
+        "state get": lambda: store.get(f"frozen-{uuid.uuid4().hex}"),
+        "publish": lambda: publisher.publish(EventType.ROUNDTRIP_PING, ping),
+        "blob put": lambda: blobs.put(f"frozen-{uuid.uuid4().hex}", b"x"),
+    }
+    took: dict[str, float] = {}
+    try:
+        await store.get("warm-up")  # the client is made (and the sidecar found healthy) before it freezes
+        os.kill(daprd, signal.SIGSTOP)
+        for name, call in calls.items():
+            t0 = time.monotonic()
+            with pytest.raises(SidecarUnavailable):
+                # Far above the deadlines: without them each of these waits forever.
+                await asyncio.wait_for(call(), 20)
+            took[name] = time.monotonic() - t0
+    finally:
+        os.kill(daprd, signal.SIGCONT)
+        await sidecar.close()
+    return took
+
+
+def test_a_frozen_sidecar_fails_each_sdk_call_by_its_deadline_instead_of_hanging(stack):
+    """SIGSTOP leaves daprd's sockets open and silent (as a sidecar container whose network went
+    away does): state, pub/sub and bindings calls each end by the deadline set for its kind."""
+    settings = sidecar_settings(stack, "ingestion").model_copy(update={"sdk_timeout_s": 1.0, "call_timeout_s": 2.0})
+    daprd = listener_pid(stack.app("ingestion").http_port)
+    took = asyncio.run(_frozen_sidecar_scenario(settings, daprd))
+    print(f"\nfailed after: {', '.join(f'{name} {s:.2f}s' for name, s in took.items())}")
+    assert 1.0 <= took["state get"] < 5 and 1.0 <= took["publish"] < 5
+    assert 2.0 <= took["blob put"] < 6  # a binding carries whole blobs: it gets the longer deadline
+    # The sidecar answers again once it runs.
+    assert poll(
+        lambda: httpx.get(f"http://127.0.0.1:{stack.app('ingestion').http_port}/v1.0/healthz").status_code == 204
+    )

@@ -77,6 +77,9 @@ class Traffic:
         self.thread.join(10)
 
 
+PREDICT = "POST /api/models/{name}/predict"  # the gateway's route, as its spans name it
+
+
 def operations(stack, path: str, **params: str) -> dict:
     with stack.gateway() as gateway:
         window = {"window": "15m"} if path != "replicas" else {}
@@ -192,13 +195,14 @@ def test_a_slow_trace_opens_as_a_waterfall_of_the_gateway_and_the_service_it_cal
         assert answer["available"], f"the trace backend should answer: {answer['reason']}"
 
         def predict_traced() -> list[dict] | None:
-            # Those that reached inference: on the session stack other tests' requests (failed
-            # uploads, killed services) are slower than any prediction and fill the plain list.
-            found = operations(stack, "traces", service="inference")["traces"]
-            return [t for t in found if "predict" in t["operation"] and inference_id in t["services"]] or None
+            # Predictions that reached inference, asked for by route: on the session stack other
+            # tests' requests (uploads, status checks, events) reach inference too and are all
+            # slower than a prediction, so a search by service alone can be full of them.
+            found = operations(stack, "traces", service="inference", operation=PREDICT)["traces"]
+            return [t for t in found if t["operation"] == PREDICT and inference_id in t["services"]] or None
 
         assert poll(predict_traced, 60), (
-            f"no prediction among the slowest: {operations(stack, 'traces', service='inference')}"
+            f"no prediction among the slowest: {operations(stack, 'traces', service='inference', operation=PREDICT)}"
         )
     # The traffic stopped: the list of the slowest stays as it is while the page is read.
     chosen = predict_traced()

@@ -89,7 +89,7 @@ class Sidecar:
                 self._client = DaprClient(
                     address=self.grpc_address,
                     max_grpc_message_length=self.settings.max_message_bytes,
-                    interceptors=[TracedCalls()],
+                    interceptors=[SidecarCalls(self.settings)],
                 )
             return self._client
 
@@ -117,20 +117,38 @@ def with_trace(metadata: Any) -> list[tuple[str, str]] | Any:
     return [*kept, *found.items()]
 
 
-class TracedCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc has no types
-    """The SDK's gRPC calls (state, pub/sub, bindings, secrets) carry the current trace context
-    as metadata, which daprd reads as it reads the header (and puts on a published event)."""
+# The calls that carry a whole blob (a model's files, a dataset's rows) through a binding: they
+# may take as long as a call to another service does.
+LONG_CALLS = frozenset({"InvokeBinding"})
+
+
+def deadline(method: str | bytes, timeout: float | None, settings: ServiceSettings) -> float:
+    """The deadline for an SDK call to the sidecar: the caller's, else one by kind. Without one,
+    a call to a sidecar that stopped answering (its container gone, its process stopped) waits
+    for as long as the socket lives: the SDK sets none unless DAPR_API_TIMEOUT_SECONDS is set."""
+    if timeout is not None:
+        return timeout
+    name = method.decode() if isinstance(method, bytes) else method
+    return settings.call_timeout_s if name.rsplit("/", 1)[-1] in LONG_CALLS else settings.sdk_timeout_s
+
+
+class SidecarCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc has no types
+    """Every SDK gRPC call (state, pub/sub, bindings, secrets) gets a deadline, and carries the
+    current trace context as metadata, which daprd reads as it reads the header (and puts on a
+    published event)."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
 
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        metadata = with_trace(client_call_details.metadata)
-        if metadata is not client_call_details.metadata:
-            client_call_details = grpc.aio.ClientCallDetails(
-                client_call_details.method,
-                client_call_details.timeout,
-                metadata,
-                client_call_details.credentials,
-                client_call_details.wait_for_ready,
-            )
-        return await continuation(client_call_details, request)
+        details = client_call_details
+        bounded = grpc.aio.ClientCallDetails(
+            details.method,
+            deadline(details.method, details.timeout, self.settings),
+            with_trace(details.metadata),
+            details.credentials,
+            details.wait_for_ready,
+        )
+        return await continuation(bounded, request)

@@ -4,7 +4,7 @@ Traces: daprd 1.18.2 carries the trace context of the call that starts a workflo
 of its activities (the workflow's history keeps it; each activity request hands the activity
 span's context to the SDK, whose worker opens a span `activity: <name>` from it with the
 global tracer provider, services.common.tracing's). The SDK's client sends no context with that
-call, though: the engine's calls here carry it as gRPC metadata (TracedEngineCalls), so the
+call, though: the engine's calls here carry it as gRPC metadata (EngineCalls), so the
 activities of a job started for a request or an event are part of its trace."""
 
 import asyncio
@@ -28,9 +28,17 @@ from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grp
 from dapr.ext.workflow._durabletask.task import NonRetryableError
 from dapr.ext.workflow.logger.options import LoggerOptions
 
-from services.common.dapr_adapters.sidecar import NOT_ANSWERING, SDK_ERRORS, Sidecar, sdk_message, with_trace
+from services.common.dapr_adapters.sidecar import (
+    NOT_ANSWERING,
+    SDK_ERRORS,
+    Sidecar,
+    deadline,
+    sdk_message,
+    with_trace,
+)
 from services.common.errors import ClientError
 from services.common.ports import ActivityFunction, SidecarUnavailable, WorkflowFunction, WorkflowRun
+from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +111,7 @@ class DaprWorkflows:
         self._client = DaprWorkflowClient(
             host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=_QUIET
         )
-        carry_trace(self._client)
+        intercept_engine(self._client, settings)
 
     def _workflow(self, workflow: WorkflowFunction) -> Callable[[DaprWorkflowContext, Any], Any]:
         def run(ctx: DaprWorkflowContext, input: Any) -> Any:
@@ -189,34 +197,38 @@ class _CallDetails(NamedTuple):
     compression: Any
 
 
-class TracedEngineCalls(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc has no types
-    """The workflow client's calls carry the current trace context as gRPC metadata (daprd's
-    gRPC API reads `traceparent` there)."""
+class EngineCalls(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc has no types
+    """The workflow client's calls get a deadline (sidecar.deadline) and carry the current trace
+    context as gRPC metadata (daprd's gRPC API reads `traceparent` there)."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
 
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        metadata = with_trace(details.metadata)
-        if metadata is not details.metadata:
-            details = _CallDetails(
-                details.method,
-                details.timeout,
-                metadata,
-                details.credentials,
-                details.wait_for_ready,
-                getattr(details, "compression", None),
-            )
-        return continuation(details, request)
+        bounded = _CallDetails(
+            details.method,
+            deadline(details.method, details.timeout, self.settings),
+            with_trace(details.metadata),
+            details.credentials,
+            details.wait_for_ready,
+            getattr(details, "compression", None),
+        )
+        return continuation(bounded, request)
 
 
-def carry_trace(client: DaprWorkflowClient) -> bool:
-    """Puts TracedEngineCalls in front of the workflow client's gRPC stub. DaprWorkflowClient
+def intercept_engine(client: DaprWorkflowClient, settings: ServiceSettings) -> bool:
+    """Puts EngineCalls in front of the workflow client's gRPC stub. DaprWorkflowClient
     takes no interceptors of ours, so this reaches into the pinned SDK (1.18.3); a later one
-    laid out otherwise gets a warning and starts workflows without the trace context."""
+    laid out otherwise gets a warning and calls the engine without our deadline or the trace context."""
     inner = getattr(client, "_DaprWorkflowClient__obj", None)
     channel = getattr(inner, "_channel", None)
     if inner is None or channel is None or not hasattr(inner, "_stub"):
-        log.warning("workflows started here will not join the trace that starts them: dapr-ext-workflow changed")
+        log.warning(
+            "dapr-ext-workflow changed: calls to the workflow engine go without a deadline, and workflows "
+            "started here will not join the trace that starts them"
+        )
         return False
-    traced = grpc.intercept_channel(channel, TracedEngineCalls())
+    traced = grpc.intercept_channel(channel, EngineCalls(settings))
     inner._stub = engine_stubs.TaskHubSidecarServiceStub(traced)  # type: ignore[no-untyped-call]
     return True
 

@@ -3,7 +3,7 @@ bounded number. A backend that is down makes `available: false` with the reason,
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from services.gateway.deps import READ, OperationsDep
 from services.gateway.operations.models import (
@@ -37,15 +37,32 @@ async def models(operations: OperationsDep, window: WindowQuery = Window.HOUR_1)
 
 @router.get("/traces", response_model=TracesReport)
 async def traces(
+    request: Request,
     operations: OperationsDep,
     window: WindowQuery = Window.HOUR_1,
     limit: Annotated[int, Query(ge=1, le=50, description="how many traces")] = 10,
     service: Annotated[Service | None, Query(description="only requests that reached this service")] = None,
+    operation: Annotated[
+        str | None,
+        Query(max_length=200, description="only requests to this gateway route, as 'POST /api/models/{name}/predict'"),
+    ] = None,
 ) -> dict[str, Any]:
     """The slowest requests through the gateway in the window, from the trace backend, each with
-    a link to it in the trace UI; with `service`, only those that reached that service (the
-    slowest predictions, say, when failing uploads are slower)."""
-    return await operations.slowest(window, limit, service)
+    a link to it in the trace UI; with `service`, only those that reached that service; with
+    `operation`, only those to that route (the slowest predictions, say, when a busy stack's
+    uploads and status checks are all slower)."""
+    if operation is not None and operation not in gateway_operations(request):
+        raise HTTPException(
+            400, f"{operation!r} is not one of the gateway's routes, as 'POST /api/models/{{name}}/predict'"
+        )
+    return await operations.slowest(window, limit, service, operation)
+
+
+def gateway_operations(request: Request) -> set[str]:
+    """The gateway's published routes as its trace spans name them ("METHOD /path/{param}"):
+    the only operations a search may name, so nothing else from outside reaches the trace backend."""
+    paths = request.app.openapi().get("paths", {})
+    return {f"{method.upper()} {path}" for path, methods in paths.items() for method in methods}
 
 
 @router.get("/traces/{trace_id}", response_model=TraceReport, responses={404: {"description": "no such trace"}})

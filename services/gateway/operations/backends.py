@@ -57,10 +57,16 @@ class Metrics(Protocol):
 
 class Traces(Protocol):
     async def find(
-        self, service: str, start_us: int, end_us: int, limit: int, min_duration_ms: int | None
+        self,
+        service: str,
+        start_us: int,
+        end_us: int,
+        limit: int,
+        min_duration_ms: int | None,
+        operation: str | None = None,
     ) -> list[TraceSummary]:
-        """Up to `limit` traces with a span of `service` that started in the interval (and lasted
-        at least min_duration_ms, when given)."""
+        """Up to `limit` traces with a span of `service` (named `operation`, when given) that
+        started in the interval (and lasted at least min_duration_ms, when given)."""
         ...
 
     async def get(self, trace_id: str) -> list[Span] | None:

@@ -132,11 +132,19 @@ class JaegerHttp(_Http):
     hint = ": make up starts Jaeger (unless DAPRML_OBSERVABILITY=off)"
 
     async def find(
-        self, service: str, start_us: int, end_us: int, limit: int, min_duration_ms: int | None
+        self,
+        service: str,
+        start_us: int,
+        end_us: int,
+        limit: int,
+        min_duration_ms: int | None,
+        operation: str | None = None,
     ) -> list[TraceSummary]:
         params: dict[str, Any] = {"service": service, "start": start_us, "end": end_us, "limit": limit}
         if min_duration_ms is not None:
             params["minDuration"] = f"{min_duration_ms}ms"
+        if operation is not None:
+            params["operation"] = operation
         body = await self._json("GET", "/api/traces", params=params)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             # Jaeger answers a search that found nothing with data: null, or an error for a service it never saw.

@@ -141,10 +141,13 @@ class Operations:
         models.sort(key=lambda m: (-(m["current"]["rate"] or 0), m["model"], m["version"]))
         return {**grid, "available": True, "models": models[:MAX_MODELS]}
 
-    async def slowest(self, window: Window, limit: int, service: Service | None = None) -> dict[str, Any]:
+    async def slowest(
+        self, window: Window, limit: int, service: Service | None = None, operation: str | None = None
+    ) -> dict[str, Any]:
         """The slowest requests through the gateway in the window, each linked to the trace UI;
         with a service, only those that reached it (searched by its spans, so that slower
-        requests elsewhere cannot crowd them out)."""
+        requests elsewhere cannot crowd them out); with an operation (a gateway route), only
+        requests to it (searched by the gateway's spans of that name, for the same reason)."""
         ui = self.settings.traces_url.rstrip("/") or None
         empty: dict[str, Any] = {"window": window, "ui_url": ui, "traces": []}
         if self.traces is None or ui is None:
@@ -152,17 +155,20 @@ class Operations:
         end_us = int(self.clock() * 1_000_000)
         start_us = end_us - WINDOWS[window][0] * 1_000_000
         gateway = self.settings.app_id
-        searched = self.settings.app_ids()[service] if service else gateway
+        wanted = self.settings.app_ids()[service] if service else None
+        searched = gateway if operation or not wanted else wanted
+        # Searched by the route, the service is checked here; searched by the service, it is there.
+        reached = wanted if operation else None
         found: dict[str, TraceSummary] = {}
         deadline = time.monotonic() + self.settings.operations_timeout_s
         try:
             for min_ms in SLOW_FIRST_MS:
                 if found and time.monotonic() > deadline:
                     break  # a slow backend: what the first searches found
-                for trace in await self.traces.find(searched, start_us, end_us, SEARCHED, min_ms):
+                for trace in await self.traces.find(searched, start_us, end_us, SEARCHED, min_ms, operation):
                     # Requests that entered through the gateway: not the heartbeats it receives.
                     console = trace.operation == "GET /" or trace.operation.startswith(CONSOLE)
-                    ours = trace.root_service == gateway and not console
+                    ours = trace.root_service == gateway and not console and (not reached or reached in trace.services)
                     if ours and TRACE_ID.match(trace.trace_id):
                         found[trace.trace_id] = trace
                 if len(found) >= limit:

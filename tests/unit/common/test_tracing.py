@@ -17,11 +17,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from services.common import tracing
 from services.common.app import LOG_FORMAT
 from services.common.dapr_adapters import DaprInvoker, Sidecar
-from services.common.dapr_adapters.sidecar import TracedCalls, with_trace
-from services.common.dapr_adapters.workflows import TracedEngineCalls, carry_trace
+from services.common.dapr_adapters.sidecar import SidecarCalls, with_trace
+from services.common.dapr_adapters.workflows import EngineCalls, intercept_engine
 from services.common.settings import ServiceSettings
 from tests.recorders import recorded_spans, written_log
 
+SETTINGS = ServiceSettings(sdk_timeout_s=7.0, call_timeout_s=90.0)
 CLIENTS = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -102,19 +103,46 @@ def test_the_sdks_grpc_calls_carry_the_current_trace_as_metadata(spans):
 
     async def call() -> str:
         with tracing.span("publish") as span:
-            assert await TracedCalls().intercept_unary_unary(continuation, Details([("x", "1")]), b"") == "answer"
+            assert (
+                await SidecarCalls(SETTINGS).intercept_unary_unary(continuation, Details([("x", "1")]), b"") == "answer"
+            )
             return hex_trace(span)
 
     trace_id = asyncio.run(call())
-    asyncio.run(TracedCalls().intercept_unary_unary(continuation, Details(None), b""))  # outside a trace
+    asyncio.run(SidecarCalls(SETTINGS).intercept_unary_unary(continuation, Details(None), b""))  # outside a trace
     assert seen[0]["x"] == "1" and seen[0]["traceparent"].split("-")[1] == trace_id
     assert seen[1] == {}
+
+
+def test_every_sdk_call_to_the_sidecar_gets_a_deadline_a_blobs_the_longer_one():
+    """Without one, a call to a sidecar that stopped answering waits as long as its socket lives."""
+    seen: list[tuple[object, float | None]] = []
+
+    async def continuation(details, request):
+        seen.append((details.method, details.timeout))
+
+    def details(method, timeout=None):
+        found = Details(None)
+        found.method, found.timeout = method, timeout
+        return found
+
+    async def calls() -> None:
+        for method in (b"/dapr.proto.runtime.v1.Dapr/GetState", b"/dapr.proto.runtime.v1.Dapr/InvokeBinding"):
+            await SidecarCalls(SETTINGS).intercept_unary_unary(continuation, details(method), b"")
+        await SidecarCalls(SETTINGS).intercept_unary_unary(continuation, details(b"/x/PublishEvent", 0.5), b"")
+
+    asyncio.run(calls())
+    # The workflow client's calls (a plain gRPC channel: its method names are text).
+    EngineCalls(SETTINGS).intercept_unary_unary(
+        lambda d, _: seen.append((d.method, d.timeout)), details("/TaskHubSidecarService/GetInstance"), b""
+    )
+    assert [timeout for _, timeout in seen] == [7.0, 90.0, 0.5, 7.0]
 
 
 def test_the_workflow_clients_calls_carry_the_current_trace(spans):
     seen = []
     with tracing.span("schedule") as span:
-        TracedEngineCalls().intercept_unary_unary(
+        EngineCalls(SETTINGS).intercept_unary_unary(
             lambda details, _: seen.append(dict(details.metadata)), Details([("traceparent", CLIENTS)]), b""
         )
     assert seen[0]["traceparent"].split("-")[1] == hex_trace(span)
@@ -122,11 +150,11 @@ def test_the_workflow_clients_calls_carry_the_current_trace(spans):
 
 
 def test_the_pinned_workflow_sdk_lets_its_client_carry_the_trace():
-    """DaprWorkflowClient takes no interceptors: carry_trace reaches into it. Fails when a new
+    """DaprWorkflowClient takes no interceptors: intercept_engine reaches into it. Fails when a new
     dapr-ext-workflow lays its client out otherwise (no connection is made here)."""
     client = DaprWorkflowClient(host="127.0.0.1", port="59999")
     try:
-        assert carry_trace(client)
+        assert intercept_engine(client, SETTINGS)
     finally:
         client.close()
 
