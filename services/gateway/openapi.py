@@ -7,12 +7,15 @@ does not allow, 413 for a body past the limit) and the service it forwards to (w
 answers: 404, 409, 422, 503 ...). Every such status is added here to each operation it can come
 from, with its body's schema: {"detail": ...} on /api, the Open Inference Protocol's
 {"error": ...} on /v2 (tests/integration/test_openapi.py holds the document to the answers).
+What a forwarded operation answers on success is the service's own document's (forwarded_docs).
 """
 
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+
+from services.gateway import forwarded_docs
 
 DETAIL = {
     "type": "object",
@@ -71,13 +74,15 @@ def _response(status: int, path: str, existing: dict[str, Any] | None) -> dict[s
 
 
 def truthful(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The app's openapi() with every error status each operation can answer."""
+    """The app's openapi() with every error status each operation can answer, and the success
+    responses of the services it forwards to."""
     make = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = make()
+        forwarded_docs.merge(document, forwarded_docs.stored())
         for path, operations in document["paths"].items():
             if not (path.startswith("/api") or path.startswith("/v2")):
                 continue

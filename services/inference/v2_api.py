@@ -19,6 +19,14 @@ from services.common.deps import ProbeDep
 from services.common.oip import ProtocolRoute
 from services.inference.deps import LogDep, PlaneDep, RoutingKeyHeader, SettingsDep
 from services.inference.domain import contract, tensors
+from services.inference.domain.answers import (
+    InferResponse,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
 from services.inference.domain.columns import Columns, count
 from services.inference.domain.errors import TooManyRecords
 from services.inference.domain.tensors import PREDICT, InferRequest
@@ -42,19 +50,19 @@ def _server_version() -> str:
         return "0"
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses={200: {"model": ServerLive}})
 async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses={200: {"model": ServerReady}, 503: {"model": ServerReady}})
 async def ready(probe: ProbeDep) -> JSONResponse:
     """Ready when the sidecar answers (models are loaded on first use)."""
     healthy = await probe.healthy()
     return JSONResponse({"ready": healthy}, status_code=200 if healthy else 503)
 
 
-@router.get("")
+@router.get("", responses={200: {"model": ServerMetadata}})
 async def server_metadata() -> dict[str, Any]:
     return {"name": SERVER, "version": _server_version(), "extensions": []}
 
@@ -78,7 +86,7 @@ async def _metadata(plane: PlaneDep, name: str, ref: str | None) -> dict[str, An
     }
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", responses={200: {"model": ModelMetadata}})
 async def model_metadata(name: Name, plane: PlaneDep) -> dict[str, Any]:
     """The champion's inputs (one per feature, each with its signature in `parameters`) and
     outputs; `platform` and `parameters.runtime` say what serves it (onnxruntime or sklearn, with
@@ -87,7 +95,7 @@ async def model_metadata(name: Name, plane: PlaneDep) -> dict[str, Any]:
     return await _metadata(plane, name, None)
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", responses={200: {"model": ModelMetadata}})
 async def version_metadata(name: Name, version: Version, plane: PlaneDep) -> dict[str, Any]:
     return await _metadata(plane, name, version)
 
@@ -97,13 +105,13 @@ async def _ready(plane: PlaneDep, name: str, ref: str | None) -> dict[str, Any]:
     return {"name": name, "version": str(loaded.version), "ready": True}
 
 
-@router.get("/models/{name}/ready")
+@router.get("/models/{name}/ready", responses={200: {"model": ModelReady}})
 async def model_ready(name: Name, plane: PlaneDep) -> dict[str, Any]:
     """Ready means loaded: the model is loaded if it is not."""
     return await _ready(plane, name, None)
 
 
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/versions/{version}/ready", responses={200: {"model": ModelReady}})
 async def version_ready(name: Name, version: Version, plane: PlaneDep) -> dict[str, Any]:
     return await _ready(plane, name, version)
 
@@ -156,7 +164,7 @@ async def _infer(
     }
 
 
-@router.post("/models/{name}/infer")
+@router.post("/models/{name}/infer", responses={200: {"model": InferResponse}})
 async def infer(
     name: Name,
     request: InferRequest,
@@ -171,7 +179,7 @@ async def infer(
     return await _infer(plane, settings, prediction_log, name, None, request, routing_key)
 
 
-@router.post("/models/{name}/versions/{version}/infer")
+@router.post("/models/{name}/versions/{version}/infer", responses={200: {"model": InferResponse}})
 async def infer_version(
     name: Name, version: Version, request: InferRequest, plane: PlaneDep, settings: SettingsDep, prediction_log: LogDep
 ) -> Any:

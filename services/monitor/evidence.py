@@ -4,7 +4,9 @@ shadow's agreement and each version's live metrics over what was captured since 
 
 The shadows' agreement reads the shadows' captured answers and the served ones (bounded in rows
 and parts); a rollout asks the same `since` again and again during a step, so an answer is kept
-`cache_s` per (model, since). The serving counters (one state read) and the live metrics (rows
+per (model, since): `cache_s`, or a tenth of the time since `since` when that is shorter, so
+that the first readings of a step, over a few answers, are not held while many more come in
+(a step 20 s old reads agreement at most 2 s old). The serving counters (one state read) and the live metrics (rows
 held in memory) are read anew each time.
 """
 
@@ -58,7 +60,7 @@ class EvidenceService:
     async def _agreement(self, model: str, since: datetime, now: datetime) -> list[ShadowAgreement]:
         key = (model, since)
         kept = self._shadows.get(key)
-        if kept is not None and (now - kept[0]).total_seconds() < self.cache_s:
+        if kept is not None and (now - kept[0]).total_seconds() < kept_for(self.cache_s, since, kept[0]):
             self._shadows.move_to_end(key)
             return kept[1]
         reports = await agreement(self.tables, model, since, now, self.max_rows, self.max_parts)
@@ -67,3 +69,8 @@ class EvidenceService:
         while len(self._shadows) > CACHED:
             self._shadows.popitem(last=False)
         return reports
+
+
+def kept_for(cache_s: float, since: datetime, computed_at: datetime) -> float:
+    """How long an agreement computed at `computed_at` over what came since `since` is kept."""
+    return min(cache_s, max(0.0, (computed_at - since).total_seconds()) / 10)

@@ -5,6 +5,14 @@ import pandas as pd
 import pytest
 
 from services.common.contracts.monitoring import is_prediction_id
+from services.inference.domain.answers import (
+    InferResponse,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
 from tests.fakes import FakeProbe
 
 LENGTH, WIDTH, COLOUR = [1.4, 4.4, 6.1], [0.5, 1.4, 2.0], ["red", "white", "blue"]
@@ -137,3 +145,32 @@ def test_the_server_is_not_ready_without_its_sidecar(make_client):
 def test_a_malformed_model_name_is_400_with_an_error(served):
     reply = served.get("/v2/models/NOT..valid")
     assert reply.status_code == 400 and "name" in reply.json()["error"]
+
+
+def test_every_answer_is_exactly_what_the_openapi_document_says(served):
+    """The routes build their answers as dicts (no validation on the way out, for speed): each
+    kind is held here to the model the document shows, which allows no field it does not name."""
+    houses = {"inputs": [{"name": "input-0", "shape": [2, 2], "datatype": "FP64", "data": [[3, 70.5], [4, 95.0]]}]}
+    unknown = columns(parameters={"strict": False})
+    unknown["inputs"].append({"name": "extra", "shape": [3], "datatype": "FP64", "data": [1, 2, 3]})
+    answers = {
+        ServerLive: [served.get("/v2/health/live")],
+        ServerReady: [served.get("/v2/health/ready")],
+        ServerMetadata: [served.get("/v2")],
+        ModelMetadata: [served.get("/v2/models/flowers"), served.get("/v2/models/houses/versions/1")],
+        ModelReady: [served.get("/v2/models/flowers/ready"), served.get("/v2/models/flowers/versions/1/ready")],
+        InferResponse: [
+            served.post("/v2/models/flowers/infer", json=columns()),
+            served.post("/v2/models/flowers/infer", json=unknown),  # with warnings in its parameters
+            served.post("/v2/models/flowers/infer", json=columns(outputs=[{"name": "predict_proba"}])),
+            served.post("/v2/models/houses/versions/1/infer", json=houses),
+        ],
+    }
+    for model, replies in answers.items():
+        for reply in replies:
+            assert reply.status_code == 200, reply.text
+            model.model_validate(reply.json())
+    assert "warnings" in answers[InferResponse][1].json()["parameters"]
+    # What the document says of infer is that model, whole.
+    documented = served.app.openapi()["paths"]["/v2/models/{name}/infer"]["post"]["responses"]["200"]
+    assert documented["content"]["application/json"]["schema"]["$ref"].endswith("/InferResponse")

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from services.common import events
+from services.gateway import forwarded_docs
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
 SERVICES = ("gateway", "ingestion", "training", "registry", "inference", "monitor")
+BEHIND = SERVICES[1:]  # the services the gateway forwards to
 EVENTS = SNAPSHOTS / "events.schema.json"
 
 
@@ -53,6 +55,36 @@ def test_the_openapi_document_matches_the_snapshot(service):
     assert changes == [], "the public API changed; if on purpose, regenerate the snapshot:\n" + "\n".join(changes)
 
 
+def forwarded() -> dict:
+    """What the gateway's document takes from the services': their success responses."""
+    gateway = openapi("gateway")
+    operations = {(method.upper(), path) for path, methods in gateway["paths"].items() for method in methods}
+    return forwarded_docs.extract({service: openapi(service) for service in BEHIND}, operations)
+
+
+def test_the_gateway_documents_what_each_service_it_forwards_to_answers():
+    changes = _diff(json.loads(forwarded_docs.FILE.read_text()), forwarded())
+    assert changes == [], "a service's answers changed; regenerate (python -m tests.api.test_public_contract):\n" + (
+        "\n".join(changes)
+    )
+
+
+def test_every_forwarded_operation_documents_its_success_as_its_service_does():
+    gateway = openapi("gateway")
+    found = forwarded()["operations"]
+    for key, entry in found.items():
+        method, path = key.split(" ", 1)
+        mine = {s: r for s, r in gateway["paths"][path][method.lower()]["responses"].items() if s.startswith("2")}
+        theirs = openapi(entry["service"])["paths"][path][method.lower()]["responses"]
+        assert set(mine) == {s for s in theirs if s.startswith("2")}, key
+        for status, response in mine.items():
+            assert response.keys() == theirs[status].keys() and response["description"] == theirs[status]["description"]
+    # Every forwarded operation the gateway has: the /api ones of the five services and /v2.
+    forwarding = [p for p in gateway["paths"] if p.startswith(("/api/datasets", "/api/training", "/v2"))]
+    assert all(f"{m.upper()} {p}" in found for p in forwarding for m in gateway["paths"][p]), forwarding
+    assert "GET /api/models/{name}" in found and "POST /api/models/{name}/predict" in found
+
+
 def test_the_event_schemas_match_the_snapshot():
     changes = _diff(json.loads(EVENTS.read_text()), events.json_schemas())
     assert changes == [], "an event changed; if on purpose, regenerate the snapshot:\n" + "\n".join(changes)
@@ -64,6 +96,9 @@ def test_the_diff_names_what_changed():
 
 def main() -> int:
     SNAPSHOTS.mkdir(exist_ok=True)
+    # First: the gateway's document includes it.
+    forwarded_docs.FILE.write_text(json.dumps(forwarded(), indent=1, sort_keys=True) + "\n")
+    forwarded_docs._stored.cache_clear()
     for service in SERVICES:
         snapshot(service).write_text(json.dumps(openapi(service), indent=1, sort_keys=True) + "\n")
     EVENTS.write_text(json.dumps(events.json_schemas(), indent=1, sort_keys=True) + "\n")

@@ -2,7 +2,7 @@
 evidence): a candidate as good as the champion passes a shadow and a canary step and is promoted
 with no failed request; a candidate that disagrees is rolled back by its agreement gate, with the
 numbers; an approval step waits through a kill of the registry's app and moves on when approved,
-each step made once; an inference replica killed mid-step loses none; the history lists every
+each step made once; an inference replica or the monitor killed mid-step loses none; the history lists every
 move with who and why. Steps last a number of predictions, and the registry reads the evidence
 every second (DAPRML_ROLLOUT_POLL_S)."""
 
@@ -152,9 +152,12 @@ def test_an_approval_survives_a_killed_registry_and_approve_moves_it_on(rolling)
         assert steps == ["rollout.started", "rollout.step", "rollout.decision", "rollout.promoted"], steps
 
 
-def test_an_inference_replica_killed_mid_rollout_loses_no_step(rolling):
+def killed_mid_step(rolling, prefix: str, port_of) -> tuple[dict, list[str], list[int]]:
+    """A rollout of a good candidate (shadow 50% for 60 predictions, then promote) whose process
+    on port_of(stack) is SIGKILLed once the step has counted predictions: how it ended, its
+    history and the status of every request streamed meanwhile."""
     with rolling.gateway(timeout_s=120) as gateway:
-        name = champion_and_challenger(gateway, "rollout-replica")
+        name = champion_and_challenger(gateway, prefix)
         forest = {"dataset": name, "estimator": "random_forest"}
         assert gateway.post("/api/training/jobs", json=forest).status_code == 202
         finished_job(gateway, name, count=3)
@@ -162,21 +165,37 @@ def test_an_inference_replica_killed_mid_rollout_loses_no_step(rolling):
         with Stream(rolling.gateway_url, name, headers) as stream:
             started = start(gateway, name, 3, [{"shadow": 50, "for": 60}, {"promote": True}], "through a kill")
             assert poll(lambda: rollout(gateway, name, started["id"])["step_predictions"] > 0, 60)
-            port = rolling.replicas("inference")[0].app_port
+            port = port_of(rolling)
             killed = listener_pid(port)
             assert killed is not None
             os.kill(killed, signal.SIGKILL)
-            assert poll(lambda: listener_pid(port) not in (None, killed), 30), "the replica did not come back"
+            assert poll(lambda: listener_pid(port) not in (None, killed), 30), f"{prefix}: nothing came back"
             done = ended(gateway, name, started["id"])
-        assert done["status"] == "promoted", done
         steps = [e["action"] for e in rollout_history(gateway, name)]
-        assert steps == [
-            "rollout.started",
-            *("traffic.changed", "rollout.step", "rollout.passed"),
-            "traffic.changed",
-            "rollout.promoted",
-        ], steps
-        failed = [s for _, s, _ in stream.answers if s != 200]
-        print(
-            f"\nrollouts: a replica killed mid-step; promoted; {len(failed)} of {len(stream.answers)} requests failed"
-        )
+    return done, steps, [s for _, s, _ in stream.answers]
+
+
+ONE_STEP_PROMOTED = [
+    "rollout.started",
+    *("traffic.changed", "rollout.step", "rollout.passed"),
+    "traffic.changed",
+    "rollout.promoted",
+]
+
+
+def test_an_inference_replica_killed_mid_rollout_loses_no_step(rolling):
+    done, steps, statuses = killed_mid_step(rolling, "rollout-replica", lambda s: s.replicas("inference")[0].app_port)
+    assert done["status"] == "promoted", done
+    assert steps == ONE_STEP_PROMOTED, steps
+    failed = [s for s in statuses if s != 200]
+    print(f"\nrollouts: a replica killed mid-step; promoted; {len(failed)} of {len(statuses)} requests failed")
+
+
+def test_the_monitor_killed_mid_rollout_delays_its_evidence_and_loses_no_step(rolling):
+    """The evidence comes from the monitor: while it is down a reading fails and is tried at the
+    next poll; the shadow answers captured meanwhile reach it by redelivery."""
+    done, steps, statuses = killed_mid_step(rolling, "rollout-monitor", lambda s: s.app("monitor").app_port)
+    assert done["status"] == "promoted", done
+    assert steps == ONE_STEP_PROMOTED, steps
+    assert statuses and all(s == 200 for s in statuses), sorted(set(statuses))  # not on the request path
+    print(f"\nrollouts: the monitor killed mid-step; promoted; 0 of {len(statuses)} requests failed")

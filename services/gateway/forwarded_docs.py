@@ -1,0 +1,98 @@
+"""What the services behind the gateway answer on success, in the gateway's OpenAPI document.
+
+The gateway forwards a service's answer as it is, so for each forwarded operation its document
+says what that service's document says: the success statuses, their content types and the
+schemas they name. They are kept in forwarded.openapi.json beside this file, taken from the
+services' own documents by `python -m tests.api.test_public_contract` (a test checks the file
+is current): the gateway imports no service's code, and its document cannot drift from theirs.
+"""
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+FILE = Path(__file__).with_name("forwarded.openapi.json")
+REF = "#/components/schemas/"
+
+
+def extract(documents: dict[str, dict[str, Any]], operations: set[tuple[str, str]]) -> dict[str, Any]:
+    """From each service's document, the success responses of the operations the gateway
+    forwards ((METHOD, path) pairs) and every schema they name, directly or through another."""
+    found: dict[str, Any] = {"operations": {}, "schemas": {}}
+    for service, document in sorted(documents.items()):
+        schemas = document.get("components", {}).get("schemas", {})
+        named: dict[str, Any] = {}
+        for path, methods in sorted(document.get("paths", {}).items()):
+            for method, operation in sorted(methods.items()):
+                if (method.upper(), path) not in operations:
+                    continue
+                success = {s: r for s, r in operation.get("responses", {}).items() if s.startswith("2")}
+                found["operations"][f"{method.upper()} {path}"] = {"service": service, "responses": success}
+                _collect(success, schemas, named)
+        if named:
+            found["schemas"][service] = dict(sorted(named.items()))
+    return found
+
+
+def _collect(node: Any, schemas: dict[str, Any], named: dict[str, Any]) -> None:
+    for ref in _refs(node):
+        name = ref.removeprefix(REF)
+        if name not in named:
+            named[name] = schemas[name]
+            _collect(schemas[name], schemas, named)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) and node["$ref"].startswith(REF) else []
+        return own + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
+def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> None:
+    """Puts the services' success responses on the gateway's forwarded operations, in place. A
+    service's schema keeps its name unless the document already has another schema by that
+    name; it is then named "<service>.<name>"."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    renamed: dict[str, dict[str, str]] = {}
+    for service, schemas in forwarded["schemas"].items():
+        names = renamed[service] = {}
+        for name, schema in schemas.items():
+            names[name] = name if components.get(name, schema) == schema else f"{service}.{name}"
+        for name, schema in schemas.items():
+            components[names[name]] = _renamed(schema, names)
+    for key, found in forwarded["operations"].items():
+        method, path = key.split(" ", 1)
+        operation = document.get("paths", {}).get(path, {}).get(method.lower())
+        if operation is None:
+            continue  # a route the gateway no longer has: the snapshot test says so
+        responses = operation.setdefault("responses", {})
+        for status in [s for s in responses if s.startswith("2")]:
+            del responses[status]
+        responses.update(_renamed(found["responses"], renamed.get(found["service"], {})))
+
+
+def _renamed(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF) and ref.removeprefix(REF) in names:
+            node = {**node, "$ref": REF + names[ref.removeprefix(REF)]}
+        return {k: _renamed(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, names) for v in node]
+    return node
+
+
+@cache
+def _stored() -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(FILE.read_text())
+    return found
+
+
+def stored() -> dict[str, Any]:
+    """The file's content (a copy: merging must not change what the next document starts from)."""
+    return copy.deepcopy(_stored())
