@@ -342,6 +342,8 @@ class FakeWorkflows:
         self.instant_timeout_s = instant_timeout_s
         self.activity_calls: list[str] = []
         self.before_activity: Callable[[str], Any] | None = None  # a test's hook (say, to raise an event)
+        self.down = False  # the engine away: scheduling fails as the sidecar's adapter does
+        self.scheduled: list[str] = []  # every instance id asked for, in order
 
     def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
         self.definitions[name] = (workflow, activities)
@@ -350,6 +352,9 @@ class FakeWorkflows:
         self.started = True
 
     async def schedule(self, name: str, instance_id: str, input: Any) -> bool:
+        self.scheduled.append(instance_id)
+        if self.down:
+            raise SidecarUnavailable(f"scheduling workflow {instance_id}: the engine is away")
         if instance_id in self.runs:
             return False
         self.runs[instance_id] = FakeRun(instance_id, input, name=name)

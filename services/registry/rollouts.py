@@ -37,6 +37,8 @@ class EvidenceReader(Protocol):
 class Rollouts:
     def __init__(self, registry: RegistryService, workflows: Workflows, evidence: EvidenceReader, poll_s: float):
         self.registry, self.workflows, self.evidence, self.poll_s = registry, workflows, evidence, poll_s
+        self._scanned = False  # every model looked at since this process started
+        self._unstarted: set[tuple[str, str]] = set()  # (model, rollout id) whose start failed here
         workflows.define(WORKFLOW, roll_out, self.activities())
         registry.on_rollout = self._run
 
@@ -91,12 +93,23 @@ class Rollouts:
 
     async def resume_all(self) -> None:
         """Starts the workflow of any running rollout whose start did not reach the engine
-        (scheduling an instance that exists does nothing)."""
-        for name in await self.registry.repo.names():
+        (scheduling an instance that exists does nothing). Every model is looked at until one
+        pass reached the engine for all (a start lost in a crash is found then); after that,
+        only the rollouts whose start failed here since."""
+        if self._scanned:
+            pending = sorted(self._unstarted)
+        else:
+            pending = []
+            for name in await self.registry.repo.names():
+                record = await self.registry.repo.model(name)
+                pending += [(name, r.id) for r in record.rollouts if not r.finished] if record else []
+        for name, rollout_id in pending:
             record = await self.registry.repo.model(name)
-            for rollout in record.rollouts if record else []:
-                if not rollout.finished:
-                    await self._run(name, rollout)
+            found = states.at(record.rollouts, rollout_id) if record else None
+            self._unstarted.discard((name, rollout_id))
+            if found is not None and not found.finished:
+                await self._run(name, found)
+        self._scanned = self._scanned or not self._unstarted
 
     async def _run(self, name: str, rollout: RolloutState) -> None:
         start = {
@@ -111,6 +124,7 @@ class Rollouts:
         try:
             await self.workflows.schedule(WORKFLOW, rollout.workflow, start)
         except SidecarUnavailable as exc:
+            self._unstarted.add((name, rollout.id))
             log.warning("rollout %s of model %s: its workflow will be started later: %s", rollout.id, name, exc)
 
     async def _rollout(self, name: str, rollout_id: str) -> RolloutState:

@@ -200,3 +200,28 @@ def test_a_policy_with_a_plan_rolls_a_winner_out_instead_of_promoting_it():
     entry = next(e for e in asyncio.run(service.history("iris", limit=20)).entries if e.action == "rollout.started")
     assert (entry.actor, entry.details["rollout"]) == ("training", started.id)
     assert asyncio.run(service.record("iris")).aliases["champion"] == 1
+
+
+def test_a_start_that_did_not_reach_the_engine_is_made_by_the_relay_which_then_looks_at_nothing_else():
+    rollouts, _, workflows = setup(Monitor())
+    workflows.run_on_schedule, workflows.down = False, True
+    started = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    instance = f"rollout-iris-{started.id}"
+    assert instance not in workflows.runs  # recorded, not running: the relay's to start
+    asyncio.run(rollouts.resume_all())  # the engine still away: tried, kept for the next pass
+    workflows.down = False
+    asyncio.run(rollouts.resume_all())
+    assert instance in workflows.runs and workflows.scheduled == [instance] * 3
+    # Every model was looked at once, all started: later passes schedule nothing, read nothing.
+    asyncio.run(rollouts.resume_all())
+    assert workflows.scheduled == [instance] * 3
+
+
+def test_after_a_restart_the_relay_looks_at_every_model_once_for_a_start_lost_in_a_crash():
+    rollouts, service, workflows = setup(Monitor())
+    workflows.run_on_schedule = False
+    started = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    workflows.runs.clear()  # as if the process died between the record's write and the start
+    restarted = Rollouts(service, workflows, Monitor(), poll_s=10)
+    asyncio.run(restarted.resume_all())
+    assert f"rollout-iris-{started.id}" in workflows.runs
