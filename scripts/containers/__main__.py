@@ -5,7 +5,7 @@
                                                   stopped if `up` started it and nothing else runs
     python -m scripts.containers build [IMAGE..]  the images only (all by default)
     python -m scripts.containers status           the gateway's view of the services
-    python -m scripts.containers configs          deploy/compose/config/ made again
+    python -m scripts.containers configs          deploy/compose/config/ and jaeger.yaml made again
 
 DAPRML_GATEWAY_PORT picks the published port (8000), DAPRML_COMPOSE_PROJECT the project name
 (daprml), DAPRML_IMAGE_BASES the bases (local or official: scripts/containers/images.py).
@@ -47,6 +47,11 @@ def up(no_build: bool) -> None:
     engine.say(f"stack ready in {seconds:.0f}s")
     print_status(stack.status())
     engine.say(f"gateway at {stack.gateway_url} (API docs at {stack.gateway_url}/docs)")
+    if stack.observability:
+        engine.say(
+            f"Prometheus at http://127.0.0.1:{stack.prometheus_port}, Jaeger at http://127.0.0.1:{stack.jaeger_port} "
+            f"(the console's operations page reads both; DAPRML_OBSERVABILITY=off leaves them out)"
+        )
     engine.say(
         f"the admin key is in {stack.workdir / '.data' / 'admin-key'}: "
         '-H "Authorization: Bearer $(cat .data/admin-key)"'
@@ -78,7 +83,7 @@ def main(argv: list[str]) -> int:
         elif command == "status":
             print_status(from_env().status())
         else:
-            for path in configs.write():
+            for path in [*configs.write(), configs.write_jaeger()]:
                 print(path)
     except SetupError as exc:
         print(f"containers: error: {exc}", file=sys.stderr)

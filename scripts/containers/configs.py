@@ -3,7 +3,9 @@ as the local stack's (scripts/runfile.py): dapr/config.yaml (mTLS, sqlite name r
 volume the sidecars share, metrics, no hot reload, the component secrets denied to the apps)
 plus access control from dapr/access.yaml, which the called app's sidecar enforces, so each app
 has its own. They are committed (deploy/compose/config/<app>.yaml) so that `docker compose` runs
-without this project's Python; a unit test fails when they differ from what this makes.
+without this project's Python; a unit test fails when they differ from what this makes. So is
+Jaeger's configuration for the observability profile (deploy/compose/jaeger.yaml), the local
+one's (scripts/infra/observability.py) listening on its container's interfaces.
 
     python -m scripts.containers configs
 """
@@ -13,10 +15,20 @@ from pathlib import Path
 import yaml
 
 from scripts import runfile
+from scripts.infra import observability
 from scripts.proc import ROOT
 
 FOLDER = ROOT / "deploy" / "compose" / "config"
+JAEGER = ROOT / "deploy" / "compose" / "jaeger.yaml"
 HEADER = "# Made by `python -m scripts.containers configs` from dapr/config.yaml and dapr/access.yaml: do not edit.\n"
+
+
+def write_jaeger(path: Path = JAEGER) -> Path:
+    path.write_text(
+        "# Made by `python -m scripts.containers configs` from scripts/infra/observability.py: do not edit.\n"
+        + yaml.safe_dump(observability.jaeger_config("0.0.0.0"), sort_keys=False)
+    )
+    return path
 
 
 def write(target: Path = FOLDER) -> list[Path]:

@@ -7,12 +7,14 @@
 | notifier | deploy/notifier.Dockerfile | the Node.js notifier |
 | daprd, placement, scheduler, sentry | deploy/dapr.Dockerfile | the Dapr runtime's programs |
 | redis | deploy/redis.Dockerfile | Redis, its password from a file |
+| prometheus, jaeger | deploy/prometheus.Dockerfile, deploy/jaeger.Dockerfile | the observability profile's |
 
 Two kinds of bases (DAPRML_IMAGE_BASES): `official` (the Dockerfiles' defaults: python, node,
-debian, redis and daprio/dapr from Docker Hub) or `local`, for a machine without a registry: the
-Debian base made with debootstrap (scripts/containers/base.py), the Dapr programs scripts/install-dapr
-built (.data/dapr.env) and this machine's node, each put in an image of its own that the
-Dockerfiles copy from, as they would copy from the official images. By default `local` where it
+debian, redis, prom/prometheus, jaegertracing/jaeger and daprio/dapr from Docker Hub) or `local`,
+for a machine without a registry: the Debian base made with debootstrap
+(scripts/containers/base.py), the Dapr programs and Jaeger scripts/install-dapr built
+(.data/dapr.env) and this machine's node, each put in an image of its own that the Dockerfiles
+copy from, as they would copy from the official images. By default `local` where it
 can be made (Linux, root, apt), else `official`.
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.containers import base, context, engine
+from scripts.infra import observability
 from scripts.proc import DATA, ROOT, SetupError, read_env_file
 
 DAPR_VERSION = "1.18.2"  # scripts/install-dapr's, the official daprio/dapr tag the Dockerfile names
@@ -57,6 +60,8 @@ IMAGES = (
     Image("notifier", "deploy/notifier.Dockerfile"),
     *(Image(program, "deploy/dapr.Dockerfile", {"PROGRAM": program}) for program in DAPR_PROGRAMS),
     Image("redis", "deploy/redis.Dockerfile"),
+    Image("prometheus", "deploy/prometheus.Dockerfile"),
+    Image("jaeger", "deploy/jaeger.Dockerfile"),
 )
 
 
@@ -111,14 +116,28 @@ def node_binary() -> str:
     return _carrier(f"daprml/node-binary:{found[1:]}", {"node": Path(node or "")}, "/usr/local/bin/")
 
 
+def jaeger_binary() -> str:
+    """The Jaeger scripts/install-dapr built, at /cmd/jaeger/jaeger-linux (where the official
+    jaegertracing/jaeger image has it)."""
+    program = observability.jaeger_program()
+    if program is None:
+        raise SetupError("the jaeger image needs the Jaeger scripts/install-dapr builds (.data/dapr.env): run it")
+    return _carrier("daprml/jaeger-binary:built", {"jaeger-linux": Path(program)}, "/cmd/jaeger/")
+
+
 def build_args(kind: str) -> dict[str, dict[str, str]]:
     """The build arguments of each image: none for the official bases (the Dockerfiles'
     defaults), the local images otherwise (made here when missing)."""
     if kind == "official":
         return {image.name: dict(image.args) for image in IMAGES}
     final, build = base.ensure()
-    dapr, node = dapr_binaries(), node_binary()
-    extra = {"python": {"BUILD_BASE": build}, "notifier": {"NODE": node}, **{p: {"DAPR": dapr} for p in DAPR_PROGRAMS}}
+    dapr, node, jaeger = dapr_binaries(), node_binary(), jaeger_binary()
+    extra = {
+        "python": {"BUILD_BASE": build},
+        "notifier": {"NODE": node},
+        "jaeger": {"JAEGER": jaeger},
+        **{p: {"DAPR": dapr} for p in DAPR_PROGRAMS},
+    }
     return {image.name: {**image.args, "BASE": final, **extra.get(image.name, {})} for image in IMAGES}
 
 

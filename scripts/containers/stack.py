@@ -21,6 +21,7 @@ import httpx
 
 from scripts import credentials
 from scripts.containers import engine, images
+from scripts.infra import observability
 from scripts.proc import ROOT, SetupError, wait_until
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -55,6 +56,11 @@ class ComposeStack:
     gateway_port: int = 8000
     # Compose files merged over docker-compose.yml (a test's settings, say), in this order.
     overrides: tuple[Path, ...] = ()
+    # The observability profile (Prometheus, Jaeger; on unless DAPRML_OBSERVABILITY=off) and
+    # the ports their UIs are published on, on 127.0.0.1.
+    observability: bool = field(default_factory=observability.enabled)
+    prometheus_port: int = 9090
+    jaeger_port: int = 16686
     # Container ids by service: a restart keeps a container's id; `up` and `down` forget them.
     _ids: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -109,10 +115,27 @@ class ComposeStack:
             self.env_file,
             f"APP_API_TOKEN={creds.app_token}\nDAPR_API_TOKEN={creds.dapr_token}\n"
             f"DAPRML_GATEWAY_PORT={self.gateway_port}\nDAPRML_SECRETS_DIR={self.secrets_dir}\n"
-            f"DAPRML_VERSION={images.version()}\n",
+            f"DAPRML_VERSION={images.version()}\n{self._observability_env()}",
         )
         self.env_file.chmod(0o600)
         return self.env_file
+
+    def _observability_env(self) -> str:
+        """The env file's lines that wire the apps, their sidecars and the console to the
+        observability profile's Prometheus and Jaeger (none when it is off)."""
+        if not self.observability:
+            return ""
+        wiring = {
+            "COMPOSE_PROFILES": "observability",
+            "DAPRML_TRACES_OTLP_HTTP": "http://jaeger:4318",
+            "DAPRML_TRACES_OTLP_GRPC": "jaeger:4317",
+            "DAPRML_PROMETHEUS_URL": "http://prometheus:9090",
+            "DAPRML_TRACES_URL": "http://jaeger:16686",
+            "DAPRML_TRACES_UI_URL": f"http://127.0.0.1:{self.jaeger_port}",
+            "DAPRML_PROMETHEUS_PORT": str(self.prometheus_port),
+            "DAPRML_JAEGER_PORT": str(self.jaeger_port),
+        }
+        return "".join(f"{name}={value}\n" for name, value in wiring.items())
 
     def command(self, *args: str) -> list[str]:
         return [
@@ -127,6 +150,7 @@ class ComposeStack:
             self.project,
             "--env-file",
             str(self.env_file),
+            *(("--profile", "observability") if self.observability else ()),
             *args,
         ]
 
@@ -311,7 +335,12 @@ def _json_lines(text: str) -> Iterator[dict]:
 
 def from_env() -> ComposeStack:
     """The stack `make compose-up` runs: the project's own folder, project `daprml`, the gateway
-    on DAPRML_GATEWAY_PORT (8000 by default)."""
+    on DAPRML_GATEWAY_PORT (8000 by default), Prometheus' and Jaeger's UIs on
+    DAPRML_PROMETHEUS_PORT (9090) and DAPRML_JAEGER_PORT (16686)."""
     return ComposeStack(
-        ROOT, os.environ.get("DAPRML_COMPOSE_PROJECT", "daprml"), int(os.environ.get("DAPRML_GATEWAY_PORT", "8000"))
+        ROOT,
+        os.environ.get("DAPRML_COMPOSE_PROJECT", "daprml"),
+        int(os.environ.get("DAPRML_GATEWAY_PORT", "8000")),
+        prometheus_port=int(os.environ.get("DAPRML_PROMETHEUS_PORT", "9090")),
+        jaeger_port=int(os.environ.get("DAPRML_JAEGER_PORT", "16686")),
     )

@@ -161,15 +161,16 @@ def prometheus_ready(timeout_s: float = 120) -> None:
         print(f"infra: prometheus ready after {time.monotonic() - t0:.1f}s (its write-ahead log replayed)")
 
 
-def jaeger_config() -> dict[str, Any]:
+def jaeger_config(host: str = LOCALHOST) -> dict[str, Any]:
     """Jaeger v2's configuration (an OpenTelemetry Collector's): OTLP in, traces kept in
-    memory, the query API; each listener named, on 127.0.0.1 (its defaults include every
-    interface and ports we do not want: zipkin, jaeger's own protocols, remote sampling)."""
+    memory, the query API; each listener named, on `host`: 127.0.0.1 here, every interface of
+    its container in compose (its defaults include ports we do not want: zipkin, jaeger's own
+    protocols, remote sampling)."""
 
     def local(port: int) -> dict[str, str]:
-        return {"endpoint": f"{LOCALHOST}:{port}"}
+        return {"endpoint": f"{host}:{port}"}
 
-    telemetry = {"prometheus": {"host": LOCALHOST, "port": JAEGER_METRICS_PORT}}
+    telemetry = {"prometheus": {"host": host, "port": JAEGER_METRICS_PORT}}
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],

@@ -61,6 +61,9 @@ class Settings(DoorSettings):
     """Prometheus the operations page reads (e.g. http://127.0.0.1:9090); empty: not configured."""
     traces_url: str = ""
     """The trace backend's query API and UI (Jaeger, e.g. http://127.0.0.1:16686); empty: not configured."""
+    traces_ui_url: str = ""
+    """The trace UI as a person's browser reaches it, for the console's links, when not traces_url
+    (in containers: the published port, not the name on the stack's network)."""
     operations_timeout_s: float = Field(2.5, gt=0, le=10)
     """How long one call to Prometheus or the trace backend may take before the page says it is not answering."""
 

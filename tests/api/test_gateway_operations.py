@@ -324,6 +324,16 @@ def test_the_slowest_traces_through_the_gateway_come_first_with_links_to_the_tra
     assert service == "gateway-1a2b" and end_us - start_us == 900 * 1_000_000 and end_us == int(NOW * 1_000_000)
 
 
+def test_links_open_the_trace_ui_where_a_browser_reaches_it_when_that_is_not_where_the_gateway_reads():
+    jaeger = FakeJaeger([trace("aa01", 40.0)])
+    settings = {"traces_url": "http://jaeger:16686", "traces_ui_url": "http://127.0.0.1:26686/"}
+    client, _, _ = gateway(FakePrometheus(), jaeger, **settings)
+    body = client.get("/api/operations/traces").json()
+    assert (
+        body["ui_url"] == "http://127.0.0.1:26686" and body["traces"][0]["link"] == "http://127.0.0.1:26686/trace/aa01"
+    )
+
+
 def test_asked_for_one_service_the_search_is_by_its_spans_and_still_keeps_only_what_entered_the_gateway():
     traces = [trace("aa01", 40.0), trace("bb01", 900.0, root="inference-1a2b")]
     jaeger = FakeJaeger(traces)

@@ -381,7 +381,10 @@ def compose_target(workdir: Path) -> Iterator[ComposeTarget]:
     override = workdir / "e2e.compose.yaml"
     apps = [service for replicas in APP_SERVICES.values() for service in replicas if service != "notifier"]
     override.write_text(yaml.safe_dump({"services": {app: {"environment": APP_SETTINGS} for app in apps}}))
-    stack = ComposeStack(workdir, f"daprml-test-{uuid.uuid4().hex[:8]}", free_port(), overrides=(override,))
+    # The observability profile's UIs published on free ports: the local stack's own Prometheus
+    # and Jaeger hold 9090 and 16686 meanwhile.
+    ports = {"prometheus_port": free_port(), "jaeger_port": free_port()}
+    stack = ComposeStack(workdir, f"daprml-test-{uuid.uuid4().hex[:8]}", free_port(), overrides=(override,), **ports)
     try:
         cold = images.missing() == [image.name for image in images.IMAGES]
         t0 = time.monotonic()

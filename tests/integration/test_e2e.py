@@ -24,6 +24,8 @@ locally processes killed by pid, on compose containers killed from inside). Per 
 - a model's traffic table is applied by both replicas: a 30% canary serves its share of the
   requests for the champion, and a shadow's answers are captured and joined with the champion's;
 - a rollout shadows, canaries and promotes a candidate on the replicas' live evidence;
+- the operations page reads every service's traffic from Prometheus and a prediction's trace,
+  through the gateway and inference, from Jaeger (in compose: the observability profile's);
 - no credential is in any log of the stack, and stopping it leaves nothing behind (on compose:
   no container, network or volume of its project, and the engine stopped when this run started it).
 
@@ -41,6 +43,7 @@ import pytest
 from sklearn.datasets import load_iris, make_classification
 
 from scripts import profiles
+from scripts.infra import observability
 from services.common import events
 from services.common.events import EventType
 from tests.integration.conftest import captured_predictions, poll
@@ -428,6 +431,63 @@ def test_a_rollout_shadows_then_canaries_a_candidate_and_promotes_it_on_live_evi
         print(
             f"e2e[{e2e.profile}]: rollout {rollout_id} promoted v3 through shadow and canary in "
             f"{time.monotonic() - t0:.1f}s; {len(stream.answers)} requests meanwhile, none failed"
+        )
+
+
+PREDICT = "POST /api/models/{name}/predict"  # the gateway's route, as its spans name it
+
+
+def test_the_operations_page_reads_each_services_traffic_and_a_predictions_trace(e2e):
+    """Prometheus (the local one, or the observability profile's in compose) scrapes every app
+    and sidecar of the stack; the spans of the apps and their sidecars reach Jaeger, where the
+    gateway finds a prediction's trace through both the gateway and inference."""
+    if not observability.enabled():
+        pytest.skip(f"observability is off ({observability.setting()})")
+    with e2e.gateway() as gateway:
+        name = champion_and_challenger(gateway, "e2e-ops")
+
+        def predict() -> None:
+            reply = gateway.post(f"/api/models/{name}/predict", json={"records": ROWS})
+            assert reply.status_code == 200, reply.text
+
+        def operations(path: str, **params: str) -> dict:
+            reply = gateway.get(f"/api/operations/{path}", params={"window": "15m", **params})
+            assert reply.status_code == 200, reply.text
+            body: dict = reply.json()
+            assert body["available"], f"{path}: {body.get('reason')}"
+            return body
+
+        def busy() -> set[str] | None:
+            # Predictions all along: a counter's first scrape already holds what came before it,
+            # so a burst before a new series is first scraped never shows as a rate.
+            predict()
+            rated = {s["service"] for s in operations("services")["services"] if (s["current"]["rate"] or 0) > 0}
+            return rated if {"gateway", "inference"} <= rated else None
+
+        rated = poll(busy, 90)
+        assert rated, [(s["service"], s["app_id"], s["current"]) for s in operations("services")["services"]]
+
+        def traced() -> list[dict] | None:
+            predict()
+            found = operations("traces", service="inference", operation=PREDICT)["traces"]
+            return [t for t in found if e2e.app_id("inference") in t["services"]] or None
+
+        found = poll(traced, 90)
+        assert found, operations("traces")
+        trace_id = found[0]["trace_id"]
+
+        def spans_of_both() -> dict | None:
+            trace = gateway.get(f"/api/operations/traces/{trace_id}").json()
+            services = [s["service"] for s in trace["spans"]]
+            # The app's spans and its sidecar's, each under the app id.
+            both = all(services.count(e2e.app_id(s)) >= 2 for s in ("gateway", "inference"))
+            return trace if both else None
+
+        trace = poll(spans_of_both, 60)
+        assert trace, gateway.get(f"/api/operations/traces/{trace_id}").json()
+        print(
+            f"e2e[{e2e.profile}]: Prometheus rates for {sorted(rated)}; a prediction's trace of "
+            f"{len(trace['spans'])} spans from {trace['services']}, linked at {found[0]['link'].split('/trace/')[0]}"
         )
 
 

@@ -148,9 +148,10 @@ class Operations:
         with a service, only those that reached it (searched by its spans, so that slower
         requests elsewhere cannot crowd them out); with an operation (a gateway route), only
         requests to it (searched by the gateway's spans of that name, for the same reason)."""
-        ui = self.settings.traces_url.rstrip("/") or None
+        # Where a person's browser opens the trace UI: in containers, not where the gateway reads it.
+        ui = (self.settings.traces_ui_url or self.settings.traces_url).rstrip("/") or None
         empty: dict[str, Any] = {"window": window, "ui_url": ui, "traces": []}
-        if self.traces is None or ui is None:
+        if self.traces is None or not self.settings.traces_url:
             return {**empty, "available": False, "reason": NOT_CONFIGURED["traces"]}
         end_us = int(self.clock() * 1_000_000)
         start_us = end_us - WINDOWS[window][0] * 1_000_000

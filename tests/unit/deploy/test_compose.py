@@ -153,6 +153,10 @@ def test_each_sidecars_configuration_is_the_local_ones_with_its_own_access_contr
     made = {path.name: path.read_text() for path in configs.write(tmp_path)}
     committed = {path.name: path.read_text() for path in configs.FOLDER.glob("*.yaml")}
     assert made == committed, "deploy/compose/config/ is stale: python -m scripts.containers configs"
+    jaeger = configs.write_jaeger(tmp_path / "jaeger.yaml").read_text()
+    assert jaeger == configs.JAEGER.read_text(), (
+        "deploy/compose/jaeger.yaml is stale: python -m scripts.containers configs"
+    )
     access = yaml.safe_load((ROOT / "dapr/access.yaml").read_text())
     for app in APPS:
         spec = yaml.safe_load(committed[f"{app}.yaml"])["spec"]
@@ -221,8 +225,6 @@ def test_every_app_and_sidecar_takes_both_tokens_from_the_env_file_and_refuses_t
 
 def test_every_container_restarts_by_policy_stops_fast_has_a_health_check_and_is_not_root():
     for name, service in SERVICES.items():
-        if name in OBSERVABILITY:
-            continue
         assert service["restart"] == "unless-stopped", name
         assert service["init"] is True, name  # PID 1 forwards SIGTERM: a stop takes a second, not 10
         assert service.get("read_only") is True, name
@@ -237,8 +239,6 @@ def test_every_image_is_one_the_project_builds_tagged_with_its_version():
     version = images.version()
     built = {image.name: image for image in images.IMAGES}
     for name, service in SERVICES.items():
-        if name in OBSERVABILITY:
-            continue
         repository, tag = service["image"].split(":", 1)
         assert tag == f"${{DAPRML_VERSION:-{version}}}", name
         image = built[repository.removeprefix("daprml/")]
