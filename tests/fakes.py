@@ -342,7 +342,7 @@ class FakeWorkflows:
         self.instant_timeout_s = instant_timeout_s
         self.activity_calls: list[str] = []
         self.before_activity: Callable[[str], Any] | None = None  # a test's hook (say, to raise an event)
-        self.down = False  # the engine away: scheduling fails as the sidecar's adapter does
+        self.down = False  # the engine away: scheduling and raising fail as the sidecar's adapter does
         self.scheduled: list[str] = []  # every instance id asked for, in order
 
     def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
@@ -406,6 +406,8 @@ class FakeWorkflows:
             run.status, run.error, run.steps = "FAILED", str(exc), None
 
     async def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        if self.down:
+            raise SidecarUnavailable(f"raising {name} for workflow {instance_id}: the engine is away")
         run = self.runs.get(instance_id)
         if run is None or run.status in ("COMPLETED", "FAILED", "TERMINATED"):
             return  # dropped, as the engine drops it

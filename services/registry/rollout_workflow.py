@@ -9,7 +9,9 @@ A shadow or canary step sets the traffic table, reads the monitor's evidence at 
 counters only grow: later readings are compared with it), then every `poll_s` reads it again and
 judges the gates, until the step is over, a gate fails, or its timeout passes. An approval step
 waits for a person's decision. A decision (approve, reject, abort) is an external event the
-workflow takes whenever it waits; reject and abort roll back from any step.
+workflow takes whenever it waits; reject and abort roll back from any step. The workflow writes
+the decision it takes into the model's history (who, why), so the history holds exactly the
+decisions that moved a rollout.
 """
 
 from collections.abc import Generator
@@ -93,6 +95,7 @@ def _observe(
     for _ in range(MAX_POLLS):
         decision = yield from _decision(ctx, float(start["poll_s"]))
         if decision is not None and decision["action"] in ("reject", "abort"):
+            yield ctx.activity("decided", {**_at(start, index), "decision": decision})
             return _decided(decision), readings
         read = yield from _evidence(ctx, start, index, baseline)
         if read is None or baseline is None:  # the monitor away (the deadline still holds), or the first reading
@@ -136,6 +139,7 @@ def _approval(
     decision = yield from _decision(ctx, timeout_s)
     if decision is None:
         return f"step {index + 1} (approval): nobody approved within {step.timeout or DEFAULT_APPROVAL_TIMEOUT}"
+    yield ctx.activity("decided", {**_at(start, index), "decision": decision})
     if decision["action"] != "approve":
         return _decided(decision)
     return None

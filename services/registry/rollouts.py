@@ -70,8 +70,9 @@ class Rollouts:
 
     async def decide(self, name: str, rollout_id: str, action: str, actor: str, reason: str = "") -> Rollout:
         """Hands a person's decision to the rollout's workflow: approve an approval step, or
-        reject or abort from any step (both roll back). The workflow acts on it at once; the
-        answer is the rollout as it stood when the decision was sent."""
+        reject or abort from any step (both roll back). The workflow acts on it at once and
+        writes it into the model's history as it takes it (`decided`); the answer is the
+        rollout as it stood when the decision was sent."""
         rollout = await self._rollout(name, rollout_id)
         if rollout.finished:
             raise Conflict(f"rollout {rollout_id} of model {name!r} has ended ({rollout.status}): {rollout.outcome}")
@@ -81,14 +82,6 @@ class Rollouts:
                 f"{_step_words(rollout)}); approve it when it reaches its approval step"
             )
         await self.workflows.raise_event(rollout.workflow, DECISION, {"action": action, "by": actor, "reason": reason})
-
-        def noted(record: ModelRecord | None) -> ModelRecord:
-            record = exists(record, name)
-            details = {"rollout": rollout_id, "decision": action, "step": rollout.step}
-            record.note(f"{ROLLOUT}decision", actor, reason or f"{action} rollout {rollout_id}", now(), details)
-            return record
-
-        await self.registry.change(name, noted)
         return await self.get(name, rollout_id)
 
     async def resume_all(self) -> None:
@@ -159,6 +152,7 @@ class Rollouts:
             "begin_step": self.begin_step,
             "evidence": self.read_evidence,
             "passed": self.passed,
+            "decided": self.decided,
             "promote": self.promote,
             "finish": self.finish,
         }
@@ -210,6 +204,19 @@ class Rollouts:
             record.note(f"{ROLLOUT}passed", rollout.started_by, why, now(), details)
 
         await self._effect(at, f"{at['step']}:passed", record_it)
+
+    async def decided(self, at: dict[str, Any]) -> None:
+        """A person's decision, as the workflow took it at step `step`: into the history, once
+        (a step takes one decision at most: the rollout moves on or ends with it)."""
+
+        def record_it(record: ModelRecord, rollout: RolloutState) -> None:
+            decision = at["decision"]
+            action, by = decision["action"], decision.get("by") or "someone"
+            why = decision.get("reason") or f"{action} rollout {rollout.id}"
+            details = {"rollout": rollout.id, "decision": action, "step": at["step"]}
+            record.note(f"{ROLLOUT}decision", by, why, now(), details)
+
+        await self._effect(at, f"{at['step']}:decision", record_it)
 
     async def promote(self, at: dict[str, Any]) -> None:
         def promote_it(record: ModelRecord, rollout: RolloutState) -> None:

@@ -10,6 +10,7 @@ import pytest
 from services.common.contracts.models import PromotionRequest, RegisterVersion, Traffic
 from services.common.contracts.rollouts import StartRollout
 from services.common.errors import ClientError
+from services.common.ports import SidecarUnavailable
 from services.registry.domain.model import PromotionPolicy
 from services.registry.domain.rollout import StepEvidence, VersionReading
 from services.registry.repository import ModelRepository
@@ -114,7 +115,23 @@ def test_an_approval_waits_and_approve_moves_it_on():
     asyncio.run(rollouts.decide("iris", started.id, "approve", "boss", "looks fine"))
     done = asyncio.run(rollouts.get("iris", started.id))
     assert done.status == "promoted"
-    assert "rollout.decision" in actions(service)
+    entries = asyncio.run(service.history("iris", limit=20)).entries
+    (decision,) = [e for e in entries if e.action == "rollout.decision"]
+    assert (decision.actor, decision.reason, decision.details["decision"]) == ("boss", "looks fine", "approve")
+
+
+def test_the_workflow_writes_the_decision_it_takes_once_and_none_it_never_got():
+    rollouts, service, workflows = setup(Monitor())
+    started = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    workflows.down = True  # the engine away: the decision never reaches the workflow
+    with pytest.raises(SidecarUnavailable):
+        asyncio.run(rollouts.decide("iris", started.id, "reject", "boss", "no"))
+    assert "rollout.decision" not in actions(service)
+    workflows.down = False
+    at = {"model": "iris", "id": started.id, "step": 0, "decision": {"action": "reject", "by": "boss", "reason": "no"}}
+    for _ in range(2):  # an activity the engine runs again after a crash
+        asyncio.run(rollouts.decided(at))
+    assert actions(service).count("rollout.decision") == 1
 
 
 def test_reject_rolls_back_and_a_finished_rollout_takes_no_decision():
