@@ -21,7 +21,8 @@ import httpx
 
 from scripts import credentials
 from scripts.containers import engine, images
-from scripts.infra import observability
+from scripts.infra.observability import OTLP_GRPC_PORT, OTLP_HTTP_PORT, PROMETHEUS_PORT, QUERY_PORT
+from scripts.infra.observability import enabled as observability_enabled
 from scripts.proc import ROOT, SetupError, wait_until
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -58,9 +59,9 @@ class ComposeStack:
     overrides: tuple[Path, ...] = ()
     # The observability profile (Prometheus, Jaeger; on unless DAPRML_OBSERVABILITY=off) and
     # the ports their UIs are published on, on 127.0.0.1.
-    observability: bool = field(default_factory=observability.enabled)
-    prometheus_port: int = 9090
-    jaeger_port: int = 16686
+    observability: bool = field(default_factory=observability_enabled)
+    prometheus_port: int = PROMETHEUS_PORT
+    jaeger_port: int = QUERY_PORT
     # Container ids by service: a restart keeps a container's id; `up` and `down` forget them.
     _ids: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -125,12 +126,13 @@ class ComposeStack:
         observability profile's Prometheus and Jaeger (none when it is off)."""
         if not self.observability:
             return ""
+        # The servers by their compose names, on the ports they listen on locally too.
         wiring = {
             "COMPOSE_PROFILES": "observability",
-            "DAPRML_TRACES_OTLP_HTTP": "http://jaeger:4318",
-            "DAPRML_TRACES_OTLP_GRPC": "jaeger:4317",
-            "DAPRML_PROMETHEUS_URL": "http://prometheus:9090",
-            "DAPRML_TRACES_URL": "http://jaeger:16686",
+            "DAPRML_TRACES_OTLP_HTTP": f"http://jaeger:{OTLP_HTTP_PORT}",
+            "DAPRML_TRACES_OTLP_GRPC": f"jaeger:{OTLP_GRPC_PORT}",
+            "DAPRML_PROMETHEUS_URL": f"http://prometheus:{PROMETHEUS_PORT}",
+            "DAPRML_TRACES_URL": f"http://jaeger:{QUERY_PORT}",
             "DAPRML_TRACES_UI_URL": f"http://127.0.0.1:{self.jaeger_port}",
             "DAPRML_PROMETHEUS_PORT": str(self.prometheus_port),
             "DAPRML_JAEGER_PORT": str(self.jaeger_port),
@@ -341,6 +343,6 @@ def from_env() -> ComposeStack:
         ROOT,
         os.environ.get("DAPRML_COMPOSE_PROJECT", "daprml"),
         int(os.environ.get("DAPRML_GATEWAY_PORT", "8000")),
-        prometheus_port=int(os.environ.get("DAPRML_PROMETHEUS_PORT", "9090")),
-        jaeger_port=int(os.environ.get("DAPRML_JAEGER_PORT", "16686")),
+        prometheus_port=int(os.environ.get("DAPRML_PROMETHEUS_PORT", PROMETHEUS_PORT)),
+        jaeger_port=int(os.environ.get("DAPRML_JAEGER_PORT", QUERY_PORT)),
     )

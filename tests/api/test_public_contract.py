@@ -55,11 +55,13 @@ def test_the_openapi_document_matches_the_snapshot(service):
     assert changes == [], "the public API changed; if on purpose, regenerate the snapshot:\n" + "\n".join(changes)
 
 
-def forwarded() -> dict:
-    """What the gateway's document takes from the services': their success responses."""
-    gateway = openapi("gateway")
+def forwarded(documents: dict[str, dict] | None = None) -> dict:
+    """What the gateway's document takes from the services': their success responses (from
+    `documents`, each service's by name, when the caller has them already)."""
+    documents = documents or {service: openapi(service) for service in SERVICES}
+    gateway = documents["gateway"]
     operations = {(method.upper(), path) for path, methods in gateway["paths"].items() for method in methods}
-    return forwarded_docs.extract({service: openapi(service) for service in BEHIND}, operations)
+    return forwarded_docs.extract({service: documents[service] for service in BEHIND}, operations)
 
 
 def test_the_gateway_documents_what_each_service_it_forwards_to_answers():
@@ -70,12 +72,13 @@ def test_the_gateway_documents_what_each_service_it_forwards_to_answers():
 
 
 def test_every_forwarded_operation_documents_its_success_as_its_service_does():
-    gateway = openapi("gateway")
-    found = forwarded()["operations"]
+    documents = {service: openapi(service) for service in SERVICES}
+    gateway = documents["gateway"]
+    found = forwarded(documents)["operations"]
     for key, entry in found.items():
         method, path = key.split(" ", 1)
         mine = {s: r for s, r in gateway["paths"][path][method.lower()]["responses"].items() if s.startswith("2")}
-        theirs = openapi(entry["service"])["paths"][path][method.lower()]["responses"]
+        theirs = documents[entry["service"]]["paths"][path][method.lower()]["responses"]
         assert set(mine) == {s for s in theirs if s.startswith("2")}, key
         for status, response in mine.items():
             assert response.keys() == theirs[status].keys() and response["description"] == theirs[status]["description"]

@@ -74,13 +74,18 @@ async def stop_seconds(app: FastAPI, while_running) -> float:
     return time.monotonic() - t0
 
 
-def test_a_service_whose_sidecar_is_gone_stops_within_the_leaving_bound(caplog):
-    probe = GoneProbe()
-    spec = ServiceSpec(
+def probe_service(probe) -> ServiceSpec:
+    """A service of the kit with nothing but its heartbeats, through `probe`."""
+    return ServiceSpec(
         title="probe",
         settings=ServiceSettings(app_id="probe", heartbeat_s=0.05, require_app_token=False),
         ports=fake_ports(SidecarPorts, probe=probe),
     )
+
+
+def test_a_service_whose_sidecar_is_gone_stops_within_the_leaving_bound(caplog):
+    probe = GoneProbe()
+    spec = probe_service(probe)
 
     async def running() -> None:
         await until(lambda: len(probe.heartbeats) >= 2)  # the heartbeats go through, then the sidecar goes
@@ -122,11 +127,7 @@ def test_inference_with_predictions_to_log_stops_within_its_bounds_when_its_side
 def test_a_sidecar_that_answers_or_refuses_costs_a_stop_nothing(answers):
     """As locally: a sidecar there, or one whose port refuses (FakeProbe down), ends it at once."""
     probe = FakeProbe()
-    spec = ServiceSpec(
-        title="probe",
-        settings=ServiceSettings(app_id="probe", heartbeat_s=0.05, require_app_token=False),
-        ports=fake_ports(SidecarPorts, probe=probe),
-    )
+    spec = probe_service(probe)
 
     async def running() -> None:
         await until(lambda: len(probe.heartbeats) >= 1)

@@ -49,6 +49,8 @@ from services.common.events import EventType
 from tests.integration.conftest import captured_predictions, poll
 from tests.integration.e2e_stack import E2EStack, compose_target, local_target
 from tests.integration.load import FixedRate
+from tests.integration.test_console_operations import PREDICT
+from tests.integration.test_console_operations import operations as operations_of
 from tests.integration.test_hot_swap import ROWS, Stream, champion_and_challenger, streaming_headers
 from tests.integration.test_metrics import sample
 from tests.integration.test_monitor_drift import ROWS as WINDOW
@@ -434,9 +436,6 @@ def test_a_rollout_shadows_then_canaries_a_candidate_and_promotes_it_on_live_evi
         )
 
 
-PREDICT = "POST /api/models/{name}/predict"  # the gateway's route, as its spans name it
-
-
 def test_the_operations_page_reads_each_services_traffic_and_a_predictions_trace(e2e):
     """Prometheus (the local one, or the observability profile's in compose) scrapes every app
     and sidecar of the stack; the spans of the apps and their sidecars reach Jaeger, where the
@@ -451,9 +450,7 @@ def test_the_operations_page_reads_each_services_traffic_and_a_predictions_trace
             assert reply.status_code == 200, reply.text
 
         def operations(path: str, **params: str) -> dict:
-            reply = gateway.get(f"/api/operations/{path}", params={"window": "15m", **params})
-            assert reply.status_code == 200, reply.text
-            body: dict = reply.json()
+            body = operations_of(e2e, path, **params)
             assert body["available"], f"{path}: {body.get('reason')}"
             return body
 
