@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -178,6 +179,14 @@ def test_the_operations_page_charts_the_traffic_lists_traces_and_replicas(stack,
         if update:
             picture.parent.mkdir(exist_ok=True)
             shutil.copyfile(shots / "operations.png", picture)
+        if traces["available"]:  # an operation in the table filters the list to it
+            first = wait_for(browser, "#ops-traces-table [data-operation]")
+            picked = first.get_attribute("data-operation")
+            first.click()
+            assert wait_for(browser, "strong[data-operation-filter]").text == picked
+            wait_for(browser, "#ops-traces-table [data-operation]")  # the new view's table, drawn after it
+            listed = browser.find_elements(By.CSS_SELECTOR, "#ops-traces-table [data-operation]")
+            assert {a.get_attribute("data-operation") for a in listed} == {picked}
         assert traffic.failed == 0, f"{traffic.failed} of {traffic.sent} predictions failed"
     assert severe_logs(browser) == []
 
@@ -204,10 +213,14 @@ def test_a_slow_trace_opens_as_a_waterfall_of_the_gateway_and_the_service_it_cal
         assert poll(predict_traced, 60), (
             f"no prediction among the slowest: {operations(stack, 'traces', service='inference', operation=PREDICT)}"
         )
-    # The traffic stopped: the list of the slowest stays as it is while the page is read.
-    chosen = predict_traced()
-    assert chosen, "the prediction's trace left the slowest ones"
-    trace_id = chosen[0]["trace_id"]
+    # The page, asked for the slowest predictions that reached inference (the filter a person
+    # gets by clicking a prediction's operation in the table), lists the prediction traces found.
+    sign_in(browser, url, stack.admin_key, route=f"operations?window=15m&service=inference&operation={quote(PREDICT)}")
+    wait_for(browser, f'[data-operation-filter="{PREDICT}"]')
+    row = wait_for(browser, "#ops-traces-table tr[data-trace]", timeout_s=30)
+    trace_id = row.get_attribute("data-trace")
+    operations_listed = {a.text for a in browser.find_elements(By.CSS_SELECTOR, "#ops-traces-table [data-operation]")}
+    assert operations_listed == {PREDICT}, operations_listed
 
     def complete() -> bool:
         # Each process exports its spans in batches, seconds apart: the search finds a trace as
@@ -218,10 +231,8 @@ def test_a_slow_trace_opens_as_a_waterfall_of_the_gateway_and_the_service_it_cal
         return services.count(gateway_id) >= 2 and services.count(inference_id) >= 2
 
     assert poll(complete, 30), f"trace {trace_id} never had spans of both apps and both sidecars"
-    sign_in(browser, url, stack.admin_key, route=ROUTE)
-    wait_for(browser, '[data-service-filter="inference"]').click()  # the page lists what reached inference
-    link = wait_for(browser, f'#ops-traces-table [data-trace-link="{trace_id}"]', timeout_s=30)
-    assert "predict" in browser.find_element(By.CSS_SELECTOR, f'tr[data-trace="{trace_id}"]').text
+    # Found again: the page refreshes its tables while shown.
+    link = wait_for(browser, f'#ops-traces-table [data-trace-link="{trace_id}"]')
     link.click()
     wait_for(browser, "#trace-waterfall .wf-row[data-span]", timeout_s=15)
     assert browser.execute_script("return location.hash") == f"#/operations/traces/{trace_id}"

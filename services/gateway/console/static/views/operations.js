@@ -21,7 +21,11 @@ const PANELS = [
 export async function viewOperations(params) {
   const range = WINDOWS.includes(params.get("window")) ? params.get("window") : "1h"; // not `window`: the global
   const reached = SERVICES.includes(params.get("service")) ? params.get("service") : ""; // traces: all, or one service's
-  const route = (w, s) => `#/operations?window=${w}${s ? `&service=${s}` : ""}`;
+  // Traces of one gateway route only (the gateway answers 400 to anything but its own routes):
+  // on a busy stack the slowest requests are uploads and training, never a prediction.
+  const operation = (params.get("operation") || "").slice(0, 200);
+  const route = (w, s, o = operation) =>
+    `#/operations?window=${w}${s ? `&service=${s}` : ""}${o ? `&operation=${encodeURIComponent(o)}` : ""}`;
   const mine = page.generation;
   const charts = new Map(); // canvas id -> its chart, updated in place on each refresh
   const live = h("span", { id: "ops-live", class: "muted" });
@@ -33,14 +37,14 @@ export async function viewOperations(params) {
   const load = () => Promise.all([
     api(`/api/operations/services?window=${range}`),
     api(`/api/operations/models?window=${range}`),
-    api(`/api/operations/traces?window=${range}&limit=10${reached ? `&service=${reached}` : ""}`),
+    api(`/api/operations/traces?window=${range}&limit=10${reached ? `&service=${reached}` : ""}${operation ? `&operation=${encodeURIComponent(operation)}` : ""}`),
     api("/api/operations/replicas"),
   ]);
 
   function draw([svc, mdl, trc, rep]) {
     drawTraffic(services, "services", svc, svc.services, (s) => s.service, (s) => ({ "data-service": s.service, title: s.app_id }));
     drawTraffic(models, "models", mdl, mdl.models, (m) => `${m.model} v${m.version}`, (m) => ({ "data-model": m.model, "data-version": m.version }));
-    fill(traces, tracesTable(trc)); // an element or a list of them
+    fill(traces, tracesTable(trc, (o) => route(range, reached, o))); // an element or a list of them
     fill(replicas, replicasTable(rep));
     live.textContent = `updated ${new Date().toLocaleTimeString()}; refreshing every ${POLL_MS / 1000} s while shown`;
     live.dataset.polling = "yes";
@@ -149,7 +153,9 @@ export async function viewOperations(params) {
     card("Models", h("p", { class: "muted", text: "Predictions per model version on the inference replicas; errors are requests that failed on the server's side." }), models),
     card("Slowest requests through the gateway",
       h("p", { class: "muted" }, "reaching ", ["", ...SERVICES].map((s, i) => [i ? " · " : "",
-        s === reached ? h("strong", { text: s || "any service" }) : h("a", { href: route(range, s), "data-service-filter": s || "any", text: s || "any service" })])),
+        s === reached ? h("strong", { text: s || "any service" }) : h("a", { href: route(range, s), "data-service-filter": s || "any", text: s || "any service" })]),
+        operation ? [" · to ", h("strong", { class: "mono", "data-operation-filter": operation, text: operation }), " (",
+          h("a", { href: route(range, reached, ""), "data-operation-filter": "any", text: "any operation" }), ")"] : " · any operation (pick one in the table)"),
       traces),
     card("Replicas and sidecars", replicas),
   ];
@@ -169,13 +175,13 @@ function clock(unix, step) {
   return d.toLocaleTimeString([], options);
 }
 
-function tracesTable(report) {
+function tracesTable(report, filtered) {
   if (!report.available) return h("p", { class: "notice", "data-unavailable": "traces", text: report.reason });
   // Each opens in the console's own trace view (views/trace.js): the Jaeger make up builds has no UI.
   if (!report.traces.length) return h("p", { class: "muted", text: "No traces through the gateway in this window." });
   const rows = report.traces.map((t) => h("tr", { "data-trace": t.trace_id, class: t.error ? "failed" : null },
     h("td", { title: when(t.started_at), text: new Date(t.started_at).toLocaleTimeString() }),
-    h("td", { class: "mono", title: t.operation, text: t.operation }),
+    h("td", { class: "mono" }, h("a", { href: filtered(t.operation), title: `only ${t.operation}`, "data-operation": t.operation, text: t.operation })),
     h("td", { class: "num", "data-duration-ms": t.duration_ms, text: `${fmt(t.duration_ms, 4)} ms` }),
     h("td", { class: "num", text: fmt(t.spans) }),
     h("td", { class: "small", text: t.services.join(", ") }),
