@@ -1,6 +1,10 @@
 """What every service does to every request before its routes see it, as plain ASGI wrappers
 (they leave streamed bodies alone):
 
+- the body's length again, in BODY_LENGTH: daprd drops an answer's Content-Length on the way
+  to the caller and, when the app dies in the middle of an answer, ends what it already began
+  to send as if it were complete (a 200 with half a body, or none); the caller's side compares
+  (dapr_adapters/invoke.py), so a cut answer is an error and not a short success;
 - a request id: the caller's `X-Request-Id` when it is a sane one, else a new one; it is on the
   response, on every call this request makes to another service, and in every log line written
   while the request is handled, next to the id of the trace the request is part of
@@ -30,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.common import tracing
 
 REQUEST_ID = "x-request-id"
+BODY_LENGTH = "x-body-length"  # an answer's Content-Length, as the app sent it (see above)
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -49,7 +54,11 @@ class RequestIds:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((REQUEST_ID.encode(), rid.encode()))
+                headers = message.setdefault("headers", [])
+                length = next((value for key, value in headers if key == b"content-length"), None)
+                headers.append((REQUEST_ID.encode(), rid.encode()))
+                if length is not None:
+                    headers.append((BODY_LENGTH.encode(), length))
             await send(message)
 
         try:

@@ -39,6 +39,11 @@ class SidecarUnavailable(RuntimeError):
         self.public = public
 
 
+class AnswerCutShort(SidecarUnavailable):
+    """An answer from another service that ended before the length its app declared: the app
+    died while answering, after its sidecar had passed on the status (a 200, say)."""
+
+
 @dataclass(frozen=True)
 class Versioned:
     value: bytes
@@ -107,8 +112,9 @@ class StreamedReply:
 
     status: int
     headers: dict[str, str]
-    body: AsyncIterator[bytes]
+    body: AsyncIterator[bytes]  # raises AnswerCutShort at its end when it is shorter than `length`
     close: Callable[[], Awaitable[None]]
+    length: int | None = None  # the bytes the app said it sent, when it said so
 
 
 def sidecar_error_code(body: bytes) -> str | None:

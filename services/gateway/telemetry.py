@@ -12,8 +12,10 @@ MISSING, MALFORMED, UNKNOWN, ROLE = "missing_key", "malformed_key", "unknown_key
 both, so a caller cannot tell which); a valid key without a role the call needs (403)."""
 
 BREAKER_OPEN, NOT_ANSWERING, SIDECAR_DOWN = "breaker_open", "not_answering", "sidecar_unavailable"
+CUT_SHORT = "answer_cut_short"
 """Why a call got 503: held back by the service's open breaker; the service's sidecar answered
-that the app did not (an ERR_ code); the gateway's own sidecar could not be reached."""
+that the app did not (an ERR_ code); the gateway's own sidecar could not be reached; the app
+died while answering, after its sidecar had passed on the status."""
 
 
 class GatewayMetrics:
@@ -33,7 +35,7 @@ class GatewayMetrics:
         self.unavailable = Counter(
             "daprml_gateway_upstream_unavailable",
             "Calls answered 503 because an internal service could not take them, by service and reason "
-            "(breaker_open, not_answering, sidecar_unavailable)",
+            "(breaker_open, not_answering, sidecar_unavailable, answer_cut_short)",
             ["service", "reason"],
             registry=registry,
         )

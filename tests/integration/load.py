@@ -39,9 +39,14 @@ class FixedRate:
     def _one(self, client: httpx.Client) -> None:
         sent = time.monotonic()
         try:
-            status: int | str = self.send(client).status_code
+            reply = self.send(client)
+            status: int | str = reply.status_code
+            if status == 200 and "json" in reply.headers.get("content-type", ""):
+                reply.json()  # a 200 that is not the answer it says it is, is a failure too
         except httpx.HTTPError as exc:
             status = type(exc).__name__
+        except ValueError:
+            status = "unreadable 200"
         self.answers.append(Answer(sent, status, time.monotonic() - sent))
 
     def _run(self) -> None:

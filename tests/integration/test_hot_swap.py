@@ -48,24 +48,45 @@ def streaming_headers(gateway: httpx.Client) -> dict[str, str]:
     return {"authorization": f"Bearer {reply.raise_for_status().json()['key']}"}
 
 
+NO_ANSWER, UNREADABLE = "no answer", "unreadable 200"  # what a failed exchange records, for a status
+
+
 class Stream:
     """Requests sent one after another until stopped, each answer kept with its time."""
 
     def __init__(self, url: str, name: str, headers: dict[str, str]):
         self.url, self.name, self.headers = url, name, headers
-        self.answers: list[tuple[float, int, int | None]] = []  # time, status, version
+        self.answers: list[tuple[float, int | str, int | None]] = []  # time, status, version
         self.runtimes: set[str | None] = set()  # what predicted the answers
+        self.unreadable: list[str] = []  # what came back when no prediction did
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30, headers=self.headers) as client:
             while not self._stop.is_set():
-                reply = client.post(f"/api/models/{self.name}/predict", json={"records": ROWS})
-                version = reply.json().get("version") if reply.status_code == 200 else None
-                if reply.status_code == 200:
-                    self.runtimes.add(reply.json().get("runtime"))
-                self.answers.append((time.monotonic(), reply.status_code, version))
+                self.answers.append((time.monotonic(), *self._ask(client)))
+
+    def _ask(self, client: httpx.Client) -> tuple[int | str, int | None]:
+        """The status and version of one answer; anything but a readable prediction counts as a
+        failure (a 200 whose body is not one as much as a 503), never as the end of the stream."""
+        try:
+            reply = client.post(f"/api/models/{self.name}/predict", json={"records": ROWS})
+        except httpx.HTTPError as exc:
+            self.unreadable.append(f"no answer: {exc!r}")
+            return NO_ANSWER, None
+        if reply.status_code != 200:
+            return reply.status_code, None
+        try:
+            body = reply.json()
+            version = body["version"]
+        except (ValueError, KeyError, TypeError):
+            self.unreadable.append(
+                f"200 with {reply.content[:200]!r} ({reply.headers.get('content-length')} bytes said)"
+            )
+            return UNREADABLE, None
+        self.runtimes.add(body.get("runtime"))
+        return 200, version
 
     def __enter__(self) -> "Stream":
         self._thread.start()
@@ -75,7 +96,7 @@ class Stream:
         self._stop.set()
         self._thread.join(30)
 
-    def failures(self) -> list[tuple[float, int, int | None]]:
+    def failures(self) -> list[tuple[float, int | str, int | None]]:
         return [a for a in self.answers if a[1] != 200]
 
     def versions(self) -> list[int | None]:

@@ -1,5 +1,8 @@
 """The ServiceInvoker port: calls to other apps through the sidecar's HTTP API, which keeps the
-callee's status code and content type intact."""
+callee's status code and content type intact, but not its Content-Length: an answer whose app
+died while sending it ends early as if complete (daprd has passed on the status already). Our
+apps repeat the length in BODY_LENGTH (services.common.middleware), and an answer that ends
+short of it is AnswerCutShort here, not a short success."""
 
 import asyncio
 import re
@@ -10,7 +13,7 @@ import httpx
 
 from services.common import middleware
 from services.common.dapr_adapters.sidecar import Sidecar
-from services.common.ports import Reply, SidecarUnavailable, StreamedReply, sidecar_error_code
+from services.common.ports import AnswerCutShort, Reply, SidecarUnavailable, StreamedReply, sidecar_error_code
 
 # App ids and the segments of a method path: what our own code builds, nothing a client could
 # bend. httpx collapses '.' and '..' segments and the sidecar decodes %2F, so either would let
@@ -52,6 +55,11 @@ class DaprInvoker:
                 headers=_with_request_id(headers),
                 timeout=sidecar.settings.call_timeout_s,
             )
+            declared = declared_length(reply.headers, http_verb)
+            if declared is not None and len(reply.content) != declared:
+                if may_retry:
+                    return None
+                raise cut_short(app_id, method, len(reply.content), declared)
             if may_retry and _unreached(reply.status_code, reply.content):
                 return None
             return Reply(reply.status_code, reply.content, reply.headers.get("content-type", ""))
@@ -75,7 +83,9 @@ class DaprInvoker:
             )
             reply = await sidecar.http.send(request, stream=True)
             if not (may_retry and reply.status_code >= 500):
-                return StreamedReply(reply.status_code, dict(reply.headers), reply.aiter_raw(), reply.aclose)
+                declared = declared_length(reply.headers, http_verb)
+                answer = _measured(reply.aiter_raw(), declared, app_id, method)
+                return StreamedReply(reply.status_code, dict(reply.headers), answer, reply.aclose, declared)
             # Small enough to read whole: an idempotent request's error answer.
             content = await reply.aread()
             await reply.aclose()
@@ -86,6 +96,31 @@ class DaprInvoker:
         return await _with_retries(
             http_verb, once, f"forwarding to {app_id}/{method} through {sidecar.http_url}", f"the {app_id} service"
         )
+
+
+def declared_length(headers: httpx.Headers, http_verb: str) -> int | None:
+    """The length the app said its answer has (BODY_LENGTH), when it said one (a HEAD's answer
+    says the length of a body it does not send)."""
+    value = headers.get(middleware.BODY_LENGTH, "")
+    plain = http_verb != "HEAD" and "content-encoding" not in headers  # else .content is not what was sent
+    return int(value) if value.isdigit() and plain else None
+
+
+def cut_short(app_id: str, method: str, got: int, declared: int) -> AnswerCutShort:
+    return AnswerCutShort(
+        f"the answer of {app_id}/{method} ended after {got} of the {declared} bytes it declared",
+        f"the {app_id} service's answer was cut short (it may be restarting)",
+    )
+
+
+async def _measured(body: AsyncIterator[bytes], declared: int | None, app_id: str, method: str) -> AsyncIterator[bytes]:
+    """The body as it arrives; AnswerCutShort at its end when it was not as long as declared."""
+    got = 0
+    async for chunk in body:
+        got += len(chunk)
+        yield chunk
+    if declared is not None and got != declared:
+        raise cut_short(app_id, method, got, declared)
 
 
 def _with_request_id(headers: dict[str, str] | None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 from services.common.contracts.monitoring import ACTOR_HEADER
 from services.common.errors import ClientError
 from services.common.oip import ProtocolRoute
-from services.common.ports import ServiceInvoker, SidecarUnavailable, sidecar_error_code
+from services.common.ports import AnswerCutShort, ServiceInvoker, SidecarUnavailable, sidecar_error_code
 from services.gateway import telemetry
 from services.gateway.forwarding.breaker import Breaker, Breakers
 from services.gateway.keys.domain import KeyRecord
@@ -100,12 +100,26 @@ class Upstream:
             self.breaker.released()  # the client's doing (a body too large), not the service's
             raise
         body = reply.body
+        # A small answer is read whole before the status goes out: one its app did not finish
+        # (it died while answering; its sidecar had sent the status on) is then a 503 worth
+        # retrying, not a 200 without its body. A longer one streams, with its length: cut
+        # short, its transfer breaks (AnswerCutShort at its end) and the client can tell.
+        whole = reply.length is not None and reply.length <= ERROR_PEEK_BYTES
+        head = b""
+        if whole or reply.status >= 500:
+            try:
+                head = await _read_up_to(body, ERROR_PEEK_BYTES)
+            except AnswerCutShort as exc:
+                await reply.close()
+                self._failed(telemetry.CUT_SHORT)
+                log.warning("%s %s: %s", verb, request.url.path, exc)
+                return _unavailable(request, f"{exc.public}; try again in a few seconds", 5)
+            body = _prepend(head, body)
         if reply.status >= 500:
             # A 5xx from the sidecar itself (its JSON names an ERR_ code) means the app is down,
             # restarting or not registered yet: say so, as a 503 worth retrying, and count it
             # against the service's breaker. The app's own 5xx pass as they are, with the bytes
             # read to tell put back in front.
-            head = await _read_up_to(body, ERROR_PEEK_BYTES)
             code = sidecar_error_code(head)
             if code is not None:
                 await reply.close()
@@ -123,15 +137,25 @@ class Upstream:
                     f"the {self.app_id} service is not answering (it may be restarting); try again in a few seconds",
                     5,
                 )
-            body = _prepend(head, body)
         # Whatever the service answered, it answered: a client's 4xx never counts against it.
         self.breaker.succeeded()
+        headers = {k: v for k, v in reply.headers.items() if k in REPLY_HEADERS}
+        if reply.length is not None:
+            headers["content-length"] = str(reply.length)
+            body = self._counted(body)
         return StreamingResponse(
-            body,
-            status_code=reply.status,
-            headers={k: v for k, v in reply.headers.items() if k in REPLY_HEADERS},
-            background=BackgroundTask(reply.close),
+            body, status_code=reply.status, headers=headers, background=BackgroundTask(reply.close)
         )
+
+    async def _counted(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A streamed answer, counted like a 503 when it is cut short (its status has gone out:
+        the error that follows only breaks the transfer, which the client sees as such)."""
+        try:
+            async for chunk in body:
+                yield chunk
+        except AnswerCutShort:
+            self._failed(telemetry.CUT_SHORT)
+            raise
 
     def _failed(self, reason: str) -> None:
         """A call the service did not take: counted, and against its breaker."""

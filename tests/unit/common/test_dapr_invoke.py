@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from services.common.dapr_adapters import DaprInvoker, Sidecar, UnsafePath, invoke_path
-from services.common.ports import SidecarUnavailable
+from services.common.ports import AnswerCutShort, SidecarUnavailable
 from services.common.settings import ServiceSettings
 
 
@@ -129,3 +129,31 @@ def test_a_sidecar_that_does_not_answer_is_unavailable_after_the_retries():
         asyncio.run(DaprInvoker(sidecar).call("registry", "api/models"))
     assert failed.value.public == "the registry service cannot be reached"
     assert sent == ["GET", "GET", "GET"]
+
+
+def cut(declared: int, body: bytes) -> httpx.Response:
+    """What daprd passes on for an app that died while answering: the status, the app's
+    headers but its Content-Length, and the body as far as it got."""
+    headers = {"x-body-length": str(declared), "content-type": "application/json"}
+    return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))  # read as it arrives
+
+
+def test_an_answer_shorter_than_its_app_declared_is_cut_short_not_a_short_success():
+    sidecar, sent = answering(cut(40, b'{"predictions": [1]}'), cut(20, b'{"predictions": [1]}'))
+    with pytest.raises(AnswerCutShort, match="ended after 20 of the 40 bytes") as failed:
+        asyncio.run(DaprInvoker(sidecar).call("inference", "api/models/iris/predict", "POST"))
+    assert sent == ["POST"] and "answer was cut short" in failed.value.public
+    sidecar, sent = answering(cut(40, b""), cut(13, b'{"models": 1}'))
+    assert asyncio.run(DaprInvoker(sidecar).call("registry", "api/models")).body == b'{"models": 1}'
+    assert sent == ["GET", "GET"]  # a GET goes again
+
+
+def test_a_forwarded_answer_says_its_length_and_raises_at_its_end_when_cut():
+    async def read(length: int, body: bytes) -> tuple[int | None, bytes]:
+        sidecar, _ = answering(cut(length, body))
+        reply = await DaprInvoker(sidecar).forward("inference", "api/models/iris/predict", "POST", {}, _empty())
+        return reply.length, b"".join([chunk async for chunk in reply.body])
+
+    assert asyncio.run(read(13, b'{"models": 1}')) == (13, b'{"models": 1}')
+    with pytest.raises(AnswerCutShort, match="ended after 3 of the 13 bytes"):
+        asyncio.run(read(13, b'{"m'))
