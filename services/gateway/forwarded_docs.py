@@ -1,7 +1,8 @@
-"""What the services behind the gateway answer on success, in the gateway's OpenAPI document.
+"""What the services behind the gateway take and answer, in the gateway's OpenAPI document.
 
-The gateway forwards a service's answer as it is, so for each forwarded operation its document
-says what that service's document says: the success statuses, their content types and the
+The gateway forwards a request's body and a service's answer as they are, so for each
+forwarded operation its document says what that service's document says: the request body
+the service reads (where it declares one), the success statuses, their content types and the
 schemas they name. They are kept in forwarded.openapi.json beside this file, taken from the
 services' own documents by `python -m tests.api.test_public_contract` (a test checks the file
 is current): the gateway imports no service's code, and its document cannot drift from theirs.
@@ -18,8 +19,9 @@ REF = "#/components/schemas/"
 
 
 def extract(documents: dict[str, dict[str, Any]], operations: set[tuple[str, str]]) -> dict[str, Any]:
-    """From each service's document, the success responses of the operations the gateway
-    forwards ((METHOD, path) pairs) and every schema they name, directly or through another."""
+    """From each service's document, the request bodies and success responses of the
+    operations the gateway forwards ((METHOD, path) pairs) and every schema they name, directly
+    or through another."""
     found: dict[str, Any] = {"operations": {}, "schemas": {}}
     for service, document in sorted(documents.items()):
         schemas = document.get("components", {}).get("schemas", {})
@@ -29,8 +31,11 @@ def extract(documents: dict[str, dict[str, Any]], operations: set[tuple[str, str
                 if (method.upper(), path) not in operations:
                     continue
                 success = {s: r for s, r in operation.get("responses", {}).items() if s.startswith("2")}
-                found["operations"][f"{method.upper()} {path}"] = {"service": service, "responses": success}
-                _collect(success, schemas, named)
+                entry = {"service": service, "responses": success}
+                if "requestBody" in operation:
+                    entry["requestBody"] = operation["requestBody"]
+                found["operations"][f"{method.upper()} {path}"] = entry
+                _collect(entry, schemas, named)
         if named:
             found["schemas"][service] = dict(sorted(named.items()))
     return found
@@ -54,7 +59,8 @@ def _refs(node: Any) -> list[str]:
 
 
 def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> None:
-    """Puts the services' success responses on the gateway's forwarded operations, in place. A
+    """Puts the services' request bodies and success responses on the gateway's forwarded
+    operations, in place. A
     service's schema keeps its name unless the document already has another schema by that
     name; it is then named "<service>.<name>"."""
     components = document.setdefault("components", {}).setdefault("schemas", {})
@@ -73,7 +79,10 @@ def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> None:
         responses = operation.setdefault("responses", {})
         for status in [s for s in responses if s.startswith("2")]:
             del responses[status]
-        responses.update(_renamed(found["responses"], renamed.get(found["service"], {})))
+        names = renamed.get(found["service"], {})
+        responses.update(_renamed(found["responses"], names))
+        if "requestBody" in found:
+            operation["requestBody"] = _renamed(found["requestBody"], names)
 
 
 def _renamed(node: Any, names: dict[str, str]) -> Any:

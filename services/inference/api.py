@@ -13,7 +13,7 @@ import time
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
 
 from services.common import middleware
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
@@ -32,9 +32,9 @@ Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, 
 
 class PredictRequest(BaseModel):
     records: list[dict[str, Any]] = Field(min_length=1, description="one object per row: feature name -> value")
-    version: int | None = Field(None, ge=1, description="a version number (default: the champion)")
+    version: StrictInt | None = Field(None, ge=1, description="a version number (default: the champion)")
     alias: str | None = Field(None, pattern=ALIAS_NAME, description="an alias such as champion")
-    strict: bool = Field(
+    strict: StrictBool = Field(
         True,
         description="refuse (422) a field the model does not know (its target excepted); "
         "false: ignore it and list it in `warnings`",

@@ -82,6 +82,25 @@ def test_every_forwarded_operation_documents_its_success_as_its_service_does():
         assert set(mine) == {s for s in theirs if s.startswith("2")}, key
         for status, response in mine.items():
             assert response.keys() == theirs[status].keys() and response["description"] == theirs[status]["description"]
+        # The body the service reads, as it declares it (its schemas under the same names, or
+        # "<service>.<name>" where the gateway's document has another by that name).
+        body, their_body = gateway["paths"][path][method.lower()].get("requestBody"), entry.get("requestBody")
+        if their_body is not None:
+            assert body is not None and body.keys() == their_body.keys(), key
+            assert body["content"].keys() == their_body["content"].keys(), key
+            schema, their_schema = (
+                body["content"]["application/json"]["schema"],
+                their_body["content"]["application/json"]["schema"],
+            )
+            assert schema.get("$ref", "").rsplit(".", 1)[-1] == their_schema.get("$ref", "").rsplit(".", 1)[-1], key
+    assert {k for k, e in found.items() if "requestBody" in e} >= {
+        "POST /api/models/{name}/predict",
+        "POST /v2/models/{name}/infer",
+        "POST /api/training/jobs",
+        "PUT /api/models/{name}/traffic",
+        "POST /api/models/{name}/rollouts",
+        "PUT /api/models/{name}/monitoring",
+    }
     # Every forwarded operation the gateway has: the /api ones of the five services and /v2.
     forwarding = [p for p in gateway["paths"] if p.startswith(("/api/datasets", "/api/training", "/v2"))]
     assert all(f"{m.upper()} {p}" in found for p in forwarding for m in gateway["paths"][p]), forwarding

@@ -8,10 +8,9 @@ not weigh on the other tests. Operations that would take the stack from under it
 revoking keys (it would revoke its own), moving aliases, submitting training jobs, replaying or
 deleting dead letters, the round trip (slow, and covered by its own tests).
 
-The positive_data_acceptance check is not run: the gateway forwards bodies it does not model
-(their schemas live in the service that reads them) and documents them as objects, so a body
-that is valid by the gateway's document may still be refused by the service. It joins when the
-services' request models are shared contracts the gateway documents.
+The gateway documents each forwarded body with the schema of the service that reads it
+(services/gateway/forwarded_docs.py), so Schemathesis generates bodies the services' models
+describe, not just any object.
 """
 
 import re

@@ -3,7 +3,7 @@ the request that starts a job (training's API takes it; the monitor sends it to 
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from services.common.contracts.datasets import DATASET_NAME
 from services.common.contracts.models import MODEL_NAME
@@ -17,7 +17,7 @@ class JobRequest(BaseModel):
     """What POST /api/training/jobs takes."""
 
     dataset: str = Field(pattern=DATASET_NAME)
-    version: int | Literal["latest"] = Field("latest", description="a version number (>= 1) or 'latest'")
+    version: StrictInt | Literal["latest"] = Field("latest", description="a version number (>= 1) or 'latest'")
     estimator: str | None = Field(None, description="from GET /api/training/estimators; default: the policy's")
     params: dict[str, Any] | None = Field(None, description="the estimator's parameters; default: the policy's")
     model: str | None = Field(

@@ -19,7 +19,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictFloat, StrictInt, field_validator, model_validator
 
 from services.common.contracts.coercion import FLOAT, dtype
 from services.common.contracts.datasets import DATASET_NAME, Feature, Task
@@ -176,8 +176,8 @@ class CanaryWeight(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
-    percent: float = Field(gt=0, lt=100, description="of the requests for the champion, served by this version")
+    version: StrictInt = Field(ge=1)
+    percent: StrictFloat = Field(gt=0, lt=100, description="of the requests for the champion, served by this version")
 
 
 class ShadowShare(BaseModel):
@@ -186,8 +186,8 @@ class ShadowShare(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
-    percent: float = Field(gt=0, le=100, description="of the requests for the champion, copied to this version")
+    version: StrictInt = Field(ge=1)
+    percent: StrictFloat = Field(gt=0, le=100, description="of the requests for the champion, copied to this version")
 
 
 MAX_CANARIES = 5

@@ -17,7 +17,7 @@ import re
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from services.common.contracts.models import Traffic
 
@@ -47,27 +47,31 @@ class RolloutGates(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min_samples: int = Field(20, ge=1, le=1_000_000, description="predictions a gate needs before it judges")
-    min_agreement: float = Field(
+    min_samples: StrictInt = Field(20, ge=1, le=1_000_000, description="predictions a gate needs before it judges")
+    min_agreement: StrictFloat = Field(
         0.9,
         ge=0,
         le=1,
         description="shadow steps, classifiers: share of the candidate's answers equal to the champion's",
     )
-    max_mean_abs_difference: float | None = Field(
+    max_mean_abs_difference: StrictFloat | None = Field(
         None, ge=0, description="shadow steps, regressors: largest mean |candidate - champion|; None: not gated"
     )
-    max_error_rate_increase: float = Field(
+    max_error_rate_increase: StrictFloat = Field(
         0.01, ge=0, le=1, description="the candidate's share of failed requests may exceed the champion's by this"
     )
-    max_p99_ratio: float = Field(
+    max_p99_ratio: StrictFloat = Field(
         2.0, ge=1, le=100, description="the candidate's p99 latency at most this times the champion's (plus the slack)"
     )
-    p99_slack_ms: float = Field(10, ge=0, le=60_000, description="added to the p99 bound: tiny latencies are noisy")
-    max_accuracy_drop: float = Field(
+    p99_slack_ms: StrictFloat = Field(
+        10, ge=0, le=60_000, description="added to the p99 bound: tiny latencies are noisy"
+    )
+    max_accuracy_drop: StrictFloat = Field(
         0.05, ge=0, le=1, description="live accuracy from feedback at most this below the champion's"
     )
-    min_feedback: int = Field(30, ge=1, le=1_000_000, description="feedback pairs each version needs for that gate")
+    min_feedback: StrictInt = Field(
+        30, ge=1, le=1_000_000, description="feedback pairs each version needs for that gate"
+    )
 
 
 class RolloutStep(BaseModel):
@@ -75,11 +79,11 @@ class RolloutStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
-    shadow: float | None = Field(None, gt=0, le=100, description="percent of the champion's requests copied")
-    canary: float | None = Field(None, gt=0, lt=100, description="percent of the champion's requests served")
-    approval: bool | None = Field(None, description="wait for a person (approve or reject), until the timeout")
-    promote: bool | None = Field(None, description="make the candidate champion (the last step)")
-    for_: str | int | None = Field(
+    shadow: StrictFloat | None = Field(None, gt=0, le=100, description="percent of the champion's requests copied")
+    canary: StrictFloat | None = Field(None, gt=0, lt=100, description="percent of the champion's requests served")
+    approval: StrictBool | None = Field(None, description="wait for a person (approve or reject), until the timeout")
+    promote: StrictBool | None = Field(None, description="make the candidate champion (the last step)")
+    for_: str | StrictInt | None = Field(
         None,
         alias="for",
         description="how long a shadow or canary step lasts: a duration (30s, 10m, 2h) or a number of predictions; "
@@ -123,7 +127,7 @@ class StartRollout(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    candidate: int = Field(ge=1, description="the version rolled out; not the champion")
+    candidate: StrictInt = Field(ge=1, description="the version rolled out; not the champion")
     plan: list[RolloutStep] = Field(min_length=1, max_length=MAX_STEPS)
     gates: RolloutGates = Field(default_factory=RolloutGates, description="every step's gates but its own")
     reason: str = Field("", max_length=500, description="why, for the model's history")

@@ -8,7 +8,7 @@ checks that these routes and inference's public ones are the same set.
 """
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
@@ -24,9 +24,6 @@ v2_router = APIRouter(prefix="/v2", tags=["open inference protocol v2"], route_c
 
 Name = Annotated[str, Path(pattern=MODEL_NAME, description="lower-case letters, digits, '-' and '_'")]
 Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number, or an alias such as champion")]
-JSON_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
-}
 
 
 class BadRoutingKey(ClientError):
@@ -66,7 +63,7 @@ async def routing_key(
 RoutingKey = Annotated[dict[str, str], Depends(routing_key)]
 
 
-@predict_router.post("/{name}/predict", openapi_extra=JSON_BODY, dependencies=[PREDICT])
+@predict_router.post("/{name}/predict", dependencies=[PREDICT])
 async def predict(name: Name, request: Request, inference: InferenceDep, key: RoutingKey) -> Response:
     """Predictions of a model version: {"records": [{feature: value}], "version"?, "alias"?, "strict"?}.
     A field the model does not know is a 422 naming the nearest known one, unless "strict" is
@@ -111,14 +108,14 @@ async def version_ready(name: Name, version: Version, request: Request, inferenc
     return await inference.forward(request, "v2", "models", name, "versions", version, "ready")
 
 
-@v2_router.post("/models/{name}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
+@v2_router.post("/models/{name}/infer", dependencies=[PREDICT])
 async def infer(name: Name, request: Request, inference: InferenceDep, key: RoutingKey) -> Response:
     """Predictions of the champion for the input tensors, or of a canary version as the model's
     traffic table says (model_version names the one that served)."""
     return await inference.forward(request, "v2", "models", name, "infer", headers=key)
 
 
-@v2_router.post("/models/{name}/versions/{version}/infer", openapi_extra=JSON_BODY, dependencies=[PREDICT])
+@v2_router.post("/models/{name}/versions/{version}/infer", dependencies=[PREDICT])
 async def infer_version(name: Name, version: Version, request: Request, inference: InferenceDep) -> Response:
     return await inference.forward(request, "v2", "models", name, "versions", version, "infer")
 

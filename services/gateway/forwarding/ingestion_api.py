@@ -35,15 +35,9 @@ DATA_BODY: dict[str, Any] = {
         },
     }
 }
-SPEC_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object", "required": ["name", "task", "target"]}}},
-    }
-}
 
 
-@router.post("", status_code=201, openapi_extra=SPEC_BODY, dependencies=[INGEST])
+@router.post("", status_code=201, dependencies=[INGEST])
 async def create_dataset(request: Request, ingestion: IngestionDep) -> Response:
     """Declares a dataset: name, task, target and (optionally) its columns."""
     return await ingestion.forward(request, "api", "datasets")

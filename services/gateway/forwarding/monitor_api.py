@@ -6,7 +6,7 @@ forwarded; what the monitor answers comes back as it is. tests/api/test_gateway_
 that these routes and the monitor's public ones are the same set.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -45,33 +45,7 @@ async def list_predictions(
     return await monitor.forward(request, "api", "models", name, "predictions", query=query)
 
 
-MAX_FEEDBACK_ITEMS = 100_000  # the monitor's bound on its setting (DAPRML_FEEDBACK_MAX_ITEMS)
-FEEDBACK_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": MAX_FEEDBACK_ITEMS,
-                    "items": {
-                        "type": "object",
-                        "required": ["prediction_id", "actual"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "prediction_id": {"type": "string", "pattern": PREDICTION_ID},
-                            "actual": {"type": ["string", "number", "boolean"]},
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
-
-
-@router.post("/{name}/feedback", openapi_extra=FEEDBACK_BODY, dependencies=[SEND_FEEDBACK])
+@router.post("/{name}/feedback", dependencies=[SEND_FEEDBACK])
 async def send_feedback(name: Name, request: Request, monitor: MonitorDep) -> Response:
     """Ground truth: [{"prediction_id", "actual"}], the true class or number of predictions the
     model made (a predict or feedback key). The first actual sent for a prediction is kept; the
@@ -88,33 +62,6 @@ async def live_metrics(name: Name, request: Request, monitor: MonitorDep) -> Res
 
 
 Why = Annotated[str | None, Query(max_length=500, description="why, for the model's history (GET .../history)")]
-_ACTIONS = {"type": "string", "enum": ["none", "notify", "retrain"]}
-MONITORING_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "window_rows": {"type": ["integer", "null"], "minimum": 1, "maximum": 100_000},
-                        "window_hours": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 2160},
-                        "drift_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
-                        "missing_rise": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                        "min_rows": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                        "schedule": {"type": ["string", "null"], "maxLength": 200},
-                        "on_drift": _ACTIONS,
-                        "on_accuracy_drop": _ACTIONS,
-                        "accuracy_drop": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                        "retrain_min_rows": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                        "retrain_cooldown_hours": {"type": "number", "minimum": 0, "maximum": 2160},
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 @router.get("/{name}/monitoring", dependencies=[READ])
@@ -124,7 +71,7 @@ async def get_monitoring(name: Name, request: Request, monitor: MonitorDep) -> R
     return await monitor.forward(request, "api", "models", name, "monitoring")
 
 
-@router.put("/{name}/monitoring", openapi_extra=MONITORING_BODY, dependencies=[ADMIN])
+@router.put("/{name}/monitoring", dependencies=[ADMIN])
 async def set_monitoring(name: Name, request: Request, monitor: MonitorDep, reason: Why = None) -> Response:
     """Sets the model's monitoring policy: the drift check's window, thresholds and schedule (a
     Dapr Job), and what drift or a live-accuracy drop does. Recorded in the model's history."""

@@ -6,13 +6,12 @@ forwarded; what the registry answers comes back as it is. The registry's /intern
 checks that these routes and the registry's public ones are the same set.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.common.contracts import ALIAS_NAME, MODEL_NAME
-from services.common.contracts.models import MAX_CANARIES, MAX_SHADOWS
-from services.common.contracts.rollouts import ROLLOUT_ID, StartRollout
+from services.common.contracts.rollouts import ROLLOUT_ID
 from services.gateway.deps import ADMIN, READ, TRAIN, RegistryDep
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -24,47 +23,6 @@ Version = Annotated[str, Path(pattern=ALIAS_NAME, description="a version number,
 RolloutId = Annotated[str, Path(pattern=ROLLOUT_ID, description="r1, r2, ...: as the rollout's start answered")]
 # Why a change was made, for the model's history (which records the key's name as who).
 Why = Annotated[str | None, Query(max_length=500, description="why, for the model's history (GET .../history)")]
-
-
-def _json_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "required": required, "properties": properties}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-ALIAS_BODY = _json_body(["version"], {"version": {"type": "integer", "minimum": 1}})
-POLICY_BODY = _json_body(
-    [], {"mode": {"type": "string", "enum": ["auto", "manual"]}, "metric": {"type": "string", "nullable": True}}
-)
-
-
-def _shares(most: int, percent: dict[str, Any]) -> dict[str, Any]:
-    share = {
-        "type": "object",
-        "required": ["version", "percent"],
-        "additionalProperties": False,
-        "properties": {"version": {"type": "integer", "minimum": 1}, "percent": {"type": "number", **percent}},
-    }
-    return {"type": "array", "maxItems": most, "items": share}
-
-
-# The contract's Traffic (services/common/contracts/models.py), which the registry checks.
-TRAFFIC_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "canary": _shares(MAX_CANARIES, {"exclusiveMinimum": 0, "exclusiveMaximum": 100}),
-                        "shadows": _shares(MAX_SHADOWS, {"exclusiveMinimum": 0, "maximum": 100}),
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 @router.get("", dependencies=[READ])
@@ -116,7 +74,7 @@ async def get_onnx(name: Name, version: Version, request: Request, registry: Reg
     return await registry.forward(request, "api", "models", name, "versions", version, "onnx")
 
 
-@router.put("/{name}/aliases/{alias}", openapi_extra=ALIAS_BODY, dependencies=[ADMIN])
+@router.put("/{name}/aliases/{alias}", dependencies=[ADMIN])
 async def set_alias(name: Name, alias: Alias, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """Points the alias at a version (champion is the one served by default)."""
     return await registry.forward(request, "api", "models", name, "aliases", alias, query={"reason": reason})
@@ -129,7 +87,7 @@ async def delete_alias(
     return await registry.forward(request, "api", "models", name, "aliases", alias, query={"reason": reason})
 
 
-@router.put("/{name}/policy", openapi_extra=POLICY_BODY, dependencies=[TRAIN])
+@router.put("/{name}/policy", dependencies=[TRAIN])
 async def set_policy(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """How new versions are promoted: auto (on the primary metric) or manual."""
     return await registry.forward(request, "api", "models", name, "policy", query={"reason": reason})
@@ -142,7 +100,7 @@ async def get_traffic(name: Name, request: Request, registry: RegistryDep) -> Re
     return await registry.forward(request, "api", "models", name, "traffic")
 
 
-@router.put("/{name}/traffic", openapi_extra=TRAFFIC_BODY, dependencies=[ADMIN])
+@router.put("/{name}/traffic", dependencies=[ADMIN])
 async def set_traffic(name: Name, request: Request, registry: RegistryDep, reason: Why = None) -> Response:
     """Sets the traffic table: {"canary": [{"version", "percent"}], "shadows": [{"version",
     "percent"}]}. Canary versions serve their percent of the requests for the champion (sticky
@@ -164,32 +122,7 @@ async def rollback(name: Name, request: Request, registry: RegistryDep, reason: 
     return await registry.forward(request, "api", "models", name, "rollback", query={"reason": reason})
 
 
-# Rollouts (services/common/contracts/rollouts.py): the registry runs each as a workflow and
-# checks the plan; the gateway documents the body with the contract's own schema.
-
-
-def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
-    """A pydantic JSON schema with its `#/$defs/...` references replaced by what they name: the
-    OpenAPI document has no `$defs` for them to point into."""
-    if isinstance(schema, dict):
-        if "$ref" in schema:
-            return _inlined(definitions[schema["$ref"].rsplit("/", 1)[1]], definitions)
-        return {k: _inlined(v, definitions) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inlined(v, definitions) for v in schema]
-    return schema
-
-
-_START = StartRollout.model_json_schema()
-START_ROLLOUT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": _inlined(_START, _START.get("$defs", {}))}},
-    }
-}
-
-
-@router.post("/{name}/rollouts", status_code=201, openapi_extra=START_ROLLOUT_BODY, dependencies=[ADMIN])
+@router.post("/{name}/rollouts", status_code=201, dependencies=[ADMIN])
 async def start_rollout(name: Name, request: Request, registry: RegistryDep) -> Response:
     """Brings a candidate version to champion by a plan of steps, each held to gates on live
     evidence against the champion: {"candidate": 2, "plan": [{"shadow": 20, "for": "10m"},

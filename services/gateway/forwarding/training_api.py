@@ -5,7 +5,7 @@ forwarded; what training answers comes back as it is. tests/api/test_gateway_rou
 that these routes and training's public ones are the same set.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -16,12 +16,9 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 
 Dataset = Annotated[str, Path(pattern=DATASET_NAME, description="dataset name")]
 JobId = Annotated[str, Path(pattern=JOB_ID, description="as the job's submission answered")]
-JSON_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
-}
 
 
-@router.post("/jobs", status_code=202, openapi_extra=JSON_BODY, dependencies=[TRAIN])
+@router.post("/jobs", status_code=202, dependencies=[TRAIN])
 async def submit(request: Request, training: TrainingDep) -> Response:
     """Trains a model on a dataset version: {"dataset", "version", "estimator", "params", "model"}."""
     return await training.forward(request, "api", "training", "jobs")
@@ -65,7 +62,7 @@ async def get_policy(dataset: Dataset, request: Request, training: TrainingDep) 
     return await training.forward(request, "api", "training", "policies", dataset)
 
 
-@router.put("/policies/{dataset}", openapi_extra=JSON_BODY, dependencies=[TRAIN])
+@router.put("/policies/{dataset}", dependencies=[TRAIN])
 async def set_policy(dataset: Dataset, request: Request, training: TrainingDep) -> Response:
     """Whether new versions are trained: {"auto_train", "estimator", "params"}."""
     return await training.forward(request, "api", "training", "policies", dataset)

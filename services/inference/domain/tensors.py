@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from services.common.contracts import NUMERIC, Feature, ModelCard
 from services.common.contracts.coercion import OBJECT, dtype
@@ -33,7 +33,7 @@ PREDICT, PROBA = "predict", "predict_proba"
 
 class Tensor(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    shape: list[int] = Field(max_length=8)
+    shape: list[StrictInt] = Field(max_length=8)
     datatype: str
     parameters: dict[str, Any] | None = None
     data: list[Any]

@@ -7,7 +7,7 @@ Pure: pydantic models and their rules.
 from enum import StrEnum
 from typing import Final, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from services.monitor.domain import schedule as schedules
 from services.monitor.domain.drift import DriftSettings
@@ -28,17 +28,19 @@ class MonitoringPolicy(BaseModel):
     is a policy (a check of the last 24 hours, at most 10,000 rows, notifying on drift, run by
     hand only)."""
 
-    window_rows: int | None = Field(
+    window_rows: StrictInt | None = Field(
         10_000, ge=1, le=MAX_WINDOW_ROWS, description="a check reads at most this many of the newest rows"
     )
-    window_hours: float | None = Field(
+    window_hours: StrictFloat | None = Field(
         24.0, gt=0, le=MAX_WINDOW_HOURS, description="a check reads the rows of this many hours up to now"
     )
-    drift_threshold: float = Field(0.2, gt=0, le=10, description="PSI above which a feature (or the output) drifted")
-    missing_rise: float = Field(
+    drift_threshold: StrictFloat = Field(
+        0.2, gt=0, le=10, description="PSI above which a feature (or the output) drifted"
+    )
+    missing_rise: StrictFloat = Field(
         0.1, gt=0, le=1, description="a share of missing values this much above training's is drift too"
     )
-    min_rows: int = Field(50, ge=1, le=MAX_WINDOW_ROWS, description="rows a version needs before drift is called")
+    min_rows: StrictInt = Field(50, ge=1, le=MAX_WINDOW_ROWS, description="rows a version needs before drift is called")
     schedule: str | None = Field(
         None,
         max_length=schedules.MAX_LENGTH,
@@ -56,17 +58,17 @@ class MonitoringPolicy(BaseModel):
         "accuracy by more than accuracy_drop: none, notify (a history entry), or retrain (as on_drift, when it is "
         "the champion's)",
     )
-    accuracy_drop: float = Field(
+    accuracy_drop: StrictFloat = Field(
         0.05, gt=0, le=1, description="how far live accuracy may fall below the holdout's before it counts as a drop"
     )
-    retrain_min_rows: int = Field(
+    retrain_min_rows: StrictInt = Field(
         50,
         ge=1,
         le=MAX_WINDOW_ROWS,
         description="captured predictions with an actual a retrain needs; fewer: it is skipped (it would train on "
         "the old data alone)",
     )
-    retrain_cooldown_hours: float = Field(
+    retrain_cooldown_hours: StrictFloat = Field(
         24.0,
         ge=0,
         le=MAX_WINDOW_HOURS,

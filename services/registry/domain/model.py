@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from services.common.contracts.models import ALIAS_NAME, Promotion, RegisterVersion, TaskName, Traffic
 from services.common.contracts.rollouts import MAX_STEPS, RolloutStep
@@ -66,7 +66,7 @@ class PromotionPolicy(BaseModel):
         "primary metric (so new data committed by an ingest key can change the champion), challenger otherwise",
     )
     metric: str | None = Field(None, pattern=METRIC, description="default: accuracy or r2, by the model's task")
-    first_champion: bool = Field(
+    first_champion: StrictBool = Field(
         True,
         description="with manual: a model that has never had a champion makes its first promoted version "
         "champion, so a new model serves at once (no champion is ever replaced so); false: that one too "

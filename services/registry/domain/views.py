@@ -3,7 +3,7 @@ stored (a promotion policy: model.py), and the functions that make the answers o
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from services.common.contracts.models import (
     Artifact,
@@ -24,7 +24,7 @@ from services.registry.domain.model import CHAMPION, AliasChange, ModelRecord, P
 class AliasTarget(BaseModel):
     """Body of PUT /api/models/{name}/aliases/{alias}."""
 
-    version: int
+    version: StrictInt
 
 
 class AliasMoved(BaseModel):

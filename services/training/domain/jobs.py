@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, Field, RootModel, StrictBool
 
 from services.training.domain.card import Lineage
 from services.training.domain.estimators import Bounds
@@ -95,7 +95,7 @@ class FitStarted(BaseModel):
 class Policy(BaseModel):
     """How a dataset's new versions are trained."""
 
-    auto_train: bool = Field(True, description="train each new committed version")
+    auto_train: StrictBool = Field(True, description="train each new committed version")
     estimator: str | None = Field(None, description="default: a sensible one for the dataset's task")
     params: dict[str, Any] = Field(default_factory=dict)
 
