@@ -307,6 +307,9 @@ class FakeWorkflowContext:
     def continue_as_new(self, input: Any) -> None:
         self._run.continued_with = input
 
+    def patched(self, change: str) -> bool:
+        return change not in self._run.made_before
+
 
 @dataclass
 class FakeRun:
@@ -325,6 +328,7 @@ class FakeRun:
     continued_with: Any = None  # the input of the next run, once it continued as new
     runs: int = 1
     waiting: "_Wait | None" = None
+    made_before: frozenset[str] = frozenset()  # the changes (WorkflowContext.patched) this run predates
 
 
 class FakeWorkflows:
@@ -344,6 +348,7 @@ class FakeWorkflows:
         self.before_activity: Callable[[str], Any] | None = None  # a test's hook (say, to raise an event)
         self.down = False  # the engine away: scheduling and raising fail as the sidecar's adapter does
         self.scheduled: list[str] = []  # every instance id asked for, in order
+        self.made_before: frozenset[str] = frozenset()  # changes the runs scheduled from now on predate
 
     def define(self, name: str, workflow: WorkflowFunction, activities: Mapping[str, ActivityFunction]) -> None:
         self.definitions[name] = (workflow, activities)
@@ -357,7 +362,7 @@ class FakeWorkflows:
             raise SidecarUnavailable(f"scheduling workflow {instance_id}: the engine is away")
         if instance_id in self.runs:
             return False
-        self.runs[instance_id] = FakeRun(instance_id, input, name=name)
+        self.runs[instance_id] = FakeRun(instance_id, input, name=name, made_before=self.made_before)
         if self.run_on_schedule:
             await self.drive(name, instance_id)
         return True

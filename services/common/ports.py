@@ -177,6 +177,12 @@ class WorkflowContext(Protocol):
         (events raised and not taken yet are kept): return right after calling it. Bounds the
         history, hence the replay, of a workflow that runs long."""
 
+    def patched(self, change: str) -> bool:
+        """Whether this run has the change so named (a new activity, say): True for a run
+        started by code that has it, False for one whose history began before it, at every
+        replay, so that an instance in flight across an upgrade replays as it ran. Ask at the
+        start of the workflow function: the answer holds for the whole run."""
+
 
 WorkflowFunction = Callable[[WorkflowContext, Any], Generator[Any, Any, Any]]
 ActivityFunction = Callable[[Any], Coroutine[Any, Any, Any]]

@@ -30,6 +30,9 @@ from services.registry.domain import rollout as judging
 
 WORKFLOW = "roll_out"
 DECISION = "decision"
+DECIDED = "decided"
+"""The activity that writes a decision into the history, and the change that brought it: a
+rollout started before it replays without it (the API wrote its decisions then)."""
 MAX_POLLS = 100
 """Polls of a step in one run of the workflow: then it continues as new where it was, so that
 its history (a timer and an activity a poll), replayed at every event, stays bounded. It also
@@ -46,6 +49,7 @@ CONTINUED = Continued()
 def roll_out(ctx: WorkflowContext, start: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
     """start: {model, id, candidate, champion, plan, gates, poll_s}, and `resume` ({step, began,
     baseline}) when a run continues where the one before it stopped."""
+    records = ctx.patched(DECIDED)  # first: the same answer at every replay of this run
     plan = [RolloutStep.model_validate(s) for s in start["plan"]]
     gates = RolloutGates.model_validate(start["gates"])
     resume = start.get("resume") or {}
@@ -57,11 +61,11 @@ def roll_out(ctx: WorkflowContext, start: dict[str, Any]) -> Generator[Any, Any,
             results: list[dict[str, Any]] = []
             if step.kind in ("shadow", "canary"):
                 here = resume if index == first else {}
-                ended, results = yield from _observe(ctx, start, index, step, step.gates or gates, here)
+                ended, results = yield from _observe(ctx, start, index, step, step.gates or gates, here, records)
                 if isinstance(ended, Continued):
                     return {"status": "continued", "step": index}
             elif step.kind == "approval":
-                ended = yield from _approval(ctx, start, index, step)
+                ended = yield from _approval(ctx, start, index, step, records)
             else:
                 yield ctx.activity("promote", _at(start, index))
                 return (yield from _finish(ctx, start, "promoted", f"version {start['candidate']} is champion"))
@@ -82,6 +86,7 @@ def _observe(
     step: RolloutStep,
     gates: RolloutGates,
     resume: dict[str, Any],
+    records: bool,
 ) -> Generator[Any, Any, tuple[str | None | Continued, list[dict[str, Any]]]]:
     """A shadow or canary step: None when it passed, else why the rollout rolls back (or
     CONTINUED: the next run of the workflow goes on with it); with the gates' last readings."""
@@ -95,7 +100,8 @@ def _observe(
     for _ in range(MAX_POLLS):
         decision = yield from _decision(ctx, float(start["poll_s"]))
         if decision is not None and decision["action"] in ("reject", "abort"):
-            yield ctx.activity("decided", {**_at(start, index), "decision": decision})
+            if records:
+                yield ctx.activity(DECIDED, {**_at(start, index), "decision": decision})
             return _decided(decision), readings
         read = yield from _evidence(ctx, start, index, baseline)
         if read is None or baseline is None:  # the monitor away (the deadline still holds), or the first reading
@@ -127,7 +133,7 @@ def _observe(
 
 
 def _approval(
-    ctx: WorkflowContext, start: dict[str, Any], index: int, step: RolloutStep
+    ctx: WorkflowContext, start: dict[str, Any], index: int, step: RolloutStep, records: bool
 ) -> Generator[Any, Any, str | None]:
     began = ctx.now()
     timeout_s = seconds(step.timeout or DEFAULT_APPROVAL_TIMEOUT)
@@ -139,7 +145,8 @@ def _approval(
     decision = yield from _decision(ctx, timeout_s)
     if decision is None:
         return f"step {index + 1} (approval): nobody approved within {step.timeout or DEFAULT_APPROVAL_TIMEOUT}"
-    yield ctx.activity("decided", {**_at(start, index), "decision": decision})
+    if records:
+        yield ctx.activity(DECIDED, {**_at(start, index), "decision": decision})
     if decision["action"] != "approve":
         return _decided(decision)
     return None

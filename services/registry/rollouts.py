@@ -18,7 +18,7 @@ from services.registry.domain.history import ROLLOUT
 from services.registry.domain.model import CHAMPION, ModelRecord, exists, now, numbered
 from services.registry.domain.rollout_start import begin
 from services.registry.domain.rollout_state import RolloutState
-from services.registry.rollout_workflow import DECISION, WORKFLOW, roll_out
+from services.registry.rollout_workflow import DECIDED, DECISION, WORKFLOW, roll_out
 from services.registry.service import RegistryService
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class Rollouts:
             "begin_step": self.begin_step,
             "evidence": self.read_evidence,
             "passed": self.passed,
-            "decided": self.decided,
+            DECIDED: self.decided,
             "promote": self.promote,
             "finish": self.finish,
         }

@@ -70,6 +70,10 @@ class _Context:
     def continue_as_new(self, input: Any) -> None:
         self._ctx.continue_as_new(input, save_events=True)
 
+    def patched(self, change: str) -> bool:
+        # The engine records the patches a run applied in its history (dapr 1.17+ versioning).
+        return bool(self._ctx.is_patched(change))
+
 
 # The SDK gives its loggers handlers of their own; the service's logging configuration already
 # prints what they say, so without this every line appeared twice.

@@ -14,6 +14,7 @@ from services.common.ports import SidecarUnavailable
 from services.registry.domain.model import PromotionPolicy
 from services.registry.domain.rollout import StepEvidence, VersionReading
 from services.registry.repository import ModelRepository
+from services.registry.rollout_workflow import DECIDED
 from services.registry.rollouts import Rollouts
 from services.registry.service import RegistryService
 from services.registry.settings import Settings
@@ -242,3 +243,18 @@ def test_after_a_restart_the_relay_looks_at_every_model_once_for_a_start_lost_in
     restarted = Rollouts(service, workflows, Monitor(), poll_s=10)
     asyncio.run(restarted.resume_all())
     assert f"rollout-iris-{started.id}" in workflows.runs
+
+
+def test_a_rollout_started_before_decisions_were_recorded_by_the_workflow_takes_them_without_the_activity():
+    """Its history has no `decided` activity: replayed with one it would no longer match (a
+    non-determinism failure after an upgrade); WorkflowContext.patched keeps it as it ran."""
+    rollouts, service, workflows = setup(Monitor())
+    workflows.made_before = frozenset({DECIDED})
+    older = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    asyncio.run(rollouts.decide("iris", older.id, "reject", "boss", "not now"))
+    assert asyncio.run(rollouts.get("iris", older.id)).status == "rolled_back"
+    assert DECIDED not in workflows.activity_calls
+    workflows.made_before = frozenset()
+    newer = asyncio.run(rollouts.start("iris", plan({"approval": True}, {"promote": True}), "ops"))
+    asyncio.run(rollouts.decide("iris", newer.id, "reject", "boss", "not now"))
+    assert workflows.activity_calls.count(DECIDED) == 1
