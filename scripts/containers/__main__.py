@@ -31,6 +31,7 @@ def build(only: list[str] | None = None) -> None:
 
 
 def up(no_build: bool) -> None:
+    from_env().check_ports()  # before the engine starts: nothing to undo
     found = engine.ensure()
     engine.say(f"engine {found.version}" + (" (started here; `down` stops it)" if found.started else ""))
     if not no_build or images.missing():

@@ -23,7 +23,7 @@ from scripts import credentials
 from scripts.containers import engine, images
 from scripts.infra.observability import OTLP_GRPC_PORT, OTLP_HTTP_PORT, PROMETHEUS_PORT, QUERY_PORT
 from scripts.infra.observability import enabled as observability_enabled
-from scripts.proc import ROOT, SetupError, wait_until
+from scripts.proc import ROOT, SetupError, port_open, wait_until, who_listens
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 # The services of docker-compose.yml that run an app (two inference replicas), by app id.
@@ -68,6 +68,27 @@ class ComposeStack:
     @property
     def secrets_dir(self) -> Path:
         return self.workdir / ".data" / "compose"
+
+    def published(self) -> list[tuple[str, int, str]]:
+        """What the stack publishes on 127.0.0.1: (what, port, the setting that moves it)."""
+        ports = [("the gateway", self.gateway_port, "DAPRML_GATEWAY_PORT")]
+        if self.observability:
+            ports += [
+                ("Prometheus' UI", self.prometheus_port, "DAPRML_PROMETHEUS_PORT"),
+                ("Jaeger's UI", self.jaeger_port, "DAPRML_JAEGER_PORT"),
+            ]
+        return ports
+
+    def check_ports(self) -> None:
+        """Refuses, before anything starts, a port another process holds (`make up`'s stack
+        holds 8000, 9090 and 16686): compose would otherwise fail halfway, on the first one.
+        The engine's own proxy is this stack already running, and may stay."""
+        for what, port, setting in self.published():
+            if port_open(port) and "docker-proxy" not in (holder := who_listens(port)):
+                raise SetupError(
+                    f"port {port} ({what}) is taken by {holder}: stop it (`make down` stops the local stack) "
+                    f"or set {setting} to a free port"
+                )
 
     @property
     def env_file(self) -> Path:

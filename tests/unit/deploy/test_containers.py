@@ -241,3 +241,16 @@ def test_dapr_entry_runs_its_program_with_the_flags_the_kubernetes_injector_pass
     assert entry("/echo", "--app-id", "gateway") == "--app-id gateway"
     assert entry("--app-id", "gateway") == "--app-id gateway"  # compose's: the flags alone
     assert entry("/other", "--x") == "/other --x"  # only its own program's path is dropped
+
+
+def test_a_port_another_process_holds_is_refused_before_anything_starts_naming_its_setting(tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        compose = stack.ComposeStack(tmp_path, "p", free_port(), observability=True, prometheus_port=port)
+        with pytest.raises(SetupError, match=f"port {port} \\(Prometheus' UI\\) is taken by .*DAPRML_PROMETHEUS_PORT"):
+            compose.check_ports()
+        stack.ComposeStack(tmp_path, "p", free_port(), observability=False, prometheus_port=port).check_ports()
