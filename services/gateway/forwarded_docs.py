@@ -32,6 +32,16 @@ def extract(documents: dict[str, dict[str, Any]], operations: set[tuple[str, str
                     continue
                 success = {s: r for s, r in operation.get("responses", {}).items() if s.startswith("2")}
                 entry = {"service": service, "responses": success}
+                # An error the service answers with a model of its own (inference's 503
+                # {"ready": false}, say), beside the gateway's own answer for that status. Not
+                # 422: the gateway's schema for it covers the services' validation errors.
+                errors = {
+                    s: r
+                    for s, r in operation.get("responses", {}).items()
+                    if not s.startswith("2") and s != "422" and "$ref" in json.dumps(r.get("content", {}))
+                }
+                if errors:
+                    entry["errors"] = errors
                 if "requestBody" in operation:
                     entry["requestBody"] = operation["requestBody"]
                 found["operations"][f"{method.upper()} {path}"] = entry
@@ -58,7 +68,7 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> None:
+def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Puts the services' request bodies and success responses on the gateway's forwarded
     operations, in place. A
     service's schema keeps its name unless the document already has another schema by that
@@ -83,6 +93,33 @@ def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> None:
         responses.update(_renamed(found["responses"], names))
         if "requestBody" in found:
             operation["requestBody"] = _renamed(found["requestBody"], names)
+    return renamed
+
+
+def merge_errors(document: dict[str, Any], forwarded: dict[str, Any], renamed: dict[str, dict[str, str]]) -> None:
+    """Beside the gateway's own answer for an error status, the one its service gives with a
+    model of its own, in place (after the gateway's error responses are in the document;
+    `renamed` is what merge returned)."""
+    for key, found in forwarded["operations"].items():
+        method, path = key.split(" ", 1)
+        operation = document.get("paths", {}).get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        responses = operation.setdefault("responses", {})
+        for status, theirs in _renamed(found.get("errors", {}), renamed.get(found["service"], {})).items():
+            responses[status] = _either(responses.get(status), theirs)
+
+
+def _either(mine: dict[str, Any] | None, theirs: dict[str, Any]) -> dict[str, Any]:
+    """A response that may be the gateway's own or the service's, by its JSON schema."""
+    if mine is None:
+        return theirs
+    schemas = [r.get("content", {}).get("application/json", {}).get("schema") for r in (mine, theirs)]
+    if None in schemas or schemas[0] == schemas[1]:
+        return mine
+    description = f"{mine.get('description', '')}; or, from the service: {theirs.get('description', '')}"
+    content = {**mine.get("content", {}), "application/json": {"schema": {"anyOf": schemas}}}
+    return {**mine, "description": description, "content": content}
 
 
 def _renamed(node: Any, names: dict[str, str]) -> Any:

@@ -82,7 +82,8 @@ def truthful(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = make()
-        forwarded_docs.merge(document, forwarded_docs.stored())
+        forwarded = forwarded_docs.stored()
+        renamed = forwarded_docs.merge(document, forwarded)
         for path, operations in document["paths"].items():
             if not (path.startswith("/api") or path.startswith("/v2")):
                 continue
@@ -90,6 +91,7 @@ def truthful(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 responses = operation.setdefault("responses", {})
                 for status in sorted(_statuses(method, path, operation)):
                     responses[str(status)] = _response(status, path, responses.get(str(status)))
+        forwarded_docs.merge_errors(document, forwarded, renamed)
         app.openapi_schema = document
         return document
 

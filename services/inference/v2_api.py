@@ -55,7 +55,10 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready", responses={200: {"model": ServerReady}, 503: {"model": ServerReady}})
+NOT_READY = {"model": ServerReady, "description": 'not ready: {"ready": false} (its sidecar does not answer)'}
+
+
+@router.get("/health/ready", responses={200: {"model": ServerReady}, 503: NOT_READY})
 async def ready(probe: ProbeDep) -> JSONResponse:
     """Ready when the sidecar answers (models are loaded on first use)."""
     healthy = await probe.healthy()

@@ -93,6 +93,12 @@ def test_every_forwarded_operation_documents_its_success_as_its_service_does():
                 their_body["content"]["application/json"]["schema"],
             )
             assert schema.get("$ref", "").rsplit(".", 1)[-1] == their_schema.get("$ref", "").rsplit(".", 1)[-1], key
+        # An error the service answers with a model of its own: either body, the gateway's or its.
+        for status, response in entry.get("errors", {}).items():
+            theirs_ref = response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+            either = gateway["paths"][path][method.lower()]["responses"][status]["content"]["application/json"]
+            assert [s.get("$ref", "").rsplit("/", 1)[-1] for s in either["schema"]["anyOf"]][1] == theirs_ref, key
+    assert "503" in found["GET /v2/health/ready"]["errors"]  # {"ready": false}
     assert {k for k, e in found.items() if "requestBody" in e} >= {
         "POST /api/models/{name}/predict",
         "POST /v2/models/{name}/infer",
