@@ -6,9 +6,9 @@ pool for good ("the process pool is not usable anymore"), and no task of it can 
 Here a task that is canceled, runs out of time or of memory, or whose worker dies, costs only
 its own worker, which is replaced.
 
-Workers are fresh interpreters started with posix_spawn, never a fork: the service's process
-holds gRPC threads, which a fork would copy in a broken state, and whose fork handlers crashed
-children before their exec (see Worker.start). They are started from
+Workers are started with fork+exec of a fresh interpreter, never a bare fork: the service's
+process holds gRPC threads, which a fork would copy in a broken state (and whose fork handlers
+crashed children before their exec: fork_safety.py turns them off). They are started from
 the event loop's thread, which lives as long as the service: the kernel kills a worker when the
 thread that started it ends (PR_SET_PDEATHSIG), not only when the process does.
 """
@@ -81,20 +81,13 @@ class Worker:
         cls, memory_bytes: int, preload: Sequence[str], env: Mapping[str, str], timeout_s: float
     ) -> "Worker":
         argv = [sys.executable, "-m", "services.training.worker", str(os.getpid()), str(memory_bytes), *preload]
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         try:
-            # Spawned (posix_spawn: no fork handlers run), not forked then exec'd: gRPC's fork
-            # handlers start threads in a forked child, which crashed it (SIGSEGV in cygrpc,
-            # before the exec) while other threads were calling into gRPC; every replacement
-            # worker died so and the service went unhealthy. subprocess spawns only without
-            # close_fds and cwd: Python's own descriptors are not inheritable anyway (PEP 446),
-            # and the worker finds its module by PYTHONPATH instead of the directory.
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
-                close_fds=False,
-                env={**os.environ, **env, "PYTHONPATH": path},
+                cwd=ROOT,
+                env={**os.environ, **env},
                 limit=READ_CHUNK,
             )
         except OSError as exc:

@@ -183,22 +183,3 @@ def test_a_worker_dies_with_the_process_that_started_it():
     finally:
         parent.kill()
         parent.wait()
-
-
-def test_a_worker_is_spawned_never_forked(monkeypatch):
-    """posix_spawn runs no fork handlers: gRPC's crashed forked children before their exec
-    (SIGSEGV in cygrpc while other threads called into gRPC; see Worker.start)."""
-    spawned: list[list[str]] = []
-    spawn = subprocess.Popen._posix_spawn  # type: ignore[attr-defined]
-
-    def recorded(self, args, *rest):
-        spawned.append(list(args))
-        return spawn(self, args, *rest)
-
-    monkeypatch.setattr(subprocess.Popen, "_posix_spawn", recorded)
-
-    async def test(pool: Pool):
-        return await pool.run("job", tasks.pid)
-
-    assert run(test) != os.getpid()
-    assert [a[1:3] for a in spawned] == [["-m", "services.training.worker"]], spawned
