@@ -414,7 +414,10 @@ def test_a_rollout_shadows_then_canaries_a_candidate_and_promotes_it_on_live_evi
         assert gateway.post("/api/training/jobs", json=forest).status_code == 202
         finished_job(gateway, name, count=3, timeout_s=180)
         plan = [{"shadow": 100, "for": 20}, {"canary": 50, "for": 20}, {"promote": True}]
-        body = {"candidate": 3, "plan": plan, "gates": {"min_samples": 10}, "reason": "e2e"}
+        # The workflow on the profile is what is tested here: latency is not judged (on 2 cores
+        # with 22 containers a p99 spike is noise; tests/integration/test_rollouts.py judges it).
+        gates = {"min_samples": 10, "max_p99_ratio": 100, "p99_slack_ms": 60_000}
+        body = {"candidate": 3, "plan": plan, "gates": gates, "reason": "e2e"}
         started = gateway.post(f"/api/models/{name}/rollouts", json=body)
         assert started.status_code == 201, started.text
         rollout_id, t0 = started.json()["id"], time.monotonic()
@@ -426,7 +429,8 @@ def test_a_rollout_shadows_then_canaries_a_candidate_and_promotes_it_on_live_evi
                 return found if found["status"] not in ("running", "waiting_for_approval") else None
 
             done = poll(finished, 180)
-        assert done and done["status"] == "promoted", gateway.get(f"/api/models/{name}/rollouts/{rollout_id}").json()
+        last = gateway.get(f"/api/models/{name}/rollouts/{rollout_id}").json()
+        assert done and done["status"] == "promoted", f"{last['status']}: {last.get('outcome')}; {last}"
         assert gateway.get(f"/api/models/{name}").json()["aliases"]["champion"] == 3
         failed = [status for _, status, _ in stream.answers if status != 200]
         assert failed == [], f"{len(failed)} of {len(stream.answers)} requests failed: {sorted(set(failed))}"
