@@ -10,6 +10,7 @@ is current): the gateway imports no service's code, and its document cannot drif
 
 import copy
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def _refs(node: Any) -> list[str]:
 
 def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Puts the services' request bodies and success responses on the gateway's forwarded
-    operations, in place. A
+    operations, in place; returns how each service's schemas are named in the document. A
     service's schema keeps its name unless the document already has another schema by that
     name; it is then named "<service>.<name>"."""
     components = document.setdefault("components", {}).setdefault("schemas", {})
@@ -81,15 +82,10 @@ def merge(document: dict[str, Any], forwarded: dict[str, Any]) -> dict[str, dict
             names[name] = name if components.get(name, schema) == schema else f"{service}.{name}"
         for name, schema in schemas.items():
             components[names[name]] = _renamed(schema, names)
-    for key, found in forwarded["operations"].items():
-        method, path = key.split(" ", 1)
-        operation = document.get("paths", {}).get(path, {}).get(method.lower())
-        if operation is None:
-            continue  # a route the gateway no longer has: the snapshot test says so
+    for operation, found, names in _operations(document, forwarded, renamed):
         responses = operation.setdefault("responses", {})
         for status in [s for s in responses if s.startswith("2")]:
             del responses[status]
-        names = renamed.get(found["service"], {})
         responses.update(_renamed(found["responses"], names))
         if "requestBody" in found:
             operation["requestBody"] = _renamed(found["requestBody"], names)
@@ -100,14 +96,23 @@ def merge_errors(document: dict[str, Any], forwarded: dict[str, Any], renamed: d
     """Beside the gateway's own answer for an error status, the one its service gives with a
     model of its own, in place (after the gateway's error responses are in the document;
     `renamed` is what merge returned)."""
+    for operation, found, names in _operations(document, forwarded, renamed):
+        responses = operation.setdefault("responses", {})
+        for status, theirs in _renamed(found.get("errors", {}), names).items():
+            responses[status] = _either(responses.get(status), theirs)
+
+
+def _operations(
+    document: dict[str, Any], forwarded: dict[str, Any], renamed: dict[str, dict[str, str]]
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, str]]]:
+    """Each forwarded operation the document has, with what the file holds for it and its
+    service's schema names (a route the gateway no longer has is skipped: the snapshot test
+    says so)."""
     for key, found in forwarded["operations"].items():
         method, path = key.split(" ", 1)
         operation = document.get("paths", {}).get(path, {}).get(method.lower())
-        if operation is None:
-            continue
-        responses = operation.setdefault("responses", {})
-        for status, theirs in _renamed(found.get("errors", {}), renamed.get(found["service"], {})).items():
-            responses[status] = _either(responses.get(status), theirs)
+        if operation is not None:
+            yield operation, found, renamed.get(found["service"], {})
 
 
 def _either(mine: dict[str, Any] | None, theirs: dict[str, Any]) -> dict[str, Any]:
